@@ -1,0 +1,101 @@
+"""One format for argument errors, as scikit-learn does: name the argument, the allowed values and
+what was given. ``ValueError`` for a wrong value, ``TypeError`` for a wrong type."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable
+from typing import Any, NoReturn
+
+__all__ = [
+    "bad_value",
+    "bad_type",
+    "check_choice",
+    "check_number",
+    "check_int",
+    "suggest",
+]
+
+
+def bad_value(name: str, allowed: str, got: Any) -> NoReturn:
+    """Raise ``ValueError("The 'name' argument must be <allowed>; got <got>.")``."""
+    raise ValueError(f"The {name!r} argument must be {allowed}; got {got!r}.")
+
+
+def bad_type(name: str, allowed: str, got: Any) -> NoReturn:
+    """Raise ``TypeError`` naming the argument, the allowed types and the type given."""
+    raise TypeError(f"The {name!r} argument must be {allowed}; got {type(got).__name__} {got!r}.")
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """A ``" (did you mean 'x'?)"`` suffix for the closest choice, or ``""``.
+
+    >>> suggest("xavier_unifrom", ["xavier_uniform", "xavier_normal"])
+    " (did you mean 'xavier_uniform'?)"
+    """
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices`` (case-sensitive), else raise ValueError.
+
+    >>> check_choice("mode", "fan_in", ["fan_in", "fan_out"])
+    'fan_in'
+    """
+    options = list(choices)
+    if not isinstance(value, str):
+        bad_type(name, "one of " + ", ".join(repr(c) for c in options), value)
+    if value not in options:
+        raise ValueError(
+            f"The {name!r} argument must be one of {', '.join(repr(c) for c in options)}; "
+            f"got {value!r}{suggest(value, options)}."
+        )
+    return value
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``float(value)`` if it is a finite real number in the given range.
+
+    Booleans are rejected (``True`` is not a slope).
+
+    >>> check_number("std", 0.5, low=0)
+    0.5
+    """
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        bad_type(name, "a real number", value)
+    x = float(value)
+    if not math.isfinite(x):
+        bad_value(name, "a finite number", value)
+    if low is not None and (x < low or (low_open and x == low)):
+        bad_value(name, f"{'>' if low_open else '>='} {low}", value)
+    if high is not None and (x > high or (high_open and x == high)):
+        bad_value(name, f"{'<' if high_open else '<='} {high}", value)
+    return x
+
+
+def check_int(name: str, value: Any, *, low: int | None = None) -> int:
+    """Return ``int(value)`` if it is an integer (not a bool) ``>= low``.
+
+    >>> check_int("groups", 2, low=1)
+    2
+    """
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        bad_type(name, "an int", value)
+    v = int(value)
+    if low is not None and v < low:
+        bad_value(name, f"an int >= {low}", value)
+    return v

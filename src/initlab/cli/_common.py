@@ -1,0 +1,76 @@
+"""Helpers shared by the CLI verbs: JSON output, shape parsing, the rich console."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+__all__ = ["emit_json", "parse_shape", "parse_int_list", "to_jsonable", "console"]
+
+
+def console() -> Any:
+    """A rich Console on stdout (imported lazily)."""
+    from rich.console import Console
+
+    return Console()
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, tuples and non-finite floats to plain JSON values.
+
+    NaN and ±inf become None (JSON has no NaN), so the output is strict JSON.
+    """
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return x if math.isfinite(x) else None
+    return obj
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as strict JSON on stdout."""
+    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def parse_shape(text: str, *, name: str = "--shape") -> tuple[int, ...]:
+    """Parse ``"300x500"`` (or ``"64,3,3,3"``) into a tuple of non-negative ints.
+
+    >>> parse_shape("300x500")
+    (300, 500)
+    """
+    parts = text.replace(",", "x").lower().split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"The {name!r} option must look like 300x500 (non-negative ints); got {text!r}.") from None
+    if any(d < 0 for d in dims):
+        raise ValueError(f"The {name!r} option must have non-negative sizes; got {text!r}.")
+    return dims
+
+
+def parse_int_list(text: str, *, name: str) -> list[int]:
+    """Parse ``"2,12,6,1"`` into ``[2, 12, 6, 1]`` (positive ints).
+
+    >>> parse_int_list("2,12,6,1", name="--layers")
+    [2, 12, 6, 1]
+    """
+    try:
+        vals = [int(p) for p in text.split(",") if p.strip() != ""]
+    except ValueError:
+        raise ValueError(f"The {name!r} option must be comma-separated positive ints like 2,12,6,1; got {text!r}.") from None
+    if len(vals) < 2 or any(v <= 0 for v in vals):
+        raise ValueError(f"The {name!r} option must be at least two comma-separated positive ints; got {text!r}.")
+    return vals
