@@ -45,8 +45,8 @@ def child_seeds(rng: RngLike, n: int, *, name: str = "rng") -> list[np.random.Se
     Used to give each block of a large array its own stream, so that the result does not depend
     on how many threads fill the blocks.
 
-    >>> a = [s.generate_state(1)[0] for s in child_seeds(3, 2)]
-    >>> b = [s.generate_state(1)[0] for s in child_seeds(3, 2)]
+    >>> a = [int(s.generate_state(1)[0]) for s in child_seeds(3, 2)]
+    >>> b = [int(s.generate_state(1)[0]) for s in child_seeds(3, 2)]
     >>> a == b and a[0] != a[1]
     True
     """

@@ -15,6 +15,7 @@ __all__ = [
     "check_number",
     "check_int",
     "suggest",
+    "resolve_dtype",
 ]
 
 
@@ -99,3 +100,28 @@ def check_int(name: str, value: Any, *, low: int | None = None) -> int:
     if low is not None and v < low:
         bad_value(name, f"an int >= {low}", value)
     return v
+
+
+def resolve_dtype(dtype: Any, *, name: str = "dtype", allowed: tuple[Any, ...] = ("float32", "float64")) -> Any:
+    """Return ``np.dtype(dtype)`` if it is one of ``allowed`` (default float32 and float64), else
+    raise ValueError naming the argument and the allowed dtypes. ``allowed`` holds anything
+    ``np.dtype`` accepts (``np.float32`` or ``"float32"``); numpy is imported lazily.
+
+    >>> resolve_dtype("float64")
+    dtype('float64')
+    >>> resolve_dtype("float16")
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'dtype' argument must be float32 or float64; got 'float16'.
+    """
+    import numpy as np
+
+    options = [np.dtype(a) for a in allowed]
+    words = " or ".join(str(o) for o in options) if len(options) <= 2 else "one of " + ", ".join(map(str, options))
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        bad_value(name, words, dtype)
+    if dt not in options:
+        bad_value(name, words, dtype)
+    return dt

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from typing import Any
+
+from initlab._json import to_jsonable
 
 __all__ = ["emit_json", "parse_shape", "parse_int_list", "to_jsonable", "console"]
 
@@ -15,29 +16,6 @@ def console() -> Any:
     from rich.console import Console
 
     return Console()
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, tuples and non-finite floats to plain JSON values.
-
-    NaN and ±inf become None (JSON has no NaN), so the output is strict JSON.
-    """
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        return x if math.isfinite(x) else None
-    return obj
 
 
 def emit_json(obj: Any) -> None:

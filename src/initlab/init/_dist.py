@@ -1,0 +1,192 @@
+"""The distribution a scheme resolves to for one shape, how to draw it and its exact moments.
+
+Every distribution-type scheme is a *plan*: ``plan(site, params) -> Dist``. The same Dist gives
+the samples (:func:`sample`) and the theoretical moments (:meth:`Dist.moments`), so the two
+cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from initlab._rng import RngLike
+from initlab._validation import bad_value
+from initlab.init._fans import Axes, check_layout, check_shape, fans_of, resolve_axes
+from initlab.init._sampling import fill
+
+__all__ = ["Dist", "Site", "check_dtype", "sample", "TRUNC_STD", "REAL_DTYPES", "COMPLEX_DTYPES"]
+
+#: std of N(0, 1) truncated to [-2, 2] = √(1 − 4φ(2)/(Φ(2) − Φ(−2))) (Keras/JAX's constant)
+TRUNC_STD = 0.87962566103423978
+REAL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+COMPLEX_DTYPES = (np.dtype(np.complex64), np.dtype(np.complex128))
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def check_dtype(dtype: Any, *, complex_ok: bool, scheme: str) -> np.dtype:
+    """The numpy dtype for ``dtype`` (float16/32/64; complex64/128 where the scheme has a target)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"The 'dtype' argument must be one of float16, float32, float64, complex64, complex128; "
+            f"got {dtype!r}."
+        ) from None
+    if dt in REAL_DTYPES:
+        return dt
+    if dt in COMPLEX_DTYPES:
+        if not complex_ok:
+            raise TypeError(
+                f"The 'dtype' argument of {scheme!r} must be float16, float32 or float64: "
+                f"{scheme!r} has no defined complex target variance; got {dt.name}."
+            )
+        return dt
+    raise TypeError(
+        f"The 'dtype' argument must be one of float16, float32, float64"
+        f"{', complex64, complex128' if complex_ok else ''}; got {dt.name}."
+    )
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a weight lives: its shape and axis convention (fans are computed on demand)."""
+
+    shape: tuple[int, ...]
+    layout: str = "torch"
+    in_axis: int | None = None
+    out_axis: int | None = None
+    transposed: bool = False
+
+    @staticmethod
+    def make(shape: Any, layout: Any = "torch", in_axis: Any = None, out_axis: Any = None, transposed: Any = False) -> Site:
+        check_layout(layout)
+        if not isinstance(transposed, (bool, np.bool_)):
+            raise TypeError(f"The 'transposed' argument must be a bool; got {type(transposed).__name__} {transposed!r}.")
+        return Site(check_shape(shape), layout, in_axis, out_axis, bool(transposed))
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def axes(self) -> Axes:
+        return resolve_axes(self.shape, self.layout, self.transposed, self.in_axis, self.out_axis)
+
+    def fans(self) -> tuple[int, int]:
+        return fans_of(self.shape, self.axes())
+
+
+def _phi(x: float) -> float:
+    return _INV_SQRT_2PI * math.exp(-0.5 * x * x) if math.isfinite(x) else 0.0
+
+
+def _xphi(x: float) -> float:
+    return x * _phi(x) if math.isfinite(x) else 0.0
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A resolved distribution.
+
+    kind ``"constant"`` (value ``loc``), ``"normal"`` (N(loc, scale²)), ``"uniform"``
+    (U(loc − scale, loc + scale)), ``"truncnorm"`` (N(loc, scale²) restricted to
+    [loc + alpha·scale, loc + beta·scale]). For complex dtypes the same variance is E|w − loc|²:
+    normal and truncnorm draw real and imaginary parts with variance var/2 each; uniform draws the
+    disk of radius scale·√(2/3).
+    """
+
+    kind: str
+    loc: float = 0.0
+    scale: float = 0.0
+    alpha: float = -math.inf
+    beta: float = math.inf
+
+    def moments(self) -> dict[str, Any]:
+        """Exact mean, variance and bounds (None when unbounded)."""
+        k, m, s = self.kind, self.loc, self.scale
+        if k == "constant" or (s == 0.0 and k in ("normal", "truncnorm", "uniform")):
+            return {"mean": m, "var": 0.0 if math.isfinite(s) else math.nan, "low": m, "high": m}
+        if not math.isfinite(s):
+            return {"mean": m, "var": math.nan, "low": None, "high": None}
+        if k == "normal":
+            return {"mean": m, "var": s * s, "low": None, "high": None}
+        if k == "uniform":
+            return {"mean": m, "var": s * s / 3.0, "low": m - s, "high": m + s}
+        if k == "truncnorm":
+            from scipy import special
+
+            a, b = self.alpha, self.beta
+            flip = a > -b
+            lo, hi = (-b, -a) if flip else (a, b)
+            z = float(special.ndtr(hi) - special.ndtr(lo))
+            if z <= 0.0:  # far tail: fall back to scipy's careful moments
+                from scipy import stats
+
+                mu_z, var_z = (float(v) for v in stats.truncnorm.stats(a, b, moments="mv"))
+            else:
+                mu_z = (_phi(lo) - _phi(hi)) / z
+                var_z = 1.0 + (_xphi(lo) - _xphi(hi)) / z - mu_z * mu_z
+                if flip:
+                    mu_z = -mu_z
+            return {
+                "mean": m + s * mu_z,
+                "var": s * s * var_z,
+                "low": m + s * a if math.isfinite(a) else None,
+                "high": m + s * b if math.isfinite(b) else None,
+            }
+        raise AssertionError(k)  # pragma: no cover
+
+
+Plan = Callable[[Site, dict[str, Any]], Dist]
+
+
+def sample(
+    plan: Plan,
+    params: dict[str, Any],
+    site: Site,
+    *,
+    rng: RngLike,
+    dtype: Any,
+    num_threads: Any,
+    complex_ok: bool,
+    scheme: str,
+) -> np.ndarray:
+    """Draw an array of ``site.shape`` from ``plan(site, params)``."""
+    dt = check_dtype(dtype, complex_ok=complex_ok, scheme=scheme)
+    if site.size == 0:
+        return np.empty(site.shape, dtype=dt)
+    d = plan(site, params)
+    n = site.size
+    if d.kind == "constant" or d.scale == 0.0:
+        return np.full(site.shape, d.loc, dtype=dt)
+    if not math.isfinite(d.scale):
+        bad_value("shape", "a shape whose fans are positive", site.shape)
+    work = np.dtype(np.float32) if dt == np.float16 else dt
+    if dt.kind == "c":
+        real = np.dtype(np.float32) if dt == np.complex64 else np.dtype(np.float64)
+        out = np.empty(n, dtype=dt)
+        flat = out.view(real)
+        if d.kind == "uniform":
+            fill(flat, rng, "disk", scale=d.scale * math.sqrt(2.0 / 3.0), num_threads=num_threads)
+        elif d.kind == "normal":
+            fill(flat, rng, "normal", scale=d.scale / math.sqrt(2.0), num_threads=num_threads)
+        else:
+            fill(flat, rng, "truncnorm", scale=d.scale / math.sqrt(2.0), alpha=d.alpha, beta=d.beta,
+                 num_threads=num_threads)
+        if d.loc != 0.0:
+            flat[0::2] += real.type(d.loc)
+        return out.reshape(site.shape)
+    out = np.empty(n, dtype=work)
+    if d.kind == "normal":
+        fill(out, rng, "normal", loc=d.loc, scale=d.scale, num_threads=num_threads)
+    elif d.kind == "uniform":
+        fill(out, rng, "uniform", loc=d.loc - d.scale, scale=2.0 * d.scale, num_threads=num_threads)
+    else:
+        fill(out, rng, "truncnorm", loc=d.loc, scale=d.scale, alpha=d.alpha, beta=d.beta, num_threads=num_threads)
+    if work != dt:
+        out = out.astype(dt)
+    return out.reshape(site.shape)

@@ -1,0 +1,422 @@
+"""Structured schemes: orthogonal, eye, dirac, delta_orthogonal, sparse and ZerO.
+
+Each works on the canonical view ``[out, in, *kernel]`` of the weight (the axes come from
+``layout`` / ``in_axis`` / ``out_axis`` / ``transposed``, exactly as for fans) and is transposed
+back to the caller's layout, so ``layout="torch"`` reproduces torch and ``layout="keras"`` Keras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from initlab._rng import RngLike, as_generator
+from initlab._validation import bad_value, check_int, check_number
+from initlab.init._dist import Site, check_dtype
+from initlab.init._sampling import fill, resolve_threads
+
+__all__ = ["orthogonal", "eye", "dirac", "delta_orthogonal", "sparse", "zero", "orthogonal_matrix"]
+
+Shape = Any
+
+
+def _real_of(dt: np.dtype) -> np.dtype:
+    if dt == np.complex64 or dt == np.float16 or dt == np.float32:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+@functools.lru_cache(maxsize=1)
+def _scipy_openblas() -> Any:
+    """scipy's bundled OpenBLAS (for its thread-count setter), or None if not found."""
+    try:
+        import ctypes
+        from pathlib import Path
+
+        import scipy
+
+        libdir = Path(scipy.__file__).resolve().parent.parent / "scipy.libs"
+        for path in sorted(libdir.glob("libscipy_openblas*.so*")):
+            lib = ctypes.CDLL(str(path))
+            if hasattr(lib, "scipy_openblas_set_num_threads") and hasattr(lib, "scipy_openblas_get_num_threads"):
+                return lib
+    except Exception:  # pragma: no cover - any other BLAS: leave its threads alone
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def _lapack_threads(n: int) -> Iterator[None]:
+    """Run scipy's LAPACK with ``n`` threads (best effort; restored afterwards).
+
+    initlab's ``num_threads`` governs every part of a draw, the QR included; it also avoids
+    OpenBLAS's collapse when its threads compete with other busy processes.
+    """
+    lib = _scipy_openblas()
+    if lib is None:
+        yield
+        return
+    old = int(lib.scipy_openblas_get_num_threads())
+    if old == n:
+        yield
+        return
+    lib.scipy_openblas_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        lib.scipy_openblas_set_num_threads(old)
+
+
+_Q_BLOCK = 256  # columns per task when forming Q; fixed, so results never depend on threads
+
+
+def _form_q_blocked(v: np.ndarray, tau: np.ndarray, threads: int) -> np.ndarray:
+    """Q = H_1⋯H_k (k = v.shape[1]) formed in column blocks of :data:`_Q_BLOCK`, in parallel.
+
+    Column block [c0, c1) of Q is H_1⋯H_{c1}·E[:, c0:c1]: reflectors j >= c1 act on rows >= j,
+    where those identity columns are zero, so they are skipped; total work equals orgqr's
+    (4/3·n³ for a square Q). Each block is one LAPACK ``ormqr``/``unmqr`` call (it releases the
+    GIL), so the blocks run on initlab's threads.
+    """
+    from scipy.linalg import lapack
+
+    from initlab.init._sampling import _pool
+
+    m, k = v.shape
+    (ormqr,) = lapack.get_lapack_funcs(("unmqr" if v.dtype.kind == "c" else "ormqr",), (v,))
+    q = np.zeros((m, k), dtype=v.dtype, order="F")
+    starts = list(range(0, k, _Q_BLOCK))
+
+    def job(c0: int) -> None:
+        c1 = min(k, c0 + _Q_BLOCK)
+        e = np.zeros((m, c1 - c0), dtype=v.dtype, order="F")
+        e[np.arange(c0, c1), np.arange(c1 - c0)] = 1
+        cq, _, info = ormqr("L", "N", v[:, :c1], tau[:c1], e, lwork=64 * (c1 - c0), overwrite_c=1)
+        if info != 0:  # pragma: no cover - LAPACK argument error
+            raise RuntimeError(f"LAPACK ormqr failed with info={info}")
+        q[:, c0:c1] = cq
+
+    order = starts[::-1]  # the costly blocks (many reflectors) first, for balance
+    if threads <= 1:
+        for c0 in order:
+            job(c0)
+    else:
+        for _ in _pool(threads).map(job, order):
+            pass
+    return q
+
+
+def orthogonal_matrix(rows: int, cols: int, gen: np.random.Generator, dtype: np.dtype, num_threads: Any = None) -> np.ndarray:
+    """A Haar-random (rows, cols) matrix with orthonormal rows (rows <= cols) or columns (rows > cols).
+
+    Same distribution as torch's ``orthogonal_`` (QR of a Gaussian (big, small) matrix, Q times
+    the signs of diag(R); Mezzadri, "How to generate random matrices from the classical compact
+    groups", 2007), computed without the factorisation: in Householder QR of a Gaussian matrix,
+    step j meets a fresh N(0, I) vector (the earlier reflections are orthogonal and independent
+    of it), so the Householder vectors of QR(G) ARE independent Gaussian vectors of lengths
+    big, big−1, …. initlab draws them directly (Stewart, "The efficient generation of random
+    orthogonal matrices with an application to condition estimators", 1980) and forms Q with
+    LAPACK ``orgqr``/``ungqr`` alone — half the flops of ``geqrf`` + ``orgqr``, in float32 for
+    float32 weights.
+    """
+    from scipy.linalg import lapack
+
+    big, small = max(rows, cols), min(rows, cols)
+    work = dtype if dtype.kind == "c" else _real_of(dtype)
+    real = _real_of(work)
+    a = np.empty((big, small), dtype=work, order="F")
+    flat = a.reshape(-1, order="F").view(real) if work.kind == "c" else a.reshape(-1, order="F")
+    # a.reshape(order="F") of an F-ordered array is a view: fill writes into ``a``
+    fill(flat, gen, "normal", scale=(1 / math.sqrt(2)) if work.kind == "c" else 1.0, num_threads=num_threads)
+    # column j's reflector comes from x = a[j:, j]: beta = -sign(Re x0)·|x|, tau = (beta - x0)/beta,
+    # v = x[1:]/(x0 - beta) (LAPACK's larfg convention); R's diagonal would be beta.
+    norm = np.linalg.norm(np.tril(a), axis=0).astype(np.float64)
+    alpha = np.diagonal(a).astype(np.complex128 if work.kind == "c" else np.float64)
+    beta = -np.copysign(norm, alpha.real)
+    tau = ((beta - alpha) / beta).astype(work)
+    a *= (1.0 / (alpha - beta)).astype(work)[None, :]
+    threads = resolve_threads(num_threads)
+    # OpenBLAS's own threads cost more than they bring on <= 2 cores (measured on a 2-core VM:
+    # orgqr 2048² took 0.25–8 s with 2 threads, a steady 0.26 s with 1), so each LAPACK call is
+    # single-threaded there and initlab's threads split the work instead.
+    with _lapack_threads(threads if threads > 2 else 1):
+        if small <= _Q_BLOCK:
+            (orgqr,) = lapack.get_lapack_funcs(("ungqr" if work.kind == "c" else "orgqr",), (a,))
+            q, _, info = orgqr(a, tau, lwork=64 * max(small, 1), overwrite_a=1)
+            if info != 0:  # pragma: no cover - LAPACK argument error
+                raise RuntimeError(f"LAPACK orgqr failed with info={info}")
+        else:
+            q = _form_q_blocked(a, tau, threads if threads <= 2 else 1)
+    q *= np.sign(beta).astype(real)[None, :]
+    if rows < cols:
+        q = q.T
+    return q
+
+
+def _canonical(site: Site) -> tuple[tuple[int, ...], list[int]]:
+    """(canonical shape [out, in, *k], permutation taking canonical axes to the caller's)."""
+    ax = site.axes()
+    perm = [ax.out_axis, ax.in_axis, *ax.kernel_axes]
+    return tuple(site.shape[p] for p in perm), perm
+
+
+def _from_canonical(w: np.ndarray, perm: list[int]) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(w, np.argsort(perm)))
+
+
+def _check_gain(gain: Any = 1.0) -> dict[str, Any]:
+    return {"gain": check_number("gain", gain, low=0.0)}
+
+
+def orthogonal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = np.float32,
+               layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
+               transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+    """A (semi-)orthogonal matrix times ``gain`` (torch ``orthogonal_``).
+
+    The out axis becomes the rows and every other axis is flattened into the columns (torch:
+    rows = size(0)); the rows are orthonormal when rows ≤ cols (W·Wᵀ = g²I), else the columns
+    (WᵀW = g²I). Complex dtypes give a unitary matrix (E|w|² per entry = g²·min/(rows·cols)).
+    Saxe, McClelland & Ganguli, "Exact solutions to the nonlinear dynamics of learning in deep
+    linear neural networks", 2014.
+
+    >>> w = orthogonal((3, 5), rng=0).astype(np.float64)
+    >>> bool(np.allclose(w @ w.T, np.eye(3), atol=1e-6))
+    True
+    """
+    p = _check_gain(gain)
+    site = Site.make(shape, layout, in_axis, out_axis, transposed)
+    dt = check_dtype(dtype, complex_ok=True, scheme="orthogonal")
+    if len(site.shape) < 2:
+        bad_value("shape", "a shape with 2 or more dimensions (only tensors with 2 or more dimensions are supported)",
+                  site.shape)
+    if site.size == 0:
+        return np.empty(site.shape, dtype=dt)
+    cshape, perm = _canonical(site)
+    rows = cshape[0]
+    cols = site.size // rows
+    q = orthogonal_matrix(rows, cols, as_generator(rng), dt, num_threads)
+    if p["gain"] != 1.0:
+        q *= q.real.dtype.type(p["gain"])
+    w = q.reshape(cshape)
+    return _from_canonical(w, perm).astype(dt, copy=False)
+
+
+def _moments_orthogonal(site: Site, p: dict[str, Any]) -> dict[str, Any]:
+    if len(site.shape) < 2:
+        bad_value("shape", "a shape with 2 or more dimensions", site.shape)
+    if site.size == 0:
+        return {"mean": 0.0, "var": math.nan, "low": -p["gain"], "high": p["gain"]}
+    rows = _canonical(site)[0][0]
+    cols = site.size // rows
+    g = p["gain"]
+    return {"mean": 0.0, "var": g * g * min(rows, cols) / (rows * cols), "low": -g, "high": g}
+
+
+def eye(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+        in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
+        num_threads: int | None = None) -> np.ndarray:
+    """The (rectangular) identity times ``gain``, 2-D only (torch ``eye_``, Keras ``Identity``).
+
+    Preserves the inputs in linear layers, as many as possible.
+
+    >>> eye((2, 3)).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    """
+    p = _check_gain(gain)
+    site = Site.make(shape, layout, in_axis, out_axis, transposed)
+    dt = check_dtype(dtype, complex_ok=True, scheme="eye")
+    if len(site.shape) != 2:
+        bad_value("shape", "a 2-D shape (only tensors with 2 dimensions are supported)", site.shape)
+    w = np.zeros(site.shape, dtype=dt)
+    np.fill_diagonal(w, p["gain"])
+    return w
+
+
+def _check_conv_ndim(site: Site, name: str) -> None:
+    if len(site.shape) not in (3, 4, 5):
+        bad_value("shape", f"a 3-, 4- or 5-D convolution kernel for {name} "
+                  "(only tensors with 3, 4, or 5 dimensions are supported)", site.shape)
+
+
+def _check_dirac(groups: Any = 1) -> dict[str, Any]:
+    return {"groups": check_int("groups", groups, low=1)}
+
+
+def dirac(shape: Shape, *, groups: int = 1, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+          in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
+          num_threads: int | None = None) -> np.ndarray:
+    """The Dirac delta kernel (torch ``dirac_``): a convolution that passes its inputs through.
+
+    For each of ``groups`` groups, channel d of the group's outputs gets a 1 at input d, at the
+    centre tap k//2 of every kernel axis (torch's centre). Out channels must divide by groups.
+    Zagoruyko & Komodakis, "DiracNets: Training Very Deep Neural Networks Without
+    Skip-Connections", 2017.
+
+    >>> w = dirac((2, 2, 3))
+    >>> w[:, :, 1].tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    p = _check_dirac(groups)
+    site = Site.make(shape, layout, in_axis, out_axis, transposed)
+    dt = check_dtype(dtype, complex_ok=True, scheme="dirac")
+    _check_conv_ndim(site, "dirac")
+    cshape, perm = _canonical(site)
+    g = p["groups"]
+    if cshape[0] % g != 0:
+        bad_value("groups", f"a divisor of the out channels ({cshape[0]}): dim 0 must be divisible by groups", groups)
+    w = np.zeros(cshape, dtype=dt)
+    opg = cshape[0] // g
+    centre = tuple(k // 2 for k in cshape[2:])
+    m = min(opg, cshape[1])
+    if m > 0 and all(k > 0 for k in cshape[2:]):
+        d = np.arange(m)
+        for gi in range(g):
+            w[(gi * opg + d, d, *centre)] = 1
+    return _from_canonical(w, perm)
+
+
+def delta_orthogonal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = np.float32,
+                     layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
+                     transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+    """Delta-orthogonal convolution kernel (JAX ``delta_orthogonal``).
+
+    Every tap is zero except the centre ((k−1)//2 on each kernel axis, as JAX), which is a random
+    orthogonal (out × in) matrix with orthonormal columns, times ``gain`` (out ≥ in required), so
+    the convolution is norm-preserving. Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington,
+    "Dynamical Isometry and a Mean Field Theory of CNNs: How to Train 10,000-Layer Vanilla
+    Convolutional Neural Networks", 2018.
+
+    >>> w = delta_orthogonal((4, 2, 3), rng=0).astype(np.float64)
+    >>> bool(np.allclose(w[:, :, 1].T @ w[:, :, 1], np.eye(2), atol=1e-6))
+    True
+    """
+    p = _check_gain(gain)
+    site = Site.make(shape, layout, in_axis, out_axis, transposed)
+    dt = check_dtype(dtype, complex_ok=True, scheme="delta_orthogonal")
+    _check_conv_ndim(site, "delta_orthogonal")
+    cshape, perm = _canonical(site)
+    if cshape[0] < cshape[1]:
+        bad_value("shape", f"out channels >= in channels for delta_orthogonal (got out={cshape[0]}, in={cshape[1]})",
+                  site.shape)
+    w = np.zeros(cshape, dtype=dt)
+    if site.size == 0:
+        return _from_canonical(w, perm)
+    q = orthogonal_matrix(cshape[0], cshape[1], as_generator(rng), dt, num_threads)
+    centre = tuple((k - 1) // 2 for k in cshape[2:])
+    w[(slice(None), slice(None), *centre)] = q * p["gain"]
+    return _from_canonical(w, perm)
+
+
+def _moments_delta(site: Site, p: dict[str, Any]) -> dict[str, Any]:
+    _check_conv_ndim(site, "delta_orthogonal")
+    cshape, _ = _canonical(site)
+    g = p["gain"]
+    if site.size == 0:
+        return {"mean": 0.0, "var": math.nan, "low": -g, "high": g}
+    k = math.prod(cshape[2:])
+    return {"mean": 0.0, "var": g * g / (cshape[0] * k), "low": -g, "high": g}
+
+
+def _check_sparse(sparsity: Any = None, std: Any = 0.01) -> dict[str, Any]:
+    if sparsity is None:
+        bad_value("sparsity", "a number in [0, 1] (the fraction of zeros per column; required)", sparsity)
+    return {"sparsity": check_number("sparsity", sparsity, low=0.0, high=1.0), "std": check_number("std", std, low=0.0)}
+
+
+def sparse(shape: Shape, *, sparsity: float | None = None, std: float = 0.01, rng: RngLike = None,
+           dtype: Any = np.float32, layout: str = "torch", in_axis: int | None = None,
+           out_axis: int | None = None, transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+    """N(0, std²) with ceil(sparsity·rows) zeros in every column, 2-D only (torch ``sparse_``).
+
+    Rows are the out axis (torch: dim 0). Unlike torch, the zero mask is drawn from the same
+    ``rng`` as the values, so the whole result is reproducible. Martens, "Deep learning via
+    Hessian-free optimization", 2010.
+
+    >>> w = sparse((10, 4), sparsity=0.3, rng=0)
+    >>> (w == 0).sum(axis=0).tolist()
+    [3, 3, 3, 3]
+    """
+    p = _check_sparse(sparsity, std)
+    site = Site.make(shape, layout, in_axis, out_axis, transposed)
+    dt = check_dtype(dtype, complex_ok=True, scheme="sparse")
+    if len(site.shape) != 2:
+        bad_value("shape", "a 2-D shape (only tensors with 2 dimensions are supported)", site.shape)
+    cshape, perm = _canonical(site)
+    if site.size == 0:
+        return np.empty(site.shape, dtype=dt)
+    gen = as_generator(rng)
+    rows, cols = cshape
+    work = np.dtype(np.float32) if dt == np.float16 else dt
+    w = np.empty(cshape, dtype=work)
+    flat = w.reshape(-1).view(_real_of(work)) if work.kind == "c" else w.reshape(-1)
+    fill(flat, gen, "normal", scale=p["std"] / (math.sqrt(2) if work.kind == "c" else 1.0), num_threads=num_threads)
+    nz = math.ceil(p["sparsity"] * rows)
+    if nz > 0:
+        w[_column_subsets(gen, rows, cols, nz), np.arange(cols)[None, :]] = 0
+    return _from_canonical(w, perm).astype(dt, copy=False)
+
+
+def _column_subsets(gen: np.random.Generator, rows: int, cols: int, k: int) -> np.ndarray:
+    """(k, cols) row indices: for each column, k distinct rows chosen uniformly at random.
+
+    A partial Fisher–Yates shuffle run on all columns at once (k vectorised steps), i.e. the
+    first k entries of an independent uniform random permutation per column (as torch's
+    ``randperm(rows)[:k]``). If k > rows/2 the complement is chosen instead.
+    """
+    take = min(k, rows - k)
+    perm = np.broadcast_to(np.arange(rows, dtype=np.intp)[:, None], (rows, cols)).copy()
+    ar = np.arange(cols)
+    for i in range(take):
+        j = i + gen.integers(0, rows - i, size=cols)
+        a = perm[i].copy()
+        perm[i] = perm[j, ar]
+        perm[j, ar] = a
+    return perm[:k] if take == k else perm[take:]
+
+
+def _moments_sparse(site: Site, p: dict[str, Any]) -> dict[str, Any]:
+    if len(site.shape) != 2:
+        bad_value("shape", "a 2-D shape", site.shape)
+    rows = _canonical(site)[0][0]
+    keep = 1.0 - (math.ceil(p["sparsity"] * rows) / rows if rows else 0.0)
+    return {"mean": 0.0, "var": p["std"] ** 2 * keep, "low": None, "high": None}
+
+
+def zero(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+         in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
+         num_threads: int | None = None) -> np.ndarray:
+    """ZerO initialization: deterministic identity / Hadamard matrices (Zhao et al. 2021).
+
+    For the (P out × Q in) matrix: P = Q → I; P < Q → partial identity I*; P > Q →
+    c·I*·H_m·I* with m = ⌈log₂P⌉, c = 2^{−(m−1)/2} and H_m the 2^m Sylvester–Hadamard matrix.
+    Convolution kernels get the matrix at the centre tap (k//2), zeros elsewhere.
+    Zhao, Schäfer & Anandkumar, "ZerO Initialization: Initializing Neural Networks with only
+    Zeros and Ones", 2021.
+
+    >>> zero((2, 3)).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    """
+    site = Site.make(shape, layout, in_axis, out_axis, transposed)
+    dt = check_dtype(dtype, complex_ok=True, scheme="zero")
+    if len(site.shape) < 2:
+        bad_value("shape", "a shape with 2 or more dimensions", site.shape)
+    cshape, perm = _canonical(site)
+    w = np.zeros(cshape, dtype=dt)
+    if site.size == 0:
+        return _from_canonical(w, perm)
+    pr, qc = cshape[0], cshape[1]
+    if pr <= qc:
+        mat = np.eye(pr, qc)
+    else:
+        from scipy import linalg
+
+        m = math.ceil(math.log2(pr))
+        mat = 2.0 ** (-(m - 1) / 2) * linalg.hadamard(2**m)[:pr, :qc]
+    centre = tuple(k // 2 for k in cshape[2:])
+    w[(slice(None), slice(None), *centre)] = mat
+    return _from_canonical(w, perm)
