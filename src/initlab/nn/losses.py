@@ -1,0 +1,212 @@
+"""Losses: binary cross-entropy on logits, softmax cross-entropy, mean squared error.
+
+Each loss consumes a *target tensor* ``t`` of shape ``[batch, k]``: the logits for ``"bce"``
+and ``"ce"`` (``takes_logits``), the network output for ``"mse"``. The Network hands the loss
+the last layer's pre-activation when the output activation is ``"sigmoid"`` and the loss is
+``"bce"``: "sigmoid output + cross-entropy" (seed 001) is evaluated stably from the logits, never
+as ``-log(sigmoid(z))``. All losses are means over the batch (and over outputs for bce/mse, as
+torch's ``BCEWithLogitsLoss``/``MSELoss`` do).
+
+Formulas (z logits, y targets, N the number of averaged terms):
+
+* bce: ``L = mean(max(z, 0) − z·y + log(1 + e^{−|z|}))``, ``∂L/∂z = (σ(z) − y)/N``
+* ce:  ``L = mean_i(logsumexp(z_i) − z_{i,y_i})``, ``∂L/∂z = (softmax(z) − onehot(y))/batch``
+* mse: ``L = mean((t − y)²)``, ``∂L/∂t = 2(t − y)/N``
+
+>>> import numpy as np
+>>> round(get("bce").value(np.zeros((4, 1)), np.array([[0.0], [1.0], [1.0], [0.0]])), 4)  # ln 2
+0.6931
+>>> round(get("ce").value(np.zeros((2, 3)), np.array([0, 2])), 4)  # ln 3
+1.0986
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from initlab._validation import bad_type, check_choice
+
+__all__ = ["Loss", "BCE", "CrossEntropy", "MSE", "get", "names"]
+
+Array = np.ndarray
+
+
+class Loss:
+    """Base class. Subclasses define :meth:`value_and_grad`, :meth:`prepare` and :meth:`accuracy`."""
+
+    name: str = ""
+    takes_logits: bool = False
+    #: output activations the loss accepts (None: any)
+    outputs: tuple[str, ...] | None = None
+
+    def prepare(self, y: Any, n_out: int, dtype: np.dtype, *, name: str = "y") -> Array:
+        """Validate targets and convert them to what :meth:`value_and_grad` expects."""
+        raise NotImplementedError
+
+    def value_and_grad(self, t: Array, y: Array, grad: Array | None = None, scale: float = 1.0) -> tuple[float, Array]:
+        """``(L, scale·∂L/∂t)``; ``grad`` (same shape as t) is written in place if given."""
+        raise NotImplementedError
+
+    def value(self, t: Array, y: Array) -> float:
+        """The loss value alone."""
+        return self.value_and_grad(np.asarray(t), self.prepare(y, np.shape(t)[-1], np.asarray(t).dtype))[0]
+
+    def accuracy(self, t: Array, y: Array) -> float:
+        """Fraction of correct predictions (NaN where accuracy has no meaning, e.g. regression)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _as_2d_targets(y: Any, n_out: int, dtype: np.dtype, name: str) -> Array:
+    arr = np.asarray(y)
+    if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
+        bad_type(name, "a numeric array", y)
+    if arr.ndim == 1 and n_out == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] != n_out:
+        raise ValueError(
+            f"The {name!r} argument must have shape [n, {n_out}] (or [n] for one output); got shape {arr.shape}."
+        )
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+class BCE(Loss):
+    """Binary cross-entropy on logits (numerically stable; targets in [0, 1])."""
+
+    name = "bce"
+    takes_logits = True
+    outputs = ("sigmoid", "linear")
+
+    def prepare(self, y: Any, n_out: int, dtype: np.dtype, *, name: str = "y") -> Array:
+        arr = _as_2d_targets(y, n_out, dtype, name)
+        if arr.size and (np.nanmin(arr) < 0 or np.nanmax(arr) > 1 or not np.all(np.isfinite(arr))):
+            raise ValueError(f"The {name!r} argument must hold targets in [0, 1] for loss 'bce'.")
+        return arr
+
+    def value_and_grad(self, t: Array, y: Array, grad: Array | None = None, scale: float = 1.0) -> tuple[float, Array]:
+        n = t.size
+        # log(1 + e^{-|z|}) + max(z, 0) - z y
+        terms = np.abs(t)
+        np.negative(terms, out=terms)
+        np.exp(terms, out=terms)
+        np.log1p(terms, out=terms)
+        terms += np.maximum(t, 0)
+        terms -= t * y
+        loss = float(terms.sum(dtype=np.float64)) / n if n else float("nan")
+        g = special.expit(t, out=grad)
+        g -= y
+        g *= g.dtype.type(scale / n) if n else 0
+        return loss, g
+
+    def accuracy(self, t: Array, y: Array) -> float:
+        if t.size == 0:
+            return float("nan")
+        return float(np.mean((t > 0) == (y > 0.5)))
+
+
+class CrossEntropy(Loss):
+    """Softmax cross-entropy on logits with integer class labels ``y ∈ {0..k-1}``."""
+
+    name = "ce"
+    takes_logits = True
+    outputs = ("linear",)
+
+    def prepare(self, y: Any, n_out: int, dtype: np.dtype, *, name: str = "y") -> Array:
+        arr = np.asarray(y)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise ValueError(f"The {name!r} argument must be integer labels of shape [n] for loss 'ce'; got shape {arr.shape}.")
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            if not np.issubdtype(arr.dtype, np.floating) or not np.all(arr == np.round(arr)):
+                bad_type(name, "integer class labels for loss 'ce'", y)
+        arr = arr.astype(np.intp)
+        if arr.size and (arr.min() < 0 or arr.max() >= n_out):
+            raise ValueError(
+                f"The {name!r} argument must hold labels in 0..{n_out - 1} for a network with {n_out} outputs; "
+                f"got labels in {int(arr.min())}..{int(arr.max())}."
+            )
+        if n_out < 2:
+            raise ValueError("Loss 'ce' needs a network with at least 2 outputs; use 'bce' for one output.")
+        return arr
+
+    def value_and_grad(self, t: Array, y: Array, grad: Array | None = None, scale: float = 1.0) -> tuple[float, Array]:
+        n = t.shape[0]
+        rows = np.arange(n)
+        g = np.subtract(t, t.max(axis=1, keepdims=True), out=grad)
+        picked = g[rows, y].astype(np.float64)
+        np.exp(g, out=g)
+        s = g.sum(axis=1, keepdims=True)
+        loss = float(np.sum(np.log(s, dtype=np.float64)) - picked.sum()) / n if n else float("nan")
+        g /= s
+        g[rows, y] -= 1
+        g *= g.dtype.type(scale / n) if n else 0
+        return loss, g
+
+    def accuracy(self, t: Array, y: Array) -> float:
+        if t.shape[0] == 0:
+            return float("nan")
+        return float(np.mean(np.argmax(t, axis=1) == y))
+
+
+class MSE(Loss):
+    """Mean squared error on the network output. Integer labels with k > 1 outputs are one-hot encoded."""
+
+    name = "mse"
+    takes_logits = False
+    outputs = None
+
+    def prepare(self, y: Any, n_out: int, dtype: np.dtype, *, name: str = "y") -> Array:
+        arr = np.asarray(y)
+        if arr.ndim == 1 and n_out > 1:
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise ValueError(
+                    f"The {name!r} argument must be [n, {n_out}] targets or integer labels [n]; got shape {arr.shape}, dtype {arr.dtype}."
+                )
+            if arr.size and (arr.min() < 0 or arr.max() >= n_out):
+                raise ValueError(f"The {name!r} argument must hold labels in 0..{n_out - 1}; got {int(arr.min())}..{int(arr.max())}.")
+            one = np.zeros((arr.shape[0], n_out), dtype=dtype)
+            one[np.arange(arr.shape[0]), arr] = 1
+            return one
+        return _as_2d_targets(arr, n_out, dtype, name)
+
+    def value_and_grad(self, t: Array, y: Array, grad: Array | None = None, scale: float = 1.0) -> tuple[float, Array]:
+        n = t.size
+        g = np.subtract(t, y, out=grad)
+        loss = float(np.dot(g.ravel(), g.ravel())) / n if n else float("nan")
+        g *= g.dtype.type(2.0 * scale / n) if n else 0
+        return loss, g
+
+    def accuracy(self, t: Array, y: Array) -> float:
+        if t.shape[0] == 0 or t.shape[1] < 2:
+            return float("nan")
+        return float(np.mean(np.argmax(t, axis=1) == np.argmax(y, axis=1)))
+
+
+_LOSSES: dict[str, type[Loss]] = {"bce": BCE, "ce": CrossEntropy, "mse": MSE}
+_ALIASES = {"binary_crossentropy": "bce", "crossentropy": "ce", "cross_entropy": "ce", "softmax_ce": "ce"}
+
+
+def names() -> list[str]:
+    """The loss names: ``['bce', 'ce', 'mse']``.
+
+    >>> names()
+    ['bce', 'ce', 'mse']
+    """
+    return list(_LOSSES)
+
+
+def get(loss: str | Loss) -> Loss:
+    """The Loss for a name (``"bce"``, ``"ce"``, ``"mse"``) or a Loss instance."""
+    if isinstance(loss, Loss):
+        return loss
+    if not isinstance(loss, str):
+        bad_type("loss", "one of 'bce', 'ce', 'mse' or a Loss", loss)
+    key = _ALIASES.get(loss.lower(), loss.lower())
+    check_choice("loss", key if key in _LOSSES else loss, names())
+    return _LOSSES[key]()
