@@ -1,0 +1,173 @@
+"""``initlab theory {point,critical,phase}``: mean-field theory from the command line.
+
+Heavy imports (numpy, scipy, matplotlib) happen inside the commands so ``initlab --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import typer
+
+from initlab.cli import app
+from initlab.cli._common import emit_json
+
+theory_app = typer.Typer(
+    name="theory",
+    help="Mean-field theory: fixed points, chi1, depth scales, edge of chaos, phase diagram.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.add_typer(theory_app, name="theory")
+
+_ACT_HELP = "Activation name (tanh, relu, leaky_relu(0.2), sigmoid, gelu, erf, ...)."
+
+
+def _activation(name: str, param: Optional[float]) -> Any:
+    from initlab import activations
+
+    return activations.get(name, param)
+
+
+def _fmt(x: float) -> str:
+    if isinstance(x, float) and not math.isfinite(x):
+        return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+    return f"{x:.6g}"
+
+
+@theory_app.command("point")
+def point_cmd(
+    activation: str = typer.Option("tanh", "--activation", "-a", help=_ACT_HELP),
+    sigma_w2: float = typer.Option(..., "--sigma-w2", help="Weight variance times fan-in, sigma_w^2 >= 0."),
+    sigma_b2: float = typer.Option(0.0, "--sigma-b2", help="Bias variance sigma_b^2 >= 0."),
+    param: Optional[float] = typer.Option(None, "--param", help="Parameter of a parametric activation."),
+    json_out: bool = typer.Option(False, "--json", help="Print strict JSON (non-finite values as null)."),
+) -> None:
+    """q*, c*, chi1, xi_q, xi_c, phase and trainable depth at one (sigma_w2, sigma_b2)."""
+    from initlab import theory
+    from initlab._validation import check_number
+
+    sigma_w2 = check_number("--sigma-w2", sigma_w2, low=0.0)
+    sigma_b2 = check_number("--sigma-b2", sigma_b2, low=0.0)
+    p = theory.point(_activation(activation, param), sigma_w2, sigma_b2)
+    if json_out:
+        d = p.to_dict()
+        d["notes"] = p.notes()
+        emit_json(d)
+        return
+    rows = [
+        ("activation", p.activation),
+        ("sigma_w2", _fmt(p.sigma_w2)),
+        ("sigma_b2", _fmt(p.sigma_b2)),
+        ("q*  (fixed-point pre-activation variance)", _fmt(p.q_star)),
+        ("c*  (fixed-point correlation)", _fmt(p.c_star)),
+        ("chi1 (per-layer gradient growth)", _fmt(p.chi1)),
+        ("xi_q (length depth scale)", _fmt(p.xi_q)),
+        ("xi_c (correlation depth scale)", _fmt(p.xi_c)),
+        ("phase", p.phase),
+        ("trainable depth (~6 xi_c)", _fmt(p.trainable_depth)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        typer.echo(f"{k:<{width}}  {v}")
+    for note in p.notes():
+        typer.echo(f"note: {note}")
+
+
+@theory_app.command("critical")
+def critical_cmd(
+    activation: str = typer.Option("tanh", "--activation", "-a", help=_ACT_HELP),
+    sigma_b2: float = typer.Option(0.0, "--sigma-b2", help="Bias variance sigma_b^2 >= 0."),
+    param: Optional[float] = typer.Option(None, "--param", help="Parameter of a parametric activation."),
+    json_out: bool = typer.Option(False, "--json", help="Print strict JSON."),
+) -> None:
+    """The edge of chaos: the sigma_w2 where chi1 = 1 for the given sigma_b2."""
+    from initlab import theory
+    from initlab._validation import check_number
+
+    sigma_b2 = check_number("--sigma-b2", sigma_b2, low=0.0)
+    act = _activation(activation, param)
+    sw = theory.critical_sigma_w2(act, sigma_b2)
+    p = theory.point(act, sw, sigma_b2)
+    if json_out:
+        emit_json(
+            {"activation": act.spec, "sigma_b2": sigma_b2, "sigma_w2": sw, "weight_std_times_sqrt_fan_in": math.sqrt(sw),
+             "q_star": p.q_star, "chi1": p.chi1}
+        )
+        return
+    typer.echo(f"{act.spec}: edge of chaos at sigma_w2 = {sw:.6g} for sigma_b2 = {sigma_b2:g}")
+    typer.echo(f"  i.e. W ~ N(0, {sw:.6g}/fan_in), std = {math.sqrt(sw):.6g}/sqrt(fan_in); q* = {_fmt(p.q_star)}")
+
+
+def _default_w_max(act: Any, b_max: float) -> float:
+    """Past the edge of chaos at σ_b² = 0 and at the largest σ_b²; where there is no edge with a
+    finite q* (softplus, gelu at σ_b² = 0), past the σ_w² = 1/max|φ′|² where q* diverges for a
+    φ that is asymptotically linear with that slope (≥ 4 in any case)."""
+    from initlab import theory
+
+    edges = []
+    for sb, factor in ((0.0, 2.5), (b_max, 1.5)):
+        try:
+            edges.append(factor * theory.critical_sigma_w2(act, sb))
+        except ValueError:  # no critical point with a finite fixed point at this sigma_b2
+            pass
+    if edges:
+        return max(edges)
+    return max(4.0, 2.5 / max(act.max_deriv, 1e-12) ** 2)
+
+
+@theory_app.command("phase")
+def phase_cmd(
+    activation: str = typer.Option("tanh", "--activation", "-a", help=_ACT_HELP),
+    param: Optional[float] = typer.Option(None, "--param", help="Parameter of a parametric activation."),
+    sigma_w2_max: Optional[float] = typer.Option(
+        None, "--sigma-w2-max", help="Largest sigma_w2 (default: past the edge of chaos at the largest sigma_b2)."
+    ),
+    sigma_b2_max: float = typer.Option(0.5, "--sigma-b2-max", help="Largest sigma_b2."),
+    n: int = typer.Option(100, "--n", help="Grid points per axis (>= 2)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write the phase diagram as a PNG file."),
+    json_out: bool = typer.Option(False, "--json", help="Print strict JSON (the grids; nan/inf as null)."),
+) -> None:
+    """Phase diagram over (sigma_w2, sigma_b2): chi1 = 1 line and xi_c heat map."""
+    import time
+
+    import numpy as np
+
+    from initlab import theory
+    from initlab._validation import check_int, check_number
+
+    act = _activation(activation, param)
+    n = check_int("--n", n, low=2)
+    b_max = check_number("--sigma-b2-max", sigma_b2_max, low=0.0, low_open=True)
+    if sigma_w2_max is None:
+        w_max = _default_w_max(act, b_max)
+    else:
+        w_max = check_number("--sigma-w2-max", sigma_w2_max, low=0.0, low_open=True)
+    if plot is not None and not plot.lower().endswith(".png"):
+        raise ValueError(f"The '--plot' option must be a .png path; got {plot!r}.")
+    sw = np.linspace(w_max / n, w_max, n)
+    sb = np.linspace(0.0, b_max, n)
+    t0 = time.perf_counter()
+    d = theory.phase_diagram(act, sw, sb)
+    seconds = time.perf_counter() - t0
+    if plot is not None:
+        theory.plot_phase_diagram(d, plot)
+    if json_out:
+        out = d.to_dict()
+        out["seconds"] = seconds
+        out["plot"] = plot
+        emit_json(out)
+        return
+    typer.echo(f"{act.spec}: {n} x {n} grid, sigma_w2 in [{sw[0]:.4g}, {sw[-1]:.4g}], sigma_b2 in [0, {b_max:g}] "
+               f"({seconds:.2f} s)")
+    typer.echo("edge of chaos (chi1 = 1), sigma_w2 at:")
+    for i in np.unique(np.linspace(0, n - 1, min(n, 6)).astype(int)):
+        typer.echo(f"  sigma_b2 = {sb[i]:<8.4g} sigma_w2 = {_fmt(float(d.critical_line[i]))}")
+    frac = {name: float(np.mean(d.phase == k)) for k, name in enumerate(("ordered", "critical", "chaotic"))}
+    typer.echo("phases: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in frac.items()))
+    if np.any(np.isnan(d.xi_c)):
+        typer.echo("note: xi_c is undefined (nan, blank in the plot) where the length map diverges (q* = inf).")
+    if plot is not None:
+        typer.echo(f"wrote {plot}")

@@ -1,0 +1,54 @@
+"""Mean-field theory of wide random networks, and its prediction for a concrete stack.
+
+* :func:`length_map`, :func:`correlation_map`, :func:`fixed_point` (q*, c*), :func:`chi1`,
+  :func:`depth_scales` (ξ_q, ξ_c), :func:`critical_sigma_w2` (edge of chaos),
+  :func:`trainable_depth` (≈ 6 ξ_c), :func:`phase`, :func:`point` — Poole et al. 2016,
+  "Exponential expressivity in deep neural networks through transient chaos"; Schoenholz et al.
+  2017, "Deep Information Propagation"; Pennington, Schoenholz & Ganguli 2017, "Resurrecting the
+  sigmoid in deep learning through dynamical isometry".
+* :func:`predict_stack`: per-layer pre-activation variance, activation mean/std and backward
+  gradient variance for the exact finite stack a probe measures.
+* :func:`phase_diagram` / :func:`plot_phase_diagram`: χ₁ = 1 line and ξ_c heat map over (σ_w², σ_b²).
+
+Gaussian expectations come from :mod:`initlab.activations` (closed forms for the ReLU family —
+the arc-cosine kernel of Cho & Saul 2009, "Kernel Methods for Deep Learning" — and erf;
+adaptive quadrature otherwise).
+
+>>> from initlab import theory
+>>> theory.critical_sigma_w2("tanh"), theory.critical_sigma_w2("relu")
+(1.0, 2.0)
+"""
+
+from initlab.theory._maps import (
+    MeanFieldPoint,
+    chi1,
+    correlation_map,
+    critical_sigma_w2,
+    depth_scales,
+    fixed_point,
+    length_map,
+    phase,
+    point,
+    trainable_depth,
+)
+from initlab.theory._phase import PhaseDiagram, phase_diagram, plot_phase_diagram
+from initlab.theory._stack import LayerPrediction, StackPrediction, predict_stack
+
+__all__ = [
+    "MeanFieldPoint",
+    "LayerPrediction",
+    "StackPrediction",
+    "length_map",
+    "correlation_map",
+    "fixed_point",
+    "chi1",
+    "depth_scales",
+    "critical_sigma_w2",
+    "trainable_depth",
+    "phase",
+    "point",
+    "predict_stack",
+    "PhaseDiagram",
+    "phase_diagram",
+    "plot_phase_diagram",
+]
