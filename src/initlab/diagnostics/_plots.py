@@ -1,0 +1,123 @@
+"""Figures of a probe (matplotlib, Agg): the seeds' histogram rows, mean/std per layer, and the
+gradient std per layer on a log scale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from initlab._validation import check_choice
+
+__all__ = ["histograms", "stats", "gradients", "summary"]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | None) -> Any:
+    """Save ``fig`` to ``path`` and close it (also when saving fails); without a path, return it."""
+    if path is not None:
+        try:
+            fig.savefig(path, dpi=100, bbox_inches="tight")
+        finally:
+            _plt().close(fig)
+        return path
+    return fig
+
+
+def _hist_row(result: Any, axes: Any, which: str) -> None:
+    attr = {"act": "hist", "preact": "preact_hist", "grad": "grad_hist"}[which]
+    for ax, st in zip(axes, result.layers):
+        h = getattr(st, attr)
+        if h is None:
+            ax.set_axis_off()
+            continue
+        ax.stairs(h.density, h.edges, fill=True, alpha=0.6)
+        ax.set_title(f"layer {st.index}\nstd {st.std if which == 'act' else (st.preact_std if which == 'preact' else st.grad_std):.3g}",
+                     fontsize=8)
+        ax.tick_params(labelsize=6)
+
+
+def histograms(result: Any, path: str | None = None, *, which: str = "act") -> Any:
+    """One panel per layer, shared x axis (one binning for all layers), as the seeds' figures."""
+    check_choice("which", which, ["act", "preact", "grad"])
+    plt = _plt()
+    n = max(len(result.layers), 1)
+    fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.4), sharex=True, sharey=True, squeeze=False)
+    _hist_row(result, axes[0], which)
+    fig.suptitle({"act": "activations", "preact": "pre-activations", "grad": "∂L/∂pre-activation"}[which], fontsize=9)
+    return _save(fig, path)
+
+
+def _stats_ax(result: Any, ax: Any) -> None:
+    idx = [s.index for s in result.layers]
+    ax.plot(idx, result.column("mean"), "ob-", label="mean")
+    ax.plot(idx, result.column("std"), "or-", label="std")
+    if result.theory:
+        ax.plot(idx, result.column("theory_std"), "k--", label="theory std")
+    ax.set_xlabel("layer")
+    ax.legend(fontsize=7)
+    ax.set_title("activation mean / std per layer", fontsize=9)
+
+
+def _grad_ax(result: Any, ax: Any) -> None:
+    idx = [s.index for s in result.layers]
+    g = result.column("grad_std")
+    ok = np.isfinite(g) & (g > 0)
+    if ok.any():
+        ax.semilogy(np.array(idx)[ok], g[ok], "og-", label="∂L/∂preact std")
+        gw = result.column("grad_weight_std")
+        okw = np.isfinite(gw) & (gw > 0)
+        if okw.any():
+            ax.semilogy(np.array(idx)[okw], gw[okw], "s:", color="purple", label="∂L/∂W std")
+        if result.theory:
+            t = result.column("theory_grad_std")
+            okt = np.isfinite(t) & (t > 0)
+            if okt.any():
+                ax.semilogy(np.array(idx)[okt], t[okt], "k--", label="theory")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no backward pass", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("layer")
+    ax.set_title("gradient std per layer", fontsize=9)
+
+
+def stats(result: Any, path: str | None = None) -> Any:
+    """Mean and std of the activations per layer (theory dashed when computed)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    _stats_ax(result, ax)
+    return _save(fig, path)
+
+
+def gradients(result: Any, path: str | None = None) -> Any:
+    """Std of ∂L/∂(pre-activation) and ∂L/∂W per layer, log scale."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    _grad_ax(result, ax)
+    return _save(fig, path)
+
+
+def summary(result: Any, path: str) -> Any:
+    """Histogram row on top; mean/std and gradient std below; saved to ``path``."""
+    plt = _plt()
+    n = max(len(result.layers), 1)
+    fig = plt.figure(figsize=(max(2.0 * n, 10), 6.5))
+    gs = fig.add_gridspec(2, max(n, 2), height_ratios=[1, 1.3])
+    axes = [fig.add_subplot(gs[0, i]) for i in range(n)]
+    for a in axes[1:]:
+        a.sharex(axes[0])
+        a.sharey(axes[0])
+    _hist_row(result, axes, "act")
+    half = max(n, 2) // 2
+    _stats_ax(result, fig.add_subplot(gs[1, :half]))
+    _grad_ax(result, fig.add_subplot(gs[1, half:]))
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,95 @@
+"""Probing an :class:`initlab.nn.Network`: one captured forward pass and one backward pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from initlab.diagnostics._measure import (
+    act_stats,
+    backward_stats,
+    finish_histograms,
+    loss_gradient,
+    new_layer,
+    preact_stats,
+    weight_stats,
+)
+from initlab.diagnostics._result import ProbeResult
+from initlab.diagnostics._stats import HIST_SAMPLE, mean_pairwise_cosine, moments
+from initlab.diagnostics._theory import add_theory, empirical_spec, needs_fan_in
+from initlab.init import compute_fans
+
+__all__ = ["probe_network"]
+
+
+def probe_network(
+    net: Any,
+    x: Any,
+    *,
+    y: Any,
+    loss: str,
+    backward: bool,
+    theory: bool,
+    rng: np.random.Generator,
+    bins: int,
+    hist_sample: int | None = HIST_SAMPLE,
+) -> ProbeResult:
+    """Statistics of every Dense layer of ``net`` on the batch ``x`` (see :func:`initlab.probe`)."""
+    out, trace = net.forward(x, capture=True)
+    xin = trace[0].inputs
+    mi = moments(xin)
+    layers, samples = [], []
+    for i, (layer, tr) in enumerate(zip(net.layers, trace)):
+        s: dict[str, Any] = {}
+        st = new_layer(i + 1, f"layers.{i}", "dense", layer.activation)
+        preact_stats(st, tr.preact, s, hist_sample)
+        act_stats(st, tr.act, layer.activation, tr.preact, s, hist_sample)
+        weight_stats(st, layer.weight)
+        layers.append(st)
+        samples.append(s)
+    if backward:
+        g = loss_gradient(out, y, loss, rng)
+        net.backward(g, trace)
+        for st, layer, tr, s in zip(layers, net.layers, trace, samples):
+            backward_stats(st, grad_preact=tr.grad_preact, grad_act=tr.grad_act, grad_weight=tr.grad_weight,
+                           weight=layer.weight, samples=s, hist_sample=hist_sample)
+    finish_histograms(layers, samples, [la.activation for la in net.layers], bins)
+    result = ProbeResult(
+        layers=layers, input_mean=mi.mean, input_std=mi.std, input_cosine=mean_pairwise_cosine(xin),
+        loss=loss if backward else None, backward=backward, theory=False, model="network", batch=int(xin.shape[0]),
+    )
+    if theory:
+        inits = [_spec_or_empirical(la.init_spec, la.weight, "weight", i + 1, result.notes)
+                 for i, la in enumerate(net.layers)]
+        binits = [_spec_or_empirical(la.bias_init_spec, la.bias, "bias", i + 1, result.notes,
+                                     fan_in=int(compute_fans(la.weight.shape)[0]))
+                  for i, la in enumerate(net.layers)]
+        result.theory = add_theory(layers, list(net.sizes), [la.activation for la in net.layers], inits, binits,
+                                   mi.std ** 2 + mi.mean ** 2, result.notes)
+    return result
+
+
+def _spec_or_empirical(spec: Any, values: np.ndarray, what: str, index: int, notes: list[str],
+                       fan_in: int | None = None) -> Any:
+    """The layer's init spec if its theoretical second moment matches the actual values (within
+    6 standard errors of a Gaussian's mean square, √(2/n), and at least 5%), else a normal spec
+    with the measured second moment (the values were set by hand)."""
+    m2 = float(np.mean(np.square(values, dtype=np.float64)))
+    if spec is not None:
+        try:
+            from initlab import init as _init
+
+            initializer = _init.get(spec)
+            if what == "bias" and fan_in is not None and needs_fan_in(initializer):
+                mom = initializer.moments(values.shape, fan_in=fan_in)
+            else:
+                mom = initializer.moments(values.shape)
+            want = float(mom["var"]) + float(mom["mean"]) ** 2
+            if (want == 0 and m2 == 0) or (want > 0 and abs(m2 / want - 1) < max(0.05, 6.0 * (2.0 / values.size) ** 0.5)):
+                return spec
+        except (ImportError, AttributeError, ValueError, TypeError, KeyError):
+            pass
+        notes.append(f"layer {index}: {what} values do not follow their spec {spec!s}; "
+                     "theory uses their measured second moment")
+    return empirical_spec(float(np.sqrt(m2)))

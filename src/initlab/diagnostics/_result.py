@@ -1,0 +1,272 @@
+"""What a probe returns: :class:`LayerStats` per layer and the :class:`ProbeResult` around them.
+
+A ProbeResult renders as a rich table (``rich.print(result)`` or ``str(result)``), serialises to
+plain data (:meth:`ProbeResult.to_dict`, :meth:`ProbeResult.to_json`) and draws the seeds' figures
+(:meth:`ProbeResult.plot_histograms`, :meth:`ProbeResult.plot_stats`,
+:meth:`ProbeResult.plot_gradients`, or all three with :meth:`ProbeResult.plot`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from initlab.diagnostics._stats import Histogram
+
+__all__ = ["LayerStats", "ProbeResult", "Verdict"]
+
+
+@dataclass
+class LayerStats:
+    """Statistics of one probed layer on one batch.
+
+    Forward (pooled over batch, units and spatial positions, ddof = 0, as the seeds' tables):
+    ``mean``, ``std``, ``sq_mean`` (average channel squared mean, Signal Propagation Plots),
+    ``chan_var`` (average channel variance), ``min``, ``max`` of the activation output, and the
+    same with ``preact_`` of the pre-activation (the layer's affine output). ``saturated``: the
+    fraction of pre-activation values where the activation is saturated
+    (|φ′| < threshold · max|φ′|, :meth:`initlab.activations.Activation.saturated_mask`);
+    ``dead``: the fraction of units (channels) inactive on the whole batch (ReLU family only,
+    :attr:`~initlab.activations.Activation.can_die`); ``cosine``: mean pairwise cosine of the
+    pre-activations of distinct samples (→ 1: correlations collapsed).
+
+    Backward (the gradient of the per-sample loss summed over the batch): ``grad_std`` = std of
+    ∂L/∂(pre-activation) (the seeds' "deltas"), ``grad_act_std`` of ∂L/∂(activation),
+    ``grad_weight_std`` and ``grad_weight_ratio`` = ‖∂L/∂W‖_F / ‖W‖_F.
+
+    Theory (plain stacks with ``theory=True``): ``theory_std`` (predicted activation std),
+    ``theory_preact_std`` and ``theory_grad_std`` (predicted pre-activation gradient std, scaled
+    to the measured one at the last layer) from :func:`initlab.theory.predict_stack`.
+    """
+
+    index: int
+    name: str
+    kind: str
+    activation: str | None
+    width: int
+    mean: float
+    std: float
+    sq_mean: float
+    chan_var: float
+    min: float
+    max: float
+    preact_mean: float | None = None
+    preact_std: float | None = None
+    preact_sq_mean: float | None = None
+    preact_min: float | None = None
+    preact_max: float | None = None
+    saturated: float = 0.0
+    dead: float = 0.0
+    cosine: float | None = None
+    weight_std: float | None = None
+    fan_in: int | None = None
+    grad_std: float | None = None
+    grad_act_std: float | None = None
+    grad_weight_std: float | None = None
+    grad_weight_ratio: float | None = None
+    theory_std: float | None = None
+    theory_preact_std: float | None = None
+    theory_grad_std: float | None = None
+    hist: Histogram | None = field(default=None, repr=False)
+    preact_hist: Histogram | None = field(default=None, repr=False)
+    grad_hist: Histogram | None = field(default=None, repr=False)
+
+    def to_dict(self, *, histograms: bool = False) -> dict[str, Any]:
+        """Plain data; histograms (edges, counts, n_sampled) only when asked for."""
+        out: dict[str, Any] = {}
+        for key, val in self.__dict__.items():
+            if key in ("hist", "preact_hist", "grad_hist"):
+                if histograms and val is not None:
+                    out[key] = {
+                        "edges": val.edges.tolist(),
+                        "counts": val.counts.tolist(),
+                        "n_sampled": val.n_sampled,
+                    }
+                continue
+            out[key] = val
+        return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One problem found by the probe: what, from which layer, and what to do about it."""
+
+    kind: str  # vanishing | exploding | saturation | dead | collapsed | vanishing_gradient | exploding_gradient
+    layer: int
+    message: str
+    recommendation: str
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.recommendation}" if self.recommendation else self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "layer": self.layer, "message": self.message,
+                "recommendation": self.recommendation, "text": str(self)}
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if x == 0:
+        return "0"
+    ax = abs(x)
+    if 1e-3 <= ax < 1e4:
+        return f"{x:.{digits}f}" if ax < 10 else f"{x:.{max(digits - 2, 1)}f}"
+    return f"{x:.2e}"
+
+
+@dataclass
+class ProbeResult:
+    """Per-layer statistics of one probe, with verdicts and notes.
+
+    Attributes:
+        layers: one :class:`LayerStats` per probed layer, input side first.
+        verdicts: problems found (:mod:`initlab.diagnostics._verdicts`), each with the layer where it
+            starts and a recommended init.
+        input_mean, input_std, input_cosine: the same statistics of the input batch.
+        loss: "mse" | "ce" | "sum", or None without backward.
+        backward: whether the backward statistics were measured.
+        theory: whether the theory columns were computed.
+        notes: caveats (functional activations hooks cannot see, theory not applicable, ...).
+        model: "network" (initlab NumPy Network) or "torch".
+        batch: the batch size.
+    """
+
+    layers: list[LayerStats]
+    verdicts: list[Verdict] = field(default_factory=list)
+    input_mean: float = 0.0
+    input_std: float = 0.0
+    input_cosine: float | None = None
+    loss: str | None = None
+    backward: bool = True
+    theory: bool = False
+    notes: list[str] = field(default_factory=list)
+    model: str = "network"
+    batch: int = 0
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> LayerStats:
+        return self.layers[i]
+
+    def column(self, key: str) -> np.ndarray:
+        """One statistic over the layers as a float array (None → nan).
+
+        >>> ProbeResult(layers=[]).column("std").shape
+        (0,)
+        """
+        return np.array([np.nan if getattr(s, key) is None else getattr(s, key) for s in self.layers], dtype=float)
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self, *, histograms: bool = False) -> dict[str, Any]:
+        """Plain data: ``layers`` (list of dicts with ``index``, ``mean``, ``std``, ``preact_std``,
+        ``saturated``, ``dead``, ``grad_std``, ``theory_std``...), ``verdicts`` (one line each),
+        ``verdict_details``, the input statistics and the notes. Backward keys are omitted when the
+        backward pass was not run, theory keys when theory was not asked for."""
+        drop = set()
+        if not self.backward:
+            drop |= {"grad_std", "grad_act_std", "grad_weight_std", "grad_weight_ratio", "theory_grad_std"}
+        if not self.theory:
+            drop |= {"theory_std", "theory_preact_std", "theory_grad_std"}
+        layers = []
+        for s in self.layers:
+            d = s.to_dict(histograms=histograms)
+            for k in drop:
+                d.pop(k, None)
+            layers.append(d)
+        return {
+            "model": self.model,
+            "batch": self.batch,
+            "loss": self.loss,
+            "backward": self.backward,
+            "theory": self.theory,
+            "input": {"mean": self.input_mean, "std": self.input_std, "cosine": self.input_cosine},
+            "layers": layers,
+            "verdicts": [str(v) for v in self.verdicts],
+            "verdict_details": [v.to_dict() for v in self.verdicts],
+            "notes": list(self.notes),
+        }
+
+    def to_json(self, *, histograms: bool = False, indent: int | None = 2) -> str:
+        """Strict JSON (NaN and ±inf become null)."""
+        from initlab._json import to_jsonable
+
+        return json.dumps(to_jsonable(self.to_dict(histograms=histograms)), indent=indent, allow_nan=False)
+
+    # -- display ---------------------------------------------------------------------------------
+    def table(self) -> Any:
+        """A rich Table: one row per layer (measurement, theory beside it, backward)."""
+        from rich.table import Table
+
+        t = Table(title=f"initlab probe ({self.model}, batch {self.batch})", title_justify="left")
+        show_kind = len({s.kind for s in self.layers}) > 1
+        cols = ["layer"] + (["kind"] if show_kind else []) + ["act", "width", "preact std", "mean", "std"]
+        if self.theory:
+            cols += ["theory std"]
+        cols += ["sat %", "dead %", "cos"]
+        if self.backward:
+            cols += ["grad std", "|∇W|/|W|"]
+        for c in cols:
+            t.add_column(c, justify="left" if c in ("kind", "act") else "right")
+        for s in self.layers:
+            row = [str(s.index)] + ([s.kind] if show_kind else []) + [s.activation or "—", str(s.width), _fmt(s.preact_std), _fmt(s.mean, 6),
+                   _fmt(s.std, 6)]
+            if self.theory:
+                row.append(_fmt(s.theory_std, 6))
+            row += [f"{100 * s.saturated:.1f}", f"{100 * s.dead:.1f}", _fmt(s.cosine, 3)]
+            if self.backward:
+                row += [_fmt(s.grad_std), _fmt(s.grad_weight_ratio)]
+            t.add_row(*row)
+        return t
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.text import Text
+
+        parts: list[Any] = [self.table()]
+        for v in self.verdicts:
+            parts.append(Text(f"! {v}"))
+        if not self.verdicts:
+            parts.append(Text("no problem found: signal and gradient propagate at a stable scale"))
+        for n in self.notes:
+            parts.append(Text(f"note: {n}"))
+        return Group(*parts)
+
+    def __str__(self) -> str:
+        import io
+
+        from rich.console import Console
+
+        con = Console(width=160, record=True, file=io.StringIO())
+        con.print(self)
+        return con.export_text()
+
+    # -- plots -----------------------------------------------------------------------------------
+    def plot_histograms(self, path: str | None = None, *, which: str = "act") -> Any:
+        """Seed-style row of histograms, one panel per layer (``which``: act | preact | grad)."""
+        from initlab.diagnostics import _plots
+
+        return _plots.histograms(self, path, which=which)
+
+    def plot_stats(self, path: str | None = None) -> Any:
+        """Mean and std per layer (with the theory's std when computed)."""
+        from initlab.diagnostics import _plots
+
+        return _plots.stats(self, path)
+
+    def plot_gradients(self, path: str | None = None) -> Any:
+        """Std of ∂L/∂(pre-activation) per layer on a log scale."""
+        from initlab.diagnostics import _plots
+
+        return _plots.gradients(self, path)
+
+    def plot(self, path: str) -> Any:
+        """All of the above in one figure saved to ``path``."""
+        from initlab.diagnostics import _plots
+
+        return _plots.summary(self, path)

@@ -1,0 +1,216 @@
+"""Statistics kernels of the probe: moments in few passes, fixed-bin histograms on a subsample.
+
+The probe must cost little beside the forward and backward pass it watches (the benchmark
+``benchmarks/probe_speed.py`` holds it to ≤ 1.5× a plain forward+backward), so each tensor is read
+as few times as possible:
+
+* :func:`moments` reads an array ``x`` of shape ``[batch, channels, *spatial]`` (or
+  ``[batch, units]``) four times: per-channel sums (one reduction, float32 accumulation over the
+  batch, then float64), the sum of squares ``Σx²`` (one BLAS dot product), the per-channel maximum
+  and the global minimum. From these,
+
+  - mean ``m = Σx / n`` and pooled variance ``Σx²/n − m²`` (over batch, units and positions,
+    ddof = 0, as the seeds' tables ``np.std(H)``),
+  - the average channel squared mean ``sq_mean = mean_c (mean_{b,s} x)²`` and the average channel
+    variance ``chan_var = Σx²/n − sq_mean`` (Signal Propagation Plots: Brock, De & Smith 2021,
+    "Characterizing signal propagation to close the performance gap in unnormalized ResNets").
+
+  ``Σx²/n − m²`` cancels catastrophically when the spread is tiny beside the mean (a sigmoid
+  layer sitting at 0.5 with std 1e-4); when the variance falls below 1e-3 of the second moment the
+  kernel recomputes it exactly with a centered two-pass float64 formula, so the fast path is never
+  the inaccurate one.
+* :func:`histogram` bins values on fixed edges (chosen once per quantity for all layers, so the
+  rows are comparable as in the seeds' plots) with ``np.bincount`` on precomputed bin indices.
+  By default it reads a deterministic strided subsample of at most 65 536 values (the stride is
+  made coprime with the channel count so every unit is visited); ``counts`` are those of the
+  subsample and ``n_sampled`` says how many values were binned. ``density`` is the normalised
+  histogram, which the subsample estimates without bias (standard error ≤ √(p/n_sampled)).
+
+>>> import numpy as np
+>>> x = np.array([[1.0, -1.0], [3.0, 1.0]], dtype=np.float32)
+>>> m = moments(x)
+>>> m.mean, round(m.std, 6), m.min, m.max, m.sq_mean
+(1.0, 1.414214, -1.0, 3.0, 2.0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Moments", "Histogram", "moments", "histogram", "subsample", "mean_pairwise_cosine"]
+
+_EXACT_FALLBACK = 1e-3  # recompute the variance centered when var < this · E[x²]
+HIST_SAMPLE = 65536
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Pooled moments of one tensor (see the module docstring for the formulas)."""
+
+    n: int
+    mean: float
+    std: float
+    sq_mean: float
+    chan_var: float
+    min: float
+    max: float
+    chan_max: np.ndarray  # per-channel maximum (the probe's "unit never active" test uses it)
+
+
+def _as_channels(x: np.ndarray) -> np.ndarray:
+    """View ``x`` as [batch, channels, rest] (rest = 1 for dense layers)."""
+    if x.ndim == 0:
+        return x.reshape(1, 1, 1)
+    if x.ndim == 1:
+        return x.reshape(-1, 1, 1)
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def moments(x: np.ndarray) -> Moments:
+    """Mean, pooled std (ddof=0), channel squared mean / variance, min, max of ``x`` in four reads.
+
+    ``x`` has shape [batch, channels, *spatial] or [batch, units]; channel statistics are over
+    the batch and the spatial positions.
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).standard_normal((400, 50)).astype(np.float32)
+    >>> m = moments(x)
+    >>> bool(abs(m.std - float(np.std(x.astype(np.float64)))) < 1e-6)
+    True
+    """
+    x = np.ascontiguousarray(x)
+    if x.size == 0:
+        raise ValueError(f"The 'x' argument must be a non-empty array; got shape {x.shape}.")
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    xc = _as_channels(x)
+    n = x.size
+    per_chan = xc.shape[0] * xc.shape[2]
+    flat = x.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow -> exact float64 path below
+        if xc.shape[2] == 1:
+            chan_sum = xc[:, :, 0].sum(axis=0, dtype=x.dtype).astype(np.float64)
+            chan_max = xc[:, :, 0].max(axis=0)
+        else:
+            chan_sum = xc.sum(axis=(0, 2), dtype=np.float64)
+            chan_max = xc.max(axis=(0, 2))
+        total = float(chan_sum.sum())
+        sumsq = float(np.dot(flat, flat))
+        mean = total / n
+        ex2 = sumsq / n
+        chan_mean = chan_sum / per_chan
+        sq_mean = float(np.dot(chan_mean, chan_mean)) / chan_mean.size
+        var = ex2 - mean * mean
+        chan_var = ex2 - sq_mean
+    if not math.isfinite(var) or var < _EXACT_FALLBACK * ex2:
+        # tiny spread beside the mean: exact centered two-pass in float64
+        with np.errstate(over="ignore", invalid="ignore"):  # inf/nan inputs give inf/nan, not warnings
+            x64 = xc.astype(np.float64)
+            mean = float(x64.mean())
+            var = float(np.mean((x64 - mean) ** 2))
+            cm = x64.mean(axis=(0, 2))
+            sq_mean = float(np.mean(cm * cm))
+            chan_var = float(np.mean((x64 - cm[None, :, None]) ** 2))
+    mn = float(flat.min())
+    mx = float(chan_max.max())
+    return Moments(
+        n=n,
+        mean=mean,
+        std=math.sqrt(max(var, 0.0)),
+        sq_mean=sq_mean,
+        chan_var=max(chan_var, 0.0),
+        min=mn,
+        max=mx,
+        chan_max=chan_max,
+    )
+
+
+def subsample(x: np.ndarray, k: int | None = HIST_SAMPLE) -> np.ndarray:
+    """A deterministic strided subsample of at most ``k`` values of ``x`` (a copy, 1-D).
+
+    The stride is made coprime with the number of channels (``x.shape[1]``) so the sample visits
+    every unit. ``k=None`` returns every value.
+
+    >>> import numpy as np
+    >>> subsample(np.arange(12.0).reshape(3, 4), 4).tolist()
+    [0.0, 3.0, 6.0, 9.0]
+    """
+    flat = np.ascontiguousarray(x).reshape(-1)
+    if k is None or flat.size <= k:
+        return flat.copy()
+    step = -(-flat.size // k)
+    chans = x.shape[1] if x.ndim >= 2 else 1
+    while math.gcd(step, chans) != 1:
+        step += 1
+    return flat[::step].copy()
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts of values on fixed ``edges`` (len(counts) + 1 edges); values outside are clipped
+    into the end bins. ``n_sampled`` values were binned (a subsample, see :func:`subsample`)."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    n_sampled: int
+
+    @property
+    def density(self) -> np.ndarray:
+        """counts / (n_sampled · bin width): integrates to 1 over the edges."""
+        width = np.diff(self.edges)
+        total = max(self.n_sampled, 1)
+        return self.counts / (total * width)
+
+
+def histogram(values: np.ndarray, edges: np.ndarray) -> Histogram:
+    """Bin ``values`` (1-D) on equal-width ``edges`` with one ``np.bincount``.
+
+    >>> import numpy as np
+    >>> h = histogram(np.array([-0.9, -0.1, 0.1, 0.2, 5.0]), np.linspace(-1, 1, 5))
+    >>> h.counts.tolist()
+    [1, 1, 2, 1]
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    nb = edges.size - 1
+    lo, hi = float(edges[0]), float(edges[-1])
+    v = np.asarray(values).reshape(-1)
+    v = v[np.isfinite(v)]
+    if hi <= lo:
+        counts = np.zeros(nb, dtype=np.int64)
+        counts[0] = v.size
+        return Histogram(edges, counts, int(v.size))
+    idx = ((v.astype(np.float64) - lo) * (nb / (hi - lo))).astype(np.intp)
+    np.clip(idx, 0, nb - 1, out=idx)
+    counts = np.bincount(idx, minlength=nb).astype(np.int64)
+    return Histogram(edges, counts, int(v.size))
+
+
+def mean_pairwise_cosine(x: np.ndarray, k: int = 64) -> float:
+    """Mean cosine similarity between the representations of distinct samples (rows of ``x``).
+
+    Uses the first ``k`` samples (flattened per sample). This is the empirical counterpart of the
+    mean-field correlation c (Poole et al. 2016): → 1 when every input is mapped to the same
+    direction (collapsed correlations). Rows of zero norm count as cosine 1 (fully collapsed).
+
+    >>> import numpy as np
+    >>> round(mean_pairwise_cosine(np.ones((5, 3))), 6)
+    1.0
+    """
+    r = np.asarray(x[:k], dtype=np.float64).reshape(min(k, x.shape[0]), -1)
+    if r.shape[0] < 2:
+        return float("nan")
+    norms = np.linalg.norm(r, axis=1)
+    if np.all(norms == 0):
+        return 1.0
+    if np.any(norms == 0):
+        r = r[norms > 0]
+        norms = norms[norms > 0]
+        if r.shape[0] < 2:
+            return 1.0
+    u = r / norms[:, None]
+    g = u @ u.T
+    m = g.shape[0]
+    return float((g.sum() - np.trace(g)) / (m * (m - 1)))
