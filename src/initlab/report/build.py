@@ -1,0 +1,450 @@
+"""Build the report: run the studies, draw their figures, write index.html and results.json.
+
+The report is written atomically. Everything goes into a fresh temporary folder beside ``out_dir``
+(``.<name>.tmp-*``); only when it is complete is it swapped in with two renames, during which
+SIGINT/SIGTERM are held back. An interrupted run (Ctrl-C, SIGTERM, an exception) removes its
+temporary folder and leaves the previous report untouched; a rerun replaces the report. A folder
+that exists but is not an initlab report (it has files but no ``results.json`` written by
+initlab) is never replaced: that raises ValueError.
+
+A study that raises an ``Exception`` is shown as failed, with its error, while the others render;
+``KeyboardInterrupt`` and ``SystemExit`` abort the whole build (the previous report stays).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from initlab import studies as _studies
+from initlab._validation import bad_type, check_int
+from initlab._json import to_jsonable
+from initlab.studies._result import StudyResult
+
+__all__ = ["build", "ReportSummary", "parse_only"]
+
+_MARKER = "initlab-report"
+
+
+@dataclass
+class ReportSummary:
+    """What :func:`build` did: where the report is, each study's status and the timings."""
+
+    out_dir: Path
+    index: Path
+    results_json: Path
+    figures: list[Path]
+    results: list[StudyResult] = field(repr=False)
+    seconds: float
+    quick: bool
+    seed: int
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.study for r in self.results if not r.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "index": str(self.index),
+            "results_json": str(self.results_json),
+            "figures": [str(p) for p in self.figures],
+            "seconds": round(self.seconds, 3),
+            "quick": self.quick,
+            "seed": self.seed,
+            "studies": [
+                {"study": r.study, "status": r.status, "error": r.error, "seconds": round(r.seconds, 3), "summary": r.summary}
+                for r in self.results
+            ],
+            "failed": self.failed,
+        }
+
+
+def parse_only(only: str | Sequence[str] | None) -> list[str]:
+    """Study names from ``"seed000,seed002"`` or a list (all when None); ValueError for unknown ones.
+
+    Short forms ``000``, ``0`` and ``seed0`` are accepted.
+
+    >>> parse_only("0,seed002")
+    ['seed000', 'seed002']
+    """
+    all_names = _studies.names()
+    if only is None:
+        return all_names
+    if isinstance(only, str):
+        items = [p.strip() for p in only.split(",") if p.strip()]
+    elif isinstance(only, (list, tuple)):
+        items = [str(p).strip() for p in only]
+    else:
+        bad_type("only", "a comma-separated string or a list of study names", only)
+    if not items:
+        raise ValueError(f"The 'only' argument must name at least one of {', '.join(all_names)}; got {only!r}.")
+    out: list[str] = []
+    for item in items:
+        name = item.lower()
+        digits = name[4:] if name.startswith("seed") else name
+        if digits.isdigit():
+            name = f"seed{int(digits):03d}"
+        if name not in all_names:
+            _studies.get(item)  # raises the standard message with a suggestion
+        if name not in out:
+            out.append(name)
+    return [n for n in all_names if n in out]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str] | None:
+    here = Path(__file__).resolve().parent
+    try:
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _git_commit() -> tuple[str | None, bool | None]:
+    """(commit of the checkout initlab runs from, whether it has uncommitted changes); (None, None)
+    when initlab is not run from a git checkout or git is missing."""
+    proc = _git("rev-parse", "HEAD")
+    if proc is None or proc.returncode != 0 or len(proc.stdout.strip()) < 7:
+        return None, None
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = None if status is None or status.returncode != 0 else bool(status.stdout.strip())
+    return proc.stdout.strip(), dirty
+
+
+def _provenance(command: str, seed: int, quick: bool, names: list[str], mnist: str | None) -> dict[str, Any]:
+    import numpy as np
+
+    from initlab import __version__
+
+    commit, dirty = _git_commit()
+    return {
+        "tool": _MARKER,
+        "command": command,
+        "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "versions": {
+            "initlab": __version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": _version("torch"),
+            "scipy": _version("scipy"),
+            "matplotlib": _version("matplotlib"),
+            "scikit-learn": _version("scikit-learn"),
+            "mnist1d": _version("mnist1d"),
+        },
+        "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "seed": seed,
+        "quick": quick,
+        "studies": names,
+        "mnist": mnist,
+        "seconds": 0.0,
+    }
+
+
+def rerun_command(name: str, *, seed: int, quick: bool, mnist: str | None) -> str:
+    """The exact command that reruns one study into its own folder.
+
+    >>> rerun_command("seed001", seed=0, quick=False, mnist=None)
+    'initlab report --only seed001 --seed 0 --out report-seed001'
+    """
+    parts = ["initlab", "report", "--only", name, "--seed", str(seed)]
+    if quick:
+        parts.append("--quick")
+    if mnist and name == "seed002":
+        parts += ["--mnist", str(mnist)]
+    parts += ["--out", f"report-{name}"]
+    return shlex.join(parts)
+
+
+def _check_replaceable(out: Path) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"The 'out_dir' argument must be a folder (new or a previous initlab report); {str(out)!r} is a file.")
+    if not any(out.iterdir()):
+        return
+    rj = out / "results.json"
+    try:
+        ok = json.loads(rj.read_text(encoding="utf-8")).get("provenance", {}).get("tool") == _MARKER
+    except (OSError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"The 'out_dir' argument must be a new or empty folder or a previous initlab report; {str(out)!r} "
+            "has other files, and initlab will not replace it."
+        )
+
+
+@contextlib.contextmanager
+def _signals_as_exceptions() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while building, so the temporary folder is cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _term(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, _term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold back SIGINT/SIGTERM (delivered afterwards) while the folders are swapped."""
+    can = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if can:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        if can:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    with _signals_held():
+        old: Path | None = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old.rmdir()
+            os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            if old is not None:
+                os.replace(old, out)
+            raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _run_one(name: str, *, quick: bool, seed: int, mnist: str | None) -> StudyResult:
+    study = _studies.get(name)
+    command = rerun_command(name, seed=seed, quick=quick, mnist=mnist)
+    t0 = time.perf_counter()
+    config: Any = None
+    try:
+        config = study.config(quick=quick, seed=seed, mnist=mnist)
+        result = study.run(config)
+    except Exception as e:  # failure isolation: one study's error must not hide the others
+        cfg = to_jsonable(config.__dict__) if config is not None and hasattr(config, "__dict__") else {}
+        return StudyResult.failed(name, study.title, e, command=command, config=cfg, seconds=time.perf_counter() - t0)
+    result.command = command
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _draw(result: StudyResult, folder: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Draw a study's figures into ``folder``: ({figure name: file}, {figure name: error})."""
+    from initlab.report import plots
+
+    files: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    if not result.ok:
+        return files, errors
+    for f in result.figures:
+        fname = f"{result.study}_{f.name}.png"
+        try:
+            plots.render(f, folder / fname)
+        except Exception as e:  # one bad figure must not lose the page
+            errors[f.name] = f"{type(e).__name__}: {e}"
+        else:
+            files[f.name] = fname
+    return files, errors
+
+
+def _study_job(name: str, quick: bool, seed: int, mnist: str | None, folder: str) -> tuple[StudyResult, dict[str, str], dict[str, str]]:
+    """Run one study and draw its figures (in a worker process, or in-process with jobs=1)."""
+    result = _run_one(name, quick=quick, seed=seed, mnist=mnist)
+    files, errors = _draw(result, Path(folder))
+    return result, files, errors
+
+
+#: studies in the order that balances two workers best (longest first)
+_COST_ORDER = ("seed002", "seed000", "seed001", "seed003")
+
+
+def _pool(jobs: int) -> Any:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in mp.get_all_start_methods() and threading.active_count() == 1 else "spawn"
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(method))
+
+
+def _run_all(names: list[str], *, quick: bool, seed: int, mnist: str | None, folder: Path, jobs: int,
+             bar: Any, task: Any) -> list[tuple[StudyResult, dict[str, str], dict[str, str]]]:
+    done: dict[str, tuple[StudyResult, dict[str, str], dict[str, str]]] = {}
+    if jobs <= 1:
+        for name in names:
+            if bar is not None:
+                bar.update(task, description=f"running {name}{' (quick)' if quick else ''}")
+            done[name] = _study_job(name, quick, seed, mnist, str(folder))
+            if bar is not None:
+                bar.advance(task)
+        return [done[n] for n in names]
+    from concurrent.futures import as_completed
+
+    order = sorted(names, key=lambda n: _COST_ORDER.index(n) if n in _COST_ORDER else -1)
+    pool = _pool(jobs)
+    try:
+        futures = {pool.submit(_study_job, n, quick, seed, mnist, str(folder)): n for n in order}
+        if bar is not None:
+            bar.update(task, description=f"running {', '.join(order)}{' (quick)' if quick else ''}")
+        for fut in as_completed(futures):
+            name = futures[fut]
+            try:
+                done[name] = fut.result()
+            except Exception as e:  # the worker itself died (killed, out of memory): show as failed
+                study = _studies.get(name)
+                done[name] = (StudyResult.failed(name, study.title, e,
+                                                 command=rerun_command(name, seed=seed, quick=quick, mnist=mnist)), {}, {})
+            if bar is not None:
+                bar.advance(task)
+                bar.update(task, description=f"finished {name}")
+    except BaseException:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return [done[n] for n in names]
+
+
+def _resolve_jobs(jobs: int | None, n: int) -> int:
+    """The number of worker processes: ``jobs``, else min(2, CPUs, studies).
+
+    >>> _resolve_jobs(1, 4), _resolve_jobs(None, 1)
+    (1, 1)
+    """
+    if jobs is None:
+        return max(1, min(2, os.cpu_count() or 1, n))
+    return min(check_int("jobs", jobs, low=1), max(n, 1))
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return None
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
+def build(
+    out_dir: str | os.PathLike[str],
+    quick: bool = False,
+    seed: int = 0,
+    only: str | Sequence[str] | None = None,
+    mnist: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    *,
+    command: str | None = None,
+    jobs: int | None = None,
+) -> ReportSummary:
+    """Run the studies and write ``out_dir/index.html``, ``results.json`` and the PNG figures.
+
+    Args:
+        out_dir: the report folder (created; a previous report there is replaced atomically).
+        quick: smaller sizes and fewer epochs (labelled as such on the page).
+        seed: the seed every study derives its randomness from.
+        only: study names (``"seed000,seed002"`` or a list); all when None.
+        mnist: a folder with MNIST files for seed 002 (else the shipped digits and MNIST-1D).
+        progress: show a progress bar (only when stderr is a terminal).
+        command: the command line recorded in the provenance (default: ``sys.argv``).
+        jobs: worker processes (default: min(2, CPUs, studies)); 1 runs everything in this process.
+    """
+    t_start = time.perf_counter()
+    if not isinstance(quick, bool):
+        bad_type("quick", "a bool", quick)
+    seed = check_int("seed", seed, low=0)
+    names = parse_only(only)
+    n_jobs = _resolve_jobs(jobs, len(names))
+    mnist_s = None if mnist is None else str(mnist)
+    if mnist_s is not None and not Path(mnist_s).is_dir():
+        raise ValueError(f"The 'mnist' argument must be a folder holding the MNIST files; {mnist_s!r} is not a folder.")
+    if not isinstance(out_dir, (str, os.PathLike)):
+        bad_type("out_dir", "a path", out_dir)
+    out = Path(out_dir).expanduser().resolve()
+    _check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if command is None:
+        command = shlex.join(["initlab", *sys.argv[1:]]) if Path(sys.argv[0]).name == "initlab" else shlex.join(sys.argv)
+    full_parts = ["initlab", "report", "--seed", str(seed)]
+    if mnist_s:
+        full_parts += ["--mnist", mnist_s]
+    full_command = shlex.join(full_parts + ["--out", str(out_dir)])
+
+    provenance = _provenance(command, seed, quick, names, mnist_s)
+    with _signals_as_exceptions():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            bar = _progress(progress)
+            with bar if bar is not None else contextlib.nullcontext():
+                task = bar.add_task("initlab report", total=len(names)) if bar is not None else None
+                outcome = _run_all(names, quick=quick, seed=seed, mnist=mnist_s, folder=tmp, jobs=n_jobs, bar=bar, task=task)
+            results = [r for r, _, _ in outcome]
+            figure_files = {(r.study, k): v for r, files, _ in outcome for k, v in files.items()}
+            figure_errors = {(r.study, k): v for r, _, errs in outcome for k, v in errs.items()}
+            written = sorted(figure_files.values())
+            provenance["jobs"] = n_jobs
+
+            provenance["seconds"] = time.perf_counter() - t_start
+            payload = {
+                "provenance": provenance,
+                "studies": {r.study: {**r.to_dict(), "figure_files": {f.name: figure_files.get((r.study, f.name)) for f in r.figures}}
+                            for r in results},
+            }
+            (tmp / "results.json").write_text(json.dumps(to_jsonable(payload), indent=1, allow_nan=False), encoding="utf-8")
+            from initlab.report.page import render_page
+
+            html = render_page(results, provenance=provenance, figure_files=figure_files, figure_errors=figure_errors,
+                               quick=quick, seed=seed, full_command=full_command)
+            (tmp / "index.html").write_text(html, encoding="utf-8")
+            os.chmod(tmp, 0o755)
+            _swap_in(tmp, out)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return ReportSummary(
+        out_dir=out,
+        index=out / "index.html",
+        results_json=out / "results.json",
+        figures=[out / w for w in written],
+        results=results,
+        seconds=time.perf_counter() - t_start,
+        quick=quick,
+        seed=seed,
+    )

@@ -1,0 +1,107 @@
+"""The HTML page of the report: one jinja2 template (``templates/index.html``) with autoescape on.
+
+Every string that reaches the page goes through jinja2's HTML escaping (no ``|safe`` anywhere);
+numbers are formatted here, in Python, by :func:`format_cell`. The page needs nothing from the
+network: CSS is inline, figures are PNG files beside it referenced by relative paths.
+
+>>> format_cell(0.00400123, None)
+'0.004001'
+>>> format_cell(0.5, ".1%")
+'50.0%'
+>>> format_cell(None, None)
+'—'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from initlab.studies._result import StudyResult
+
+__all__ = ["render_page", "format_cell"]
+
+
+def format_cell(value: Any, spec: str | None) -> str:
+    """A table cell as text: ``spec`` (a format spec) if given, else 4 significant digits."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        x = float(value)
+        if not math.isfinite(x):
+            return str(x)
+        if spec:
+            return format(value, spec)
+        if isinstance(value, int):
+            return str(value)
+        if x == 0:
+            return "0"
+        if abs(x) >= 1e5 or abs(x) < 1e-4:
+            return f"{x:.3e}"
+        return f"{x:.4g}" if abs(x) >= 1 else f"{x:.4g}"
+    return str(value)
+
+
+def _table_view(t: Any) -> dict[str, Any]:
+    formats = list(t.formats or [])
+    formats += [None] * (len(t.columns) - len(formats))
+    cells = [[format_cell(v, formats[i] if i < len(formats) else None) for i, v in enumerate(row)] for row in t.rows]
+    text_cols = {i for i in range(len(t.columns)) if t.rows and all(isinstance(row[i], str) for row in t.rows if i < len(row))}
+    return {"name": t.name, "title": t.title, "columns": t.columns, "cells": cells, "note": t.note,
+            "text_columns": text_cols}
+
+
+def render_page(
+    results: list[StudyResult],
+    *,
+    provenance: dict[str, Any],
+    figure_files: dict[tuple[str, str], str],
+    figure_errors: dict[tuple[str, str], str],
+    quick: bool,
+    seed: int,
+    full_command: str,
+) -> str:
+    """The HTML text of index.html.
+
+    ``figure_files`` maps ``(study, figure name)`` to the PNG's relative path; ``figure_errors``
+    to the error of a figure that could not be drawn.
+    """
+    from importlib import resources
+
+    import jinja2
+
+    template_text = resources.files("initlab.report").joinpath("templates/index.html").read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    template = env.from_string(template_text)
+    views = []
+    for r in results:
+        views.append({
+            "study": r.study,
+            "title": r.title,
+            "status": r.status,
+            "error": r.error,
+            "seconds": r.seconds,
+            "summary": r.summary,
+            "verdict": r.verdict,
+            "explanation": r.explanation,
+            "corrections": r.corrections,
+            "command": r.command,
+            "config_text": json.dumps(r.to_dict()["config"], indent=2),
+            "tables": [_table_view(t) for t in r.tables],
+            "figures": [
+                {"name": f.name, "title": f.title, "caption": f.caption,
+                 "file": figure_files.get((r.study, f.name)), "error": figure_errors.get((r.study, f.name), "")}
+                for f in r.figures
+            ],
+        })
+    return template.render(
+        results=views,
+        provenance=provenance,
+        quick=quick,
+        seed=seed,
+        n_ok=sum(r.ok for r in results),
+        full_command=full_command,
+    )
