@@ -164,9 +164,13 @@ def test_float32_normal_radius_uses_53_bit_uniforms() -> None:
     from initlab.init._sampling import _box_muller32
 
     class Gen:
-        def random(self, n, dtype=np.float64):
+        def random(self, size=None, dtype=np.float64, out=None):
             # the largest float64 uniform (1 - 2^-53 -> U = 2^-53 after 1 - u) and angle 0
-            return np.full(n, 1.0 - 2.0**-53 if dtype == np.float64 else 0.0, dtype=dtype)
+            value = 1.0 - 2.0**-53 if np.dtype(dtype) == np.float64 else 0.0
+            if out is None:
+                return np.full(size, value, dtype=dtype)
+            out[...] = value
+            return out
 
     v = np.empty(2, np.float32)
     _box_muller32(Gen(), v)  # type: ignore[arg-type]

@@ -127,23 +127,39 @@ def _trunc_std(gen: np.random.Generator, out: np.ndarray, alpha: float, beta: fl
 _TWO_PI32 = np.float32(2.0 * math.pi)
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-thread float64 and float32 work buffers of at least ``h`` elements (reused, so a block
+    does not pay an mmap and page faults for its temporaries)."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None or bufs[0].size < h:
+        bufs = (np.empty(h, np.float64), np.empty(h, np.float32), np.empty(h, np.float32))
+        _SCRATCH.bufs = bufs
+    return bufs[0][:h], bufs[1][:h], bufs[2][:h]
+
+
 def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> None:
     """Fill float32 ``v`` with N(0, scale²) by Box–Muller, exact for float32.
 
-    Radius √(−2 ln U) with a 53-bit float64 uniform U ∈ (0, 1]: a float32 U could never give
-    more than 5.8σ; 53 bits reach 8.57σ, and P(|z| > 8.57) ≈ 1e-17. Angle 2πV with a float32
-    uniform V; cos and sin of the same angle give two independent normals. Both uniform draws
-    release the GIL, so blocks fill in parallel.
+    Radius √(−2 ln U) with a 53-bit float64 uniform U ∈ (0, 1]: a float32 uniform (a multiple of
+    2⁻²⁴) could never give more than 5.8σ; 53 bits reach 8.57σ, and P(|z| > 8.57) ≈ 1e-17. U is
+    then rounded to float32, which keeps its full range (float32 reaches 1e-38) and loses only
+    relative precision beyond float32's own, so the logarithm is taken in (vectorised) float32.
+    Angle 2πV with a float32 uniform V; cos and sin of the same angle give two independent
+    normals. The uniform draws release the GIL, so blocks fill in parallel.
     """
     n = v.size
     h = (n + 1) // 2
-    r = g.random(h)
-    np.subtract(1.0, r, out=r)
-    np.log(r, out=r)
-    r *= -2.0 * scale * scale
-    r32 = r.astype(np.float32)
+    u64, r32, th = _scratch(h)
+    g.random(out=u64)
+    np.subtract(1.0, u64, out=u64)  # (0, 1]: log is finite
+    r32[...] = u64
+    np.log(r32, out=r32)
+    r32 *= np.float32(-2.0 * scale * scale)
     np.sqrt(r32, out=r32)
-    th = g.random(h, dtype=np.float32)
+    g.random(out=th, dtype=np.float32)
     th *= _TWO_PI32
     c = v[:h]
     np.cos(th, out=c)
