@@ -120,9 +120,9 @@ def test_sigterm_mid_run_keeps_previous_report(previous: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--only", "seed999"], "'study' argument must be one of"),
-        (["--seed", "-1"], "'seed' argument"),
-        (["--mnist", "/nonexistent/folder"], "'mnist' argument"),
+        (["--only", "seed999"], "'--only' option must be one of"),
+        (["--seed", "-1"], "'--seed' option"),
+        (["--mnist", "/nonexistent/folder"], "'--mnist' option"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], needle: str) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from initlab._json import to_jsonable
 
-__all__ = ["emit_json", "parse_shape", "parse_int_list", "to_jsonable", "console"]
+__all__ = ["emit_json", "parse_shape", "parse_int_list", "to_jsonable", "console", "option_names"]
 
 
 def console() -> Any:
@@ -52,3 +54,26 @@ def parse_int_list(text: str, *, name: str) -> list[int]:
     if len(vals) < 2 or any(v <= 0 for v in vals):
         raise ValueError(f"The {name!r} option must be at least two comma-separated positive ints; got {text!r}.")
     return vals
+
+
+@contextlib.contextmanager
+def option_names(mapping: dict[str, str]) -> Iterator[None]:
+    """Re-word library errors for the command line: "The 'seed' argument" becomes "The '--seed'
+    option" for each ``{python_argument: cli_option}`` in ``mapping``.
+
+    >>> with option_names({"out_dir": "--out"}):
+    ...     raise ValueError("The 'out_dir' argument must be a folder; got 'x'.")
+    Traceback (most recent call last):
+    ...
+    ValueError: The '--out' option must be a folder; got 'x'.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+        new = msg
+        for arg, opt in mapping.items():
+            new = new.replace(f"The {arg!r} argument", f"The {opt!r} option")
+        if new == msg:
+            raise
+        raise type(e)(new) from None

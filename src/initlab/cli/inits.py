@@ -12,7 +12,7 @@ from typing import Any, List, Optional
 import typer
 
 from initlab.cli import app
-from initlab.cli._common import emit_json, parse_shape
+from initlab.cli._common import emit_json, option_names, parse_shape
 
 
 def _console() -> Any:
@@ -91,7 +91,8 @@ def sample_cmd(
     rows = []
     for text in specs:
         init = get(text)
-        w = init(dims, rng=seed, dtype=dtype, layout=layout, transposed=transposed)
+        with option_names({"dtype": "--dtype", "layout": "--layout", "shape": "--shape"}):
+            w = init(dims, rng=seed, dtype=dtype, layout=layout, transposed=transposed)
         theo = init.moments(dims, layout=layout, transposed=transposed)
         if w.size:
             w64 = w.astype(np.complex128 if w.dtype.kind == "c" else np.float64)

@@ -23,11 +23,13 @@ def report(
     import shlex
     import sys
 
-    from initlab.cli._common import emit_json
+    from initlab.cli._common import emit_json, option_names
     from initlab.report import build
 
-    summary = build(out, quick=quick, seed=seed, only=only, mnist=mnist, progress=not as_json, jobs=jobs,
-                    command=shlex.join(["initlab", *sys.argv[1:]]))
+    names = {"out_dir": "--out", "seed": "--seed", "study": "--only", "only": "--only", "mnist": "--mnist", "jobs": "--jobs"}
+    with option_names(names):
+        summary = build(out, quick=quick, seed=seed, only=only, mnist=mnist, progress=not as_json, jobs=jobs,
+                        command=shlex.join(["initlab", *sys.argv[1:]]))
     if as_json:
         emit_json(summary.to_dict())
         return
