@@ -159,20 +159,36 @@ def test_bad_thread_counts() -> None:
         ii.normal((3, 3), num_threads=1.5)
 
 
-def test_float32_normal_radius_uses_53_bit_uniforms() -> None:
-    # the Box–Muller radius uses 53-bit uniforms: the sampler's maximum is 8.57 sigma, not 5.8
+def test_float32_normal_radius_reaches_past_9_sigma() -> None:
+    # one raw 64-bit draw per pair: high 40 bits -> radius uniform U = (2^40 - t)·2^-40, low 24
+    # bits -> angle; U <= 2^-8 is redrawn as 2^-8·(1 - u53), so the maximum is sqrt(-2 ln 2^-61)
+    # = 9.19 sigma (a float32 uniform would stop at 5.8 sigma)
     from initlab.init._sampling import _box_muller32
 
-    class Gen:
-        def random(self, size=None, dtype=np.float64, out=None):
-            # the largest float64 uniform (1 - 2^-53 -> U = 2^-53 after 1 - u) and angle 0
-            value = 1.0 - 2.0**-53 if np.dtype(dtype) == np.float64 else 0.0
-            if out is None:
-                return np.full(size, value, dtype=dtype)
-            out[...] = value
-            return out
+    class Bits:
+        def __init__(self, raw: int) -> None:
+            self.raw = raw
 
+        def random_raw(self, size: int) -> np.ndarray:
+            return np.full(size, self.raw, dtype=np.uint64)
+
+    class Gen:
+        def __init__(self, raw: int) -> None:
+            self.bit_generator = Bits(raw)
+            self.calls = 0
+
+        def random(self, size=None):
+            self.calls += 1
+            return np.full(size, 1.0 - 2.0**-53)  # the largest float64 uniform
+
+    g = Gen(((1 << 40) - 1) << 24)  # t = 2^40 - 1: U = 2^-40 <= 2^-8, redrawn; angle bits 0
     v = np.empty(2, np.float32)
-    _box_muller32(Gen(), v)  # type: ignore[arg-type]
-    assert v[0] == pytest.approx(np.sqrt(-2 * np.log(2.0**-53)), rel=1e-6) and v[0] > 8.5
+    _box_muller32(g, v)  # type: ignore[arg-type]
+    assert g.calls == 1
+    assert v[0] == pytest.approx(np.sqrt(-2 * np.log(2.0**-61)), rel=1e-6) and v[0] > 9.1
     assert v[1] == 0.0  # sin(0)
+    # just above the threshold: U = (2^32 + 1)·2^-40 is kept (no redraw); angle 2^23·2pi/2^24 = pi
+    g = Gen((((1 << 40) - (1 << 32) - 1) << 24) | (1 << 23))
+    _box_muller32(g, v)  # type: ignore[arg-type]
+    assert g.calls == 0
+    assert v[0] == pytest.approx(-np.sqrt(-2 * np.log(2.0**-8)), rel=1e-6)

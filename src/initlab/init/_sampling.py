@@ -9,8 +9,9 @@ that is derived from the caller's ``rng`` by a single draw; blocks are filled in
 
 Distributions (all exact in distribution):
 
-* normal: float32 by Box–Muller with 53-bit radius uniforms and vectorized float32 sin/cos
-  (:func:`_box_muller32`; about 2× NumPy's float32 ziggurat), float64 by NumPy's ziggurat;
+* normal: float32 by Box–Muller, one raw 64-bit draw per pair (40-bit radius uniforms, the
+  smallest 2⁻⁸ of them redrawn with 53 bits; 24-bit angles) and vectorized float32 sin/cos
+  (:func:`_box_muller32`), float64 by NumPy's ziggurat;
 * uniform: ``Generator.random(dtype=..., out=...)`` mapped affinely;
 * truncated normal: when [α, β] holds at least half the mass (float32), Box–Muller normals with
   every value outside [α, β] replaced by an inverse-CDF draw (exact: the kept values follow the
@@ -36,7 +37,8 @@ from initlab._validation import check_int
 
 __all__ = ["BLOCK", "resolve_threads", "fill"]
 
-BLOCK = 1 << 16  # elements per block; fixed so results never depend on the thread count
+BLOCK = 1 << 17  # elements per block; fixed so results never depend on the thread count (2^17: fewer
+# dispatches than 2^16, scratch still about L2-sized)
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
@@ -130,37 +132,56 @@ _TWO_PI32 = np.float32(2.0 * math.pi)
 _SCRATCH = threading.local()
 
 
-def _scratch(h: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-thread float64 and float32 work buffers of at least ``h`` elements (reused, so a block
-    does not pay an mmap and page faults for its temporaries)."""
+def _scratch(h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-thread int64, int32 and two float32 work buffers of at least ``h`` elements (reused,
+    so a block does not pay an mmap and page faults for its temporaries)."""
     bufs = getattr(_SCRATCH, "bufs", None)
     if bufs is None or bufs[0].size < h:
-        bufs = (np.empty(h, np.float64), np.empty(h, np.float32), np.empty(h, np.float32))
+        bufs = (np.empty(h, np.int64), np.empty(h, np.int32), np.empty(h, np.float32), np.empty(h, np.float32))
         _SCRATCH.bufs = bufs
-    return bufs[0][:h], bufs[1][:h], bufs[2][:h]
+    return bufs[0][:h], bufs[1][:h], bufs[2][:h], bufs[3][:h]
+
+
+_RADIUS_BITS = 40  # bits of each raw 64-bit draw that give the radius uniform; the other 24: the angle
+_U_SCALE = np.float32(2.0**-_RADIUS_BITS)
+_U_FIX = 2.0**-8  # radius uniforms U <= 2^-8 are redrawn from 53-bit uniforms (see _box_muller32)
+_S_FIX = (1 << _RADIUS_BITS) - (1 << (_RADIUS_BITS - 8))  # t >= _S_FIX  <=>  U = s·2^-40 <= 2^-8
+_ANGLE = np.float32(2.0 * math.pi * 2.0**-24)
 
 
 def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> None:
     """Fill float32 ``v`` with N(0, scale²) by Box–Muller, exact for float32.
 
-    Radius √(−2 ln U) with a 53-bit float64 uniform U ∈ (0, 1]: a float32 uniform (a multiple of
-    2⁻²⁴) could never give more than 5.8σ; 53 bits reach 8.57σ, and P(|z| > 8.57) ≈ 1e-17. U is
-    then rounded to float32, which keeps its full range (float32 reaches 1e-38) and loses only
-    relative precision beyond float32's own, so the logarithm is taken in (vectorised) float32.
-    Angle 2πV with a float32 uniform V; cos and sin of the same angle give two independent
-    normals. The uniform draws release the GIL, so blocks fill in parallel.
+    One raw 64-bit draw per pair of normals: its low 24 bits give the angle 2πV (V on the 2⁻²⁴
+    grid, the law of NumPy's float32 uniform), its high 40 bits t give the radius uniform
+    U = (2⁴⁰ − t)·2⁻⁴⁰ ∈ (0, 1], rounded to float32 (so the logarithm is taken in vectorised
+    float32). Where U <= 2⁻⁸ (probability 2⁻⁸ exactly) U is replaced by 2⁻⁸·(1 − u) with a
+    fresh 53-bit float64 uniform u, i.e. by a uniform on (0, 2⁻⁸]: the mixture is exactly
+    uniform, every kept grid value carries >= 8 bits beyond float32's 24 (so rounding to float32
+    is unbiased), and the smallest U is 2⁻⁶¹: the radius √(−2 ln U) reaches 9.2σ (a float32
+    uniform, a multiple of 2⁻²⁴, could never give more than 5.8σ). cos and sin of the same angle
+    give two independent normals. The raw draws release the GIL, so blocks fill in parallel;
+    one draw per pair instead of two halves the generator's share of the time.
     """
     n = v.size
     h = (n + 1) // 2
-    u64, r32, th = _scratch(h)
-    g.random(out=u64)
-    np.subtract(1.0, u64, out=u64)  # (0, 1]: log is finite
-    r32[...] = u64
+    t, ai, r32, th = _scratch(h)
+    raw = g.bit_generator.random_raw(h)
+    ai[...] = raw  # low 32 bits (unsafe cast wraps)
+    np.bitwise_and(ai, 0xFFFFFF, out=ai)
+    np.multiply(ai, _ANGLE, out=th, dtype=np.float32)
+    np.right_shift(raw, 64 - _RADIUS_BITS, out=t.view(np.uint64))
+    fix = np.flatnonzero(t >= _S_FIX)
+    np.subtract(1 << _RADIUS_BITS, t, out=t)
+    np.multiply(t, _U_SCALE, out=r32, dtype=np.float32)
+    if fix.size:
+        u = g.random(fix.size)
+        np.subtract(1.0, u, out=u)
+        u *= _U_FIX
+        r32[fix] = u
     np.log(r32, out=r32)
     r32 *= np.float32(-2.0 * scale * scale)
     np.sqrt(r32, out=r32)
-    g.random(out=th, dtype=np.float32)
-    th *= _TWO_PI32
     c = v[:h]
     np.cos(th, out=c)
     c *= r32

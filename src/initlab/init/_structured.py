@@ -111,6 +111,112 @@ def _form_q_blocked(v: np.ndarray, tau: np.ndarray, threads: int) -> np.ndarray:
     return q
 
 
+_PANEL = 128  # reflectors per compact-WY panel (GEMM path)
+_CHUNK = 128  # Q columns per task (GEMM path); both fixed, so results never depend on threads
+assert _PANEL % _CHUNK == 0  # a chunk never straddles two panels (internal invariant)
+
+
+@functools.lru_cache(maxsize=1)
+def _cblas() -> Any:
+    """ctypes handles to scipy's OpenBLAS CBLAS sgemm/dgemm, or None.
+
+    ctypes releases the GIL during the call, and CBLAS takes leading dimensions, so sub-blocks of
+    Q are updated in place on initlab's threads without copies.
+    """
+    import ctypes
+
+    lib = _scipy_openblas()
+    if lib is None:  # pragma: no cover - another BLAS
+        return None
+    try:
+        fns = {}
+        for t, ct in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+            gemm = getattr(lib, f"scipy_cblas_{t}gemm")
+            gemm.restype = None
+            gemm.argtypes = [ctypes.c_int] * 6 + [ct, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                                                   ctypes.c_int, ct, ctypes.c_void_p, ctypes.c_int]
+            fns[t] = gemm
+        return fns
+    except AttributeError:  # pragma: no cover - an OpenBLAS without these symbols
+        return None
+
+
+_COL, _NOTRANS, _TRANS = 102, 111, 112  # CBLAS enums
+
+
+def _form_q_gemm(v: np.ndarray, tau: np.ndarray, signs: np.ndarray, threads: int, fns: Any) -> np.ndarray:
+    """Q·diag(signs), Q = H_1⋯H_k, by compact-WY panels of :data:`_PANEL` reflectors (BLAS-3 only).
+
+    A panel's product is I − V·T·Vᵀ with T⁻¹ = striu(VᵀV) + diag(1/τ), inverted by ``trtri`` (the same T as LAPACK's
+    ``larft``: Puglisi 1992; Joffrain et al., "Accumulating Householder transformations,
+    revisited", 2006). Panels are applied last to first to diag(signs) (as ``orgqr`` does), each
+    touching only rows and columns >= its first reflector, so the work is orgqr's 4/3·n³ — but
+    in large GEMMs instead of orgqr's 32-wide blocks. Columns are split into fixed chunks of
+    :data:`_CHUNK`, the tasks of one panel, run on initlab's threads.
+    """
+    from scipy.linalg import lapack
+
+    from initlab.init._sampling import _pool
+
+    m, k = v.shape
+    dt = v.dtype
+    gemm = fns["s" if dt == np.float32 else "d"]
+    isz = dt.itemsize
+    q = np.zeros((m, k), dtype=dt, order="F")
+    q[np.arange(k), np.arange(k)] = signs
+    qp = q.ctypes.data
+    starts = list(range(0, k, _PANEL))
+
+    def prep(c0: int) -> tuple[np.ndarray, np.ndarray]:
+        c1 = min(k, c0 + _PANEL)
+        b = c1 - c0
+        vp = np.array(v[c0:, c0:c1], order="F")
+        top = vp[:b]
+        top[np.triu_indices(b)] = 0
+        top[np.arange(b), np.arange(b)] = 1
+        tinv = np.asfortranarray(vp.T @ vp)
+        tinv[np.tril_indices(b)] = 0
+        tinv[np.arange(b), np.arange(b)] = 1.0 / tau[c0:c1]
+        # T itself (b×b, well conditioned: its inverse has diagonal 1/τ ∈ [1/2, 1]), so that
+        # applying it is one GEMM per chunk instead of a slower triangular solve
+        (trtri,) = lapack.get_lapack_funcs(("trtri",), (tinv,))
+        tmat, info = trtri(tinv, lower=0)
+        if info != 0:  # pragma: no cover - singular T⁻¹ cannot happen (τ ∈ [1, 2])
+            raise RuntimeError(f"LAPACK trtri failed with info={info}")
+        return vp, np.asfortranarray(tmat, dtype=dt)
+
+    pool = _pool(threads) if threads > 1 else None
+    panels = list(pool.map(prep, starts)) if pool is not None else [prep(c0) for c0 in starts]
+    for c0, (vp, tmat) in zip(reversed(starts), reversed(panels)):
+        rows = m - c0
+        b = vp.shape[1]
+
+        def job(j0: int, c0: int = c0, rows: int = rows, b: int = b, vp: np.ndarray = vp,
+                tmat: np.ndarray = tmat) -> None:
+            w = min(k, j0 + _CHUNK) - j0
+            cp = qp + (c0 + j0 * m) * isz
+            # W = Vᵀ·Q[c0:, cols];  Q[c0:, cols] −= V·(T·W)
+            if j0 < c0 + b:  # the panel's own columns: Q[c0:, cols] is still diag(signs) there
+                i0 = j0 - c0
+                wk = np.asfortranarray(vp[i0:i0 + w].T * signs[j0:j0 + w])
+            else:  # later columns: rows c0 .. c0+b of Q are still zero there
+                wk = np.empty((b, w), dtype=dt, order="F")
+                gemm(_COL, _TRANS, _NOTRANS, b, w, rows - b, 1.0, vp.ctypes.data + b * isz, rows,
+                     cp + b * isz, m, 0.0, wk.ctypes.data, b)
+            tw = np.empty((b, w), dtype=dt, order="F")
+            gemm(_COL, _NOTRANS, _NOTRANS, b, w, b, 1.0, tmat.ctypes.data, b, wk.ctypes.data, b, 0.0, tw.ctypes.data, b)
+            gemm(_COL, _NOTRANS, _NOTRANS, rows, w, b, -1.0, vp.ctypes.data, rows, tw.ctypes.data, b, 1.0, cp, m)
+
+        chunks = list(range(c0, k, _CHUNK))
+        if pool is None or len(chunks) == 1:
+            for j0 in chunks:
+                job(j0)
+        else:
+            for _ in pool.map(job, chunks):
+                pass
+    return q
+
+
 def orthogonal_matrix(rows: int, cols: int, gen: np.random.Generator, dtype: np.dtype, num_threads: Any = None) -> np.ndarray:
     """A Haar-random (rows, cols) matrix with orthonormal rows (rows <= cols) or columns (rows > cols).
 
@@ -121,8 +227,9 @@ def orthogonal_matrix(rows: int, cols: int, gen: np.random.Generator, dtype: np.
     of it), so the Householder vectors of QR(G) ARE independent Gaussian vectors of lengths
     big, big−1, …. initlab draws them directly (Stewart, "The efficient generation of random
     orthogonal matrices with an application to condition estimators", 1980) and forms Q with
-    LAPACK ``orgqr``/``ungqr`` alone — half the flops of ``geqrf`` + ``orgqr``, in float32 for
-    float32 weights.
+    the reflectors alone — half the flops of ``geqrf`` + ``orgqr``, in float32 for float32
+    weights (large real matrices: compact-WY panels in GEMMs, :func:`_form_q_gemm`; otherwise
+    LAPACK ``orgqr``/``ormqr``/``ungqr``/``unmqr``).
     """
     from scipy.linalg import lapack
 
@@ -135,7 +242,7 @@ def orthogonal_matrix(rows: int, cols: int, gen: np.random.Generator, dtype: np.
     fill(flat, gen, "normal", scale=(1 / math.sqrt(2)) if work.kind == "c" else 1.0, num_threads=num_threads)
     # column j's reflector comes from x = a[j:, j]: beta = -sign(Re x0)·|x|, tau = (beta - x0)/beta,
     # v = x[1:]/(x0 - beta) (LAPACK's larfg convention); R's diagonal would be beta.
-    norm = np.linalg.norm(np.tril(a), axis=0).astype(np.float64)
+    norm = _tail_norms(a)
     alpha = np.diagonal(a).astype(np.complex128 if work.kind == "c" else np.float64)
     beta = -np.copysign(norm, alpha.real)
     tau = ((beta - alpha) / beta).astype(work)
@@ -144,6 +251,11 @@ def orthogonal_matrix(rows: int, cols: int, gen: np.random.Generator, dtype: np.
     # OpenBLAS's own threads cost more than they bring on <= 2 cores (measured on a 2-core VM:
     # orgqr 2048² took 0.25–8 s with 2 threads, a steady 0.26 s with 1), so each LAPACK call is
     # single-threaded there and initlab's threads split the work instead.
+    fns = _cblas() if work.kind == "f" and small > _Q_BLOCK else None
+    if fns is not None:
+        with _lapack_threads(1):
+            q = _form_q_gemm(a, tau, np.sign(beta).astype(real), threads, fns)
+        return q.T if rows <= cols else q
     with _lapack_threads(threads if threads > 2 else 1):
         if small <= _Q_BLOCK:
             (orgqr,) = lapack.get_lapack_funcs(("ungqr" if work.kind == "c" else "orgqr",), (a,))
@@ -153,9 +265,27 @@ def orthogonal_matrix(rows: int, cols: int, gen: np.random.Generator, dtype: np.
         else:
             q = _form_q_blocked(a, tau, threads if threads <= 2 else 1)
     q *= np.sign(beta).astype(real)[None, :]
-    if rows < cols:
+    if rows <= cols:
+        # Q is F-ordered, so Qᵀ is C-ordered: no copy. For a square matrix Qᵀ is Haar too (the
+        # Haar measure is invariant under inversion), and its rows are orthonormal as required.
         q = q.T
     return q
+
+
+def _tail_norms(a: np.ndarray) -> np.ndarray:
+    """‖a[j:, j]‖ for every column j of the F-ordered ``a`` (float64): one BLAS dot per
+    contiguous column tail, instead of a masked copy of the whole matrix."""
+    k = a.shape[1]
+    out = np.empty(k, dtype=np.float64)
+    if a.dtype.kind == "c":
+        for j in range(k):
+            x = a[j:, j]
+            out[j] = np.vdot(x, x).real
+    else:
+        for j in range(k):
+            x = a[j:, j]
+            out[j] = np.dot(x, x)
+    return np.sqrt(out, out=out)
 
 
 def _canonical(site: Site) -> tuple[tuple[int, ...], list[int]]:
