@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -192,3 +194,25 @@ def test_float32_normal_radius_reaches_past_9_sigma() -> None:
     _box_muller32(g, v)  # type: ignore[arg-type]
     assert g.calls == 0
     assert v[0] == pytest.approx(-np.sqrt(-2 * np.log(2.0**-8)), rel=1e-6)
+
+
+@pytest.mark.parametrize("sparsity", [0.4, 0.8])  # k = 2 of 5 rows, and k = 4 (the complement branch)
+def test_sparse_zero_rows_are_a_uniform_subset_per_column(sparsity: float) -> None:
+    """Every k-subset of the rows must be equally likely as a column's zero set (torch's
+    randperm(rows)[:k] law): a chi-square test over all C(5, k) subsets, alpha = 1e-3."""
+    from itertools import combinations
+    from math import comb
+
+    from scipy import stats
+
+    rows, cols = 5, 40_000
+    k = math.ceil(sparsity * rows)
+    w = ii.sparse((rows, cols), sparsity=sparsity, std=1.0, rng=11)
+    zero = w == 0
+    assert (zero.sum(axis=0) == k).all()
+    code = (zero * (1 << np.arange(rows))[:, None]).sum(axis=0)
+    subsets = [sum(1 << r for r in s) for s in combinations(range(rows), k)]
+    counts = np.array([(code == s).sum() for s in subsets])
+    assert counts.sum() == cols  # every column's zero set is one of the k-subsets
+    expected = np.full(len(subsets), cols / comb(rows, k))
+    assert stats.chisquare(counts, expected).pvalue > 1e-3

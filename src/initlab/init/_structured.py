@@ -487,26 +487,33 @@ def sparse(shape: Shape, *, sparsity: float | None = None, std: float = 0.01, rn
     fill(flat, gen, "normal", scale=p["std"] / (math.sqrt(2) if work.kind == "c" else 1.0), num_threads=num_threads)
     nz = math.ceil(p["sparsity"] * rows)
     if nz > 0:
-        w[_column_subsets(gen, rows, cols, nz), np.arange(cols)[None, :]] = 0
+        _zero_columns(gen, w, nz)
     return _from_canonical(w, perm).astype(dt, copy=False)
 
 
-def _column_subsets(gen: np.random.Generator, rows: int, cols: int, k: int) -> np.ndarray:
-    """(k, cols) row indices: for each column, k distinct rows chosen uniformly at random.
+def _zero_columns(gen: np.random.Generator, w: np.ndarray, k: int) -> None:
+    """Set k entries of every column of the C-ordered 2-D ``w`` to 0, at k distinct rows chosen
+    uniformly at random per column (the same law as torch's ``randperm(rows)[:k]``).
 
-    A partial Fisher–Yates shuffle run on all columns at once (k vectorised steps), i.e. the
-    first k entries of an independent uniform random permutation per column (as torch's
-    ``randperm(rows)[:k]``). If k > rows/2 the complement is chosen instead.
+    Robert Floyd's algorithm (Bentley & Floyd, "Programming pearls: a sample of brilliance",
+    1987), vectorised over the columns: for j = rows−k … rows−1 draw t ∈ [0, j]; take t, or j if
+    t was taken already. It yields a uniformly random k-subset in k steps of O(cols) work on a
+    boolean mask, with no permutation array. If k > rows/2 the kept complement is drawn instead.
     """
+    rows, cols = w.shape
     take = min(k, rows - k)
-    perm = np.broadcast_to(np.arange(rows, dtype=np.intp)[:, None], (rows, cols)).copy()
-    ar = np.arange(cols)
-    for i in range(take):
-        j = i + gen.integers(0, rows - i, size=cols)
-        a = perm[i].copy()
-        perm[i] = perm[j, ar]
-        perm[j, ar] = a
-    return perm[:k] if take == k else perm[take:]
+    mask = np.zeros(rows * cols, dtype=bool)
+    base = np.arange(cols, dtype=np.intp)
+    for j in range(rows - take, rows):
+        lin = gen.integers(0, j + 1, size=cols) * cols + base
+        hit = mask[lin]
+        lin[hit] = j * cols + base[hit]
+        mask[lin] = True
+    flat = w.reshape(-1)
+    if take == k:
+        flat[mask] = 0
+    else:
+        flat[~mask] = 0
 
 
 def _moments_sparse(site: Site, p: dict[str, Any]) -> dict[str, Any]:
