@@ -22,6 +22,8 @@ Formulas (z logits, y targets, N the number of averaged terms):
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any
 
 import numpy as np
@@ -34,7 +36,7 @@ __all__ = ["Loss", "BCE", "CrossEntropy", "MSE", "get", "names"]
 Array = np.ndarray
 
 
-class Loss:
+class Loss(abc.ABC):
     """Base class. Subclasses define :meth:`value_and_grad`, :meth:`prepare` and :meth:`accuracy`."""
 
     name: str = ""
@@ -42,21 +44,24 @@ class Loss:
     #: output activations the loss accepts (None: any)
     outputs: tuple[str, ...] | None = None
 
+    @abc.abstractmethod
     def prepare(self, y: Any, n_out: int, dtype: np.dtype, *, name: str = "y") -> Array:
         """Validate targets and convert them to what :meth:`value_and_grad` expects."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def value_and_grad(self, t: Array, y: Array, grad: Array | None = None, scale: float = 1.0) -> tuple[float, Array]:
         """``(L, scale·∂L/∂t)``; ``grad`` (same shape as t) is written in place if given."""
-        raise NotImplementedError
+        ...
 
     def value(self, t: Array, y: Array) -> float:
         """The loss value alone."""
         return self.value_and_grad(np.asarray(t), self.prepare(y, np.shape(t)[-1], np.asarray(t).dtype))[0]
 
+    @abc.abstractmethod
     def accuracy(self, t: Array, y: Array) -> float:
         """Fraction of correct predictions (NaN where accuracy has no meaning, e.g. regression)."""
-        raise NotImplementedError
+        ...
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -23,6 +23,8 @@ gradient once and the update is a single subtraction.
 
 from __future__ import annotations
 
+import abc
+
 import math
 from typing import Any
 
@@ -35,7 +37,7 @@ __all__ = ["Optimizer", "SGD", "Momentum", "Adam", "get", "names", "hyperparamet
 Array = np.ndarray
 
 
-class Optimizer:
+class Optimizer(abc.ABC):
     """Base class: ``bind(params)`` allocates state, ``step(params, grads)`` updates in place.
 
     ``grads`` passed to :meth:`step` must already be multiplied by :attr:`grad_scale`; step may
@@ -55,8 +57,9 @@ class Optimizer:
     def bind(self, params: Array) -> None:
         """Allocate per-parameter state for a flat parameter vector."""
 
+    @abc.abstractmethod
     def step(self, params: Array, grads: Array) -> None:
-        raise NotImplementedError
+        """Update the flat parameter vector ``params`` in place from its gradient ``grads``."""
 
     def config(self) -> dict[str, Any]:
         """Hyperparameters as plain data."""
