@@ -1,6 +1,7 @@
 """initlab.init vs torch.nn.init: speed on this machine, same thread count, float32.
 
-4096×4096 for every scheme (orthogonal 2048×2048), median of ``--repeats`` runs (≥ 5) after one
+4096×4096 for every scheme (orthogonal 2048×2048; dirac a [size/8, size/8, 3, 3] conv kernel,
+512×512×3×3 at the default size), median of ``--repeats`` runs (≥ 5) after one
 warm-up, torch and initlab timed alternately so that load from other processes hits both alike.
 Prints a table and writes ``benchmarks/results/init_speed.json``. A ratio > 1 means initlab is
 faster (ratio = torch time / initlab time). Every scheme is compared twice:
@@ -61,13 +62,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n, m = args.size, args.orth_size
     gen = torch.Generator().manual_seed(0)
     rng = np.random.default_rng(0)
+    c = max(1, n // 8)  # dirac's conv kernel [c, c, 3, 3]: 512x512x3x3 for --size 4096
     tw = torch.empty(n, n)
     to = torch.empty(m, m)
+    td = torch.empty(c, c, 3, 3)
     nn = torch.nn.init
     th = args.threads
     # (name, shape, torch on tensor t, initlab); torch is timed on `tw`/`to` (in place) and on a
     # fresh torch.empty of the same shape
-    cases: list[tuple[str, tuple[int, int], Callable[[torch.Tensor], Any], Callable[[], Any]]] = [
+    cases: list[tuple[str, tuple[int, ...], Callable[[torch.Tensor], Any], Callable[[], Any]]] = [
         ("normal", (n, n), lambda t: nn.normal_(t, std=0.02, generator=gen),
          lambda: ii.normal((n, n), std=0.02, rng=rng, num_threads=th)),
         ("uniform", (n, n), lambda t: nn.uniform_(t, -0.1, 0.1, generator=gen),
@@ -88,13 +91,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
          lambda: ii.sparse((n, n), sparsity=0.1, rng=rng, num_threads=th)),
         ("constant", (n, n), lambda t: nn.constant_(t, 0.5), lambda: ii.constant((n, n), value=0.5)),
         ("zeros", (n, n), lambda t: nn.zeros_(t), lambda: ii.zeros((n, n))),
+        ("ones", (n, n), lambda t: nn.ones_(t), lambda: ii.ones((n, n))),
         ("eye", (n, n), lambda t: nn.eye_(t), lambda: ii.eye((n, n))),
+        ("dirac", (c, c, 3, 3), lambda t: nn.dirac_(t), lambda: ii.dirac((c, c, 3, 3))),
         ("orthogonal", (m, m), lambda t: nn.orthogonal_(t, generator=gen),
          lambda: ii.orthogonal((m, m), rng=rng, num_threads=th)),
     ]
     rows = []
     for name, shape, tfn, ifn in cases:
-        held = tw if shape == (n, n) else to
+        held = {(n, n): tw, (m, m): to, (c, c, 3, 3): td}[shape]
         t_inplace, t_fresh, t_init = _interleaved_ms(
             [lambda: tfn(held), lambda: tfn(torch.empty(*shape)), ifn], args.repeats)
         rows.append({"scheme": name, "shape": list(shape), "initlab_ms": round(t_init, 2),

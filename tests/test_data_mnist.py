@@ -94,3 +94,30 @@ def test_wrong_image_shape_and_pickled_npz_rejected(tmp_path):
     np.savez(other / "mnist.npz", x_train=np.array([{"a": 1}], dtype=object), y_train=np.zeros(1), x_test=np.zeros((1, 28, 28)), y_test=np.zeros(1))
     with pytest.raises(ValueError, match="mnist.npz"):
         mnist(other)
+
+
+def test_mnist_download_from_a_file_url_fills_the_cache(tmp_path):
+    server = tmp_path / "server"
+    server.mkdir()
+    arrays = _fake_mnist(server, gz=True)
+    cache = tmp_path / "cache"
+    with pytest.raises(FileNotFoundError):
+        mnist(cache)  # nothing there and no download asked
+    X, y, Xt, yt = mnist(cache, download=True, url=server.as_uri())
+    assert X.shape == (5, 784) and Xt.shape == (3, 784)
+    np.testing.assert_allclose(X, arrays["train-images-idx3-ubyte"].reshape(5, -1) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, arrays["train-labels-idx1-ubyte"])
+    np.testing.assert_array_equal(yt, arrays["t10k-labels-idx1-ubyte"])
+    assert sorted(p.name for p in cache.iterdir()) == sorted(n + ".gz" for n in arrays)
+    for p in server.iterdir():  # the cache holds the served bytes, and is used from now on
+        p.unlink()
+    np.testing.assert_array_equal(mnist(cache)[2], Xt)
+
+
+def test_mnist_download_from_an_unreachable_url_is_a_clear_error(tmp_path):
+    url = (tmp_path / "no-such-server").as_uri()
+    cache = tmp_path / "cache"
+    with pytest.raises(FileNotFoundError, match="Could not download MNIST") as e:
+        mnist(cache, download=True, url=url)
+    assert url in str(e.value) and str(cache) in str(e.value)
+    assert not any(cache.iterdir())  # no partial file left behind

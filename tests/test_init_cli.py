@@ -21,6 +21,7 @@ SEED_000 = [  # seed 000's table (torch on 300x500): spec -> theoretical (mean, 
     ("kaiming_normal(a=0, mode=fan_in, nonlinearity=relu)", 0.0, 2 / 500),
     ("kaiming_uniform(a=0.3, mode=fan_in, nonlinearity=leaky_relu)", 0.0, 2 / (1.09 * 500)),
     ("kaiming_normal(a=0.3, mode=fan_in, nonlinearity=leaky_relu)", 0.0, 2 / (1.09 * 500)),
+    ("kaiming_uniform(mode=fan_out, nonlinearity=relu)", 0.0, 2 / 300),
     ("kaiming_normal(mode=fan_out, nonlinearity=relu)", 0.0, 2 / 300),
 ]
 

@@ -57,6 +57,18 @@ def test_critical_gain_known_values() -> None:
     assert ii.gain("leaky_relu", method="critical", param=0.2) == pytest.approx(math.sqrt(2 / 1.04), rel=1e-6)
 
 
+def test_critical_gain_closed_forms_independent_of_theory() -> None:
+    # With sigma_b = 0 the fixed point is q* = 0 and chi_1 = sigma_w^2 E[phi'(z)^2] as q -> 0, where
+    # z ~ N(0, q) lands on either side of 0 with probability 1/2: sigma_w^2 = 2 / (phi'(0-)^2 + phi'(0+)^2).
+    # elu(alpha): phi'(0-) = alpha, phi'(0+) = 1; selu: lambda·alpha and lambda (Klambauer et al. 2017).
+    assert ii.gain("elu", method="critical") == pytest.approx(1.0, rel=1e-6)
+    assert ii.gain("elu", method="critical", param=0.5) == pytest.approx(math.sqrt(2 / 1.25), rel=1e-6)
+    lam, alpha = 1.0507009873554804934193349852946, 1.6732632423543772848170429916717
+    selu = math.sqrt(2 / (lam * lam * (1 + alpha * alpha)))
+    assert selu == pytest.approx(0.6905, abs=1e-4)
+    assert ii.gain("selu", method="critical") == pytest.approx(selu, rel=1e-6)
+
+
 @pytest.mark.parametrize("name", activations.names())
 def test_critical_gain_is_sqrt_of_theory_or_a_clear_error(name: str) -> None:
     from initlab import theory

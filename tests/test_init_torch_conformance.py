@@ -241,3 +241,48 @@ def test_complex_variance_is_the_target_unlike_torch_uniform() -> None:
         se = e2.std() / math.sqrt(n)
         assert abs(e2.mean() - target) < 5 * se, scheme
     assert torch_e2 > 1.8 * target  # torch doubles it (documented bug)
+
+
+def _torch_sample_dtype(fn, shape, seed, dtype, **kw) -> np.ndarray:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.empty(shape, dtype=dtype)
+    fn(t, generator=g, **kw)
+    return t.numpy()
+
+
+@pytest.mark.parametrize(
+    "shape,dtype",
+    [
+        ((300, 100), np.float64),  # tall: the columns are orthonormal
+        ((100, 300), np.float64),  # wide: the rows are orthonormal
+        ((64, 32, 3, 3), np.float32),  # conv kernel, flattened to [64, 288] like torch
+        ((150, 150), np.float32),
+    ],
+)
+def test_orthogonal_distribution_matches_torch_over_shapes(shape, dtype) -> None:
+    # torch flattens [out, ...] to [out, prod(rest)] = [r, c] and draws a Haar-orthogonal matrix's
+    # r x c block: the longer side's lines are unit vectors uniform on the sphere of R^N, N = max(r, c),
+    # so one such line's squared entries (divided by gain²) follow Beta(1/2, (N-1)/2).
+    gain = 1.5
+    r, c = shape[0], int(np.prod(shape[1:]))
+    n = max(r, c)
+    ref = stats.beta(0.5, (n - 1) / 2)
+    ours = ii.orthogonal(shape, gain=gain, rng=11, dtype=dtype).reshape(r, c).astype(np.float64)
+    tdt = torch.float32 if dtype == np.float32 else torch.float64
+    theirs = _torch_sample_dtype(nn_init.orthogonal_, shape, 11, tdt, gain=gain).reshape(r, c).astype(np.float64)
+    for w in (ours, theirs):
+        line = w[0] if c >= r else w[:, 0]  # a unit-norm line (times gain) of length N
+        assert line.size == n
+        np.testing.assert_allclose(np.linalg.norm(line), gain, rtol=1e-5 if dtype == np.float32 else 1e-12)
+        assert ks_p((line / gain) ** 2, ref) > ALPHA
+
+
+def test_sparse_nonzero_values_are_normal_like_torch() -> None:
+    shape, sparsity, std = (200, 300), 0.1, 0.02
+    ref = stats.norm(0, std)
+    ours = ii.sparse(shape, sparsity=sparsity, std=std, rng=3, dtype=np.float64)
+    theirs = torch_sample(nn_init.sparse_, shape, seed=3, sparsity=sparsity, std=std)
+    for w in (ours, theirs):
+        nz = w[w != 0]
+        assert nz.size == shape[1] * (shape[0] - math.ceil(sparsity * shape[0]))
+        assert ks_p(nz, ref) > ALPHA

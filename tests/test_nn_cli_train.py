@@ -48,6 +48,17 @@ def test_train_divergence_is_reported(capsys):
     assert code == 0 and res["diverged"] is True and isinstance(res["diverged_step"], int)
 
 
+def test_train_divergence_on_the_last_update_is_reported(capsys):
+    args = ("--dataset", "gaussian", "--layers", "3,64,64,2", "--init", "normal(std=100)", "--lr", "1",
+            "--epochs", "1", "--loss", "mse", "--no-progress")
+    code, out, _ = _run(capsys, *args, "--json")
+    res = json.loads(out)
+    assert code == 0 and res["diverged"] is True and res["diverged_step"] == 1
+    assert res["train_loss"] is not None and res["test_loss"] is not None  # rolled back: finite losses
+    code, out, _ = _run(capsys, *args)
+    assert code == 0 and "diverged at step 1" in out and "(ok)" not in out
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [(["--dataset", "moonz"], "'--dataset'"), (["--layers", "2,x,1"], "'--layers'"), (["--layers", "3,4,1"], "input width"),

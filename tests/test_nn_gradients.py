@@ -128,3 +128,36 @@ def test_sigmoid_bce_grad_act_never_inf_when_the_output_saturates():
         num = _central(lambda: net64.evaluate(np.zeros((2, 2)), np.array([0.0, 1.0]), "bce")["loss"], net64.layers[1].bias)
         # dL/db = Σ dL/dσ · σ'(z): the finite differences agree with grad_act · σ'
         assert num[0] == pytest.approx(float(np.sum(tr[-1].grad_act[:, 0] * s * (1 - s))), rel=1e-5, abs=1e-9)
+
+
+FIT_ACTS = list(activations.names()) + ["leaky_relu(0.2)", "elu(0.5)"]
+
+
+@pytest.mark.parametrize("loss,output", [("mse", "linear"), ("bce", "sigmoid"), ("ce", "linear"), ("mse", "tanh")])
+@pytest.mark.parametrize("act", FIT_ACTS)
+def test_one_sgd_step_of_fit_equals_network_gradients(act, loss, output):
+    # fit's loop has its own forward/backward (preallocated buffers, lr folded into the loss
+    # gradient); one full-batch SGD step must move every parameter by exactly -lr · Network.gradients.
+    rng = np.random.default_rng(17)
+    n_out = 1 if loss == "bce" else 3
+    net = Network([4, 6, 5, n_out], act, output, init="xavier_normal", bias_init="normal(std=0.3)", rng=3,
+                  dtype=np.float64)
+    x = rng.normal(size=(9, 4))
+    if loss == "bce":
+        y = rng.integers(0, 2, 9).astype(np.float64)
+    elif loss == "ce":
+        y = rng.integers(0, n_out, 9)
+    else:
+        y = rng.normal(size=(9, n_out))
+    value, trace = net.gradients(x, y, loss)
+    before = [(layer.weight.copy(), layer.bias.copy()) for layer in net.layers]
+    lr = 0.5
+    hist = net.fit(x, y, epochs=1, lr=lr, optimizer="sgd", loss=loss, progress=False)
+    assert not hist.diverged and hist.step_loss[0] == pytest.approx(value, rel=1e-12)
+    for layer, (w0, b0), t in zip(net.layers, before, trace):
+        for new, old, grad in ((layer.weight, w0, t.grad_weight), (layer.bias, b0, t.grad_bias)):
+            step = (old - new) / lr
+            scale = max(float(np.abs(grad).max()), 1e-300)
+            # rounding of old - new is ~eps·|old|/lr: bounded relative to the gradient's scale
+            tol = 1e-10 + 4 * np.finfo(np.float64).eps * float(np.abs(old).max()) / lr / scale
+            assert float(np.abs(step - grad).max()) / scale < tol, (act, loss, output)

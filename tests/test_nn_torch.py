@@ -31,13 +31,23 @@ def _torch_loss(name, out, y):
     return torch.nn.functional.mse_loss(out, torch.from_numpy(y))
 
 
-@pytest.mark.parametrize("case", range(8))
+#: every activation that has a torch module (to_torch rejects the others), plus non-default parameters
+TORCH_ACTS = [n for n in activations.names() if activations.get(n).torch_module is not None] + [
+    "leaky_relu(0.2)", "elu(0.5)"]
+
+
+def test_torch_acts_cover_the_usual_activations():
+    assert {"relu", "leaky_relu", "mish", "tanh", "gelu", "selu"} <= set(TORCH_ACTS)
+
+
+@pytest.mark.parametrize("case", range(len(TORCH_ACTS)))
 def test_random_architectures_match_torch_autograd(case):
     rng = np.random.default_rng(100 + case)
-    depth = int(rng.integers(1, 5))
+    depth = int(rng.integers(2, 5))
     sizes = [int(s) for s in rng.integers(1, 9, depth + 1)]
     sizes[-1] = max(sizes[-1], 2)
-    acts = [str(rng.choice(activations.names())) for _ in range(depth - 1)]
+    # case k puts TORCH_ACTS[k] in the first hidden layer (each appears at least once); the rest random
+    acts = [TORCH_ACTS[case]] + [str(rng.choice(TORCH_ACTS)) for _ in range(depth - 2)]
     loss = ["bce", "ce", "mse"][case % 3]
     output = {"bce": "sigmoid", "ce": "linear", "mse": str(rng.choice(["linear", "tanh", "softplus"]))}[loss]
     net = _random_net(sizes, acts, output, rng)

@@ -97,6 +97,21 @@ def test_divergence_stops_and_flags_without_nan_output():
     assert np.all(np.isfinite(net.params)) and np.all(np.isfinite(net.predict(X)))
 
 
+def test_divergence_on_the_last_update_is_caught_and_rolled_back():
+    # One full-batch epoch: the only loss is measured before the (only) update, which blows the
+    # weights up; the run must end diverged, with the initial (finite) weights restored.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    y = rng.normal(size=(400, 2)).astype(np.float32)
+    net = Network([3, 64, 64, 2], "relu", init="normal(std=100)", rng=0)
+    before = net.params.copy()
+    hist = net.fit(X, y, epochs=1, lr=1.0, loss="mse", progress=False)
+    assert hist.diverged is True
+    assert hist.diverged_step == 1 == len(hist.step_loss) and hist.diverged_epoch == 0
+    np.testing.assert_array_equal(net.params, before)
+    assert math.isfinite(net.evaluate(X, y, "mse")["loss"])
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_optimizers_match_torch(optimizer):
     torch = pytest.importorskip("torch")
@@ -165,3 +180,34 @@ def test_unknown_optimizer_keyword_lists_the_allowed_ones():
         optimizers.get("sgd", lr=0.1, betas=(0.9, 0.99))
     assert optimizers.hyperparameters("momentum") == ["momentum"]
     assert optimizers.get("momentum", lr=0.1, momentum=0.5).momentum == 0.5
+
+
+def _tiny():
+    net = Network([2, 3, 1], "tanh", "sigmoid", rng=0)
+    X = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
+    return net, X, (X[:, 0] > 0).astype(np.float32)
+
+
+def test_progress_true_draws_a_rich_progress_bar(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from initlab.nn import training
+
+    buf = io.StringIO()
+    monkeypatch.setattr(training, "_console", lambda: Console(file=buf, force_terminal=True, width=100))
+    net, X, y = _tiny()
+    hist = net.fit(X, y, epochs=7, lr=0.1, progress=True)
+    drawn = buf.getvalue()
+    assert "training" in drawn and "7/7" in drawn and f"loss {hist.epoch_loss[-1]:.4g}" in drawn
+
+
+def test_progress_default_goes_to_stderr_and_false_writes_nothing(capsys):
+    net, X, y = _tiny()
+    net.fit(X, y, epochs=7, lr=0.1, progress=False)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    net.fit(X, y, epochs=7, lr=0.1, progress=True)  # stderr is not a terminal here: rich draws little
+    out = capsys.readouterr()
+    assert out.out == ""  # never on stdout (the CLI's --json owns it)

@@ -17,7 +17,7 @@ import numpy as np
 from initlab._rng import RngLike
 from initlab._validation import bad_value
 from initlab.init._fans import Axes, check_layout, check_shape, fans_of, resolve_axes
-from initlab.init._sampling import fill
+from initlab.init._sampling import fill, inner_bound
 
 __all__ = ["Dist", "Site", "check_dtype", "sample", "TRUNC_STD", "REAL_DTYPES", "COMPLEX_DTYPES"]
 
@@ -143,6 +143,37 @@ class Dist:
 
 Plan = Callable[[Site, dict[str, Any]], Dist]
 
+#: a normal's samples are taken to reach this many standard deviations (the float32 Box–Muller
+#: sampler reaches 9.2σ; float64 draws beyond 10σ have probability ~1.5e-23)
+NORMAL_REACH = 10.0
+
+
+def _check_range(d: Dist, dt: np.dtype, scheme: str) -> None:
+    """ValueError when the samples of ``d`` could not be represented in ``dt`` (they would be ±inf).
+
+    A normal (or a truncated normal with a bound beyond 10σ) needs |loc| + 10·std <= finfo(dt).max,
+    i.e. std <= finfo(dt).max / 10 at loc 0; a uniform or truncated normal needs its bounds inside
+    the dtype's range.
+    """
+    fmax = float(np.finfo(dt).max)
+    if dt.kind == "c":  # the real and imaginary parts each get variance std² / 2
+        fmax *= math.sqrt(2.0)
+    name = np.dtype(dt).name
+    if d.kind == "uniform":
+        if abs(d.loc) + d.scale > fmax:
+            raise ValueError(
+                f"The bounds of {scheme!r} must lie within the range of dtype {name} (±{fmax:.4g}); "
+                f"got [{d.loc - d.scale:.4g}, {d.loc + d.scale:.4g}]."
+            )
+        return
+    reach = NORMAL_REACH if d.kind == "normal" else min(NORMAL_REACH, max(abs(d.alpha), abs(d.beta)))
+    if abs(d.loc) + reach * d.scale > fmax:
+        limit = (fmax - abs(d.loc)) / reach
+        raise ValueError(
+            f"The 'std' of {scheme!r} must be at most {limit:.4g} for dtype {name} (its range is ±{fmax:.4g}; "
+            f"samples reach {reach:g} std); got std={d.scale:.4g}."
+        )
+
 
 def sample(
     plan: Plan,
@@ -165,6 +196,7 @@ def sample(
         return np.full(site.shape, d.loc, dtype=dt)
     if not math.isfinite(d.scale):
         bad_value("shape", "a shape whose fans are positive", site.shape)
+    _check_range(d, dt, scheme)
     work = np.dtype(np.float32) if dt == np.float16 else dt
     if dt.kind == "c":
         real = np.dtype(np.float32) if dt == np.complex64 else np.dtype(np.float64)
@@ -180,6 +212,9 @@ def sample(
         if d.loc != 0.0:
             flat[0::2] += real.type(d.loc)
         return out.reshape(site.shape)
+    if d.kind == "uniform" and abs(d.loc) + 2.0 * d.scale > float(np.finfo(work).max):
+        # the bounds fit the dtype but the width b - a does not: sample in float64, round once
+        work = np.dtype(np.float64)
     out = np.empty(n, dtype=work)
     if d.kind == "normal":
         fill(out, rng, "normal", loc=d.loc, scale=d.scale, num_threads=num_threads)
@@ -189,4 +224,14 @@ def sample(
         fill(out, rng, "truncnorm", loc=d.loc, scale=d.scale, alpha=d.alpha, beta=d.beta, num_threads=num_threads)
     if work != dt:
         out = out.astype(dt)
+        if d.kind == "truncnorm" and (math.isfinite(d.alpha) or math.isfinite(d.beta)):
+            # rounding to the narrower dtype (float16) can step outside [low, high]: clip to the
+            # dtype's values inside the bounds
+            lo = inner_bound(d.loc + d.scale * d.alpha, dt, upper=False) if math.isfinite(d.alpha) else None
+            hi = inner_bound(d.loc + d.scale * d.beta, dt, upper=True) if math.isfinite(d.beta) else None
+            np.clip(out, lo, hi, out=out)
+        elif d.kind == "uniform":
+            lo = inner_bound(d.loc - d.scale, dt, upper=False)
+            hi = inner_bound(d.loc + d.scale, dt, upper=True)
+            np.clip(out, lo, hi, out=out)
     return out.reshape(site.shape)

@@ -180,8 +180,12 @@ def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> 
         u *= _U_FIX
         r32[fix] = u
     np.log(r32, out=r32)
-    r32 *= np.float32(-2.0 * scale * scale)
+    r32 *= np.float32(-2.0)
     np.sqrt(r32, out=r32)
+    if scale != 1.0:
+        # scale after the square root: scale² would overflow float32 for scale >= ~1.8e19 (and
+        # underflow to 0 for scale <= ~1e-23)
+        r32 *= np.float32(scale)
     c = v[:h]
     np.cos(th, out=c)
     c *= r32
@@ -190,6 +194,23 @@ def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> 
         sn = v[h:]
         np.sin(th[:m], out=sn)
         sn *= r32[:m]
+
+
+def inner_bound(bound: float, dt: Any, *, upper: bool) -> np.ndarray:
+    """``bound`` rounded into ``dt`` towards the inside of the interval: the largest ``dt`` value
+    <= ``bound`` when ``upper``, else the smallest >= ``bound`` (clipping to it never leaves
+    the interval, whereas round-to-nearest can step half an ulp outside).
+
+    >>> float(inner_bound(0.1, np.float32, upper=True)) <= 0.1 < float(np.float32(0.1))
+    True
+    """
+    t = np.dtype(dt).type
+    v = np.asarray(bound, dtype=dt)
+    if upper and float(v) > bound:
+        v = np.nextafter(v, t(-np.inf))
+    elif not upper and float(v) < bound:
+        v = np.nextafter(v, t(np.inf))
+    return np.asarray(v, dtype=dt)
 
 
 def fill(
@@ -242,8 +263,8 @@ def fill(
                 v += dt.type(loc)
 
     elif kind == "truncnorm":
-        hi_val = np.asarray(loc + scale * beta, dtype=dt) if math.isfinite(beta) else None
-        lo_val = np.asarray(loc + scale * alpha, dtype=dt) if math.isfinite(alpha) else None
+        hi_val = inner_bound(loc + scale * beta, dt, upper=True) if math.isfinite(beta) else None
+        lo_val = inner_bound(loc + scale * alpha, dt, upper=False) if math.isfinite(alpha) else None
 
         from scipy import special
 

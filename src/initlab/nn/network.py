@@ -69,7 +69,9 @@ class History:
     ``epoch_loss[e]`` the sample-weighted mean of epoch e's step losses (for full-batch training, the
     cost of the seeds' plots). ``val_*`` are filled every ``val_every`` epochs and at the end.
     If a loss became non-finite, ``diverged`` is True, ``diverged_step``/``diverged_epoch`` say
-    where, the non-finite value is not recorded, and training stopped.
+    where, the non-finite value is not recorded, and training stopped. The last update is checked
+    after the loop (finite parameters and a finite training loss at them); if it blew up,
+    ``diverged_step`` is the number of steps run and ``diverged_epoch`` the last epoch.
     """
 
     step_loss: list[float] = field(default_factory=list)
@@ -367,7 +369,9 @@ class Network:
 
         Divergence: if a training loss is NaN or ±inf, training stops, ``History.diverged`` is set
         with the step and epoch, and the parameters are restored to the last epoch start whose
-        loss was finite (so ``predict`` never returns NaN because of the divergence itself).
+        loss was finite (so ``predict`` never returns NaN because of the divergence itself). The
+        final update is checked too: after the loop the parameters must be finite and the training
+        loss at them finite, else the run counts as diverged and the last epoch is rolled back.
         """
         from initlab.nn.training import train
 

@@ -34,15 +34,21 @@ class _Buffers:
         self.ones = np.ones((1, batch), dtype=dtype)
 
 
+def _console() -> Any:
+    """The rich console the progress bar draws on: stderr (a separate function so tests can redirect it)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def _progress(enabled: bool, epochs: int) -> Any:
     if not enabled:
         return None
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     prog = Progress(
         TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-        TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+        TimeRemainingColumn(), console=_console(), transient=True,
     )
     prog.start()
     prog.add_task("train", total=epochs, loss="-")
@@ -69,6 +75,35 @@ def _blas_threads(net: "Network", batch: int, threads: int | None) -> Any:
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         return contextlib.nullcontext()
     return threadpool_limits(limits=threads, user_api="blas")
+
+
+def _final_ok(
+    net: "Network", X: Array, Y: Array, loss: "Loss", bufs: dict[int, "_Buffers"], batch_size: int, scale: float
+) -> bool:
+    """True when the parameters are finite and the loss at them on one batch is finite.
+
+    The loop has checked every step's loss before its update, so only the last update is
+    unchecked: a blow-up there makes the parameters non-finite or the loss of any batch
+    non-finite. One batch (the first ``batch_size`` rows) costs one step, not an epoch. Runs
+    inside the loop's ``np.errstate``, in the loop's buffers.
+    """
+    if not np.isfinite(net._flat).all():
+        return False
+    layers = net.layers
+    L = len(layers)
+    xb, yb = X[:batch_size], Y[:batch_size]
+    m = xb.shape[0]
+    buf = bufs.get(m)
+    if buf is None:
+        buf = bufs[m] = _Buffers(net.sizes, m, net.dtype)
+    h = xb
+    for i, layer in enumerate(layers):
+        z = buf.z[i]
+        np.matmul(h, layer._w.T, out=z)
+        z += layer._b
+        h = layer.activation.fn(z)
+    value, _ = loss.value_and_grad(buf.z[L - 1] if loss.takes_logits else h, yb, buf.gl, scale)
+    return math.isfinite(value)
 
 
 def train(
@@ -195,6 +230,14 @@ def train(
                     hist.val_accuracy.append(r["accuracy"])
                 if prog is not None and ((epoch + 1) % tick == 0 or epoch + 1 == epochs):
                     prog.update(prog.task_ids[0], completed=epoch + 1, loss=f"{total / n:.4g}")
+            # The loop measures each step's loss before its update, so the last update is never
+            # checked by it: check the final parameters (one isfinite pass) and, if they are
+            # finite, the loss on one batch (one forward pass of a batch).
+            if not hist.diverged and step > 0 and not _final_ok(net, X, Y, loss, bufs, batch_size, scale):
+                hist.diverged = True
+                hist.diverged_step = step
+                hist.diverged_epoch = hist.epochs_run - 1
+                np.copyto(flat, snap_cur)
     finally:
         hist.train_seconds = time.perf_counter() - t0
         if prog is not None:
