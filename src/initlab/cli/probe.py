@@ -104,7 +104,7 @@ def probe(
     batch: int = typer.Option(1000, "--batch", help="Batch size."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weights, inputs and random targets."),
     no_backward: bool = typer.Option(False, "--no-backward", help="Forward statistics only."),
-    loss: str = typer.Option("mse", "--loss", help="mse | ce | sum (per-sample loss summed over the batch)."),
+    loss: str = typer.Option("mse", "--loss", help="mse | ce | sum: deltas of each sample's own loss; weight gradients of the batch-mean loss."),
     theory: bool = typer.Option(False, "--theory", help="Mean-field prediction beside each layer (plain stacks)."),
     as_json: bool = typer.Option(False, "--json", help="Strict JSON on stdout."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Save the histogram/mean-std/gradient figure to this PNG."),

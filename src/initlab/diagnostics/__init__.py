@@ -42,14 +42,17 @@ def probe(
     """Measure every layer of ``model`` on the batch ``x``.
 
     Forward: pre-activation and activation mean, std (pooled, ddof = 0), channel squared mean,
-    min, max, fraction saturated, fraction of dead units, histograms (``bins`` equal bins, one
-    binning per quantity for all layers, on a subsample of ``hist_sample`` values per layer;
-    None = all). Backward (``backward=True``): the gradient of the per-sample loss summed over the
-    batch, so it does not depend on the batch size: ``loss="mse"`` (½‖o − y‖², with N(0, 1) targets
-    from ``rng`` when ``y`` is None), ``"ce"`` (softmax cross-entropy, integer labels ``y`` or
-    uniform random labels) or ``"sum"`` (Σ outputs); std of ∂L/∂(pre-activation), of ∂L/∂W and
-    ‖∂L/∂W‖/‖W‖. ``theory=True`` adds the mean-field prediction (Poole et al. 2016, "Exponential
-    expressivity in deep neural networks through transient chaos") for plain stacks.
+    min, max, fraction saturated, fraction of dead units (None where the activation cannot
+    saturate / die), histograms (``bins`` equal bins on a subsample of ``hist_sample`` values per
+    layer, None = all; layers with a bounded activation are binned on its range, e.g. [−1, 1] for
+    tanh, the other layers share one binning). Backward (``backward=True``): the deltas
+    ∂ℓ_b/∂(pre-activation) of each sample's own loss ℓ_b (std ``grad_std`` and RMS ``grad_rms``,
+    which the verdicts read), independent of the batch size; the weight gradient is that of the
+    MEAN loss (1/B) Σ_b ℓ_b, so its std and ‖∂L/∂W‖/‖W‖ do not grow with the batch size B.
+    ``loss="mse"`` (½‖o − y‖², with N(0, 1) targets from ``rng`` when ``y`` is None), ``"ce"``
+    (softmax cross-entropy, integer labels ``y`` or uniform random labels) or ``"sum"`` (Σ outputs).
+    ``theory=True`` adds the mean-field prediction (Poole et al. 2016, "Exponential expressivity in
+    deep neural networks through transient chaos") for plain stacks.
 
     Args:
         model: an :class:`initlab.nn.Network` or a ``torch.nn.Module``.

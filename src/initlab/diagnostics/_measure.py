@@ -18,7 +18,7 @@ from initlab.init import compute_fans
 from initlab.diagnostics._result import LayerStats
 from initlab.diagnostics._stats import HIST_SAMPLE, histogram, mean_pairwise_cosine, moments, subsample
 
-__all__ = ["LOSSES", "new_layer", "preact_stats", "act_stats", "weight_stats", "forward_stats", "backward_stats", "finish_histograms", "loss_gradient"]
+__all__ = ["LOSSES", "bounded_range", "new_layer", "preact_stats", "act_stats", "weight_stats", "forward_stats", "backward_stats", "finish_histograms", "loss_gradient"]
 
 LOSSES = ("mse", "ce", "sum")
 
@@ -54,6 +54,9 @@ def act_stats(st: LayerStats, act: np.ndarray, activation: Activation | None, pr
     st.width = int(act.shape[1]) if act.ndim >= 2 else 1
     st.activation = None if activation is None else activation.spec
     samples["act"] = samples["preact"] if same else subsample(act, hist_sample)
+    # None where the quantity does not apply (no saturating side / cannot die / linear / unknown)
+    st.saturated = None
+    st.dead = None
     if activation is not None and activation.saturating:
         if preact is None and activation.deriv_from_output is None:
             st.saturated = math.nan
@@ -106,21 +109,30 @@ def backward_stats(
     grad_weight: np.ndarray | None,
     weight: np.ndarray | None,
     samples: dict[str, Any],
+    batch: int,
     hist_sample: int | None = HIST_SAMPLE,
 ) -> None:
-    """Fill the backward statistics of ``st`` in place."""
+    """Fill the backward statistics of ``st`` in place.
+
+    ``grad_preact`` / ``grad_act`` are the per-sample deltas (the gradient of the per-sample loss
+    summed over the batch, row b = ∂ℓ_b/∂·): ``grad_std`` and ``grad_rms`` = √(mean g²).
+    ``grad_weight`` is Σ_b ∂ℓ_b/∂W; it is divided by ``batch`` so ``grad_weight_std`` and
+    ``grad_weight_ratio`` are those of the mean loss (1/B) Σ_b ℓ_b and do not grow with B.
+    """
     if grad_preact is not None:
-        st.grad_std = moments(grad_preact).std
+        mg = moments(grad_preact)
+        st.grad_std = mg.std
+        st.grad_rms = math.sqrt(max(mg.std * mg.std + mg.mean * mg.mean, 0.0))
         samples["grad"] = subsample(grad_preact, hist_sample)
     if grad_act is not None:
         st.grad_act_std = st.grad_std if grad_act is grad_preact else moments(grad_act).std
     if grad_weight is not None:
-        gw = np.ascontiguousarray(grad_weight).reshape(-1)
+        gw = np.ascontiguousarray(grad_weight).reshape(-1).astype(np.float64) / max(int(batch), 1)
         st.grad_weight_std = moments(gw).std
         if weight is not None:
             w = np.ascontiguousarray(weight).reshape(-1)
             wn = float(np.linalg.norm(w.astype(np.float64)))
-            gn = float(np.linalg.norm(gw.astype(np.float64)))
+            gn = float(np.linalg.norm(gw))
             st.grad_weight_ratio = gn / wn if wn > 0 else math.inf
 
 
@@ -129,11 +141,30 @@ def _edges(values: list[np.ndarray], bins: int, bounded: tuple[float, float] | N
     lo = min((float(v.min()) for v in finite if v.size), default=-1.0)
     hi = max((float(v.max()) for v in finite if v.size), default=1.0)
     if bounded is not None:
-        lo, hi = min(lo, bounded[0]), max(hi, bounded[1])
+        lo, hi = bounded
     if not hi > lo:
         c = lo
         lo, hi = c - 1.0, c + 1.0
     return np.linspace(lo, hi, bins + 1)
+
+
+def bounded_range(activation: Activation | None) -> tuple[float, float] | None:
+    """The output range (lo, hi) of an activation bounded on both sides, read off the activation
+    itself: φ(∓1e3) when φ has levelled off there (|φ(±1e6) − φ(±1e3)| < 1e-2); else None.
+
+    >>> from initlab.activations import get
+    >>> bounded_range(get("tanh")), bounded_range(get("sigmoid")), bounded_range(get("relu"))
+    ((-1.0, 1.0), (0.0, 1.0), None)
+    """
+    if activation is None:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        near = np.asarray(activation.forward(np.array([-1e3, 1e3])), dtype=np.float64)
+        far = np.asarray(activation.forward(np.array([-1e6, 1e6])), dtype=np.float64)
+    if not (np.all(np.isfinite(near)) and np.all(np.isfinite(far))) or np.any(np.abs(far - near) >= 1e-2):
+        return None
+    lo, hi = float(min(near)), float(max(near))
+    return (lo, hi) if hi > lo else None
 
 
 def finish_histograms(
@@ -142,27 +173,31 @@ def finish_histograms(
     activations: list[Activation | None],
     bins: int,
 ) -> None:
-    """Histograms with ONE binning per quantity for all layers (so the rows compare, as the
-    seeds' ``sharex`` plots): equal-width bins from the smallest to the largest sampled value over
-    all layers, widened to the activation's range when every layer's activation is bounded
-    (tanh: [−1, 1], sigmoid: [0, 1])."""
-    bounded = None
-    acts = [a for a in activations if a is not None]
-    if acts and all(a.saturating for a in acts):
-        ends = [a.forward(np.array([-60.0, 60.0])) for a in acts]
-        bounded = (min(float(e[0]) for e in ends), max(float(e[1]) for e in ends))
-    for key, attr, bnd in (("act", "hist", bounded), ("preact", "preact_hist", None), ("grad", "grad_hist", None)):
-        vals = [s[key] for s in samples if key in s]
-        if not vals:
-            continue
-        edges = _edges(vals, bins, bnd)
-        for st, s in zip(layers, samples):
+    """Histograms with fixed binning per group of layers, so the rows of a group compare (as the
+    seeds' ``sharex`` plots):
+
+    * activation outputs of a layer with a bounded activation (tanh: [−1, 1], sigmoid: [0, 1],
+      :func:`bounded_range`) are binned on that range, so saturation shows as peaks in the end
+      bins whatever the other layers do; layers with the same range share the binning;
+    * every other layer's activation output (linear read-out, ReLU, norm rows...) shares one
+      binning from the smallest to the largest sampled value over those layers;
+    * pre-activations and gradients: one binning per quantity over all layers.
+    """
+    ranges = [bounded_range(a) for a in activations]
+    for key, attr in (("act", "hist"), ("preact", "preact_hist"), ("grad", "grad_hist")):
+        groups: dict[tuple[float, float] | None, list[int]] = {}
+        for i, s in enumerate(samples):
             if key in s:
-                setattr(st, attr, histogram(s[key], edges))
+                groups.setdefault(ranges[i] if key == "act" else None, []).append(i)
+        for rng_, members in groups.items():
+            edges = _edges([samples[i][key] for i in members], bins, rng_)
+            for i in members:
+                setattr(layers[i], attr, histogram(samples[i][key], edges))
 
 
 def loss_gradient(out: np.ndarray, y: Any, loss: str, rng: np.random.Generator) -> np.ndarray:
-    """∂L/∂(output) for the per-sample loss summed over the batch (independent of batch size).
+    """∂L/∂(output) for the per-sample loss summed over the batch: row b is ∂ℓ_b/∂o_b, sample b's
+    own gradient, independent of the batch size (the probe divides ∂L/∂W by the batch size).
 
     * ``"mse"``: ℓ = ½‖o − y‖², gradient o − y; with ``y=None`` the targets are N(0, 1) draws from
       ``rng`` (the same shape as the output).

@@ -32,8 +32,25 @@ def _save(fig: Any, path: str | None) -> Any:
     return fig
 
 
+def _share_groups(result: Any, axes: Any, attr: str) -> None:
+    """Share the x axis (and y axis) between the panels whose histograms have the same edges, so
+    each group of layers with one fixed binning (see ``finish_histograms``) reads on one scale."""
+    first: dict[tuple[float, float, int], Any] = {}
+    for ax, st in zip(axes, result.layers):
+        h = getattr(st, attr)
+        if h is None:
+            continue
+        key = (float(h.edges[0]), float(h.edges[-1]), int(h.edges.size))
+        if key in first:
+            ax.sharex(first[key])
+            ax.sharey(first[key])
+        else:
+            first[key] = ax
+
+
 def _hist_row(result: Any, axes: Any, which: str) -> None:
     attr = {"act": "hist", "preact": "preact_hist", "grad": "grad_hist"}[which]
+    _share_groups(result, axes, attr)
     for ax, st in zip(axes, result.layers):
         h = getattr(st, attr)
         if h is None:
@@ -46,11 +63,13 @@ def _hist_row(result: Any, axes: Any, which: str) -> None:
 
 
 def histograms(result: Any, path: str | None = None, *, which: str = "act") -> Any:
-    """One panel per layer, shared x axis (one binning for all layers), as the seeds' figures."""
+    """One panel per layer, as the seeds' figures; panels with the same binning share their axes
+    (activations: layers with a bounded activation on its range, the other layers on one common
+    range; pre-activations and gradients: one binning for all layers)."""
     check_choice("which", which, ["act", "preact", "grad"])
     plt = _plt()
     n = max(len(result.layers), 1)
-    fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.4), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.4), squeeze=False)
     _hist_row(result, axes[0], which)
     fig.suptitle({"act": "activations", "preact": "pre-activations", "grad": "∂L/∂pre-activation"}[which], fontsize=9)
     return _save(fig, path)
@@ -69,14 +88,14 @@ def _stats_ax(result: Any, ax: Any) -> None:
 
 def _grad_ax(result: Any, ax: Any) -> None:
     idx = [s.index for s in result.layers]
-    g = result.column("grad_std")
+    g = result.column("grad_rms")
     ok = np.isfinite(g) & (g > 0)
     if ok.any():
-        ax.semilogy(np.array(idx)[ok], g[ok], "og-", label="∂L/∂preact std")
+        ax.semilogy(np.array(idx)[ok], g[ok], "og-", label="∂ℓ/∂preact RMS (per sample)")
         gw = result.column("grad_weight_std")
         okw = np.isfinite(gw) & (gw > 0)
         if okw.any():
-            ax.semilogy(np.array(idx)[okw], gw[okw], "s:", color="purple", label="∂L/∂W std")
+            ax.semilogy(np.array(idx)[okw], gw[okw], "s:", color="purple", label="∂L/∂W std (mean loss)")
         if result.theory:
             t = result.column("theory_grad_std")
             okt = np.isfinite(t) & (t > 0)
@@ -86,7 +105,7 @@ def _grad_ax(result: Any, ax: Any) -> None:
     else:
         ax.text(0.5, 0.5, "no backward pass", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("layer")
-    ax.set_title("gradient std per layer", fontsize=9)
+    ax.set_title("gradient scale per layer", fontsize=9)
 
 
 def stats(result: Any, path: str | None = None) -> Any:
@@ -98,7 +117,7 @@ def stats(result: Any, path: str | None = None) -> Any:
 
 
 def gradients(result: Any, path: str | None = None) -> Any:
-    """Std of ∂L/∂(pre-activation) and ∂L/∂W per layer, log scale."""
+    """RMS of the per-sample ∂ℓ/∂(pre-activation) and std of the mean-loss ∂L/∂W per layer, log scale."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     _grad_ax(result, ax)
@@ -112,9 +131,6 @@ def summary(result: Any, path: str) -> Any:
     fig = plt.figure(figsize=(max(2.0 * n, 10), 6.5))
     gs = fig.add_gridspec(2, max(n, 2), height_ratios=[1, 1.3])
     axes = [fig.add_subplot(gs[0, i]) for i in range(n)]
-    for a in axes[1:]:
-        a.sharex(axes[0])
-        a.sharey(axes[0])
     _hist_row(result, axes, "act")
     half = max(n, 2) // 2
     _stats_ax(result, fig.add_subplot(gs[1, :half]))

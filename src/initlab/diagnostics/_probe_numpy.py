@@ -53,7 +53,8 @@ def probe_network(
         net.backward(g, trace)
         for st, layer, tr, s in zip(layers, net.layers, trace, samples):
             backward_stats(st, grad_preact=tr.grad_preact, grad_act=tr.grad_act, grad_weight=tr.grad_weight,
-                           weight=layer.weight, samples=s, hist_sample=hist_sample)
+                           weight=layer.weight, samples=s, batch=int(xin.shape[0]),
+                           hist_sample=hist_sample)
     finish_histograms(layers, samples, [la.activation for la in net.layers], bins)
     result = ProbeResult(
         layers=layers, input_mean=mi.mean, input_std=mi.std, input_cosine=mean_pairwise_cosine(xin),

@@ -2,16 +2,23 @@
 
 Every ``Linear`` and ``ConvNd`` module (a "layer": its output is the pre-activation), every
 activation module :func:`initlab.activations.from_torch` recognises, and every normalisation
-module (BatchNorm, LayerNorm, GroupNorm) is hooked. An activation module whose input is the output
+module (BatchNorm, LayerNorm, GroupNorm) is hooked; ``Flatten``, ``Unflatten``, ``Identity`` and
+dropout modules are watched as pass-through (shape-only or identity: no row of their own, but
+their output counts as seen and their input as consumed). An activation module whose input is the output
 of the layer just before it is merged with that layer (pre-activation → activation, as in a
 Network); any other activation or norm module gets its own row. Statistics are computed inside the
 hooks, on zero-copy NumPy views of the (CPU) tensors, by the same functions as the NumPy probe,
 so in-place activations (``ReLU(inplace=True)``) cannot corrupt them. Conv outputs are reduced per
 channel (over batch and positions), as Signal Propagation Plots do.
 
-Hooks cannot see what ``forward()`` does with functional calls (``F.relu(x)``, ``x + skip``): when
-a layer's input is not a tensor produced by a hooked module (or the model input), the result's
-``notes`` say so and that layer's activation is not guessed. The theory column is given only for a
+Hooks cannot see what ``forward()`` does with functional calls (``F.relu(x)``, ``x + skip``,
+``x.mean((2, 3))``): when a row's output is not the input of a later hooked module (nor the model
+output), the result's ``notes`` say so against that (producing) row and, for a layer without an
+activation module, its activation is reported as unknown (None, with ``saturated`` and ``dead``
+None) rather than guessed linear. A row whose input was not made by a hooked module has
+``input_seen`` False; the verdicts do not compare it with the layer before it. Norm rows report
+the gradient at their output as ``grad_std`` / ``grad_rms``, and the gradient of their affine
+weight as ``grad_weight_std`` / ``grad_weight_ratio``. The theory column is given only for a
 plain chain Linear → activation → Linear → …, fed by the model input.
 
 Gradients come from ``torch.autograd.grad`` (the modules' ``.grad`` are left untouched).
@@ -67,6 +74,7 @@ class _Entry:
     activation: _activations.Activation | None
     paired: bool = False
     input_seen: bool = True
+    pos: int = 0
     grads: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -79,6 +87,10 @@ def _kinds(module: Any) -> str | None:
         return "param"
     if isinstance(module, (_NormBase, nn.LayerNorm, nn.GroupNorm)):
         return "norm"
+    from torch.nn.modules.dropout import _DropoutNd
+
+    if isinstance(module, (nn.Flatten, nn.Unflatten, nn.Identity, _DropoutNd)):
+        return "pass"
     if len(list(module.children())) == 0 and _activations.from_torch(module) is not None:
         return "act"
     return None
@@ -107,6 +119,9 @@ def probe_torch(
 
     entries: list[_Entry] = []
     known: list[Any] = [xt]  # tensors whose producer the probe saw (kept alive so ids stay unique)
+    # (position, tensor): the input of a hooked module; position = index of the row it feeds (the
+    # next row for pass-through modules), so a row's output counts as consumed only by a later one
+    consumed: list[tuple[int, Any]] = []
     linear = _activations.get("linear")
     handles = []
 
@@ -118,7 +133,17 @@ def probe_torch(
             entry.grads[key] = to_numpy(g)
         return fn
 
+    def consume(inp: tuple[Any, ...], pos: int) -> None:
+        if inp and isinstance(inp[0], torch.Tensor):
+            consumed.append((pos, inp[0]))
+
+    def pass_hook(mod: Any, inp: tuple[Any, ...], out: Any) -> None:
+        consume(inp, len(entries))
+        if isinstance(out, torch.Tensor):
+            known.append(out)
+
     def param_hook(mod: Any, inp: tuple[Any, ...], out: Any) -> None:
+        consume(inp, len(entries))
         e = _Entry(new_layer(len(entries) + 1, names[mod], type(mod).__name__.lower(), linear), {}, mod, "param",
                    out, linear, input_seen=bool(inp) and seen(inp[0]))
         o = to_numpy(out)
@@ -144,6 +169,7 @@ def probe_torch(
             if backward and out.requires_grad:
                 out.register_hook(grad_hook(prev, "act"))
         else:
+            consume(inp, len(entries))
             e = _Entry(new_layer(len(entries) + 1, names[mod], "activation", act), {}, mod, "act", out, act,
                        input_seen=xin is not None and seen(xin))
             a = to_numpy(out)
@@ -162,6 +188,7 @@ def probe_torch(
         known.append(out)
 
     def norm_hook(mod: Any, inp: tuple[Any, ...], out: Any) -> None:
+        consume(inp, len(entries))
         e = _Entry(new_layer(len(entries) + 1, names[mod], type(mod).__name__.lower(), None), {}, mod, "norm", out,
                    None, input_seen=bool(inp) and seen(inp[0]))
         act_stats(e.st, to_numpy(out), None, None, e.samples, hist_sample)
@@ -178,7 +205,7 @@ def probe_torch(
         if kind is None:
             continue
         names[mod] = name or type(mod).__name__
-        hook = {"param": param_hook, "act": act_hook, "norm": norm_hook}[kind]
+        hook = {"param": param_hook, "act": act_hook, "norm": norm_hook, "pass": pass_hook}[kind]
         handles.append(mod.register_forward_hook(hook))
     if not handles:
         raise ValueError(
@@ -195,7 +222,12 @@ def probe_torch(
             raise TypeError(f"The 'model' must return one tensor; it returned {type(out).__name__}.")
         if backward:
             g = loss_gradient(to_numpy(out), y, loss, rng)
-            params = [e.module.weight for e in entries if e.kind == "param" and e.module.weight.requires_grad]
+            params: list[Any] = []
+            for e in entries:
+                w = getattr(e.module, "weight", None)
+                if (e.kind in ("param", "norm") and isinstance(w, torch.Tensor) and w.requires_grad
+                        and not any(w is p for p in params)):
+                    params.append(w)
             if not out.requires_grad:
                 raise ValueError("The 'model' output does not require grad (frozen parameters?); use backward=False.")
             gt = torch.from_numpy(np.ascontiguousarray(g)).to(device=out.device, dtype=out.dtype)
@@ -207,22 +239,36 @@ def probe_torch(
 
     notes: list[str] = []
     layers = [e.st for e in entries]
-    for e in entries:
-        if not e.input_seen:
+    batch = int(xt.shape[0]) if xt.ndim else 1
+    unseen_out = [not (e.out is out or any(t is e.out and pos > i for pos, t in consumed))
+                  for i, e in enumerate(entries)]
+    for i, e in enumerate(entries):
+        e.st.input_seen = e.input_seen
+        nxt = f"layer {entries[i + 1].st.index} ({entries[i + 1].st.name})" if i + 1 < len(entries) else "the model output"
+        if unseen_out[i]:
+            if e.kind == "param" and not e.paired:
+                e.activation = None
+                e.st.activation, e.st.saturated, e.st.dead = None, None, None
+                notes.append(f"layer {e.st.index} ({e.st.name}): its output goes through an operation hooks cannot see "
+                             f"(a functional activation?) before {nxt}; no activation is reported")
+            else:
+                notes.append(f"layer {e.st.index} ({e.st.name}): its output goes through an operation hooks cannot see "
+                             f"(a functional activation, a residual add, pooling, a reshape?) before {nxt}")
+        if not e.input_seen and not (i > 0 and unseen_out[i - 1]):
             notes.append(
                 f"layer {e.st.index} ({e.st.name}): its input was made by an operation hooks cannot see "
-                "(a functional activation like F.relu inside forward(), a residual add, a reshape...); "
-                "no activation is reported for it"
+                "(a reshape, pooling, a residual add, a functional call...); it is not compared with the layer before"
             )
         if backward:
             w = getattr(e.module, "weight", None)
-            gw = wg.get(id(w)) if (e.kind == "param" and w is not None) else None
-            gpre = e.grads.get("preact")
+            has_w = e.kind in ("param", "norm") and isinstance(w, torch.Tensor)
+            gw = wg.get(id(w)) if has_w else None
+            gpre = e.grads.get("act") if e.kind == "norm" else e.grads.get("preact")
             gact = e.grads.get("act", gpre if e.kind == "param" and not e.paired else None)
             backward_stats(e.st, grad_preact=gpre, grad_act=gact,
                            grad_weight=None if gw is None else to_numpy(gw),
-                           weight=None if w is None or e.kind != "param" else to_numpy(w),
-                           samples=e.samples, hist_sample=hist_sample)
+                           weight=to_numpy(w) if has_w else None,
+                           samples=e.samples, batch=batch, hist_sample=hist_sample)
     finish_histograms(layers, [e.samples for e in entries], [e.activation for e in entries], bins)
     xin = to_numpy(xt)
     mi = moments(xin)

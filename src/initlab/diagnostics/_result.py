@@ -29,14 +29,22 @@ class LayerStats:
     ``chan_var`` (average channel variance), ``min``, ``max`` of the activation output, and the
     same with ``preact_`` of the pre-activation (the layer's affine output). ``saturated``: the
     fraction of pre-activation values where the activation is saturated
-    (|φ′| < threshold · max|φ′|, :meth:`initlab.activations.Activation.saturated_mask`);
+    (|φ′| < threshold · max|φ′|, :meth:`initlab.activations.Activation.saturated_mask`), None
+    where it does not apply (the activation does not saturate, is linear or unknown, norm rows);
     ``dead``: the fraction of units (channels) inactive on the whole batch (ReLU family only,
-    :attr:`~initlab.activations.Activation.can_die`); ``cosine``: mean pairwise cosine of the
-    pre-activations of distinct samples (→ 1: correlations collapsed).
+    :attr:`~initlab.activations.Activation.can_die`; None for the others); ``cosine``: mean
+    pairwise cosine of the pre-activations of distinct samples (→ 1: correlations collapsed).
+    ``input_seen``: False when the layer's input was made by an operation the torch probe's hooks
+    cannot see (a functional call, a residual add, pooling, a reshape): the rules that compare a
+    layer with the one before it do not judge such a layer.
 
-    Backward (the gradient of the per-sample loss summed over the batch): ``grad_std`` = std of
-    ∂L/∂(pre-activation) (the seeds' "deltas"), ``grad_act_std`` of ∂L/∂(activation),
-    ``grad_weight_std`` and ``grad_weight_ratio`` = ‖∂L/∂W‖_F / ‖W‖_F.
+    Backward: ``grad_std`` and ``grad_rms`` = std and root mean square √(mean g²) of
+    g = ∂ℓ_b/∂(pre-activation) of each sample's own loss ℓ_b (the seeds' "deltas"; a norm row:
+    of its output), ``grad_act_std`` of ∂ℓ_b/∂(activation). The verdicts read ``grad_rms``: the
+    std is 0 where the gradient is constant (the output layer under ``loss="sum"``).
+    ``grad_weight_std`` and ``grad_weight_ratio`` = ‖∂L/∂W‖_F / ‖W‖_F are those of the MEAN loss
+    L = (1/B) Σ_b ℓ_b over the batch of B samples, so they estimate the population gradient and do
+    not grow with the batch size (the per-sample sum would grow ∝ B).
 
     Theory (plain stacks with ``theory=True``): ``theory_std`` (predicted activation std),
     ``theory_preact_std`` and ``theory_grad_std`` (predicted pre-activation gradient std, scaled
@@ -59,12 +67,14 @@ class LayerStats:
     preact_sq_mean: float | None = None
     preact_min: float | None = None
     preact_max: float | None = None
-    saturated: float = 0.0
-    dead: float = 0.0
+    saturated: float | None = None
+    dead: float | None = None
     cosine: float | None = None
     weight_std: float | None = None
     fan_in: int | None = None
+    input_seen: bool = True
     grad_std: float | None = None
+    grad_rms: float | None = None
     grad_act_std: float | None = None
     grad_weight_std: float | None = None
     grad_weight_ratio: float | None = None
@@ -119,6 +129,17 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return f"{x:.2e}"
 
 
+def _pct(x: float | None) -> str:
+    """A fraction as a percentage for the table; "—" where it does not apply (None) or is unknown.
+
+    >>> _pct(0.125), _pct(None)
+    ('12.5', '—')
+    """
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{100 * x:.1f}"
+
+
 @dataclass
 class ProbeResult:
     """Per-layer statistics of one probe, with verdicts and notes.
@@ -165,12 +186,13 @@ class ProbeResult:
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self, *, histograms: bool = False) -> dict[str, Any]:
         """Plain data: ``layers`` (list of dicts with ``index``, ``mean``, ``std``, ``preact_std``,
-        ``saturated``, ``dead``, ``grad_std``, ``theory_std``...), ``verdicts`` (one line each),
+        ``saturated``, ``dead`` (None where they do not apply), ``grad_std``, ``grad_rms``,
+        ``theory_std``...), ``verdicts`` (one line each),
         ``verdict_details``, the input statistics and the notes. Backward keys are omitted when the
         backward pass was not run, theory keys when theory was not asked for."""
         drop = set()
         if not self.backward:
-            drop |= {"grad_std", "grad_act_std", "grad_weight_std", "grad_weight_ratio", "theory_grad_std"}
+            drop |= {"grad_std", "grad_rms", "grad_act_std", "grad_weight_std", "grad_weight_ratio", "theory_grad_std"}
         if not self.theory:
             drop |= {"theory_std", "theory_preact_std", "theory_grad_std"}
         layers = []
@@ -210,7 +232,7 @@ class ProbeResult:
             cols += ["theory std"]
         cols += ["sat %", "dead %", "cos"]
         if self.backward:
-            cols += ["grad std", "|∇W|/|W|"]
+            cols += ["grad std", "grad rms", "|∇W|/|W|"]
         for c in cols:
             t.add_column(c, justify="left" if c in ("kind", "act") else "right")
         for s in self.layers:
@@ -218,9 +240,9 @@ class ProbeResult:
                    _fmt(s.std, 6)]
             if self.theory:
                 row.append(_fmt(s.theory_std, 6))
-            row += [f"{100 * s.saturated:.1f}", f"{100 * s.dead:.1f}", _fmt(s.cosine, 3)]
+            row += [_pct(s.saturated), _pct(s.dead), _fmt(s.cosine, 3)]
             if self.backward:
-                row += [_fmt(s.grad_std), _fmt(s.grad_weight_ratio)]
+                row += [_fmt(s.grad_std), _fmt(s.grad_rms), _fmt(s.grad_weight_ratio)]
             t.add_row(*row)
         return t
 
@@ -260,7 +282,7 @@ class ProbeResult:
         return _plots.stats(self, path)
 
     def plot_gradients(self, path: str | None = None) -> Any:
-        """Std of ∂L/∂(pre-activation) per layer on a log scale."""
+        """RMS of the per-sample ∂ℓ/∂(pre-activation) and std of the mean-loss ∂L/∂W per layer, log scale."""
         from initlab.diagnostics import _plots
 
         return _plots.gradients(self, path)

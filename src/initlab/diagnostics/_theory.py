@@ -33,7 +33,8 @@ def add_theory(
     """Fill ``theory_std``, ``theory_preact_std`` and ``theory_grad_std`` of ``layers`` in place.
 
     ``theory_grad_std`` is predicted relative to the output layer's gradient, so it is scaled to
-    the measured ``grad_std`` of the last layer. The prediction's notes (e.g. layers it cannot
+    the measured ``grad_rms`` of the last layer (its second moment is what propagates; its std is 0
+    under ``loss="sum"``). The prediction's notes (e.g. layers it cannot
     predict) are appended to ``notes``. Returns True (theory columns were filled).
     """
     from initlab.theory import predict_stack
@@ -47,8 +48,8 @@ def add_theory(
         st.theory_std = act_std[i]
         st.theory_preact_std = math.sqrt(max(preact_var[i], 0.0))
     last = layers[-1]
-    if last.grad_std is not None and grad_var[-1] > 0:
-        scale = last.grad_std / math.sqrt(float(grad_var[-1]))
+    if last.grad_rms is not None and grad_var[-1] > 0:
+        scale = last.grad_rms / math.sqrt(float(grad_var[-1]))
         for i, st in enumerate(layers):
             st.theory_grad_std = math.sqrt(max(grad_var[i], 0.0)) * scale
     return True

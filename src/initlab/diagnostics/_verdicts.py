@@ -2,7 +2,9 @@
 
 Each rule reads the per-layer statistics of a :class:`~initlab.diagnostics.ProbeResult`:
 
-* **vanishing** — (judged on the hidden layers, a linear read-out is left out) the activation std
+* **vanishing** — (judged on the hidden layers, a linear read-out is left out, and so is a layer
+  whose input hooks did not see — after a functional reshape, pooling or residual add it is not
+  comparable with the layer before) the activation std
   of the last layer is below ``VANISH`` (0.1) of the larger of
   the input's and the first layer's; it starts at the first layer whose std falls by more than
   ``STEP`` (×0.7) from the layer before (the input for layer 1).
@@ -12,14 +14,19 @@ Each rule reads the per-layer statistics of a :class:`~initlab.diagnostics.Probe
   activation is saturated (|φ′| < threshold · max|φ′|, defined by the Activation object).
 * **dead** — more than ``DEAD`` (10%) of a layer's units are inactive on the whole batch.
 * **collapsed** — the mean pairwise cosine of the samples' pre-activations exceeds ``COLLAPSED``
-  (0.95) while the input's is below 0.9: every input is mapped to nearly the same direction
+  (0.95) while the input's is below 0.9 (layers whose input hooks did not see are not judged:
+  pooling positive ReLU features raises the cosine without any collapse): every input is mapped to nearly the same direction
   (the ordered phase of Poole et al. 2016, "Exponential expressivity in deep neural networks through
   transient chaos").
-* **vanishing_gradient / exploding_gradient** — the std of ∂L/∂(pre-activation) at the first layer
-  is below 1/100 (above 100×) of the last layer's; it starts at the first layer, walking from the
-  output, whose gradient std changes by more than ×0.7 (×1/0.7) from the layer after it.
+* **vanishing_gradient / exploding_gradient** — the RMS √(mean g²) of the per-sample
+  g = ∂ℓ/∂(pre-activation) at the first layer is below 1/100 (above 100×) of the last layer's
+  (rows without a gradient are skipped); it starts at the first layer, walking from the output,
+  whose gradient RMS changes by more than ×0.7 (×1/0.7) from the layer after it. The RMS, not the
+  std: under ``loss="sum"`` ∂ℓ/∂output is all ones, whose std is 0.
 
-The recommendation puts the activation at the edge of chaos with zero bias (Schoenholz et al.
+The recommendation is for the activation of the layer where the problem starts, or, where that
+layer has none (linear, unknown, a norm row), for the model's main activation (the most common
+one), said so. It puts the activation at the edge of chaos with zero bias (Schoenholz et al.
 2017, "Deep Information Propagation"): σ_w² = ``initlab.init.gain(act, "critical")²``
 (= :func:`initlab.theory.critical_sigma_w2`), named as the matching scheme (lecun_normal for
 σ_w² = 1, kaiming_normal for ReLU's 2, else variance_scaling with that scale). Where that point is
@@ -180,76 +187,89 @@ def verdicts(result: ProbeResult) -> list[Verdict]:
     if not layers:
         return []
     main = _main_activation(layers)
-    rec = recommend(main) if main is not None else "use a variance-preserving init (lecun_normal)"
+    main_rec = (f"{recommend(main)} — for {main}, the model's main activation" if main is not None
+                else "use a variance-preserving init (lecun_normal)")
     out: list[Verdict] = []
+
+    def rec_for(st: LayerStats) -> str:
+        if st.activation not in (None, "linear"):
+            return recommend(st.activation)
+        return main_rec
 
     def at(i: int) -> LayerStats:
         return layers[i]
 
-    def at_s(i: int) -> LayerStats:
-        return scale_layers[i]
+    # forward scale, over the hidden layers (a linear read-out layer is not judged), leaving out
+    # layers whose input hooks did not see (not comparable with the layer before)
+    chain = [s for s in layers if s.input_seen]
+    hidden = [s for s in chain if s.activation not in (None, "linear")]
+    scale_layers = hidden if len(hidden) >= 2 else chain
+    if scale_layers:
+        stds = [s.std for s in scale_layers]
+        ref = max(result.input_std, stds[0])
+        last = stds[-1]
+        prev = [result.input_std] + stds[:-1]
+        idx = [s.index for s in scale_layers]
+        if ref > 0 and last < VANISH * ref:
+            i0 = next((i for i, (a, b) in enumerate(zip(stds, prev)) if _ratio(a, b) < STEP), len(stds) - 1)
+            st = scale_layers[i0]
+            out.append(Verdict("vanishing", st.index,
+                               f"{_describe(st)}: {_scale_message('vanishing', stds, prev, idx, i0)}", rec_for(st)))
+        elif ref > 0 and last > ref / VANISH:
+            i0 = next((i for i, (a, b) in enumerate(zip(stds, prev)) if _ratio(a, b) > 1 / STEP), 0)
+            st = scale_layers[i0]
+            out.append(Verdict("exploding", st.index,
+                               f"{_describe(st)}: {_scale_message('exploding', stds, prev, idx, i0)}", rec_for(st)))
 
-    # forward scale, over the hidden layers (a linear read-out layer is not judged)
-    hidden = [s for s in layers if s.activation not in (None, "linear")]
-    scale_layers = hidden if len(hidden) >= 2 else layers
-    stds = [s.std for s in scale_layers]
-    ref = max(result.input_std, stds[0])
-    last = stds[-1]
-    prev = [result.input_std] + stds[:-1]
-    idx = [s.index for s in scale_layers]
-    if ref > 0 and last < VANISH * ref:
-        i0 = next((i for i, (a, b) in enumerate(zip(stds, prev)) if _ratio(a, b) < STEP), len(stds) - 1)
-        out.append(Verdict("vanishing", at_s(i0).index,
-                           f"{_describe(at_s(i0))}: {_scale_message('vanishing', stds, prev, idx, i0)}", rec))
-    elif ref > 0 and last > ref / VANISH:
-        i0 = next((i for i, (a, b) in enumerate(zip(stds, prev)) if _ratio(a, b) > 1 / STEP), 0)
-        out.append(Verdict("exploding", at_s(i0).index,
-                           f"{_describe(at_s(i0))}: {_scale_message('exploding', stds, prev, idx, i0)}", rec))
-
-    # saturation
-    sat = [i for i, s in enumerate(layers) if s.saturated > SATURATED]
+    # saturation (None: the layer's activation cannot saturate)
+    sat = [i for i, s in enumerate(layers) if s.saturated is not None and s.saturated > SATURATED]
     if sat:
         i0 = sat[0]
-        run = [layers[i].saturated for i in sat]
+        run = [float(layers[i].saturated or 0.0) for i in sat]
         where = f"from layer {at(i0).index} on" if len(sat) > 1 else f"at layer {at(i0).index}"
         out.append(Verdict("saturation", at(i0).index,
-                           f"{_describe(at(i0))}: {100 * sum(run) / len(run):.0f}% of units saturated {where}", rec))
+                           f"{_describe(at(i0))}: {100 * sum(run) / len(run):.0f}% of units saturated {where}",
+                           rec_for(at(i0))))
 
-    # dead units
-    dead = [i for i, s in enumerate(layers) if s.dead > DEAD]
+    # dead units (None: the layer's units cannot die)
+    dead = [i for i, s in enumerate(layers) if s.dead is not None and s.dead > DEAD]
     if dead:
         i0 = dead[0]
-        worst = max(layers[i].dead for i in dead)
+        worst = max(float(layers[i].dead or 0.0) for i in dead)
         out.append(Verdict("dead", at(i0).index,
-                           f"{_describe(at(i0))}: {100 * at(i0).dead:.0f}% of units dead (inactive on the whole batch) "
-                           f"from layer {at(i0).index} (up to {100 * worst:.0f}%)",
-                           rec + "; keep biases at zero"))
+                           f"{_describe(at(i0))}: {100 * float(at(i0).dead or 0.0):.0f}% of units dead (inactive on "
+                           f"the whole batch) from layer {at(i0).index} (up to {100 * worst:.0f}%)",
+                           rec_for(at(i0)) + "; keep biases at zero"))
 
-    # collapsed correlations
+    # collapsed correlations (not judged where hooks did not see the layer's input)
     cin = result.input_cosine
-    cos = [s.cosine for s in layers]
+    cos = [s.cosine if s.input_seen else None for s in layers]
     if (cin is None or not cin > 0.9) and any(c is not None and c > COLLAPSED for c in cos):
         i0 = next(i for i, c in enumerate(cos) if c is not None and c > COLLAPSED)
         cin_txt = "—" if cin is None else f"{cin:.2f}"
         out.append(Verdict("collapsed", at(i0).index,
                            f"{_describe(at(i0))}: representations of different inputs collapse from layer {at(i0).index} "
-                           f"(mean pairwise cosine {cos[i0]:.3f}, input {cin_txt})", rec))
+                           f"(mean pairwise cosine {cos[i0]:.3f}, input {cin_txt})", rec_for(at(i0))))
 
-    # gradients
-    g = [s.grad_std for s in layers]
-    if result.backward and all(v is not None for v in g) and len(g) > 1:
+    # gradients: the RMS of the per-sample deltas, over the rows that have one
+    glayers = [s for s in layers if s.grad_rms is not None and math.isfinite(s.grad_rms)]
+    if result.backward and len(glayers) > 1:
+        g = [float(s.grad_rms) for s in glayers]  # type: ignore[arg-type]
         g_last, g_first = g[-1], g[0]
         r = _ratio(g_first, g_last)
-        nxt = g[1:] + [None]
+        nxt: list[float | None] = [*g[1:], None]
+        first, final = glayers[0].index, glayers[-1].index
         if r < 1 / GRAD_RATIO:
             i0 = next((i for i in range(len(g) - 2, -1, -1) if _ratio(g[i], nxt[i]) < STEP), 0)
-            out.append(Verdict("vanishing_gradient", at(i0).index,
-                               f"{_describe(at(i0))}: gradient std shrinks towards the input from layer {at(i0).index} "
-                               f"(layer 1: {g_first:.3g}, layer {layers[-1].index}: {g_last:.3g})", rec))
+            st = glayers[i0]
+            out.append(Verdict("vanishing_gradient", st.index,
+                               f"{_describe(st)}: gradient RMS shrinks towards the input from layer {st.index} "
+                               f"(layer {first}: {g_first:.3g}, layer {final}: {g_last:.3g})", rec_for(st)))
         elif r > GRAD_RATIO:
             i0 = next((i for i in range(len(g) - 2, -1, -1) if _ratio(g[i], nxt[i]) > 1 / STEP), 0)
-            out.append(Verdict("exploding_gradient", at(i0).index,
-                               f"{_describe(at(i0))}: gradient std grows towards the input from layer {at(i0).index} "
-                               f"(layer 1: {g_first:.3g}, layer {layers[-1].index}: {g_last:.3g})", rec))
+            st = glayers[i0]
+            out.append(Verdict("exploding_gradient", st.index,
+                               f"{_describe(st)}: gradient RMS grows towards the input from layer {st.index} "
+                               f"(layer {first}: {g_first:.3g}, layer {final}: {g_last:.3g})", rec_for(st)))
     out.sort(key=lambda v: v.layer)
     return out
