@@ -62,13 +62,71 @@ def test_torch_matches_theory_within_sampling_error(result: StudyResult) -> None
 
 def test_seed_kaiming_theory_is_corrected(result: StudyResult) -> None:
     v = result.numbers["variance"]
-    # the seed printed 0.005 / 0.004587 (fan_avg); torch uses fan_in = 500
-    assert v["kaiming_normal"]["seed_theory"] == pytest.approx(0.005)
-    assert v["kaiming_normal"]["theory"] == pytest.approx(0.004)
-    assert v["kaiming_normal_leaky"]["theory"] == pytest.approx(0.00366972477, rel=1e-8)
+    rows, cols = Seed000Config().table_shape
+    fan_in, fan_avg = cols, (rows + cols) / 2  # torch layout [out, in]: fan_in is the second axis
+    # the seed's "theory" is the fan_avg value; the corrected one is torch's fan_in formula
+    assert v["kaiming_normal"]["seed_theory"] == pytest.approx(2 / fan_avg)
+    assert v["kaiming_normal"]["theory"] == pytest.approx(2 / fan_in)
+    assert v["kaiming_normal_leaky"]["theory"] == pytest.approx(2 / ((1 + 0.3**2) * fan_in), rel=1e-12)
     # ...and the seed's own torch measurement agrees with the corrected value, not with its theory
-    assert abs(v["kaiming_normal"]["seed_torch"] - 0.004) < abs(v["kaiming_normal"]["seed_torch"] - 0.005)
-    assert any("0.004" in c and "fan_in" in c for c in result.corrections)
+    assert abs(v["kaiming_normal"]["seed_torch"] - 2 / fan_in) < abs(v["kaiming_normal"]["seed_torch"] - 2 / fan_avg)
+    # the correction quotes the values computed here
+    want = [f"{2 / fan_in:.3g}", f"{2 / ((1 + 0.3**2) * fan_in):.3g}", f"fan_in = {fan_in}"]
+    assert any(all(w in c for w in want) for c in result.corrections), result.corrections
+
+
+def test_leaky_slope_is_used_in_the_activation_and_the_init(result: StudyResult) -> None:
+    from initlab import activations
+
+    cases = result.numbers["cases"]
+    for key in ("he_seed_leaky", "he_torch_leaky"):
+        act = activations.get(cases[key]["activation"])
+        assert float(act.forward(np.array([-1.0]))[0]) == pytest.approx(-0.3)
+        assert "0.3" in cases[key]["init"] or "1.8348" in cases[key]["init"]
+    assert "a=0.3" in cases["he_torch_leaky"]["init"]
+
+
+def test_the_seeds_fan_avg_he_is_present(result: StudyResult) -> None:
+    from initlab import init
+
+    case = result.numbers["cases"]["he_seed_relu"]
+    shape = (300, 200)  # a hidden layer of the seed's network, torch layout [out, in]
+    assert init.get(case["init"]).moments(shape)["var"] == pytest.approx(4 / (200 + 300))
+
+
+def test_probe_table_shows_every_verdict_line(result: StudyResult) -> None:
+    t = result.table("probe")
+    for row, case in zip(t.rows, result.numbers["cases"].values()):
+        for line in case["probe_verdicts"]:
+            assert line in row[-1]
+        assert "more)" not in row[-1]
+
+
+def test_delta_story_is_built_from_the_measured_numbers(result: StudyResult) -> None:
+    from initlab.studies._common import sig
+
+    d = result.numbers["cases"]["std1_tanh"]["delta_std"]
+    text = " ".join(result.explanation)
+    assert all(sig(v) in text for v in d)
+    assert "vanish too" not in text
+    grows = d[0] > d[1] > d[2]
+    assert ("grow from layer" in text) == grows
+
+
+@pytest.mark.parametrize("how", ["config", "missing"])
+def test_without_torch_the_page_says_so_and_claims_nothing(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    import sys
+
+    if how == "missing":
+        monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    cfg = Seed000Config.make(quick=True, seed=1, torch=(how == "missing"))
+    r = seed000(cfg)
+    cells = r.table("variance").column("torch.nn.init")
+    word = "not installed" if how == "missing" else "not compared"
+    assert sum(c == word for c in cells) == 10  # every row with a torch scheme
+    assert all(v["torch"] is None for v in r.numbers["variance"].values())
+    for text in (r.verdict, r.summary):
+        assert "torch.nn.init too" not in text and "was not compared" in text
 
 
 def test_zeros_pass_nothing(result: StudyResult) -> None:

@@ -87,3 +87,39 @@ def test_mnist_folder_is_used_when_it_has_the_files(tmp_path: Path) -> None:
     assert r.ok and r.numbers["data"]["used"] == ["mnist"]
     assert "MNIST read from" in r.numbers["data"]["note"]
     assert set(r.numbers["training"]) == {"mnist"}
+
+
+def test_ranks_show_ties_the_data_does_not_decide() -> None:
+    from initlab.studies.seed002 import TIE_FLOOR, ranks
+
+    runs_ = {"a": {"final_train_loss": 2.3017, "last_batches_se": 0.001},
+             "b": {"final_train_loss": 2.3021, "last_batches_se": 0.001},
+             "c": {"final_train_loss": 0.25, "last_batches_se": 0.001}}
+    assert ranks(runs_, ["a", "b", "c"]) == {"c": "1", "a": "2=", "b": "2="}
+    runs_["b"]["final_train_loss"] = 2.3017 + 2 * TIE_FLOOR  # now beyond the floor and the noise
+    assert ranks(runs_, ["a", "b", "c"]) == {"c": "1", "a": "2", "b": "3"}
+    runs_["b"]["last_batches_se"] = 0.05  # noisy runs: the same gap is a tie again
+    assert ranks(runs_, ["a", "b", "c"])["b"] == "2="
+
+
+def test_training_table_ranks_and_precision(result: StudyResult) -> None:
+    from initlab.studies.seed002 import tie_threshold
+
+    t = result.table("training")
+    assert t.formats[t.columns.index("final train loss")] == ".4f"
+    for dkey, d in result.numbers["training"].items():
+        r = d["runs"]
+        xs, s01 = r["xavier_sigmoid"], r["std001_relu"]
+        tied = abs(xs["final_train_loss"] - s01["final_train_loss"]) < tie_threshold(xs, s01)
+        rk = d["ranks"]["seed_text"]
+        assert (rk["xavier_sigmoid"] == rk["std001_relu"]) == tied
+        assert ("=" in rk["xavier_sigmoid"]) == tied
+
+
+def test_training_networks_are_probed_at_init(result: StudyResult) -> None:
+    t = result.table("training_init")
+    assert len(t.rows) == 4 * len(result.numbers["training"])
+    for d in result.numbers["training"].values():
+        for r in d["runs"].values():
+            assert r["probe_verdicts"] and len(r["predicted_init_act_std"]) == 5
+            assert all(p is not None and p > 0 for p in r["predicted_init_act_std"][:4])

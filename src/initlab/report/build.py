@@ -167,10 +167,13 @@ def _provenance(command: str, seed: int, quick: bool, names: list[str], mnist: s
 def rerun_command(name: str, *, seed: int, quick: bool, mnist: str | None) -> str:
     """The exact command that reruns one study into its own folder.
 
+    ``make report`` installs the command into the project's virtual environment, so the command
+    names ``.venv/bin/initlab`` (plain ``initlab`` works with the venv activated).
+
     >>> rerun_command("seed001", seed=0, quick=False, mnist=None)
-    'initlab report --only seed001 --seed 0 --out report-seed001'
+    '.venv/bin/initlab report --only seed001 --seed 0 --out report-seed001'
     """
-    parts = ["initlab", "report", "--only", name, "--seed", str(seed)]
+    parts = [".venv/bin/initlab", "report", "--only", name, "--seed", str(seed)]
     if quick:
         parts.append("--quick")
     if mnist and name == "seed002":
@@ -402,7 +405,7 @@ def build(
     out.parent.mkdir(parents=True, exist_ok=True)
     if command is None:
         command = shlex.join(["initlab", *sys.argv[1:]]) if Path(sys.argv[0]).name == "initlab" else shlex.join(sys.argv)
-    full_parts = ["initlab", "report", "--seed", str(seed)]
+    full_parts = [".venv/bin/initlab", "report", "--seed", str(seed)]
     if mnist_s:
         full_parts += ["--mnist", mnist_s]
     full_command = shlex.join(full_parts + ["--out", str(out_dir)])

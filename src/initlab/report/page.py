@@ -20,7 +20,7 @@ from typing import Any
 
 from initlab.studies._result import StudyResult
 
-__all__ = ["render_page", "format_cell"]
+__all__ = ["render_page", "format_cell", "python_call"]
 
 
 def format_cell(value: Any, spec: str | None) -> str:
@@ -43,6 +43,19 @@ def format_cell(value: Any, spec: str | None) -> str:
             return f"{x:.3e}"
         return f"{x:.4g}" if abs(x) >= 1 else f"{x:.4g}"
     return str(value)
+
+
+def python_call(r: StudyResult) -> str:
+    """The Python call that reruns a study with its configuration (:func:`initlab.studies.run`).
+
+    >>> python_call(StudyResult("seed001", "T", config={"seed": 0, "quick": False}))
+    "initlab.studies.run('seed001', quick=False, seed=0)"
+    """
+    cfg = r.config or {}
+    args = [repr(r.study), f"quick={bool(cfg.get('quick', False))!r}", f"seed={int(cfg.get('seed', 0))!r}"]
+    if r.study == "seed002" and cfg.get("mnist"):
+        args.append(f"mnist={cfg['mnist']!r}")
+    return f"initlab.studies.run({', '.join(args)})"
 
 
 def _table_view(t: Any) -> dict[str, Any]:
@@ -89,6 +102,7 @@ def render_page(
             "explanation": r.explanation,
             "corrections": r.corrections,
             "command": r.command,
+            "python_call": python_call(r),
             "config_text": json.dumps(r.to_dict()["config"], indent=2),
             "tables": [_table_view(t) for t in r.tables],
             "figures": [

@@ -124,8 +124,11 @@ def _decision(fig_spec: FigureSpec) -> Any:
         ax = axes[0][k]
         x0, x1 = (float(v) for v in p["x_range"])
         y0, y1 = (float(v) for v in p["y_range"])
-        ax.imshow(p["grid"], origin="lower", extent=(x0, x1, y0, y1), cmap="Spectral", vmin=0.0, vmax=1.0,
-                  aspect="auto", interpolation="nearest")
+        im = ax.imshow(p["grid"], origin="lower", extent=(x0, x1, y0, y1), cmap="Spectral", vmin=0.0, vmax=1.0,
+                       aspect="auto", interpolation="nearest")
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        cb.set_label("P(class 1)", fontsize=7)
+        cb.ax.tick_params(labelsize=6)
         pts = p["points"]
         labels = p["labels"]
         xs = [q[0] for q in pts]

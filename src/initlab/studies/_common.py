@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["hist_panel", "probe_verdicts", "predicted_act_std", "sub_seed", "fmt_pair", "sig"]
+__all__ = ["hist_panel", "probe_verdicts", "probe_run", "verdict_cell", "predicted_act_std", "sub_seed", "fmt_pair", "sig"]
 
 
 def sub_seed(seed: int, *keys: int) -> np.random.SeedSequence:
@@ -21,12 +21,14 @@ def sub_seed(seed: int, *keys: int) -> np.random.SeedSequence:
 
 
 def hist_panel(values: np.ndarray, *, bins: int = 50, value_range: tuple[float, float] | None = None,
-               title: str = "", central: float = 0.99) -> dict[str, Any]:
+               title: str = "", central: float = 0.99, pad: float = 0.0) -> dict[str, Any]:
     """A histogram as plot data: ``{"title", "edges", "density"}`` (density integrates to 1).
 
     With no ``value_range`` the range covers the ``central`` fraction of the values (quantiles
     (1 − central)/2 and (1 + central)/2), widened to a non-zero width when the values are (nearly)
-    constant; values outside the range are left out (not piled into the edge bins).
+    constant, then widened by ``pad`` × its width on each side; values outside that automatic range are
+    piled into the edge bins (so a tail stays visible). With an explicit ``value_range`` values
+    outside it are left out.
 
     >>> p = hist_panel(np.array([0.0, 0.0, 1.0]), bins=2, value_range=(0.0, 1.0))
     >>> p["density"]
@@ -44,6 +46,7 @@ def hist_panel(values: np.ndarray, *, bins: int = 50, value_range: tuple[float, 
                 c = float(np.median(v))
                 w = max(abs(c) * 0.1, 1e-12)
                 lo, hi = c - w, c + w
+            lo, hi = lo - pad * (hi - lo), hi + pad * (hi - lo)
     else:
         lo, hi = value_range
         v = v[(v >= lo) & (v <= hi)]
@@ -57,13 +60,30 @@ def hist_panel(values: np.ndarray, *, bins: int = 50, value_range: tuple[float, 
 def probe_verdicts(net: Any, x: np.ndarray, y: np.ndarray | None = None, *, loss: str = "mse",
                    rng: int | np.random.SeedSequence | None = 0) -> list[str]:
     """The probe's verdicts (one line each; ``["no problem found"]`` when it finds none)."""
+    return probe_run(net, x, y, loss=loss, rng=rng)[0]
+
+
+def probe_run(net: Any, x: np.ndarray, y: np.ndarray | None = None, *, loss: str = "mse",
+              rng: int | np.random.SeedSequence | np.random.Generator | None = 0,
+              theory: bool = False) -> tuple[list[str], Any]:
+    """The probe's verdicts (as :func:`probe_verdicts`) and its :class:`~initlab.diagnostics.ProbeResult`,
+    so a study can quote the probe's own numbers (one source of truth for e.g. the saturated fraction)."""
     from initlab.diagnostics import probe
 
     if isinstance(rng, np.random.SeedSequence):
         rng = np.random.default_rng(rng)
-    res = probe(net, x, y=y, loss=loss, backward=y is not None, rng=rng)
+    res = probe(net, x, y=y, loss=loss, backward=y is not None, theory=theory, rng=rng)
     out = [str(v) for v in res.verdicts]
-    return out or ["no problem found"]
+    return (out or ["no problem found"]), res
+
+
+def verdict_cell(verdicts: Sequence[str]) -> str:
+    """All verdict lines in one table cell, one per line (the page keeps the line breaks).
+
+    >>> verdict_cell(["a", "b"])
+    'a\\nb'
+    """
+    return "\n".join(verdicts)
 
 
 def predicted_act_std(sizes: Sequence[int], activations: Sequence[str], inits: Sequence[Any],

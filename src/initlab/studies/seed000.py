@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from initlab.studies._common import single_thread, hist_panel, predicted_act_std, probe_verdicts, sig, sub_seed
+from initlab.studies._common import single_thread, hist_panel, predicted_act_std, probe_run, sig, sub_seed, verdict_cell
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
 __all__ = ["Seed000Config", "seed000", "CASES", "VARIANCE_ROWS"]
@@ -145,6 +145,56 @@ def _theory_var(key: str, fan_in: int, fan_out: int) -> float:
     }[key]
 
 
+def _backward_story(case: dict[str, Any], sizes: list[int]) -> str:
+    """What the delta table shows for one N(0, 1) case, in words built from the measured numbers."""
+    d = case["delta_std"]
+    wf = case["backward_weight_factor"]  # wf[l]: step from layer l+2 back to layer l+1 (1-based)
+    rms = case["derivative_rms"]
+    n = len(d)
+    chain = " → ".join(f"{sig(d[i])} (layer {i + 1})" for i in reversed(range(n)))
+    steps = [(i, wf[i] * rms[i], d[i] / d[i + 1] if d[i + 1] > 0 else float("nan")) for i in range(n - 1)]
+    wide = [st for st in steps if sizes[st[0] + 2] > 2]  # steps back through a wide layer's weights
+    grow = sum(1 for _, _, m in wide if m > 1)
+    span = f"from layer {wide[-1][0] + 2} back to layer {wide[0][0] + 1}" if wide else "through the layers"
+    trend = (f"grow {span}" if grow == len(wide) else f"shrink {span}" if grow == 0 else f"go up and down {span}")
+    narrow = [st for st in steps if st not in wide]
+    sp = case["delta_near_zero"][0]
+    ku = case["delta_excess_kurtosis"][0]
+    parts = [
+        f"With N(0, 1) and {case['activation']} the deltas {trend}: their std goes {chain}.",
+        ("Saturation does not make them vanish here, because" if all(p > 1 for _, p, _ in wide) else "Here")
+        + " each step back also multiplies the delta by Wᵀ, a "
+        f"factor √fan_out·σ_w ≈ {', '.join(f'{wf[i]:.3g}' for i, _, _ in wide)} for layers "
+        f"{', '.join(str(i + 1) for i, _, _ in wide)}, which "
+        + ("outweighs" if all(p > 1 for _, p, _ in wide) else "does not always outweigh") + " the "
+        f"small derivative (rms φ′(z) {', '.join(f'{rms[i]:.3g}' for i, _, _ in wide)}): predicted factors per step "
+        f"{', '.join(f'{p:.3g}' for _, p, _ in wide)}, measured {', '.join(f'{m:.3g}' for _, _, m in wide)}.",
+    ]
+    if narrow:
+        parts.append("The step back through the 2-unit output layer's weights (factor "
+                     f"{', '.join(f'{wf[i]:.3g}' for i, _, _ in narrow)}) is the exception: there the delta changes by "
+                     f"{', '.join(f'{m:.3g}' for _, _, m in narrow)}.")
+    if sp is not None and ku is not None:
+        parts.append(f"The deltas are far from Gaussian: {sp:.0%} of layer-1 deltas are within 1 % of their std of 0 "
+                     f"(the spike: saturated units) while a few are huge (excess kurtosis {ku:.3g}: heavy tails).")
+    return " ".join(parts)
+
+
+def _sigmoid_note(sizes: list[int]) -> str:
+    """One line for the reader about the probe's sigmoid advice: what σ_w² the usual inits give."""
+    from initlab import init as _init
+    from initlab.theory import critical_sigma_w2
+
+    fans = [(a, b) for a, b in zip(sizes[1:-2], sizes[2:-1])]  # (fan_in, fan_out) of the wide hidden layers 2..4
+    xav = [2.0 * fi / (fi + fo) for fi, fo in fans]
+    g2 = float(_init.gain("sigmoid")) ** 2
+    crit = float(critical_sigma_w2("sigmoid", sigma_b2=0.0))
+    return (f"Reading the sigmoid advice: σ_w² = fan_in·Var(W). σ_w² = {g2:.3g} keeps sigmoid's signal variance from "
+            f"shrinking layer to layer; Xavier (σ_w² = {min(xav):.2f}–{max(xav):.2f} on hidden layers 2–4) and LeCun/1-over-"
+            f"fan_in (σ_w² = 1) are smaller still, so they shrink it. The theory's other landmark, the edge of chaos "
+            f"(σ_w² ≈ {crit:.3g} for sigmoid with zero bias), is no usable init: at that scale most units are saturated.")
+
+
 def _var_se(var: float, n: int, uniform: bool) -> float:
     """Standard error of the sample variance of n iid draws: √((μ₄ − σ⁴)/n), μ₄ = 3σ⁴ (normal),
     1.8σ⁴ (uniform)."""
@@ -160,14 +210,17 @@ def _variance_table(cfg: Seed000Config) -> tuple[Table, dict[str, Any], str | No
     n = int(np.prod(shape))
     torch_mod: Any = None
     torch_note = None
+    missing = "not installed"
     if cfg.torch:
         try:
             import torch as torch_mod
         except ImportError:
             torch_mod = None
-            torch_note = "torch is not installed, so the torch.nn.init column is empty (pip install torch==2.13.0)."
+            torch_note = ("torch is not installed, so the torch.nn.init columns say 'not installed' "
+                          "(pip install torch==2.13.0 to compare).")
     else:
-        torch_note = "torch comparison switched off in the config."
+        missing = "not compared"
+        torch_note = "The torch comparison is switched off in the config (torch=False): the torch.nn.init columns say 'not compared'."
     rows: list[list[Any]] = []
     numbers: dict[str, Any] = {}
     for i, (key, label, spec, tname, tkw, formula, seed_torch, seed_theory) in enumerate(VARIANCE_ROWS):
@@ -176,7 +229,7 @@ def _variance_table(cfg: Seed000Config) -> tuple[Table, dict[str, Any], str | No
         se = _var_se(theory, n, uniform)
         w = _init.get(spec)(shape, rng=np.random.default_rng(sub_seed(cfg.seed, 0, i)), dtype=np.float32)
         ours = float(np.var(w.astype(np.float64), ddof=1))
-        tvar = None
+        tvar: float | None = None
         if torch_mod is not None and tname is not None:
             g = torch_mod.Generator().manual_seed(int(sub_seed(cfg.seed, 1, i).generate_state(1)[0]))
             t = torch_mod.empty(*shape)
@@ -187,8 +240,9 @@ def _variance_table(cfg: Seed000Config) -> tuple[Table, dict[str, Any], str | No
             note = f"seed's theory {sig(seed_theory, 4)} uses fan_avg = {(fan_in + fan_out) // 2}; correct: {sig(theory, 4)}"
         elif tname is None:
             note = "no torch scheme: the seed's own formula"
-        rows.append([label, spec, formula, theory, ours, (ours - theory) / se, tvar,
-                     None if tvar is None else (tvar - theory) / se, seed_torch, seed_theory, note])
+        t_cell: Any = tvar if (torch_mod is not None or tname is None) else missing
+        rows.append([label, spec, formula, theory, ours, (ours - theory) / se, t_cell,
+                     t_cell if tvar is None else (tvar - theory) / se, seed_torch, seed_theory, note])
         numbers[key] = {"theory": theory, "initlab": ours, "torch": tvar, "se": se, "seed_torch": seed_torch,
                         "seed_theory": seed_theory, "spec": spec}
     table = Table(
@@ -237,17 +291,29 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
         act_std = [float(a.std()) for a in acts]
         act_mean = [float(a.mean()) for a in acts]
         delta_std = [float(d.std()) for d in deltas]
-        saturated = [float(np.mean(act.saturated_mask(np.asarray(t.preact)))) for t in trace]
         pred = predicted_act_std(sizes, [act_name] * n_layers, [spec] * n_layers, input_var=1.0)
-        verdicts = probe_verdicts(net, x, y, loss="mse", rng=np.random.default_rng(sub_seed(cfg.seed, 5, ci)))
+        verdicts, pres = probe_run(net, x, y, loss="mse", rng=np.random.default_rng(sub_seed(cfg.seed, 5, ci)))
+        # one source of truth: the saturated fraction is the probe's (None where it does not apply)
+        saturated = [None if s.saturated is None else float(s.saturated) for s in pres.layers]
+        # the backward step from layer l+1 to l multiplies the delta by Wᵀ (a factor √n_{l+1}·std(W)
+        # for random W) and by φ′(z_l): both measured here, to explain the delta table from the data
+        w_factor = [math.sqrt(sizes[li + 2]) * float(np.asarray(net.layers[li + 1].weight, dtype=np.float64).std())
+                    for li in range(n_layers - 1)]
+        d_rms = [float(np.sqrt(np.mean(np.asarray(act.derivative(np.asarray(t.preact, dtype=np.float64)),
+                                                   dtype=np.float64) ** 2))) for t in trace]
+        spike = [float(np.mean(np.abs(d) < 0.01 * sd)) if sd > 0 else None for d, sd in zip(deltas, delta_std)]
+        kurt = [float(np.mean(d**4) / np.mean(d**2) ** 2 - 3.0) if sd > 0 else None for d, sd in zip(deltas, delta_std)]
         numbers["cases"][key] = {
             "label": label, "activation": act_name, "init": spec, "seed_name": seed_name,
             "act_mean": act_mean, "act_std": act_std, "predicted_act_std": pred, "delta_std": delta_std,
-            "saturated": saturated, "probe_verdicts": verdicts,
+            "saturated": saturated, "probe_verdicts": verdicts, "backward_weight_factor": w_factor,
+            "derivative_rms": d_rms, "delta_near_zero": spike, "delta_excess_kurtosis": kurt,
         }
         fwd_rows.append([label] + [f"{sig(s)} ({sig(p)})" for s, p in zip(act_std, pred)])
         bwd_rows.append([label] + [sig(d) for d in delta_std])
-        verdict_rows.append([label, "; ".join(verdicts[:2]) + (f" (+{len(verdicts) - 2} more)" if len(verdicts) > 2 else "")])
+        hidden = [s for s in act_std[:-1] if s > 0]
+        trend = (hidden[-1] / hidden[0]) ** (1.0 / (len(hidden) - 1)) if len(hidden) > 1 else None
+        verdict_rows.append([label, trend, verdict_cell(verdicts)])
 
         if act.name == "tanh":
             rng_f: tuple[float, float] | None = (-1.0, 1.0)
@@ -259,7 +325,7 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
             rng_f = (lo, hi) if hi > lo else None
         fwd = [hist_panel(a, bins=cfg.bins, value_range=rng_f, title=f"layer {i + 1}: std {sig(s)}")
                for i, (a, s) in enumerate(zip(acts, act_std))]
-        bwd = [hist_panel(d, bins=cfg.bins, central=0.95, title=f"layer {i + 1}: std {sig(s)}")
+        bwd = [hist_panel(d, bins=cfg.bins, central=0.95, pad=0.1, title=f"layer {i + 1}: std {sig(s)}")
                for i, (d, s) in enumerate(zip(deltas, delta_std))]
         figures.append(FigureSpec(
             key, f"{label}: activations (top) and backpropagated deltas ∂L/∂z (bottom)", "histograms",
@@ -268,7 +334,8 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
                      f"(the seed's '{seed_name}'). Bottom: each layer's delta ∂L/∂z for random one-hot targets "
                      "and squared error — the picture the seed's backward code computes but never plots "
                      "(its second plot shows the forward outputs again). Panel titles give the std; "
-                     "the delta panels each have their own x-range, covering the central 95 % of the deltas."),
+                     "the delta panels each have their own x-range: the central 95 % of the deltas widened by 10 % on each side, "
+                     "with the deltas beyond it counted in the two edge bins."),
         ))
 
     layer_cols = [f"layer {i + 1}" for i in range(n_layers)]
@@ -280,7 +347,18 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
     table_b = Table("delta_std", "Backpropagated delta std ∂L/∂z per layer (random one-hot targets)",
                     ["case"] + layer_cols, bwd_rows,
                     note="Read right to left: the gradient enters at layer 5 and flows back to layer 1.")
-    table_v = Table("probe", "The probe's verdict per case (initlab.probe)", ["case", "verdict"], verdict_rows)
+    first_sig = next((r for r in verdict_rows if "sigmoid" in r[0] and "edge of chaos" in r[2]), None)
+    if first_sig is not None:
+        first_sig[2] += "\n" + _sigmoid_note(sizes)
+    table_v = Table(
+        "probe", "The probe's verdict per case (initlab.probe), all lines",
+        ["case", "std change per layer, hidden layers 1→4", "verdict"], verdict_rows,
+        note=("The probe judges all five layers, including layer 1 (fan_in = 2: its std depends on the 2-D input, not on "
+              "a wide sum) and the 2-unit output layer, so its per-layer trends ('falls by ~x per layer') can differ from "
+              "the trend over the wide hidden layers alone, given in the second column as (std of layer 4 / std of "
+              "layer 1)^(1/3) from the forward table."),
+        formats=[None, ".3f", None],
+    )
     var_table, var_numbers, torch_note = _variance_table(cfg)
     numbers["variance"] = var_numbers
 
@@ -290,15 +368,34 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
     r_xr = c["xavier_relu"]["act_std"]
     r_he = c["he_torch_relu"]["act_std"]
     r_hs = c["he_seed_relu"]["act_std"]
+    z_d = c["zeros_tanh"]["delta_std"]
+    zeros_text = ("every delta is 0" if all(d == 0 for d in z_d) else
+                  "every delta but the output layer's is 0" if all(d == 0 for d in z_d[:-1]) else
+                  f"the deltas are {', '.join(sig(d) for d in z_d)}")
+    sat2 = f"{r_big[1]:.0%} of layer-2 units saturated, by the probe's count" if r_big[1] is not None else "saturated"
+    ratio_l1 = (2.0 / sizes[0]) / (4.0 / (sizes[0] + sizes[1]))
+    z_init = [abs(row[5]) for row in var_table.rows]
+    z_torch = [abs(row[7]) for row in var_table.rows if isinstance(row[7], float)]
+    torch_compared = bool(z_torch)
+    if torch_compared:
+        torch_text = (f"for torch.nn.init too (max |z| {max(z_torch):.1f})" if max(z_torch) < 4 else
+                      f"but torch.nn.init differs (max |z| {max(z_torch):.1f})")
+    else:
+        torch_text = ("torch.nn.init was not compared (torch is not installed)" if cfg.torch else
+                      "torch.nn.init was not compared (switched off)")
+    agrees = max(z_init) < 4
+    table_text = (f"The variance table {'agrees' if agrees else 'does not agree'} with theory for initlab "
+                  f"(max |z| {max(z_init):.1f}); {torch_text}.")
     verdict = (
-        f"Zeros pass nothing (every tanh output is 0 and every delta is 0). N(0, 0.01²) shrinks tanh's signal "
+        f"Zeros pass nothing (every tanh output is 0 and {zeros_text}). N(0, 0.01²) shrinks tanh's signal "
         f"layer by layer (std {sig(r_small[0])} → {sig(r_small[-1])}); N(0, 1) saturates tanh "
-        f"({r_big[1]:.0%} of layer-2 units saturated). Variance 1/fan_in and Xavier keep tanh's and sigmoid's "
+        f"({sat2}). Variance 1/fan_in and Xavier keep tanh's and sigmoid's "
         f"signal alive. With ReLU, Xavier halves the variance at each layer (std {sig(r_xr[1])} → {sig(r_xr[-2])}), "
         f"while He keeps it constant: torch's fan_in He at std ≈ {sig(r_he[1])}…{sig(r_he[-2])} in every hidden layer; "
         f"the seed's fan_avg He also keeps it constant but ~{r_he[1] / r_hs[1]:.0f}× lower ({sig(r_hs[1])}…{sig(r_hs[-2])}), "
-        "set by the first layer, where fan_in = 2 and fan_out = 200 make 4/(fan_in+fan_out) fifty times smaller than 2/fan_in. "
-        "The variance table agrees with theory for initlab and for torch; the seed's kaiming 'theory' numbers are wrong."
+        f"set by the first layer, where fan_in = {sizes[0]} and fan_out = {sizes[1]} make 4/(fan_in+fan_out) "
+        f"{ratio_l1:.0f} times smaller than 2/fan_in. " + table_text
+        + " The seed's kaiming 'theory' numbers use the wrong fan."
     )
     explanation = [
         "Each figure is one (init, activation) case on the seed's network 2-200-300-400-300-2 with the activation on "
@@ -306,19 +403,25 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
         "is what its text describes: the delta ∂L/∂z of each layer, for targets drawn as random one-hot vectors and "
         "the squared-error loss the seed's code uses.",
         "Why: a layer multiplies its input variance by fan_in·Var(W) times the activation's gain. Below 1 the signal "
-        "vanishes with depth (std 0.01), above 1 tanh and sigmoid saturate (std 1), where their derivative is ~0 and "
-        "the deltas vanish too. Variance 1/fan_in is the fixed point for tanh near 0; ReLU zeroes half its input, "
+        "vanishes with depth (std 0.01), above 1 tanh and sigmoid saturate (std 1). Variance 1/fan_in is the fixed "
+        "point for tanh near 0; ReLU zeroes half its input, "
         "so it needs twice that (He). Xavier's 2/(fan_in+fan_out) compromises between the forward (fan_in) and the "
         "backward (fan_out) pass. The mean-field prediction beside each measured std is the same recursion computed "
         "exactly over a Gaussian.",
         "The variance table draws each scheme once on a 300×500 tensor and compares the sample variance with the "
         "formula, for initlab and torch.nn.init; z is the difference in standard errors of a sample variance.",
     ]
+    explanation.insert(2, " ".join(_backward_story(c[k], sizes) for k in ("std1_tanh", "std1_sigmoid") if k in c))
+    from initlab.init import compute_fans
+
+    fi, fo = compute_fans(tuple(cfg.table_shape))
+    vk, vl = var_numbers["kaiming_normal"], var_numbers["kaiming_normal_leaky"]
     corrections = [
-        "The seed's kaiming 'theory' values 0.005 (and 0.004587 for leaky_relu with a = 0.3) use fan_avg = "
-        "(300+500)/2 = 400. torch.nn.init.kaiming_*_(mode='fan_in') on a 300×500 tensor uses fan_in = 500: the right "
-        "values are 2/500 = 0.004 and 2/(1.09·500) = 0.00367 — exactly what torch measured in the seed (0.0040, "
-        "0.0037). The lines the seed calls 'approximations' are the exact values.",
+        f"The seed's kaiming 'theory' values {sig(vk['seed_theory'], 4)} (and {sig(vl['seed_theory'], 4)} for leaky_relu "
+        f"with a = 0.3) use fan_avg = ({fo}+{fi})/2 = {(fi + fo) // 2}. torch.nn.init.kaiming_*_(mode='fan_in') on a "
+        f"{fo}×{fi} tensor uses fan_in = {fi}: the right values are 2/{fi} = {sig(vk['theory'], 3)} and "
+        f"2/(1.09·{fi}) = {sig(vl['theory'], 3)} — what torch measured in the seed ({vk['seed_torch']:.4f}, "
+        f"{vl['seed_torch']:.4f}). The lines the seed calls 'approximations' are the exact values.",
         "The seed's leaky_relu code uses a negative slope of 0.1 in the activation but a = 0.3 in the init. Here "
         f"both use a = {cfg.leaky_slope:g}.",
         "The seed's 'He' for the histograms is variance 4/(fan_in+fan_out) = variance_scaling(scale=2, mode=fan_avg), "
@@ -329,10 +432,11 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
         "propagation' figures are forward pictures; its tanh delta also evaluates derivative_tanh on the layer's "
         "output (1 − tanh(tanh(z))²) where 1 − y² was meant. The deltas here are exact (initlab's backward pass).",
     ]
-    max_z = max(abs(v[5]) for v in var_table.rows)
-    summary = (f"Deep signal vanishes with std 0.01, saturates with std 1, and is kept by Xavier (tanh/sigmoid) and He "
-               f"(ReLU); the variance table matches theory (max |z| {max_z:.1f}), and the seed's kaiming theory values "
-               "(fan_avg) are corrected to torch's fan_in: 0.004 and 0.00367.")
+    summary = (f"Deep signal vanishes with std 0.01, saturates with std 1 (where the deltas do not vanish but grow "
+               f"heavy-tailed), and is kept by Xavier (tanh/sigmoid) and He (ReLU); the variance table "
+               f"{'matches' if agrees else 'does not match'} theory for initlab (max |z| {max(z_init):.1f}; "
+               f"{torch_text.replace('for torch.nn.init too', 'torch.nn.init too')}), and the seed's kaiming theory values "
+               f"(fan_avg) are corrected to torch's fan_in: {sig(vk['theory'], 3)} and {sig(vl['theory'], 3)}.")
     return StudyResult(
         study="seed000", title=TITLE, config=asdict(cfg), numbers=numbers,
         tables=[table_f, table_b, table_v, var_table], figures=figures, summary=summary, verdict=verdict,

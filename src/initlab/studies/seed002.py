@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from initlab.studies._common import single_thread, hist_panel, predicted_act_std, probe_verdicts, sig, sub_seed
+from initlab.studies._common import single_thread, hist_panel, predicted_act_std, probe_run, probe_verdicts, sig, sub_seed, verdict_cell
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
 __all__ = ["Seed002Config", "seed002", "HIST_CASES", "RUNS", "VARIANTS"]
@@ -122,6 +122,10 @@ def _train(cfg: Seed002Config, split: Any, init: str, act: str, seed_seq: np.ran
     gen_init, gen_batch = (np.random.default_rng(s) for s in seed_seq.spawn(2))
     net = Network([X.shape[1], *cfg.hidden, 10], activation=act, output="linear", init=init, bias_init="zeros",
                   rng=gen_init)
+    # the probe at initialization, with the theory's per-layer std (on up to 512 training inputs)
+    verdicts, pres = probe_run(net, X[: min(len(X), 512)], rng=np.random.default_rng(seed_seq.spawn(3)[2]), theory=True)
+    init_std = [float(st.std) for st in pres.layers]
+    init_pred = [None if st.theory_std is None else float(st.theory_std) for st in pres.layers]
     losses = np.empty(cfg.iterations)
     for it in range(cfg.iterations):
         idx = gen_batch.integers(0, len(y), size=cfg.batch_size)
@@ -136,7 +140,43 @@ def _train(cfg: Seed002Config, split: Any, init: str, act: str, seed_seq: np.ran
     tail = max(1, min(100, cfg.iterations // 10))
     return {"losses": losses, "final_train_loss": float(train["loss"]), "train_accuracy": float(train["accuracy"]),
             "test_accuracy": float(test["accuracy"]), "last_batches_loss": float(np.mean(losses[-tail:])),
-            "first_loss": float(losses[0])}
+            "first_loss": float(losses[0]),
+            "last_batches_se": float(np.std(losses[-tail:], ddof=1) / math.sqrt(tail)) if tail > 1 else 0.0,
+            "last_batches_n": int(tail), "probe_verdicts": verdicts, "init_act_std": init_std,
+            "predicted_init_act_std": init_pred}
+
+
+#: the smallest loss difference the report calls a difference (a loss of ~2.30 printed to 4 decimals)
+TIE_FLOOR = 0.01
+
+
+def tie_threshold(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Two runs are tied when their final losses differ by less than this: twice the combined
+    standard error of their last-batches mean loss, and never less than :data:`TIE_FLOOR`.
+
+    >>> tie_threshold({"last_batches_se": 0.0}, {"last_batches_se": 0.0})
+    0.01
+    """
+    return max(TIE_FLOOR, 2.0 * math.hypot(a.get("last_batches_se", 0.0), b.get("last_batches_se", 0.0)))
+
+
+def ranks(runs: dict[str, dict[str, Any]], keys: list[str]) -> dict[str, str]:
+    """Competition ranks by final training loss, with ties shown as ``"2="``: a run whose loss is
+    within :func:`tie_threshold` of the previous one in the order shares its rank.
+
+    >>> ranks({"a": {"final_train_loss": 2.3017}, "b": {"final_train_loss": 2.3021}, "c": {"final_train_loss": 0.1}},
+    ...       ["a", "b", "c"])
+    {'c': '1', 'a': '2=', 'b': '2='}
+    """
+    order = sorted(keys, key=lambda k: runs[k]["final_train_loss"])
+    rank: dict[str, int] = {}
+    for i, k in enumerate(order):
+        prev = order[i - 1] if i else None
+        tied = prev is not None and (runs[k]["final_train_loss"] - runs[prev]["final_train_loss"]
+                                     < tie_threshold(runs[k], runs[prev]))
+        rank[k] = rank[prev] if (tied and prev is not None) else i + 1
+    shared = {r for r in rank.values() if list(rank.values()).count(r) > 1}
+    return {k: f"{rank[k]}=" if rank[k] in shared else str(rank[k]) for k in order}
 
 
 def _smooth(v: np.ndarray, k: int) -> tuple[list[int], list[float]]:
@@ -177,10 +217,13 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
         if act == "sigmoid":
             vr: tuple[float, float] | None = (0.0, 1.0)
         else:
-            hi = max(float(np.quantile(a, 0.995)) for a in acts)
-            vr = (0.0, hi) if hi > 0 else None
+            # ReLU: half the values are exactly 0; range up to the 99th percentile of the positive part
+            pos = np.concatenate([a[a > 0] for a in acts])
+            hi = float(np.quantile(pos, 0.99)) if pos.size else 0.0
+            vr = (hi * 1e-9, hi) if hi > 0 else None
         hist_rows.append({"label": label, "panels": [
-            hist_panel(a, bins=cfg.bins, value_range=vr, title=f"{i_l + 1}-layer: std {sig(s)}")
+            hist_panel(a, bins=cfg.bins, value_range=vr,
+                       title=f"layer {i_l + 1}: std {sig(s)}" + (f", {np.mean(a <= 0):.0%} at 0 (not shown)" if act == "relu" else ""))
             for i_l, (a, s) in enumerate(zip(acts, stds))]})
         std_rows.append([label] + [f"{sig(s)} ({sig(p)})" for s, p in zip(stds, pred)])
         verdict_rows.append([label, "; ".join(verdicts[:2]) + (f" (+{len(verdicts) - 2} more)" if len(verdicts) > 2 else "")])
@@ -192,6 +235,7 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
     numbers["data"] = {"used": [k for k, _, _ in datasets], "note": data_note}
     curve_panels: list[dict[str, Any]] = []
     loss_rows: list[list[Any]] = []
+    init_rows: list[list[Any]] = []
     colors = {"std001_relu": 1, "xavier_sigmoid": 2, "xavier_relu": 3, "he_relu": 0}
     for d_i, (dkey, ddesc, split) in enumerate(datasets):
         runs: dict[str, dict[str, Any]] = {}
@@ -199,6 +243,9 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
             runs[rkey] = _train(cfg, split, spec, act, sub_seed(cfg.seed, 20, d_i, r_i))
         numbers["training"][dkey] = {"description": ddesc, "runs": {}}
         for rkey, res in runs.items():
+            init_rows.append([dkey, RUNS[rkey][0]]
+                             + [f"{sig(m)} ({sig(q)})" for m, q in zip(res["init_act_std"], res["predicted_init_act_std"])]
+                             + [verdict_cell(res["probe_verdicts"])])
             numbers["training"][dkey]["runs"][rkey] = {
                 "label": RUNS[rkey][0], "init": RUNS[rkey][1], "activation": RUNS[rkey][2],
                 **{k: v for k, v in res.items() if k != "losses"},
@@ -208,16 +255,19 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
             series = []
             for rkey in keys:
                 xs, ys = _smooth(runs[rkey]["losses"], cfg.smooth)
-                series.append({"label": RUNS[rkey][0], "x": xs, "y": ys, "color_index": colors[rkey]})
+                series.append({"label": RUNS[rkey][0], "x": xs, "y": ys, "color_index": colors[rkey],
+                               "style": "dashed" if rkey == "std001_relu" else "line"})
             curve_panels.append({"title": f"{dkey}: {vtitle.split(' (')[0]}", "xlabel": "iteration",
                                  "ylabel": "training loss (smoothed)", "series": series})
             order = sorted(keys, key=lambda k: runs[k]["final_train_loss"])
             numbers["training"][dkey].setdefault("order", {})[vkey] = order
+            rk = ranks(runs, keys)
+            numbers["training"][dkey].setdefault("ranks", {})[vkey] = rk
             for rkey in keys:
                 r = runs[rkey]
                 loss_rows.append([dkey, vkey.replace("_", " "), RUNS[rkey][0], r["first_loss"], r["last_batches_loss"],
-                                  r["final_train_loss"], r["train_accuracy"], r["test_accuracy"],
-                                  order.index(rkey) + 1])
+                                  r["last_batches_se"], r["final_train_loss"], r["train_accuracy"], r["test_accuracy"],
+                                  rk[rkey]])
 
     ln10 = math.log(10.0)
     table_h = Table("hist_std", "Part 1: activation std per layer, measured (mean-field prediction)",
@@ -226,28 +276,40 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
     table_p = Table("probe", "Part 1: the probe's verdict per case", ["case", "verdict"], verdict_rows)
     table_l = Table(
         "training", f"Part 2: training loss after {cfg.iterations} SGD iterations",
-        ["data", "variant", "init", "first loss", "loss, last batches", "final train loss", "train acc", "test acc",
-         "rank in variant"],
+        ["data", "variant", "init", "first loss", "loss, last batches", "± s.e.", "final train loss", "train acc",
+         "test acc", "rank in variant"],
         loss_rows,
         note=(f"{data_note} Batch {cfg.batch_size} drawn with replacement, lr {cfg.lr}; 'loss, last batches' is the "
               f"mean over the last iterations, 'final train loss' the loss on the whole training set at the end. "
-              f"Chance level: ln 10 = {ln10:.4f}. The std 0.01 and He runs are shared by both variants."),
-        formats=[None, None, None, ".4f", ".4f", ".4f", ".1%", ".1%", None],
+              f"Chance level: ln 10 = {ln10:.4f}. The std 0.01 and He runs are shared by both variants. "
+              "Rank by final train loss; two runs are tied ('2=') when their final losses differ by less than twice the "
+              "combined standard error of their last-batches mean loss (± s.e. = std of those batch losses / √n), and "
+              f"never less than {TIE_FLOOR} — one run per init cannot order differences below the batch noise."),
+        formats=[None, None, None, ".4f", ".4f", ".4f", ".4f", ".1%", ".1%", None],
+    )
+    n_train_layers = len(cfg.hidden) + 1
+    table_i = Table(
+        "training_init", "Part 2: the four training networks at initialization (initlab.probe, theory=True)",
+        ["data", "init"] + [f"layer {j + 1}" for j in range(n_train_layers)] + ["probe verdict"], init_rows,
+        note=("Activation std per layer before training on up to 512 training inputs: measured (the probe's mean-field "
+              "prediction, initlab.theory.predict_stack via probe(theory=True)); the last layer is the 10 linear logits."),
     )
     figures = [
         FigureSpec("histograms", "Part 1: activation histograms, 5 layers of 100", "histograms",
                    {"rows": hist_rows},
                    caption=("Each row one init: std 10 pushes sigmoid to 0 and 1 (saturated: gradient ~0); std 0 "
                             "puts every unit at exactly 0.5 (all units identical); Xavier spreads sigmoid's output "
-                            "around 0.5; He keeps ReLU's output spread in every layer. Xavier's deeper histograms are "
+                            "around 0.5; He keeps ReLU's output spread in every layer (its row shows the positive part, up to "
+                            "the 99th percentile; the share of exact zeros is in each panel's title). Xavier's deeper histograms are "
                             "combs, not bells: sigmoid's mean of 0.5 makes the inputs' representations nearly "
                             "identical from layer 3 on (the probe's 'collapse'), so each of the 100 units takes almost "
                             "one value for all inputs.")),
         FigureSpec("training", "Part 2: training loss of std 0.01, Xavier and He", "curves",
                    {"panels": curve_panels, "ncols": 2},
                    caption=(f"Training loss per SGD iteration, moving average over {cfg.smooth} iterations. Left: the "
-                            "seed's text (Xavier with sigmoid); right: the source book (all ReLU). std 0.01 stays at "
-                            "ln 10 ≈ 2.30: its signal and gradients vanish through four layers.")),
+                            "seed's text (Xavier with sigmoid); right: the source book (all ReLU). std 0.01 (dashed) stays at "
+                            "ln 10 ≈ 2.30: its signal and gradients vanish through four layers; it is dashed so it stays "
+                            "visible where another run (Xavier+sigmoid, on the left) lies on top of it.")),
     ]
 
     tr = numbers["training"]
@@ -255,31 +317,44 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
     for dkey in tr:
         rr = tr[dkey]["runs"]
         parts.append(
-            f"on {dkey}, std 0.01 ends at {sig(rr['std001_relu']['final_train_loss'], 4)} (ln 10 = 2.303), Xavier+sigmoid "
-            f"at {sig(rr['xavier_sigmoid']['final_train_loss'])}, Xavier+ReLU at {sig(rr['xavier_relu']['final_train_loss'])}, "
-            f"He at {sig(rr['he_relu']['final_train_loss'])}"
+            f"on {dkey}, std 0.01 ends at {rr['std001_relu']['final_train_loss']:.4f} (ln 10 = {ln10:.4f}), Xavier+sigmoid "
+            f"at {rr['xavier_sigmoid']['final_train_loss']:.4f}, Xavier+ReLU at {rr['xavier_relu']['final_train_loss']:.4f}, "
+            f"He at {rr['he_relu']['final_train_loss']:.4f}"
         )
-    he_lowest = all(tr[d]["order"][v][0] == "he_relu" for d in tr for v in tr[d]["order"])
-    stuck = [d for d in tr if abs(tr[d]["runs"]["xavier_sigmoid"]["final_train_loss"] - tr[d]["runs"]["std001_relu"]["final_train_loss"]) < 0.05]
-    book_order = [d for d in tr if tr[d]["order"]["book"] == ["he_relu", "xavier_relu", "std001_relu"]]
+    he_lowest = all(tr[d]["ranks"][v]["he_relu"] == "1" for d in tr for v in tr[d]["ranks"])
+    # Xavier+sigmoid "stuck": within the tie threshold of ln 10 (where std 0.01 sits) at the end
+    stuck = [d for d in tr if abs(tr[d]["runs"]["xavier_sigmoid"]["final_train_loss"] - ln10)
+             < tie_threshold(tr[d]["runs"]["xavier_sigmoid"], {})]
+    tied_seed = [d for d in tr if tr[d]["ranks"]["seed_text"]["xavier_sigmoid"] == tr[d]["ranks"]["seed_text"]["std001_relu"]]
+    book_order = [d for d in tr if [tr[d]["ranks"]["book"][k] for k in ("he_relu", "xavier_relu", "std001_relu")]
+                  == ["1", "2", "3"]]
     verdict = (
         "Part 1 reproduces the seed's pictures: std 10 saturates sigmoid at 0/1, std 0 collapses every unit to 0.5, "
         "Xavier keeps sigmoid's activations spread, He keeps ReLU's. Part 2: " + "; ".join(parts) + ". "
-        + ("He ends with the lowest loss in both variants. " if he_lowest else
-           "He does not end lowest everywhere here (see the table). ")
-        + (f"The seed's order He < Xavier < std 0.01 holds in the book's all-ReLU variant on {', '.join(book_order)}. "
-           if book_order else "")
-        + (f"In the seed's variant Xavier with sigmoid is still at ln 10 like std 0.01 after {cfg.iterations} iterations "
-           f"on {', '.join(stuck)} (within 0.05): with sigmoid, this order is not visible at these settings."
-           if stuck else "")
+        + ("He ends with the lowest loss in both variants, by more than the noise. " if he_lowest else
+           "He does not end clearly lowest everywhere here (see the ranks in the table). ")
+        + (f"The seed's order He < Xavier < std 0.01 holds, beyond the noise, in the book's all-ReLU variant on "
+           f"{', '.join(book_order)}. " if book_order else "")
+        + (f"In the seed's variant Xavier with sigmoid and std 0.01 are tied (their losses differ by less than the "
+           f"noise threshold) on {', '.join(tied_seed)}: the data does not order them. " if tied_seed else "")
+        + (f"Xavier with sigmoid is still at ln 10 after {cfg.iterations} iterations on {', '.join(stuck)}: it has not "
+           "started to learn at these settings (lr " f"{cfg.lr}, batch {cfg.batch_size})." if stuck else "")
     )
+    w_hidden = cfg.hidden[0]
+    shrink = math.sqrt(w_hidden * 0.01**2 / 2.0)
+    xs_text = (f"Xavier with sigmoid is measured at ln 10 after {cfg.iterations} iterations on {', '.join(stuck)}: it has "
+               "not started to learn at these settings; sigmoid's derivative is at most 1/4 and its outputs have mean "
+               "0.5, so the gradients reaching the first layers are small." if stuck else
+               "Xavier with sigmoid ends at " + ", ".join(f"{tr[d]['runs']['xavier_sigmoid']['final_train_loss']:.4f} on {d}"
+                                                          for d in tr) + f" after {cfg.iterations} iterations.")
     explanation = [
         "Part 1 follows the seed's code: each layer is sigmoid(x W) with no bias; the histograms are of each layer's "
         "output. The mean-field prediction beside each measured std is the length-map recursion for the same stack.",
-        "Part 2 follows the book the seed summarises: std 0.01 shrinks the signal by √(100·0.01²/2) ≈ 0.07 per ReLU "
-        "layer, so the logits are ~10⁻⁵ and so are the gradients: the loss stays at ln 10 (uniform guessing over 10 "
-        "classes). Xavier with sigmoid starts sensibly but sigmoid's derivative is at most 1/4, so its gradients shrink "
-        "layer by layer and it learns slowly. He keeps ReLU's signal variance constant, so all layers learn from the start.",
+        f"Part 2 follows the book the seed summarises: std 0.01 multiplies the signal's std by √({w_hidden}·0.01²/2) ≈ "
+        f"{shrink:.2g} per ReLU layer of {w_hidden}, so the logits are tiny and so are the gradients: the loss stays at "
+        "ln 10 (uniform guessing over 10 classes). " + xs_text + " He keeps ReLU's signal variance constant, so all "
+        "layers learn from the start. The table 'the four training networks at initialization' shows each network's "
+        "per-layer std before training beside the theory's prediction, and the probe's verdict.",
     ]
     corrections = [
         "The seed says that with all weights 0 'the problem of gradient disappearance has not occurred'. It has, in "
@@ -296,7 +371,7 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
                "stays at ln 10 and " + ("He ends lowest in both variants" if he_lowest else "He is not lowest everywhere")
                + f" ({', '.join(numbers['data']['used'])}).")
     return StudyResult(
-        study="seed002", title=TITLE, config=asdict(cfg), numbers=numbers, tables=[table_h, table_p, table_l],
+        study="seed002", title=TITLE, config=asdict(cfg), numbers=numbers, tables=[table_h, table_p, table_l, table_i],
         figures=figures, summary=summary, verdict=verdict, explanation=explanation + [data_note],
         corrections=corrections, seconds=time.perf_counter() - t0,
     )
