@@ -48,16 +48,20 @@ def test_digits_scaled_and_split():
     assert X.min() >= 0 and X.max() == 1.0 and set(np.unique(y)) == set(range(10))
 
 
-def _same_np_state(s, s2):
-    # the whole legacy state: key array AND position, gauss flag, cached gaussian
-    return s[0] == s2[0] and np.array_equal(s[1], s2[1]) and s[2:] == s2[2:]
-
-
-def test_state_comparison_sees_a_draw():
-    s = np.random.get_state()
-    np.random.random()
-    assert not _same_np_state(s, np.random.get_state())
-    np.random.set_state(s)
+def test_global_rng_check_sees_a_draw(global_rng_untouched):
+    # the fixture must notice a draw that only moves the position in NumPy's key array, and a
+    # draw from Python's random
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        with pytest.raises(AssertionError, match="NumPy"):
+            with global_rng_untouched():
+                np.random.random()
+        with pytest.raises(AssertionError, match="Python"):
+            with global_rng_untouched():
+                random.random()
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
 
 
 def _draw_every_generator():
@@ -67,14 +71,12 @@ def _draw_every_generator():
     data.digits(rng=0)
 
 
-def test_generators_leave_global_random_state_alone():
+def test_generators_leave_global_random_state_alone(global_rng_untouched):
     # first call imports scikit-learn, whose import chain loads rich.style, which calls
     # random.getrandbits at import time (a third-party import side effect, not a draw of ours)
     _draw_every_generator()
-    np_state, py_state = np.random.get_state(), random.getstate()
-    _draw_every_generator()
-    assert _same_np_state(np.random.get_state(), np_state)
-    assert random.getstate() == py_state
+    with global_rng_untouched():
+        _draw_every_generator()
 
 
 def test_data_does_not_import_the_engine_and_checks_dtype():
@@ -89,13 +91,10 @@ def test_data_does_not_import_the_engine_and_checks_dtype():
         data.gaussian(3, 2, rng=0, dtype="float16")
 
 
-def test_mnist1d_seeded_and_restores_global_random_state():
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    a = data.mnist1d(num_samples=300, rng=0)
+def test_mnist1d_seeded_and_restores_global_random_state(global_rng_untouched):
+    with global_rng_untouched():
+        a = data.mnist1d(num_samples=300, rng=0)
     assert a.X_train.shape == (240, 40) and a.X_test.shape == (60, 40) and a.y_train.dtype == np.int64
-    assert _same_np_state(np.random.get_state(), np_state)
-    assert random.getstate() == py_state
     np.testing.assert_array_equal(a.X_train, data.mnist1d(num_samples=300, rng=0).X_train)
     assert not np.array_equal(a.X_train, data.mnist1d(num_samples=300, rng=1).X_train)
     with pytest.raises(ValueError, match="unknown setting 'bogus'"):

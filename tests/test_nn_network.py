@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pytest
@@ -30,27 +29,12 @@ def test_he_normal_weights_have_the_he_variance():
     assert w.var() == pytest.approx(2 / 400, rel=5 * np.sqrt(2 / w.size))
 
 
-def _same_np_state(s, s2):
-    # the whole legacy state: key array AND position, gauss flag, cached gaussian
-    return s[0] == s2[0] and np.array_equal(s[1], s2[1]) and s[2:] == s2[2:]
-
-
-def test_same_seed_same_weights_and_no_global_state():
-    np_state, py_state = np.random.get_state(), random.getstate()
-    a, b = Network([3, 5, 2], rng=7), Network([3, 5, 2], rng=7)
-    np.testing.assert_array_equal(a.params, b.params)
-    assert not np.array_equal(a.params, Network([3, 5, 2], rng=8).params)
-    a.fit(np.ones((4, 3)), np.array([0, 1, 0, 1]), epochs=2, batch_size=2)
-    assert _same_np_state(np_state, np.random.get_state())
-    assert random.getstate() == py_state
-
-
-def test_global_state_check_sees_a_draw():
-    # the comparison above must notice a draw that only moves the position in the key array
-    s = np.random.get_state()
-    np.random.random()
-    assert not _same_np_state(s, np.random.get_state())
-    np.random.set_state(s)
+def test_same_seed_same_weights_and_no_global_state(global_rng_untouched):
+    with global_rng_untouched():
+        a, b = Network([3, 5, 2], rng=7), Network([3, 5, 2], rng=7)
+        np.testing.assert_array_equal(a.params, b.params)
+        assert not np.array_equal(a.params, Network([3, 5, 2], rng=8).params)
+        a.fit(np.ones((4, 3)), np.array([0, 1, 0, 1]), epochs=2, batch_size=2)
 
 
 def test_torch_default_init_and_bias_reproduce_nn_linear_bounds():

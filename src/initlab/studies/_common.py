@@ -70,8 +70,6 @@ def probe_run(net: Any, x: np.ndarray, y: np.ndarray | None = None, *, loss: str
     so a study can quote the probe's own numbers (one source of truth for e.g. the saturated fraction)."""
     from initlab.diagnostics import probe
 
-    if isinstance(rng, np.random.SeedSequence):
-        rng = np.random.default_rng(rng)
     res = probe(net, x, y=y, loss=loss, backward=y is not None, theory=theory, rng=rng)
     out = [str(v) for v in res.verdicts]
     return (out or ["no problem found"]), res

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from initlab._rng import as_generator
 from initlab.studies._common import single_thread, hist_panel, predicted_act_std, probe_run, sig, sub_seed, verdict_cell
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
@@ -227,7 +228,7 @@ def _variance_table(cfg: Seed000Config) -> tuple[Table, dict[str, Any], str | No
         theory = _theory_var(key, fan_in, fan_out)
         uniform = "uniform" in key and key != "he_seed"
         se = _var_se(theory, n, uniform)
-        w = _init.get(spec)(shape, rng=np.random.default_rng(sub_seed(cfg.seed, 0, i)), dtype=np.float32)
+        w = _init.get(spec)(shape, rng=as_generator(sub_seed(cfg.seed, 0, i)), dtype=np.float32)
         ours = float(np.var(w.astype(np.float64), ddof=1))
         tvar: float | None = None
         if torch_mod is not None and tname is not None:
@@ -269,8 +270,8 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
     t0 = time.perf_counter()
     sizes = list(cfg.sizes)
     n_layers = len(sizes) - 1
-    x = np.asarray(gaussian(cfg.n_inputs, sizes[0], rng=np.random.default_rng(sub_seed(cfg.seed, 2))), dtype=np.float32)
-    gen_y = np.random.default_rng(sub_seed(cfg.seed, 3))
+    x = np.asarray(gaussian(cfg.n_inputs, sizes[0], rng=as_generator(sub_seed(cfg.seed, 2))), dtype=np.float32)
+    gen_y = as_generator(sub_seed(cfg.seed, 3))
     cls = gen_y.integers(0, 2, size=cfg.n_inputs)
     y = np.zeros((cfg.n_inputs, sizes[-1]), dtype=np.float32)
     y[np.arange(cfg.n_inputs), cls % sizes[-1]] = 1.0
@@ -283,7 +284,7 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
     for ci, (key, label, act_name, spec, seed_name) in enumerate(_cases(cfg.leaky_slope)):
         act = _act.get(act_name)
         net = Network(sizes, activation=act_name, output=act_name, init=spec, bias_init="zeros",
-                      rng=np.random.default_rng(sub_seed(cfg.seed, 4, ci)))
+                      rng=as_generator(sub_seed(cfg.seed, 4, ci)))
         out, trace = net.forward(x, capture=True)
         net.backward(out - y, trace)  # per-sample squared error ½‖out − y‖², as the seed's deltas
         acts = [np.asarray(t.act, dtype=np.float64) for t in trace]
@@ -292,7 +293,7 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
         act_mean = [float(a.mean()) for a in acts]
         delta_std = [float(d.std()) for d in deltas]
         pred = predicted_act_std(sizes, [act_name] * n_layers, [spec] * n_layers, input_var=1.0)
-        verdicts, pres = probe_run(net, x, y, loss="mse", rng=np.random.default_rng(sub_seed(cfg.seed, 5, ci)))
+        verdicts, pres = probe_run(net, x, y, loss="mse", rng=as_generator(sub_seed(cfg.seed, 5, ci)))
         # one source of truth: the saturated fraction is the probe's (None where it does not apply)
         saturated = [None if s.saturated is None else float(s.saturated) for s in pres.layers]
         # the backward step from layer l+1 to l multiplies the delta by Wᵀ (a factor √n_{l+1}·std(W)

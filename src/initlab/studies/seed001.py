@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from initlab._rng import as_generator
 from initlab.studies._common import predicted, probe_verdicts, sig, single_thread, sub_seed, verdict_cell
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
@@ -90,7 +91,7 @@ def _seed001(config: Seed001Config | None = None) -> StudyResult:
 
     cfg = config or Seed001Config.make()
     t0 = time.perf_counter()
-    data = moons(cfg.n_train, cfg.n_test, cfg.noise, rng=np.random.default_rng(sub_seed(cfg.seed, 0)))
+    data = moons(cfg.n_train, cfg.n_test, cfg.noise, rng=as_generator(sub_seed(cfg.seed, 0)))
     Xtr, ytr, Xte, yte = data
     lo = np.minimum(Xtr.min(axis=0), Xte.min(axis=0)) - 1.0
     hi = np.maximum(Xtr.max(axis=0), Xte.max(axis=0)) + 1.0
@@ -108,7 +109,7 @@ def _seed001(config: Seed001Config | None = None) -> StudyResult:
     init_rows: list[list[Any]] = []
     for i, (key, label, spec, seed_note) in enumerate(INITS):
         net = Network(list(cfg.sizes), activation="relu", output="sigmoid", init=spec, bias_init="zeros",
-                      rng=np.random.default_rng(sub_seed(cfg.seed, 1, i)))
+                      rng=as_generator(sub_seed(cfg.seed, 1, i)))
         p0 = np.asarray(net.predict(Xtr)).ravel()
         _, trace0 = net.forward(Xtr, capture=True)
         init_std = [float(np.asarray(t.act, dtype=np.float64).std()) for t in trace0]
@@ -121,9 +122,9 @@ def _seed001(config: Seed001Config | None = None) -> StudyResult:
         init_rows.append([label] + [f"{sig(m)} ({sig(q)})" for m, q in zip(init_std, pred_std)]
                          + [f"{sig(out_pre_std)} ({sig(pred_pre)})"])
         verdicts = probe_verdicts(net, Xtr, ytr.astype(np.float32).reshape(-1, 1), loss="mse",
-                                  rng=np.random.default_rng(sub_seed(cfg.seed, 3, i)))
+                                  rng=as_generator(sub_seed(cfg.seed, 3, i)))
         hist = net.fit(Xtr, ytr, epochs=cfg.epochs, lr=cfg.lr, optimizer="sgd", loss="bce", progress=False,
-                       rng=np.random.default_rng(sub_seed(cfg.seed, 2, i)))
+                       rng=as_generator(sub_seed(cfg.seed, 2, i)))
         p_tr = np.asarray(net.predict(Xtr)).ravel()
         p_te = np.asarray(net.predict(Xte)).ravel()
         acc_tr = float(np.mean((p_tr > 0.5) == (ytr == 1)))

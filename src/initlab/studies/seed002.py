@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from initlab._rng import as_generator
 from initlab.studies._common import single_thread, hist_panel, predicted_act_std, probe_run, probe_verdicts, sig, sub_seed, verdict_cell
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
@@ -105,8 +106,8 @@ def _datasets(cfg: Seed002Config) -> tuple[list[tuple[str, str, Any]], str]:
     else:
         note = ("Data: MNIST was not given (--mnist DIR), so the shipped scikit-learn digits (8×8, scaled to [0, 1]) "
                 "and MNIST-1D (generated locally) stand in for it.")
-    d = digits(rng=np.random.default_rng(sub_seed(cfg.seed, 10)))
-    m = mnist1d(num_samples=cfg.mnist1d_samples, rng=np.random.default_rng(sub_seed(cfg.seed, 11)))
+    d = digits(rng=as_generator(sub_seed(cfg.seed, 10)))
+    m = mnist1d(num_samples=cfg.mnist1d_samples, rng=as_generator(sub_seed(cfg.seed, 11)))
     return [
         ("digits", f"scikit-learn digits, 64 pixels in [0, 1] ({len(d.y_train)} training images)", d),
         ("mnist1d", f"MNIST-1D, 40-sample signals ({len(m.y_train)} training signals)", m),
@@ -119,11 +120,11 @@ def _train(cfg: Seed002Config, split: Any, init: str, act: str, seed_seq: np.ran
 
     X, y, Xt, yt = split
     X = np.ascontiguousarray(X, dtype=np.float32)
-    gen_init, gen_batch = (np.random.default_rng(s) for s in seed_seq.spawn(2))
+    gen_init, gen_batch = (as_generator(s) for s in seed_seq.spawn(2))
     net = Network([X.shape[1], *cfg.hidden, 10], activation=act, output="linear", init=init, bias_init="zeros",
                   rng=gen_init)
     # the probe at initialization, with the theory's per-layer std (on up to 512 training inputs)
-    verdicts, pres = probe_run(net, X[: min(len(X), 512)], rng=np.random.default_rng(seed_seq.spawn(3)[2]), theory=True)
+    verdicts, pres = probe_run(net, X[: min(len(X), 512)], rng=as_generator(seed_seq.spawn(3)[2]), theory=True)
     init_std = [float(st.std) for st in pres.layers]
     init_pred = [None if st.theory_std is None else float(st.theory_std) for st in pres.layers]
     losses = np.empty(cfg.iterations)
@@ -197,13 +198,13 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
     numbers: dict[str, Any] = {"histograms": {}, "training": {}}
 
     # -- part 1: histograms ---------------------------------------------------------------------
-    x = np.asarray(gaussian(cfg.n_inputs, cfg.width, rng=np.random.default_rng(sub_seed(cfg.seed, 0))), dtype=np.float32)
+    x = np.asarray(gaussian(cfg.n_inputs, cfg.width, rng=as_generator(sub_seed(cfg.seed, 0))), dtype=np.float32)
     sizes = [cfg.width] * (cfg.depth + 1)
     hist_rows: list[dict[str, Any]] = []
     std_rows: list[list[Any]] = []
     verdict_rows: list[list[Any]] = []
     for i, (key, label, act, spec) in enumerate(HIST_CASES):
-        net = Network(sizes, activation=act, output=act, init=spec, rng=np.random.default_rng(sub_seed(cfg.seed, 1, i)))
+        net = Network(sizes, activation=act, output=act, init=spec, rng=as_generator(sub_seed(cfg.seed, 1, i)))
         _, trace = net.forward(x, capture=True)
         acts = [np.asarray(t.act, dtype=np.float64) for t in trace]
         stds = [float(a.std()) for a in acts]
@@ -213,7 +214,7 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
 
         a_obj = _act.get(act)
         sat = [float(np.mean(a_obj.saturated_mask(np.asarray(t.preact)))) for t in trace]
-        verdicts = probe_verdicts(net, x, rng=np.random.default_rng(sub_seed(cfg.seed, 2, i)))
+        verdicts = probe_verdicts(net, x, rng=as_generator(sub_seed(cfg.seed, 2, i)))
         if act == "sigmoid":
             vr: tuple[float, float] | None = (0.0, 1.0)
         else:

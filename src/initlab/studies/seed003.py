@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from initlab._rng import as_generator
 from initlab.studies._common import single_thread, hist_panel, predicted, probe_verdicts, sig, sub_seed, verdict_cell
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
@@ -72,7 +73,7 @@ def _seed003(config: Seed003Config | None = None) -> StudyResult:
 
     cfg = config or Seed003Config.make()
     t0 = time.perf_counter()
-    x = np.asarray(gaussian(cfg.n_inputs, cfg.width, rng=np.random.default_rng(sub_seed(cfg.seed, 0))), dtype=np.float32)
+    x = np.asarray(gaussian(cfg.n_inputs, cfg.width, rng=as_generator(sub_seed(cfg.seed, 0))), dtype=np.float32)
     sizes = [cfg.width] * (cfg.depth + 1)
     tanh = _act.get("tanh")
     numbers: dict[str, Any] = {"inits": {}}
@@ -84,7 +85,7 @@ def _seed003(config: Seed003Config | None = None) -> StudyResult:
     layers = list(range(1, cfg.depth + 1))
     seed_comparable = cfg.width == 500 and cfg.depth == 10
     for i, (key, label, spec) in enumerate(INITS):
-        net = Network(sizes, activation="tanh", output="tanh", init=spec, rng=np.random.default_rng(sub_seed(cfg.seed, 1, i)))
+        net = Network(sizes, activation="tanh", output="tanh", init=spec, rng=as_generator(sub_seed(cfg.seed, 1, i)))
         _, trace = net.forward(x, capture=True)
         acts = [np.asarray(t.act, dtype=np.float64) for t in trace]
         means = [float(a.mean()) for a in acts]
@@ -93,7 +94,7 @@ def _seed003(config: Seed003Config | None = None) -> StudyResult:
         pred = predicted(sizes, ["tanh"] * cfg.depth, [spec] * cfg.depth, input_var=1.0)
         p_std = [float(v) for v in np.asarray(pred.act_std, dtype=float)]
         p_mean = [float(v) for v in np.asarray(pred.act_mean, dtype=float)]
-        verdicts = probe_verdicts(net, x, rng=np.random.default_rng(sub_seed(cfg.seed, 2, i)))
+        verdicts = probe_verdicts(net, x, rng=as_generator(sub_seed(cfg.seed, 2, i)))
         rows = []
         for l_i in range(cfg.depth):
             s_std = SEED_STD[key][l_i] if seed_comparable else None
