@@ -84,4 +84,6 @@ def main(argv: Optional[list[str]] = None) -> None:
     except KeyboardInterrupt:
         typer.echo("initlab: interrupted", err=True)
         sys.exit(130)
+    if rv == 130:  # typer turns a KeyboardInterrupt (Ctrl-C) into the return value 130
+        typer.echo("initlab: interrupted", err=True)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,14 +1,27 @@
 """Build the report: run the studies, draw their figures, write index.html and results.json.
 
 The report is written atomically. Everything goes into a fresh temporary folder beside ``out_dir``
-(``.<name>.tmp-*``); only when it is complete is it swapped in with two renames, during which
-SIGINT/SIGTERM are held back. An interrupted run (Ctrl-C, SIGTERM, an exception) removes its
-temporary folder and leaves the previous report untouched; a rerun replaces the report. A folder
-that exists but is not an initlab report (it has files but no ``results.json`` written by
-initlab) is never replaced: that raises ValueError.
+(``.<name>.tmp-<pid>.<start>-*``, named after the process that owns it); only when it is complete
+is it swapped in (one atomic ``renameat2(RENAME_EXCHANGE)`` on Linux, else two renames), during
+which SIGINT/SIGTERM are held back. An interrupted run (Ctrl-C, SIGTERM, an exception) stops its
+workers, removes its temporary folder and leaves the previous report untouched; a rerun replaces
+the report. A run killed outright (``kill -9``) cannot clean up: the next run removes the
+temporary folders whose owning process is gone (and, should the kill have fallen between the two
+renames of the fallback swap, puts the previous report back). A folder that exists but is not an
+initlab report (it has files but no ``results.json`` written by initlab) is never replaced: that
+raises ValueError.
+
+Studies run in worker processes (``jobs`` > 1), one process per study. A worker starts with
+SIGINT and SIGTERM at their default dispositions (SIGINT stays ignored when the main process
+ignores it, as under ``nohup``), so Ctrl-C, which the terminal sends to the whole process group,
+ends it at once; it dies with the main process (``PR_SET_PDEATHSIG`` on Linux, a thread polling
+``os.getppid()`` elsewhere), so even ``kill -9`` of the main process leaves no worker behind. A
+worker hands its result back through a file in the temporary folder, never a pipe the main process
+must drain, so stopping never waits on a blocked writer.
 
 A study that raises an ``Exception`` is shown as failed, with its error, while the others render;
-``KeyboardInterrupt`` and ``SystemExit`` abort the whole build (the previous report stays).
+a worker that dies (out of memory, killed) shows its study as failed too. ``KeyboardInterrupt``
+and ``SystemExit`` abort the whole build (the previous report stays).
 """
 
 from __future__ import annotations
@@ -17,7 +30,9 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import pickle
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -203,7 +218,11 @@ def _check_replaceable(out: Path) -> None:
 
 @contextlib.contextmanager
 def _signals_as_exceptions() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit while building, so the temporary folder is cleaned up."""
+    """Turn SIGTERM into SystemExit while building, so the temporary folder is cleaned up.
+
+    Only the main process keeps this handler: a worker resets SIGTERM to its default disposition
+    first thing (:func:`_worker_main`), so it never inherits a handler that would keep it alive.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -220,7 +239,8 @@ def _signals_as_exceptions() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold back SIGINT/SIGTERM (delivered afterwards) while the folders are swapped."""
+    """Hold back SIGINT/SIGTERM (delivered afterwards) while the folders are swapped or a worker
+    is started (a worker inherits the blocked mask and unblocks once its handlers are reset)."""
     can = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
     if can:
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -231,19 +251,107 @@ def _signals_held() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+# -- temporary folders owned by a process -----------------------------------------------------
+
+
+def _start_time(pid: int) -> str:
+    """The start time of process ``pid`` (clock ticks since boot, from /proc; "0" where unknown),
+    so that a reused PID is not taken for the process that made a folder."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "0"
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else "0"
+
+
+def _owner_tag() -> str:
+    """``<pid>.<start time>`` of this process, written into the names of its temporary folders."""
+    return f"{os.getpid()}.{_start_time(os.getpid())}"
+
+
+def _alive(pid: int, start: str) -> bool:
+    """Whether process ``pid``, started at ``start``, still runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    if stat[stat.rfind(")") + 2:].split()[:1] == ["Z"]:
+        return False
+    return start == "0" or _start_time(pid) == start
+
+
+def _clean_stale(out: Path) -> list[Path]:
+    """Remove the temporary folders next to ``out`` left by runs that were killed (their owning
+    process is gone); if such a run died between the two renames of the fallback swap (``out``
+    missing, its ``.old-`` folder there), put the previous report back. Returns what was removed."""
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp|old)-(\d+)\.(\d+)-")
+    removed: list[Path] = []
+    try:
+        entries = sorted(out.parent.iterdir(), key=lambda p: p.name)
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m is None or not entry.is_dir() or entry.is_symlink() or _alive(int(m.group(2)), m.group(3)):
+            continue
+        if m.group(1) == "old" and not out.exists():
+            with contextlib.suppress(OSError):
+                os.replace(entry, out)
+                continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _make_tmp(out: Path, kind: str = "tmp") -> Path:
+    """A new folder ``.<out name>.<kind>-<pid>.<start>-XXXX`` beside ``out``; ValueError naming
+    'out_dir' when that folder cannot be written."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.{kind}-{_owner_tag()}-", dir=out.parent))
+    except OSError as e:
+        raise ValueError(f"The 'out_dir' argument must be a folder initlab can create; {str(out)!r} cannot be "
+                         f"written ({e.strerror or e}).") from None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux's ``renameat2(RENAME_EXCHANGE)``; False where that is
+    not available (another OS, an old libc, a file system without it)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def _swap_in(tmp: Path, out: Path) -> None:
     with _signals_held():
-        old: Path | None = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            old.rmdir()
-            os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            if old is not None:
-                os.replace(old, out)
-            raise
+        if out.exists() and _exchange(tmp, out):
+            old: Path | None = tmp  # tmp now holds the previous report
+        else:
+            old = None
+            if out.exists():
+                old = _make_tmp(out, "old")
+                old.rmdir()
+                os.replace(out, old)
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                if old is not None:
+                    os.replace(old, out)
+                raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -293,13 +401,107 @@ def _study_job(name: str, quick: bool, seed: int, mnist: str | None, folder: str
 #: studies in the order that balances two workers best (longest first)
 _COST_ORDER = ("seed002", "seed000", "seed001", "seed003")
 
+_PR_SET_PDEATHSIG = 1
 
-def _pool(jobs: int) -> Any:
+
+def _die_with_parent(parent: int) -> None:
+    """In a worker: end as soon as the main process ``parent`` ends, however it ends.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``);
+    elsewhere a daemon thread polls ``os.getppid()`` every 0.2 s. Either way, a parent already
+    gone when the worker starts ends it at once.
+    """
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:
+        os._exit(1)
+    if armed:
+        return
+
+    def _watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=_watch, name="initlab-parent-watch", daemon=True).start()
+
+
+def _worker_main(name: str, quick: bool, seed: int, mnist: str | None, folder: str, result_path: str,
+                 parent: int, sigint_ignored: bool) -> None:
+    """A worker process: run one study, draw its figures, pickle the outcome to ``result_path``.
+
+    Started with SIGINT/SIGTERM blocked (:func:`_signals_held`); the dispositions are reset to the
+    defaults (SIGINT stays ignored if the main process ignores it) before they are unblocked, so
+    a Python handler inherited through fork is never in force here.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN if sigint_ignored else signal.SIG_DFL)
+    _die_with_parent(parent)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        outcome: Any = _study_job(name, quick, seed, mnist, folder)
+        data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e:  # the job itself isolates study errors; this catches e.g. unpicklable results
+        study = _studies.get(name)
+        data = pickle.dumps((StudyResult.failed(name, study.title, e, command=rerun_command(name, seed=seed, quick=quick,
+                                                                                          mnist=mnist)), {}, {}))
+    part = result_path + ".part"
+    with open(part, "wb") as fh:
+        fh.write(data)
+    os.replace(part, result_path)
+
+
+def _start_method() -> str:
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
 
-    method = "fork" if "fork" in mp.get_all_start_methods() and threading.active_count() == 1 else "spawn"
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(method))
+    return "fork" if "fork" in mp.get_all_start_methods() and threading.active_count() == 1 else "spawn"
+
+
+def _stop(procs: list[Any], grace: float = 2.0) -> None:
+    """Terminate the worker processes (SIGTERM, then SIGKILL after ``grace`` s) and reap them."""
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5.0)
+
+
+def _collect(name: str, proc: Any, path: Path, *, seed: int, quick: bool, mnist: str | None,
+             sigint_ignored: bool) -> tuple[StudyResult, dict[str, str], dict[str, str]]:
+    """The outcome a finished worker left in ``path``, or a failed result saying how it died."""
+    code = proc.exitcode
+    if code == 0 and path.is_file():
+        with open(path, "rb") as fh:
+            outcome = pickle.load(fh)
+        path.unlink()
+        return outcome  # type: ignore[no-any-return]
+    if code is not None and code < 0 and -code == signal.SIGINT and not sigint_ignored:
+        raise KeyboardInterrupt  # Ctrl-C reached the worker first: the whole run is interrupted
+    if code is not None and code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with status {code} without a result"
+    study = _studies.get(name)
+    err = RuntimeError(f"the worker process running {name} {how} (out of memory, or killed)")
+    return StudyResult.failed(name, study.title, err, command=rerun_command(name, seed=seed, quick=quick, mnist=mnist)), {}, {}
 
 
 def _run_all(names: list[str], *, quick: bool, seed: int, mnist: str | None, folder: Path, jobs: int,
@@ -313,32 +515,39 @@ def _run_all(names: list[str], *, quick: bool, seed: int, mnist: str | None, fol
             if bar is not None:
                 bar.advance(task)
         return [done[n] for n in names]
-    from concurrent.futures import as_completed
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
 
-    order = sorted(names, key=lambda n: _COST_ORDER.index(n) if n in _COST_ORDER else -1)
-    pool = _pool(jobs)
+    ctx = mp.get_context(_start_method())
+    sigint_ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    pending = sorted(names, key=lambda n: _COST_ORDER.index(n) if n in _COST_ORDER else -1)
+    running: dict[Any, tuple[str, Any, Path]] = {}
     try:
-        futures = {pool.submit(_study_job, n, quick, seed, mnist, str(folder)): n for n in order}
-        if bar is not None:
-            bar.update(task, description=f"running {', '.join(order)}{' (quick)' if quick else ''}")
-        for fut in as_completed(futures):
-            name = futures[fut]
-            try:
-                done[name] = fut.result()
-            except Exception as e:  # the worker itself died (killed, out of memory): show as failed
-                study = _studies.get(name)
-                done[name] = (StudyResult.failed(name, study.title, e,
-                                                 command=rerun_command(name, seed=seed, quick=quick, mnist=mnist)), {}, {})
-            if bar is not None:
-                bar.advance(task)
-                bar.update(task, description=f"finished {name}")
+        while pending or running:
+            while pending and len(running) < jobs:
+                name = pending.pop(0)
+                path = folder / f".{name}.result.pickle"
+                proc = ctx.Process(target=_worker_main, name=f"initlab-report-{name}", daemon=True,
+                                   args=(name, quick, seed, mnist, str(folder), str(path), os.getpid(), sigint_ignored))
+                with _signals_held():
+                    proc.start()
+                running[proc.sentinel] = (name, proc, path)
+                if bar is not None:
+                    bar.update(task, description=f"running {', '.join(n for n, _, _ in running.values())}"
+                                                 f"{' (quick)' if quick else ''}")
+            for sentinel in wait(list(running)):
+                name, proc, path = running[sentinel]
+                proc.join()
+                done[name] = _collect(name, proc, path, seed=seed, quick=quick, mnist=mnist, sigint_ignored=sigint_ignored)
+                del running[sentinel]
+                with contextlib.suppress(Exception):
+                    proc.close()
+                if bar is not None:
+                    bar.advance(task)
+                    bar.update(task, description=f"finished {name}")
     except BaseException:
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            with contextlib.suppress(Exception):
-                proc.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop([proc for _, proc, _ in running.values()])
         raise
-    pool.shutdown(wait=True)
     return [done[n] for n in names]
 
 
@@ -400,9 +609,19 @@ def build(
         raise ValueError(f"The 'mnist' argument must be a folder holding the MNIST files; {mnist_s!r} is not a folder.")
     if not isinstance(out_dir, (str, os.PathLike)):
         bad_type("out_dir", "a path", out_dir)
+    if not str(out_dir).strip():
+        raise ValueError(f"The 'out_dir' argument must name a folder; got {str(out_dir)!r}.")
     out = Path(out_dir).expanduser().resolve()
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ValueError(f"The 'out_dir' argument must be inside a folder; {str(out.parent)!r} is a file.")
+    if out.parent.is_dir():
+        _clean_stale(out)  # what a killed run left behind
     _check_replaceable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"The 'out_dir' argument must be a folder initlab can create; {str(out.parent)!r} cannot be "
+                         f"created ({e.strerror or e}).") from None
     if command is None:
         command = shlex.join(["initlab", *sys.argv[1:]]) if Path(sys.argv[0]).name == "initlab" else shlex.join(sys.argv)
     full_parts = [".venv/bin/initlab", "report", "--seed", str(seed)]
@@ -412,7 +631,7 @@ def build(
 
     provenance = _provenance(command, seed, quick, names, mnist_s)
     with _signals_as_exceptions():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        tmp = _make_tmp(out)
         try:
             bar = _progress(progress)
             with bar if bar is not None else contextlib.nullcontext():

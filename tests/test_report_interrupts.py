@@ -1,0 +1,230 @@
+"""Interrupting ``initlab report``: Ctrl-C to the whole process group, SIGTERM and ``kill -9`` of the
+main process end the run promptly, leave no process behind and keep the previous report; a temporary
+folder left by a killed run is removed by the next run.
+
+Processes are tracked through /proc by process group (each run gets its own session), never by a
+global process search: other runs of initlab may be going on on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from initlab.report import build
+
+#: the command line of a run; SIGINT gets Python's default handler (KeyboardInterrupt), as when a
+#: terminal starts it, even if the test runner was started with SIGINT ignored
+CLI = [sys.executable, "-c",
+       "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+       "from initlab.cli import main; main()"]
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2:].split()  # state, ppid, pgrp, ...
+
+
+def group(pgid: int) -> set[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            f = _stat(int(entry))
+            if f is not None and int(f[2]) == pgid and f[0] != "Z":
+                out.add(int(entry))
+    return out
+
+
+def alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if (f := _stat(p)) is not None and f[0] != "Z"}
+
+
+def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive(pids)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def leftovers(out: Path) -> list[Path]:
+    return sorted(p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
+
+
+def wait_for(predicate, timeout: float = 120.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def start(out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*CLI, "report", "--quick", "--out", str(out), "--json", "--jobs", "2"],
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _previous(folder: Path) -> Path:
+    out = folder / "rep"
+    build(out, quick=True, only="seed003", progress=False, jobs=1, command="initlab report (previous)")
+    return out
+
+
+@pytest.fixture()
+def previous(tmp_path: Path) -> Path:
+    return _previous(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_previous(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One previous report for the signal tests (each checks that it stays byte for byte)."""
+    return _previous(tmp_path_factory.mktemp("interrupts"))
+
+
+def _tmp_has(out: Path, what: str) -> bool:
+    return any(any(p.name.endswith(what) for p in d.iterdir()) for d in leftovers(out) if d.is_dir())
+
+
+#: moments of the run at which Ctrl-C arrives: while Python starts, once the workers run, and once
+#: a study has finished (its figures drawn) while another worker still runs
+MOMENTS = {
+    "startup": lambda out: time.sleep(0.5) or True,
+    "workers running": lambda out: wait_for(lambda: bool(leftovers(out))) and (time.sleep(1.0) or True),
+    "a study finished": lambda out: wait_for(lambda: _tmp_has(out, ".png")),
+}
+
+
+@pytest.mark.parametrize(("sig", "moment"), [(signal.SIGINT, m) for m in MOMENTS]
+                         + [(signal.SIGTERM, m) for m in list(MOMENTS)[1:]])
+def test_signal_to_the_group_ends_the_run_and_keeps_the_previous_report(shared_previous: Path, moment: str,
+                                                                         sig: signal.Signals) -> None:
+    previous = shared_previous
+    before = snapshot(previous)
+    proc = start(previous)
+    try:
+        assert MOMENTS[moment](previous), "the run never reached the moment"
+        members = group(proc.pid)
+        assert proc.poll() is None, "the run ended before the signal"
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=20)  # promptly: a hang raises TimeoutExpired
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0
+    if moment != "startup":
+        assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), err.decode()
+        if sig == signal.SIGINT:
+            assert err.decode().strip().splitlines()[-1] == "initlab: interrupted"
+        assert "Traceback" not in err.decode()
+    assert wait_gone(members | group(proc.pid), 5.0) == set()
+    assert snapshot(previous) == before
+    assert leftovers(previous) == []
+
+
+def test_workers_keep_default_signal_dispositions_and_die_with_kill_9(previous: Path) -> None:
+    """Workers must not inherit the main process's SIGTERM handler; kill -9 of the main process
+    takes its workers with it; the next run removes the killed run's temporary folder."""
+    before = snapshot(previous)
+    proc = start(previous)
+    try:
+        assert wait_for(lambda: len(group(proc.pid)) >= 3), "the workers never started"
+        workers = group(proc.pid) - {proc.pid}
+
+        def caught(pid: int) -> int:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("SigCgt:"):
+                    return int(line.split()[1], 16)
+            return -1
+
+        term_int = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1))
+        # once a worker runs its study, neither SIGINT nor SIGTERM has a handler there
+        assert wait_for(lambda: all(caught(w) & term_int == 0 for w in alive(workers)), 10.0), \
+            {w: hex(caught(w)) for w in alive(workers)}
+        assert caught(proc.pid) & (1 << (signal.SIGTERM - 1))  # the main process does clean up on SIGTERM
+        assert wait_for(lambda: bool(leftovers(previous)))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert wait_gone(workers, 5.0) == set()
+    assert group(proc.pid) == set()
+    assert snapshot(previous) == before
+    stale = leftovers(previous)
+    assert len(stale) == 1 and f"tmp-{proc.pid}." in stale[0].name  # kill -9 cannot clean up...
+    summary = build(previous, quick=True, seed=3, only="seed003", progress=False, jobs=1)  # ...the next run does
+    assert summary.failed == []
+    assert leftovers(previous) == []
+    assert json.loads((previous / "results.json").read_text())["provenance"]["seed"] == 3
+
+
+def test_only_stale_temporary_folders_are_removed(tmp_path: Path) -> None:
+    from initlab.report.build import _clean_stale, _owner_tag
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    out = tmp_path / "rep"
+    out.mkdir()
+    mine = tmp_path / f".rep.tmp-{_owner_tag()}-abc"  # a run of this very process: alive
+    gone = tmp_path / f".rep.tmp-{dead.pid}.1-abc"
+    reused = tmp_path / f".rep.tmp-{os.getpid()}.1-abc"  # our PID but another start time: a dead run
+    other = tmp_path / f".report2.tmp-{dead.pid}.1-abc"  # another report's folder
+    for d in (mine, gone, reused, other):
+        d.mkdir()
+        (d / "index.html").write_text("x")
+    removed = _clean_stale(out)
+    assert sorted(removed) == sorted([gone, reused])
+    assert mine.exists() and other.exists() and not gone.exists() and not reused.exists()
+
+
+def test_a_run_killed_between_the_two_renames_gets_its_report_back(tmp_path: Path) -> None:
+    """The fallback swap (no renameat2) renames the report aside, then the new one in: a kill -9
+    between the two leaves no report, only its ``.old-`` folder; the next run puts it back first."""
+    from initlab.report.build import _clean_stale
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    prev = tmp_path / "prev"
+    build(prev, quick=True, only="seed003", progress=False, jobs=1)
+    out = tmp_path / "rep"
+    aside = tmp_path / f".rep.old-{dead.pid}.1-xyz"
+    os.replace(prev, aside)
+    before = snapshot(aside)
+    _clean_stale(out)
+    assert snapshot(out) == before and not aside.exists()
+
+
+def test_a_worker_that_dies_shows_its_study_failed(tmp_path: Path) -> None:
+    """A worker killed on its own (out of memory, kill -9 of the worker) is a failed study, not a hang."""
+    code = (
+        "import os, signal, sys\n"
+        "import initlab.report\n"
+        "b = sys.modules['initlab.report.build']\n"
+        "real = b._study_job\n"
+        "def job(name, *a):\n"
+        "    if name == 'seed000': os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(name, *a)\n"
+        "b._study_job = job\n"
+        "s = b.build(sys.argv[1], quick=True, only='seed003,seed000', progress=False, jobs=2)\n"
+        "print(s.failed, [r.error for r in s.results if not r.ok])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "['seed000']" in proc.stdout and "killed by SIGKILL" in proc.stdout
