@@ -16,6 +16,9 @@ __all__ = [
     "check_int",
     "suggest",
     "resolve_dtype",
+    "available_memory",
+    "check_memory",
+    "format_bytes",
 ]
 
 
@@ -125,3 +128,69 @@ def resolve_dtype(dtype: Any, *, name: str = "dtype", allowed: tuple[Any, ...] =
     if dt not in options:
         bad_value(name, words, dtype)
     return dt
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in binary units.
+
+    >>> format_bytes(3 * 2**30), format_bytes(512)
+    ('3.0 GiB', '512 B')
+    """
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            text = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def available_memory() -> int | None:
+    """Bytes a new allocation can use, or None where that cannot be told: ``MemAvailable`` of
+    /proc/meminfo (Linux; else free physical pages), capped by the cgroup v2 limit of a container
+    (``memory.max`` − ``memory.current``)."""
+    import os
+
+    avail: int | None = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        avail = None
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, AttributeError):
+            avail = None
+    limit, used = _read_int("/sys/fs/cgroup/memory.max"), _read_int("/sys/fs/cgroup/memory.current")
+    if limit is not None and used is not None:
+        avail = max(0, limit - used) if avail is None else min(avail, max(0, limit - used))
+    return avail
+
+
+def check_memory(name: str, nbytes: int, what: str) -> None:
+    """Refuse, before allocating, work that needs more memory than is available: ValueError naming
+    the argument (``"--shape"`` style names read as options), what was asked for, the size needed
+    and the size available. Does nothing where the available memory cannot be told.
+
+    >>> check_memory("shape", 8, "a tiny array")
+    >>> check_memory("--shape", 2**80, "100000x100000 float32 weights")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: The '--shape' option asks for 100000x100000 float32 weights, which needs about 1099511627776.0 TiB of memory; ... available.
+    """
+    avail = available_memory()
+    if avail is None or nbytes <= avail:
+        return
+    kind = "option" if name.startswith("--") else "argument"
+    raise ValueError(f"The {name!r} {kind} asks for {what}, which needs about {format_bytes(nbytes)} of memory; "
+                     f"{format_bytes(avail)} is available.")

@@ -1,16 +1,33 @@
-"""Helpers shared by the CLI verbs: JSON output, shape parsing, the rich console."""
+"""Helpers shared by the CLI verbs: JSON output, shape parsing, the rich console, and the one
+rule for the paths the CLI writes.
+
+The output-path rule (every ``--save``, ``--plot`` and ``--out``):
+
+* the path must not be empty (``--plot ""`` would write a hidden ``.png``);
+* its parent folder must exist and be a folder: initlab never creates folders, except the report's
+  own ``--out`` folder itself;
+* a file path must not be an existing folder; it ends with the format's extension (``.npy``,
+  ``.png``), which is added when the name has none (``--save w`` writes and prints ``w.npy``);
+  another extension is refused;
+* files are written atomically (a temporary file beside the target, then a rename), and a write
+  that fails is one line naming the option.
+"""
+
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from initlab._json import to_jsonable
 
-__all__ = ["emit_json", "parse_shape", "parse_int_list", "to_jsonable", "console", "option_names"]
+__all__ = ["emit_json", "parse_shape", "parse_int_list", "to_jsonable", "console", "option_names", "output_file",
+           "output_folder", "write_file"]
 
 
 def console() -> Any:
@@ -34,6 +51,8 @@ def parse_shape(text: str, *, name: str = "--shape") -> tuple[int, ...]:
     parts = text.replace(",", "x").lower().split("x")
     try:
         dims = tuple(int(p) for p in parts)
+        if not text.strip():
+            raise ValueError
     except ValueError:
         raise ValueError(f"The {name!r} option must look like 300x500 (non-negative ints); got {text!r}.") from None
     if any(d < 0 for d in dims):
@@ -48,9 +67,10 @@ def parse_int_list(text: str, *, name: str) -> list[int]:
     [2, 12, 6, 1]
     """
     try:
-        vals = [int(p) for p in text.split(",") if p.strip() != ""]
+        vals = [int(p) for p in text.split(",")]
     except ValueError:
-        raise ValueError(f"The {name!r} option must be comma-separated positive ints like 2,12,6,1; got {text!r}.") from None
+        raise ValueError(f"The {name!r} option must be comma-separated positive ints like 2,12,6,1 "
+                         f"(no empty items); got {text!r}.") from None
     if len(vals) < 2 or any(v <= 0 for v in vals):
         raise ValueError(f"The {name!r} option must be at least two comma-separated positive ints; got {text!r}.")
     return vals
@@ -77,3 +97,73 @@ def option_names(mapping: dict[str, str]) -> Iterator[None]:
         if new == msg:
             raise
         raise type(e)(new) from None
+
+
+def output_file(text: str, option: str, suffix: str) -> Path:
+    """The path a CLI option writes a file to, checked by the module's output-path rule: ValueError
+    naming the option. ``suffix`` (``".npy"``, ``".png"``) is added to a name without extension.
+
+    >>> str(output_file("weights", "--save", ".npy"))
+    'weights.npy'
+    >>> output_file("", "--plot", ".png")
+    Traceback (most recent call last):
+    ...
+    ValueError: The '--plot' option must name a .png file; got ''.
+    """
+    if not text.strip() or text.strip() in (".", "..") or text.endswith(("/", os.sep)):
+        raise ValueError(f"The {option!r} option must name a {suffix} file; got {text!r}.")
+    path = Path(text).expanduser()
+    if path.name.lower() == suffix:
+        raise ValueError(f"The {option!r} option must name a {suffix} file, not only the extension; got {text!r}.")
+    if path.suffix == "":
+        path = path.with_name(path.name + suffix)
+    elif path.suffix.lower() != suffix:
+        raise ValueError(f"The {option!r} option must be a {suffix} file (a name without extension gets {suffix}); "
+                         f"got {text!r}.")
+    _check_parent(path, option, text)
+    if path.is_dir():
+        raise ValueError(f"The {option!r} option must name a file; {str(path)!r} is a folder.")
+    return path
+
+
+def output_folder(text: str, option: str) -> Path:
+    """The folder a CLI option writes into (the report's ``--out``): not empty, inside an existing
+    folder (only the folder itself is created), not a file. ValueError naming the option.
+
+    >>> output_folder("", "--out")
+    Traceback (most recent call last):
+    ...
+    ValueError: The '--out' option must name a folder; got ''.
+    """
+    if not text.strip():
+        raise ValueError(f"The {option!r} option must name a folder; got {text!r}.")
+    path = Path(text).expanduser()
+    _check_parent(path, option, text)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"The {option!r} option must name a folder; {str(path)!r} is a file.")
+    return path
+
+
+def _check_parent(path: Path, option: str, text: str) -> None:
+    parent = path.absolute().parent
+    if not parent.exists():
+        shown = str(path.parent)
+        raise ValueError(f"The {option!r} option must be inside an existing folder; {shown!r} does not exist "
+                         f"(initlab does not create folders: make it first); got {text!r}.")
+    if not parent.is_dir():
+        raise ValueError(f"The {option!r} option must be inside a folder; {str(path.parent)!r} is a file; got {text!r}.")
+
+
+def write_file(path: Path, option: str, write: Callable[[str], Any]) -> None:
+    """Call ``write(tmp)`` to write a temporary file beside ``path`` (same extension), then rename it
+    onto ``path``: a reader never sees a half-written file, and an interrupted write leaves the old
+    one. An OSError becomes a ValueError naming the option; the temporary file is removed."""
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        write(str(tmp))
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ValueError(f"The {option!r} option could not be written to {str(path)!r}: {e.strerror or e}.") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

@@ -79,11 +79,23 @@ def sample_cmd(
 
     from initlab.init import compute_fans, get
 
+    from initlab._validation import check_memory
+    from initlab.cli._common import output_file, write_file
+
     dims = parse_shape(shape)
     if save is not None and len(specs) != 1:
         raise ValueError(f"The '--save' option needs exactly one SPEC; got {len(specs)}.")
+    save_path = None if save is None else output_file(save, "--save", ".npy")
     if seed < 0:
         raise ValueError(f"The '--seed' option must be a non-negative int; got {seed}.")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None  # the initializer names the option and the allowed dtypes below
+    if dt is not None:
+        # the array, plus the float64 (complex128) copies the statistics take
+        wide = 16 if dt.kind == "c" else 8
+        check_memory("--shape", math.prod(dims) * (dt.itemsize + 3 * wide), f"{'x'.join(map(str, dims))} {dt.name} weights")
     try:
         fans: Any = compute_fans(dims, layout=layout, transposed=transposed)
     except ValueError:
@@ -109,13 +121,13 @@ def sample_cmd(
         else:
             measured = {"mean": None, "var": None, "min": None, "max": None}
         rows.append({"spec": str(init.spec), "scheme": init.name, "measured": measured, "theory": theo})
-        if save is not None:
-            np.save(save, w)
+        if save_path is not None:
+            write_file(save_path, "--save", lambda tmp: np.save(tmp, w))
     out = {"shape": list(dims), "layout": layout, "transposed": transposed, "dtype": str(np.dtype(dtype)),
            "seed": seed, "fans": None if fans is None else {"fan_in": fans[0], "fan_out": fans[1]},
            "results": rows}
-    if save is not None:
-        out["saved"] = save
+    if save_path is not None:
+        out["saved"] = str(save_path)
     if json_out:
         emit_json(out)
         return
@@ -132,8 +144,8 @@ def sample_cmd(
         table.add_row(_esc(r["spec"]), _fmt(m["mean"]), _fmt(t["mean"]), _fmt(m["var"]), _fmt(t["var"]),
                       _fmt(m["min"]), _fmt(m["max"]), bounds)
     _console().print(table)
-    if save is not None:
-        typer.echo(f"saved {save}")
+    if save_path is not None:
+        typer.echo(f"saved {save_path}")
 
 
 @app.command("gain")

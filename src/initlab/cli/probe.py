@@ -110,8 +110,8 @@ def probe(
     plot: Optional[str] = typer.Option(None, "--plot", help="Save the histogram/mean-std/gradient figure to this PNG."),
 ) -> None:
     """Probe every layer of a network at initialization: statistics, theory and a verdict."""
-    from initlab._validation import check_choice, check_int
-    from initlab.cli._common import emit_json, parse_int_list, parse_shape
+    from initlab._validation import check_choice, check_int, check_memory
+    from initlab.cli._common import emit_json, option_names, output_file, parse_int_list, parse_shape, write_file
 
     check_choice("--loss", loss, ["mse", "ce", "sum"])
     batch = check_int("--batch", batch, low=1)
@@ -127,6 +127,7 @@ def probe(
     import initlab
     from initlab._rng import child_seeds
 
+    plot_path = None if plot is None else output_file(plot, "--plot", ".png")
     net_seed, input_seed, probe_seed = child_seeds(seed, 3, name="--seed")
     if model is not None:
         net = _load_model(model)
@@ -142,7 +143,17 @@ def probe(
     else:
         from initlab.nn import Network
 
+        from initlab import activations as _activations
+
         sizes = parse_int_list(layers or "", name="--layers")
+        for opt, act in (("--activation", activation), ("--output", output)):
+            if act is not None:  # checked even when the network has no hidden layer to use it
+                with option_names({"activation": opt, "name": opt}):
+                    _activations.get(act)
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        # weights and their gradients (float32); activations, pre-activations and deltas of the batch
+        check_memory("--layers", n_params * 4 * 3 + batch * sum(sizes) * 4 * 6,
+                     f"a {layers} network ({n_params:,} parameters) probed on a batch of {batch}")
         net = Network(sizes, activation=activation, output=output, init=init, bias_init=bias, rng=net_seed)
         dim = sizes[0]
     x, y = _input(input, batch, dim, input_seed, loss)
@@ -150,11 +161,8 @@ def probe(
         raise ValueError(f"The '--input' {input!r} has {x.shape[1]} features but '--layers' starts with {dim}.")
     result = initlab.probe(net, np.ascontiguousarray(x), y=y, loss=loss, backward=not no_backward, theory=theory,
                            rng=probe_seed)
-    if plot is not None:
-        try:
-            result.plot(plot)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"The '--plot' option could not be written to {plot!r}: {e}") from None
+    if plot_path is not None:
+        write_file(plot_path, "--plot", result.plot)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -163,5 +171,5 @@ def probe(
     from rich.console import Console
 
     Console(width=None if sys.stdout.isatty() else 160).print(result)
-    if plot is not None:
-        typer.echo(f"figure written to {plot}")
+    if plot_path is not None:
+        typer.echo(f"figure written to {plot_path}")

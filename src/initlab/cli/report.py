@@ -23,9 +23,10 @@ def report(
     import shlex
     import sys
 
-    from initlab.cli._common import emit_json, option_names
+    from initlab.cli._common import emit_json, option_names, output_folder
     from initlab.report import build
 
+    output_folder(out, "--out")  # the output-path rule: only the report folder itself is created
     names = {"out_dir": "--out", "seed": "--seed", "study": "--only", "only": "--only", "mnist": "--mnist", "jobs": "--jobs"}
     with option_names(names):
         summary = build(out, quick=quick, seed=seed, only=only, mnist=mnist, progress=not as_json, jobs=jobs,

@@ -145,19 +145,20 @@ def phase_cmd(
         w_max = _default_w_max(act, b_max)
     else:
         w_max = check_number("--sigma-w2-max", sigma_w2_max, low=0.0, low_open=True)
-    if plot is not None and not plot.lower().endswith(".png"):
-        raise ValueError(f"The '--plot' option must be a .png path; got {plot!r}.")
+    from initlab.cli._common import output_file, write_file
+
+    plot_path = None if plot is None else output_file(plot, "--plot", ".png")  # never creates folders
     sw = np.linspace(w_max / n, w_max, n)
     sb = np.linspace(0.0, b_max, n)
     t0 = time.perf_counter()
     d = theory.phase_diagram(act, sw, sb)
     seconds = time.perf_counter() - t0
-    if plot is not None:
-        theory.plot_phase_diagram(d, plot)
+    if plot_path is not None:
+        write_file(plot_path, "--plot", lambda tmp: theory.plot_phase_diagram(d, tmp))
     if json_out:
         out = d.to_dict()
         out["seconds"] = seconds
-        out["plot"] = plot
+        out["plot"] = None if plot_path is None else str(plot_path)
         emit_json(out)
         return
     typer.echo(f"{act.spec}: {n} x {n} grid, sigma_w2 in [{sw[0]:.4g}, {sw[-1]:.4g}], sigma_b2 in [0, {b_max:g}] "
@@ -169,5 +170,5 @@ def phase_cmd(
     typer.echo("phases: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in frac.items()))
     if np.any(np.isnan(d.xi_c)):
         typer.echo("note: xi_c is undefined (nan, blank in the plot) where the length map diverges (q* = inf).")
-    if plot is not None:
-        typer.echo(f"wrote {plot}")
+    if plot_path is not None:
+        typer.echo(f"wrote {plot_path}")

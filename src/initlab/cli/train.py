@@ -61,8 +61,8 @@ def train(
     from initlab import data as _data
     from initlab import init as _init
     from initlab._rng import as_generator, child_seeds
-    from initlab._validation import check_choice, check_int, check_number
-    from initlab.cli._common import emit_json, parse_int_list
+    from initlab._validation import check_choice, check_int, check_memory, check_number
+    from initlab.cli._common import emit_json, output_file, parse_int_list, write_file
     from initlab.nn import Network
     from initlab.nn import losses as _losses
     from initlab.nn import optimizers as _optimizers
@@ -112,12 +112,19 @@ def train(
     with _as_option("--n-train", n_tr, "--n-train"):
         check_int("--n-train", n_tr, low=1)
     with _as_option("--n-test", n_te, "--n-test"):
-        check_int("--n-test", n_te, low=0)
+        check_int("--n-test", n_te, low=1)  # an empty test set has no loss or accuracy
     noise_v = 0.2 if noise is None else noise
     with _as_option("--noise", noise_v, "--noise"):
         check_number("--noise", noise_v, low=0.0)
     if dataset == "mnist" and data_dir is None:
         raise ValueError("The '--dataset mnist' choice needs '--data-dir FOLDER' (IDX files or mnist.npz).")
+    plot_path = None if plot is None else output_file(plot, "--plot", ".png")
+    itemsize = np.dtype(dtype).itemsize
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    rows = (batch_size or n_tr) if dataset in _SIZED else (batch_size or 0)
+    # weights, gradients, two optimizer moments and an update; activations and deltas of a batch
+    check_memory("--layers", n_params * itemsize * 5 + rows * sum(sizes) * itemsize * 4,
+                 f"a {layers} network ({n_params:,} parameters, {dtype})")
     data_seed, net_seed = child_seeds(seed, 2)
 
     # -- data ------------------------------------------------------------------------------------
@@ -187,7 +194,7 @@ def train(
         "diverged": hist.diverged, "diverged_step": hist.diverged_step,
         "train_seconds": hist.train_seconds, "history": hist.epoch_loss,
     }
-    if plot is not None:
+    if plot_path is not None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -200,12 +207,10 @@ def train(
         ax.set_title(f"{dataset} {layers} {activation}, init {init}, lr {lr}")
         fig.tight_layout()
         try:
-            fig.savefig(plot)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"The '--plot' option could not be written to {plot!r}: {e}") from None
+            write_file(plot_path, "--plot", lambda tmp: fig.savefig(tmp, format="png"))
         finally:
             plt.close(fig)
-        result["plot"] = plot
+        result["plot"] = str(plot_path)
     if json_out:
         emit_json(result)
         return
@@ -214,5 +219,15 @@ def train(
     c = console()
     status = f"diverged at step {hist.diverged_step}" if hist.diverged else "ok"
     c.print(f"{dataset} {layers} {activation}/{out_act} init={init} {optimizer} lr={lr}: {hist.epochs_run} epochs in {hist.train_seconds:.2f} s ({status})")
-    c.print(f"train loss {tr['loss']:.4f}  accuracy {100 * tr['accuracy']:.1f}%")
-    c.print(f"test  loss {te['loss']:.4f}  accuracy {100 * te['accuracy']:.1f}%")
+    def _loss(v: float) -> str:
+        if np.isfinite(v):
+            return f"{v:.4f}"
+        return f"not finite (diverged at step {hist.diverged_step})" if hist.diverged else "not finite"
+
+    c.print(f"train loss {_loss(tr['loss'])}  accuracy {100 * tr['accuracy']:.1f}%")
+    c.print(f"test  loss {_loss(te['loss'])}  accuracy {100 * te['accuracy']:.1f}%")
+    if hist.diverged:
+        c.print(f"the run diverged at step {hist.diverged_step} (epoch {hist.diverged_epoch + 1}): the loss stopped being "
+                "finite; try a smaller --lr or a smaller --init scale")
+    if plot_path is not None:
+        c.print(f"figure written to {plot_path}")

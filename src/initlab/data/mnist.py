@@ -60,6 +60,14 @@ def _check(images: np.ndarray, labels: np.ndarray, where: str) -> tuple[np.ndarr
         raise ValueError(f"{where}: expected images of shape [n, 28, 28]; got {images.shape}.")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise ValueError(f"{where}: expected {images.shape[0]} labels of shape [n]; got {labels.shape}.")
+    if images.dtype.kind not in "biuf":
+        raise ValueError(f"{where}: expected numeric images; got dtype {images.dtype}.")
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"{where}: expected integer labels; got dtype {labels.dtype}.")
+    if images.dtype.kind == "f" and not np.all(np.isfinite(images)):
+        raise ValueError(f"{where}: the images contain NaN or inf.")
+    if images.shape[0] == 0:
+        raise ValueError(f"{where}: the file holds no images.")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise ValueError(f"{where}: expected labels in 0..9; got {int(labels.min())}..{int(labels.max())}.")
     X = images.reshape(images.shape[0], -1).astype(np.float32)

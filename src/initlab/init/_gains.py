@@ -72,6 +72,8 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
                 f"The 'param' argument (leaky_relu's negative_slope) must be an int or float, "
                 f"not a bool; got {type(param).__name__} {param!r}: negative_slope {param} not a valid number."
             )
+        if not math.isfinite(negative_slope):  # torch returns nan or 0 here; a gain of nan/0 is never meant
+            raise ValueError(f"The 'param' argument (leaky_relu's negative_slope) must be a finite number; got {param!r}.")
         return math.sqrt(2.0 / (1 + negative_slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4

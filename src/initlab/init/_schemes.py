@@ -158,6 +158,8 @@ def _check_kaiming(a: Any = 0.0, mode: Any = "fan_in", nonlinearity: Any = "leak
     if nonlinearity == "leaky_relu" and not (a is None or ((not isinstance(a, bool)) and isinstance(a, (int, float)))):
         raise ValueError(f"The 'a' argument (leaky_relu's negative slope) must be an int or float (not a bool); "
                          f"got {type(a).__name__} {a!r}.")
+    if isinstance(a, (int, float)) and not isinstance(a, bool) and not math.isfinite(a):
+        bad_value("a", "a finite number (leaky_relu's negative slope)", a)
     g = calculate_gain(nonlinearity, a)  # torch's table and its errors
     return {"a": a, "mode": md, "nonlinearity": nonlinearity, "gain": g}
 

@@ -97,7 +97,9 @@ def _datasets(cfg: Seed002Config) -> tuple[list[tuple[str, str, Any]], str]:
     if cfg.mnist:
         try:
             split = mnist(cfg.mnist)
-        except (OSError, ValueError) as e:
+        except ValueError as e:  # files there but not MNIST: the study fails and says why
+            raise ValueError(f"The MNIST files in {cfg.mnist!r} cannot be used: {e}") from None
+        except OSError as e:
             note = (f"MNIST was asked for in {cfg.mnist!r} but could not be read ({type(e).__name__}: {e}); "
                     "the shipped digits and MNIST-1D were used instead.")
         else:
