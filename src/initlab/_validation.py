@@ -22,14 +22,20 @@ __all__ = [
 ]
 
 
+def _kind(name: str) -> str:
+    """"option" for a command-line name (``--seed``), else "argument"."""
+    return "option" if str(name).startswith("--") else "argument"
+
+
 def bad_value(name: str, allowed: str, got: Any) -> NoReturn:
-    """Raise ``ValueError("The 'name' argument must be <allowed>; got <got>.")``."""
-    raise ValueError(f"The {name!r} argument must be {allowed}; got {got!r}.")
+    """Raise ``ValueError("The 'name' argument must be <allowed>; got <got>.")`` ("option" for a
+    command-line name such as ``--seed``)."""
+    raise ValueError(f"The {name!r} {_kind(name)} must be {allowed}; got {got!r}.")
 
 
 def bad_type(name: str, allowed: str, got: Any) -> NoReturn:
     """Raise ``TypeError`` naming the argument, the allowed types and the type given."""
-    raise TypeError(f"The {name!r} argument must be {allowed}; got {type(got).__name__} {got!r}.")
+    raise TypeError(f"The {name!r} {_kind(name)} must be {allowed}; got {type(got).__name__} {got!r}.")
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -53,7 +59,7 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
         bad_type(name, "one of " + ", ".join(repr(c) for c in options), value)
     if value not in options:
         raise ValueError(
-            f"The {name!r} argument must be one of {', '.join(repr(c) for c in options)}; "
+            f"The {name!r} {_kind(name)} must be one of {', '.join(repr(c) for c in options)}; "
             f"got {value!r}{suggest(value, options)}."
         )
     return value
@@ -191,6 +197,5 @@ def check_memory(name: str, nbytes: int, what: str) -> None:
     avail = available_memory()
     if avail is None or nbytes <= avail:
         return
-    kind = "option" if name.startswith("--") else "argument"
-    raise ValueError(f"The {name!r} {kind} asks for {what}, which needs about {format_bytes(nbytes)} of memory; "
+    raise ValueError(f"The {name!r} {_kind(name)} asks for {what}, which needs about {format_bytes(nbytes)} of memory; "
                      f"{format_bytes(avail)} is available.")

@@ -26,8 +26,11 @@ from typing import Any
 
 from initlab._json import to_jsonable
 
+#: parameters of parametric activations, as ``--param`` names them (``initlab gain``, ``initlab theory``)
+PARAM_OPTIONS = {"negative_slope": "--param", "alpha": "--param", "param": "--param"}
+
 __all__ = ["emit_json", "parse_shape", "parse_int_list", "to_jsonable", "console", "option_names", "output_file",
-           "output_folder", "write_file"]
+           "output_folder", "write_file", "as_option", "PARAM_OPTIONS", "load_npy"]
 
 
 def console() -> Any:
@@ -74,6 +77,25 @@ def parse_int_list(text: str, *, name: str) -> list[int]:
     if len(vals) < 2 or any(v <= 0 for v in vals):
         raise ValueError(f"The {name!r} option must be at least two comma-separated positive ints; got {text!r}.")
     return vals
+
+
+@contextlib.contextmanager
+def as_option(option: str, value: Any, pyname: str | None = None) -> Iterator[None]:
+    """Re-raise a library ValueError/TypeError so that it names the CLI option, not the Python
+    argument: ``The 'activation' argument ...`` becomes ``The '--activation' option ...``;
+    any other message is prefixed with the option and the value given."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+        head = f"The {pyname!r} argument" if pyname else None
+        if msg.startswith(f"The {option!r} option"):
+            pass
+        elif head and msg.startswith(head):
+            msg = f"The {option!r} option" + msg[len(head):]
+        else:
+            msg = f"The {option!r} option got {value!r}: {msg}"
+        raise ValueError(msg) from None
 
 
 @contextlib.contextmanager
@@ -167,3 +189,34 @@ def write_file(path: Path, option: str, write: Callable[[str], Any]) -> None:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def load_npy(path: str, option: str) -> Any:
+    """The array in a ``.npy`` file given to a CLI option, loaded without pickle; ValueError naming
+    the option when the file is missing, empty, not in the .npy format (a text file renamed .npy),
+    truncated or holding Python objects."""
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"The {option!r} file {path!r} does not exist.")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(6)
+    except OSError as e:
+        raise ValueError(f"The {option!r} file {path!r} cannot be read: {e.strerror or e}.") from None
+    if not head:
+        raise ValueError(f"The {option!r} file {path!r} is empty; expected an array saved with numpy.save.")
+    if head != b"\x93NUMPY":
+        raise ValueError(f"The {option!r} file {path!r} is not a valid .npy file (it lacks the NumPy header); "
+                         "expected an array saved with numpy.save.")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise ValueError(f"The {option!r} file {path!r} holds Python objects (an object array), which initlab "
+                             "does not load; save a numeric array.") from None
+        raise ValueError(f"The {option!r} file {path!r} is not a valid .npy file: {e}.") from None
+    except (OSError, EOFError) as e:
+        raise ValueError(f"The {option!r} file {path!r} is not a valid .npy file (truncated?): {e}.") from None
+    return arr

@@ -160,8 +160,11 @@ def gain_cmd(
     from initlab._validation import check_choice
     from initlab.init import calculate_gain, gain
 
-    check_choice("method", method, ("second_moment", "critical", "both"))
-    act = activations.get(activation, param)
+    from initlab.cli._common import PARAM_OPTIONS
+
+    check_choice("--method", method, ("second_moment", "critical", "both"))
+    with option_names(PARAM_OPTIONS):
+        act = activations.get(activation, param)
     torch_gain = None
     if act.torch_nonlinearity is not None:
         torch_gain = calculate_gain(act.torch_nonlinearity, act.param if act.name == "leaky_relu" else None)

@@ -44,21 +44,18 @@ def _load_model(target: str) -> Any:
 
 def _load_npy(path: str, batch: int) -> Any:
     """The first ``batch`` rows of a real, finite numeric array [n, ...] in a .npy file, as float32."""
-    import os
-
     import numpy as np
 
-    if not os.path.isfile(path):
-        raise ValueError(f"The '--input' file {path!r} does not exist.")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f"The '--input' file {path!r} could not be read as a .npy array: {e}") from None
+    from initlab.cli._common import load_npy
+
+    arr = load_npy(path, "--input")
     if not isinstance(arr, np.ndarray):
         raise ValueError(f"The '--input' file {path!r} must hold one array; got {type(arr).__name__}.")
     if arr.dtype.kind not in "biuf" or arr.ndim < 2:
         raise ValueError(f"The '--input' file {path!r} must hold a real numeric array [n, ...]; "
                          f"got dtype {arr.dtype} with shape {arr.shape}.")
+    if arr.shape[0] == 0 or arr.size == 0:
+        raise ValueError(f"The '--input' file {path!r} must hold at least one sample; got shape {arr.shape}.")
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
         x = arr[:batch].astype(np.float32)
     if not np.all(np.isfinite(x)):
@@ -111,7 +108,7 @@ def probe(
 ) -> None:
     """Probe every layer of a network at initialization: statistics, theory and a verdict."""
     from initlab._validation import check_choice, check_int, check_memory
-    from initlab.cli._common import emit_json, option_names, output_file, parse_int_list, parse_shape, write_file
+    from initlab.cli._common import as_option, emit_json, option_names, output_file, parse_int_list, parse_shape, write_file
 
     check_choice("--loss", loss, ["mse", "ce", "sum"])
     batch = check_int("--batch", batch, low=1)
@@ -150,6 +147,11 @@ def probe(
             if act is not None:  # checked even when the network has no hidden layer to use it
                 with option_names({"activation": opt, "name": opt}):
                     _activations.get(act)
+        from initlab import init as _init
+
+        for opt, spec in (("--init", init), ("--bias", bias)):
+            with as_option(opt, spec):
+                _init.get(spec)
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         # weights and their gradients (float32); activations, pre-activations and deltas of the batch
         check_memory("--layers", n_params * 4 * 3 + batch * sum(sizes) * 4 * 6,

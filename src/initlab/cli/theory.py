@@ -27,8 +27,10 @@ _ACT_HELP = "Activation name (tanh, relu, leaky_relu(0.2), sigmoid, gelu, erf, .
 
 def _activation(name: str, param: Optional[float]) -> Any:
     from initlab import activations
+    from initlab.cli._common import PARAM_OPTIONS, option_names
 
-    return activations.get(name, param)
+    with option_names({**PARAM_OPTIONS, "activation": "--activation"}):
+        return activations.get(name, param)
 
 
 def _fmt(x: float) -> str:

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator, Optional
+from typing import Optional
 
 import typer
 
 from initlab.cli import app
+from initlab.cli._common import as_option as _as_option
 
 #: datasets whose size and noise the --n-train / --n-test / --noise options set
 _SIZED = ("moons", "circles", "gaussian")
 _NOISY = ("moons", "circles")
-
-
-@contextlib.contextmanager
-def _as_option(option: str, value: Any, pyname: str | None = None) -> Iterator[None]:
-    """Re-raise a library ValueError/TypeError so that it names the CLI option, not the Python
-    argument: ``The 'activation' argument ...`` becomes ``The '--activation' option ...``;
-    any other message is prefixed with the option and the value given."""
-    try:
-        yield
-    except (ValueError, TypeError) as e:
-        msg = str(e)
-        head = f"The {pyname!r} argument" if pyname else None
-        if head and msg.startswith(head):
-            msg = f"The {option!r} option" + msg[len(head):]
-        else:
-            msg = f"The {option!r} option got {value!r}: {msg}"
-        raise ValueError(msg) from None
 
 
 @app.command()
