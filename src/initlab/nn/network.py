@@ -158,6 +158,8 @@ class Network:
         hidden = _per_layer("activation", activation, n - 1, "hidden layers") if n > 1 else []
         if n == 1 and isinstance(activation, (list, tuple)) and len(activation) > 0:
             raise ValueError(f"The 'activation' argument is for hidden layers; a {sizes} network has none, got {activation!r}.")
+        if n == 1 and not isinstance(activation, (list, tuple)):
+            _activations.get(activation)  # unused without hidden layers, but a typo is still an error
         acts = [_activations.get(a) for a in hidden] + [_activations.get("linear" if output is None else output)]
         inits = _per_layer("init", init, n, "layers")
         binits = _per_layer("bias_init", bias_init, n, "layers")
