@@ -104,7 +104,11 @@ def train(
     plot_path = None if plot is None else output_file(plot, "--plot", ".png")
     itemsize = np.dtype(dtype).itemsize
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    rows = (batch_size or n_tr) if dataset in _SIZED else (batch_size or 0)
+    sized = dataset in _SIZED
+    rows = min(batch_size or n_tr, n_tr) if sized else 0  # a fixed dataset's size is known once loaded
+    if sized:  # the generated data (float64 while made) and its evaluation, one layer wide at a time
+        check_memory("--n-train", (n_tr + n_te) * (sizes[0] + 1) * 8 + (n_tr + n_te) * max(sizes) * itemsize * 3,
+                     f"{n_tr:,} training and {n_te:,} test samples")
     # weights, gradients, two optimizer moments and an update; activations and deltas of a batch
     check_memory("--layers", n_params * itemsize * 5 + rows * sum(sizes) * itemsize * 4,
                  f"a {layers} network ({n_params:,} parameters, {dtype})")
