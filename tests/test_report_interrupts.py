@@ -228,3 +228,38 @@ def test_a_worker_that_dies_shows_its_study_failed(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "['seed000']" in proc.stdout and "killed by SIGKILL" in proc.stdout
+
+
+@pytest.mark.parametrize("platform", ["linux", "other"])
+def test_a_worker_dies_with_its_parent(platform: str) -> None:
+    """``_die_with_parent``: PR_SET_PDEATHSIG on Linux, a thread polling getppid() elsewhere."""
+    code = (
+        "import os, sys, time\n"
+        "import initlab.report\n"
+        "b = sys.modules['initlab.report.build']\n"
+        "parent = os.getpid()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        f"    sys.platform = {'linux' if platform == 'linux' else 'darwin'!r}\n"
+        "    b._die_with_parent(parent)\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print(pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())
+        time.sleep(0.5)  # the child has armed its parent-death check
+        assert alive({child}) == {child}
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert wait_gone({child}, 5.0) == set()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+        if alive(group(proc.pid)):
+            os.killpg(proc.pid, signal.SIGKILL)
