@@ -289,3 +289,12 @@ def test_mnist_loader_checks_its_arrays(images: np.ndarray, labels: np.ndarray, 
         write_idx(tmp_path / name, arr)
     with pytest.raises(ValueError, match=needle):
         mnist(tmp_path)
+
+
+def test_train_with_garbage_mnist_names_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from initlab.data.mnist import MNIST_FILES
+
+    for name in MNIST_FILES:
+        (tmp_path / name).write_bytes(b"\x01\x02\x03\x04" * 100)
+    refused(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--layers", "784,10"], capsys,
+            "'--data-dir' option", "not MNIST", "is not an IDX file")

@@ -133,6 +133,8 @@ def train(
                 f"The '--data-dir' option {data_dir!r} holds no MNIST: put the IDX files {', '.join(MNIST_FILES)} "
                 f"(optionally .gz) or one mnist.npz into that folder (initlab train never downloads)."
             ) from None
+        except ValueError as e:  # files there, but not MNIST
+            raise ValueError(f"The '--data-dir' option {data_dir!r} holds files that are not MNIST: {e}") from None
     else:
         gen = as_generator(data_seed)
         X, y = _data.gaussian(n_tr + n_te, sizes[0], rng=gen, n_classes=max(2, sizes[-1]))
