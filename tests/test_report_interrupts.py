@@ -8,6 +8,7 @@ global process search: other runs of initlab may be going on on the same machine
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -263,3 +264,58 @@ def test_a_worker_dies_with_its_parent(platform: str) -> None:
         proc.stdout.close()  # type: ignore[union-attr]
         if alive(group(proc.pid)):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_typed_in_a_terminal_with_the_progress_bar(shared_previous: Path) -> None:
+    """^C typed into a pseudo-terminal: the line discipline sends SIGINT to the foreground process
+    group, as a real terminal does; with a terminal the progress bar runs (a thread), so workers are
+    started with the spawn method."""
+    import pty
+    import select
+
+    previous = shared_previous
+    before = snapshot(previous)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once
+        os.execv(sys.executable, [*CLI, "report", "--quick", "--out", str(previous)])
+    output = b""
+
+    def drain(seconds: float) -> None:
+        nonlocal output
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    output += os.read(fd, 65536)
+                except OSError:
+                    return
+
+    status, reaped = 0, False
+    try:
+        deadline = time.monotonic() + 120
+        while not (len(group(pid)) >= 3 and leftovers(previous)) and time.monotonic() < deadline:
+            drain(0.1)  # until the workers run
+        members = group(pid)
+        assert len(members) >= 3, output.decode(errors="replace")
+        drain(1.0)
+        os.write(fd, b"\x03")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                reaped = True
+                break
+            drain(0.1)
+        drain(0.2)
+    finally:
+        if not reaped:  # a hang: end it, then fail below
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert reaped and os.waitstatus_to_exitcode(status) == 130, output.decode(errors="replace")
+    assert b"initlab: interrupted" in output and b"Traceback" not in output
+    assert wait_gone(members, 5.0) == set()
+    assert snapshot(previous) == before
+    assert leftovers(previous) == []
