@@ -138,17 +138,15 @@ def probe(
                 raise ValueError("The '--input-shape' option is needed for a model that does not start with a Linear layer.")
             dim = first.in_features
     else:
-        from initlab.nn import Network
-
         from initlab import activations as _activations
+        from initlab import init as _init
+        from initlab.nn import Network
 
         sizes = parse_int_list(layers or "", name="--layers")
         for opt, act in (("--activation", activation), ("--output", output)):
             if act is not None:  # checked even when the network has no hidden layer to use it
                 with option_names({"activation": opt, "name": opt}):
                     _activations.get(act)
-        from initlab import init as _init
-
         for opt, spec in (("--init", init), ("--bias", bias)):
             with as_option(opt, spec):
                 _init.get(spec)
