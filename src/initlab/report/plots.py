@@ -99,6 +99,10 @@ def _curves(fig_spec: FigureSpec) -> Any:
                 ax.plot(x, y, "-", color=color, label=label, linewidth=1.6)
         if p.get("logy"):
             ax.set_yscale("log")
+        if all(float(v).is_integer() for s in p["series"] for v in s["x"] if v is not None):
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if p.get("ylim"):
             ax.set_ylim(*p["ylim"])
         ax.set_title(str(p.get("title", "")), fontsize=_BASE)
