@@ -14,6 +14,7 @@ def explore(
     out: str = typer.Option("explore", "--out", help="Folder for index.html (created; other files in it are kept)."),
     seed: int = typer.Option(0, "--seed", help="Seed every setting's network and inputs derive from."),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="Worker processes (default: up to 2); 1 runs in this process."),
+    quick: bool = typer.Option(False, "--quick", help="A smaller grid (depths 5, 10; width 100), labelled on the page."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Write a self-contained, offline page where you pick the activation, init, depth, width and σ_b²
@@ -26,7 +27,7 @@ def explore(
     from initlab.report.explore import build_explorer
 
     with option_names({"out_dir": "--out", "seed": "--seed", "jobs": "--jobs"}):
-        summary = build_explorer(out, seed=seed, jobs=jobs)
+        summary = build_explorer(out, seed=seed, jobs=jobs, quick=quick)
     if as_json:
         emit_json(summary.to_dict())
         return

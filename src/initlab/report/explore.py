@@ -77,6 +77,13 @@ GRID: dict[str, tuple[Any, ...]] = {
     "sigma_b2": (0.0, 0.05),
 }
 
+#: the grid of ``initlab report --quick`` (labelled quick on the page)
+GRID_QUICK: dict[str, tuple[Any, ...]] = {
+    "depth": (5, 10),
+    "width": (100,),
+    "sigma_b2": (0.0, 0.05),
+}
+
 BATCH = 64  #: inputs per probe
 BINS = 30  #: histogram bins (the probe's own histogram)
 #: the phase diagram's axes: σ_w² log-spaced (the inits span 0.01 … 300), σ_b² linear
@@ -196,7 +203,7 @@ def _phase(act: str) -> dict[str, Any]:
     }
 
 
-def _activation_job(act: str, seed: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _activation_job(act: str, seed: int, grid: dict[str, tuple[Any, ...]] = GRID) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """Everything the page needs for one activation (one worker task)."""
     from initlab.diagnostics import recommend
     from initlab.studies._common import single_thread
@@ -204,9 +211,9 @@ def _activation_job(act: str, seed: int) -> tuple[str, dict[str, Any], dict[str,
     settings: dict[str, Any] = {}
     with single_thread():
         for init_key, _, _ in INITS:
-            for depth in GRID["depth"]:
-                for width in GRID["width"]:
-                    for sb2 in GRID["sigma_b2"]:
+            for depth in grid["depth"]:
+                for width in grid["width"]:
+                    for sb2 in grid["sigma_b2"]:
                         settings[setting_key(act, init_key, depth, width, sb2)] = compute_setting(
                             act, init_key, depth, width, sb2, seed=seed)
         info = {"recommend": recommend(act), "fix_spec": fix_spec(act), "phase": _phase(act)}
@@ -228,14 +235,17 @@ class ExploreSummary:
                 "settings": self.settings, "jobs": self.jobs}
 
 
-def explorer_data(seed: int = 0, *, jobs: int | None = None, activations: Sequence[str] = ACTIVATIONS) -> dict[str, Any]:
-    """The page's data: every setting of :data:`GRID` probed, per activation its phase diagram."""
+def explorer_data(seed: int = 0, *, jobs: int | None = None, activations: Sequence[str] = ACTIVATIONS,
+                  quick: bool = False) -> dict[str, Any]:
+    """The page's data: every setting of :data:`GRID` (:data:`GRID_QUICK` with ``quick``) probed, per
+    activation its phase diagram."""
+    grid = GRID_QUICK if quick else GRID
     seed = check_int("seed", seed, low=0)
     n_jobs = max(1, min(2, os.cpu_count() or 1)) if jobs is None else check_int("jobs", jobs, low=1)
     acts = list(activations)
     results: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     if n_jobs == 1 or len(acts) == 1:
-        results = [_activation_job(a, seed) for a in acts]
+        results = [_activation_job(a, seed, grid) for a in acts]
     else:
         import multiprocessing as mp
         import threading
@@ -243,15 +253,15 @@ def explorer_data(seed: int = 0, *, jobs: int | None = None, activations: Sequen
 
         method = "fork" if "fork" in mp.get_all_start_methods() and threading.active_count() == 1 else "spawn"
         with ProcessPoolExecutor(max_workers=min(n_jobs, len(acts)), mp_context=mp.get_context(method)) as pool:
-            results = list(pool.map(_activation_job, acts, [seed] * len(acts)))
+            results = list(pool.map(_activation_job, acts, [seed] * len(acts), [grid] * len(acts)))
     from initlab import __version__
 
     return {
         "meta": {
-            "version": __version__, "seed": seed, "batch": BATCH, "bins": BINS,
+            "version": __version__, "seed": seed, "batch": BATCH, "bins": BINS, "quick": quick,
             "activations": acts,
             "inits": [{"key": k, "label": lab} for k, lab, _ in INITS],
-            "depths": list(GRID["depth"]), "widths": list(GRID["width"]), "sigma_b2": list(GRID["sigma_b2"]),
+            "depths": list(grid["depth"]), "widths": list(grid["width"]), "sigma_b2": list(grid["sigma_b2"]),
         },
         "acts": {a: info for a, info, _ in results},
         "settings": {k: v for _, _, s in results for k, v in s.items()},
@@ -269,13 +279,15 @@ def render_explorer(data: dict[str, Any]) -> str:
     return template.replace("/*__INITLAB_DATA__*/null", text, 1)
 
 
-def build_explorer(out_dir: str | os.PathLike[str], *, seed: int = 0, jobs: int | None = None) -> ExploreSummary:
+def build_explorer(out_dir: str | os.PathLike[str], *, seed: int = 0, jobs: int | None = None,
+                   quick: bool = False) -> ExploreSummary:
     """Compute the grid and write ``out_dir/index.html`` (atomically: written beside, then renamed).
 
     Args:
         out_dir: the folder for ``index.html`` (created if missing; other files in it are kept).
         seed: the seed every setting's seeds derive from.
         jobs: worker processes (default: up to 2).
+        quick: the smaller grid :data:`GRID_QUICK` (the page says so).
     """
     t0 = time.perf_counter()
     if not isinstance(out_dir, (str, os.PathLike)):
@@ -283,7 +295,7 @@ def build_explorer(out_dir: str | os.PathLike[str], *, seed: int = 0, jobs: int 
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ValueError(f"The 'out_dir' argument must be a folder; {str(out)!r} is a file.")
-    data = explorer_data(seed, jobs=jobs)
+    data = explorer_data(seed, jobs=jobs, quick=quick)
     n_jobs = max(1, min(2, os.cpu_count() or 1)) if jobs is None else int(jobs)
     data["meta"]["build_seconds"] = round(time.perf_counter() - t0, 1)
     html = render_explorer(data)
