@@ -50,6 +50,9 @@ def driver(width: int = 1280, height: int = 2000, *, offline: bool = False) -> I
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     try:
+        # headless Chrome will not make a window narrower than ~500 px: emulate the exact viewport
+        drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
         if offline:
             drv.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
         yield drv
