@@ -354,7 +354,6 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
 
     c = numbers["cases"]
     r_small = c["std001_tanh"]["act_std"]
-    r_big = c["std1_tanh"]["saturated"]
     r_xr = c["xavier_relu"]["act_std"]
     r_he = c["he_torch_relu"]["act_std"]
     r_hs = c["he_seed_relu"]["act_std"]
@@ -376,7 +375,7 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
     xs_delta = r_xs["delta_std"]
     verdict = (
         f"N(0, 0.01²): tanh's std falls from {sig(r_small[0])} to {sig(r_small[-1])}. N(0, 1): "
-        + (f"{r_big[1]:.0%} of tanh units saturate at layer 2. " if r_big[1] is not None else "tanh saturates. ")
+        + "tanh's units saturate from layer 2 on (see the probe's findings). "
         + f"Xavier with sigmoid keeps the forward std near {sig(r_xs['act_std'][2])}, but the delta shrinks from "
         f"{sig(xs_delta[-2])} at layer 4 to {sig(xs_delta[0])} at layer 1 (sigmoid's slope is at most 1/4). "
         f"ReLU: Xavier's std falls from {sig(r_xr[1])} to {sig(r_xr[3])} over layers 2–4, He's stays near "

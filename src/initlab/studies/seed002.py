@@ -318,11 +318,11 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
                   == ["1", "2", "3"]]
     takeaway = (("He with ReLU trains fastest" if he_lowest else "He with ReLU is not the fastest everywhere here")
                 + f"; std 0.01 never leaves the chance loss ln 10 = {ln10:.2f}"
-                + (", and neither does Xavier with sigmoid: its gradient vanishes before training starts."
-                   if len(stuck) == len(tr) else "."))
+                + (", and neither does Xavier with sigmoid, whose layers map every input to nearly the same "
+                   "representation." if len(stuck) == len(tr) else "."))
     verdict = (
-        "Part 2 (the headline): "
-        + "; ".join(f"on {d}, the final losses are std 0.01 {tr[d]['runs']['std001_relu']['final_train_loss']:.4f}, "
+        "Final training losses "
+        + "; ".join(f"on {d}: std 0.01 {tr[d]['runs']['std001_relu']['final_train_loss']:.4f}, "
                     f"Xavier+sigmoid {tr[d]['runs']['xavier_sigmoid']['final_train_loss']:.4f}, Xavier+ReLU "
                     f"{tr[d]['runs']['xavier_relu']['final_train_loss']:.4f}, He {tr[d]['runs']['he_relu']['final_train_loss']:.4f}"
                     for d in tr) + ". "

@@ -139,7 +139,7 @@ def _seed003(config: Seed003Config | None = None) -> StudyResult:
     n = numbers["inits"]
     worst = max(abs(r[4]) for t in tables for r in t.rows if r[4] is not None and r[3] > 1e-6)
     takeaway = (f"The mean-field length map predicts the std of every layer of the post's {cfg.depth}-layer tanh "
-                f"network within {worst:.1%}: small weights make the signal vanish, big weights saturate every "
+                f"network within {worst:.2%}: small weights make the signal vanish, big weights saturate every "
                 "layer, and 1/fan_in lets it decay slowly.")
     verdict = (
         f"Small weights: std {sig(n['small']['std'][0])} at layer 1, {sig(n['small']['std'][-1])} at layer "
