@@ -163,13 +163,14 @@ def compute_setting(act: str, init_key: str, depth: int, width: int, sigma_b2: f
     sw2 = float(predict_stack([width, width], act, spec).layers[0].sigma_w2)
     pt = theory.point(act, sw2, sigma_b2)
     layers = res.layers
-    hist_lo, hist_hi, counts = [], [], []
+    hist_lo: list[Any] = []
+    hist_hi: list[Any] = []
+    counts: list[list[int] | None] = []
     for st in layers:
         h = st.hist
-        if h is None:
-            hist_lo.append(None), hist_hi.append(None), counts.append(None)
-        else:
-            hist_lo.append(_num(h.edges[0])), hist_hi.append(_num(h.edges[-1])), counts.append([int(c) for c in h.counts])
+        hist_lo.append(None if h is None else _num(h.edges[0]))
+        hist_hi.append(None if h is None else _num(h.edges[-1]))
+        counts.append(None if h is None else [int(c) for c in h.counts])
     return {
         "act": act, "init": init_key, "depth": int(depth), "width": int(width), "sigma_b2": float(sigma_b2),
         "spec": spec, "bias_spec": bspec, "net_seed": net_seed, "x_seed": x_seed, "probe_seed": probe_seed,
