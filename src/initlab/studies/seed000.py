@@ -343,10 +343,10 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
                     ["case"] + layer_cols, bwd_rows)
     table_v = Table(
         "probe", "The probe's findings per case (initlab.probe)",
-        ["case", "σ_w² = fan_in·Var(W), layers 1–5", "finding (verdict)"], verdict_rows,
+        ["case", "the init's σ_w² = fan_in·Var(W), layers 1–5", "finding (verdict)"], verdict_rows,
         note=(f"fan_in is {', '.join(str(v) for v in sizes[:-1])} on layers 1–5, so an init defined through fan_out "
-              "or fan_avg (Xavier, the post's He) gives each layer its own σ_w²; each finding quotes the σ_w² of the "
-              "layer it names. The probe compares the last layer with the input, so a first layer that shrinks the "
+              "or fan_avg (Xavier, the post's He) gives each layer its own σ_w². Each finding quotes σ_w² measured on the "
+              "weights drawn in the layer it names (layer 1 has only 400 weights, so its value can differ). The probe compares the last layer with the input, so a first layer that shrinks the "
               "2-D input (σ_w² ≈ 0.02 for Xavier) is reported as vanishing even where the wide layers keep the std."),
     )
     var_table, var_numbers, torch_note = _variance_table(cfg)
