@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,7 @@ import pytest
 from markupsafe import escape
 
 from initlab.report.page import format_cell
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-CHROMEDRIVER = shutil.which("chromedriver") or (
-    "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
-
+from _chromium import artifacts_dir, console_errors, driver
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
@@ -108,32 +103,135 @@ def test_no_temporary_folders_left(report: dict[str, Any]) -> None:
     assert sorted(p.name for p in parent.iterdir()) == ["report"]
 
 
-@pytest.mark.browser
-def test_page_renders_in_headless_chromium(report: dict[str, Any]) -> None:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("Chromium or chromedriver is not installed (.ci/run installs the Debian packages chromium "
-                    "and chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+class _Prose(HTMLParser):
+    """The page's prose: every text outside tables, code, the provenance and the head."""
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,2000"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    try:
-        driver.get((report["out"] / "index.html").as_uri())
-        assert "initlab report" in driver.title
-        images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]);")
-        assert len(images) == len(list(report["out"].glob("*.png")))
-        broken = [src for src, complete, width in images if not complete or width <= 0]
-        assert broken == []
-        errors = [e for e in driver.get_log("browser") if e.get("level") in ("SEVERE", "ERROR")]
-        assert errors == []
-        driver.save_screenshot(str(report["out"].parent / "screenshot.png"))
-    finally:
-        driver.quit()
-    assert (report["out"].parent / "screenshot.png").stat().st_size > 10_000
+    SKIP = ("table", "pre", "code", "script", "style", "title")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.chunks: list[str] = []
+        self.captions: list[str] = []
+        self._cap: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self.depth += 1
+        if tag == "figcaption":
+            self._cap = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self.depth -= 1
+        if tag == "figcaption" and self._cap is not None:
+            self.captions.append(" ".join("".join(self._cap).split()))
+            self._cap = None
+
+    def handle_data(self, data: str) -> None:
+        if self.depth == 0:
+            self.chunks.append(data)
+            if self._cap is not None:
+                self._cap.append(data)
+
+
+def prose(html: str) -> _Prose:
+    p = _Prose()
+    p.feed(html)
+    return p
+
+
+def test_prose_is_short_and_says_nothing_twice(report: dict[str, Any]) -> None:
+    p = prose(report["html"])
+    words = " ".join(p.chunks).split()
+    assert len(words) < 3000, len(words)
+    assert len(p.captions) == len(set(p.captions))  # each caption once
+    # no sentence of more than six words appears twice anywhere in the prose
+    sentences = [" ".join(s.split()) for s in re.split(r"(?<=[.!?])\s+", " ".join(p.chunks))]
+    long = [s for s in sentences if len(s.split()) > 6]
+    takeaways = {" ".join(st["takeaway"].split()) for st in report["json"]["studies"].values()}
+    # the takeaways are the only sentences said twice: in the summary at the top and opening their section
+    assert {s for s in set(long) if long.count(s) > 1} <= takeaways
+    joined = " ".join(" ".join(p.chunks).split())
+    assert all(joined.count(t) == 2 for t in takeaways)
+
+
+def test_each_recommendation_is_stated_once(report: dict[str, Any]) -> None:
+    page = report["html"]
+    recs = {rec for study in report["json"]["studies"].values() for rec in study["fixes"].values()}
+    assert recs  # the probe recommends something somewhere (zeros, N(0, 1), ...)
+    for rec in recs:
+        assert page.count(str(escape(rec))) == 1, rec
+    # and no table cell repeats a recommendation: the findings are shown without it
+    for study in report["json"]["studies"].values():
+        probe = next(t for t in study["tables"] if t["name"] == "probe")
+        assert all("; use " not in str(row[-1]) for row in probe["rows"])
+
+
+def test_every_study_opens_with_its_takeaway_and_headline(report: dict[str, Any]) -> None:
+    page = report["html"]
+    for name, study in report["json"]["studies"].items():
+        take = str(escape(study["takeaway"]))
+        assert study["takeaway"].count(". ") == 0 and study["takeaway"].endswith(".")  # one sentence
+        section = page[page.index(f'<section id="{name}"'):]
+        section = section[: section.index("</section>")]
+        first_p = re.search(r"<p[^>]*>(.*?)</p>", section, re.S)
+        assert first_p is not None and first_p.group(1) == take
+        head = study["figure_files"][study["headline"]]
+        # the headline figure comes right after the takeaway, outside any collapsible section
+        after = section[section.index(take):]
+        assert after.index(f'src="{head}"') < after.index("<details")
+        assert take in page[page.index('id="summary"'):page.index('id="seed000"')]
+
+
+def test_explorer_is_written_beside_the_report_and_linked(report: dict[str, Any]) -> None:
+    page = report["html"]
+    assert 'href="explore/index.html"' in page
+    html = (report["out"] / "explore" / "index.html").read_text(encoding="utf-8")
+    assert '"quick":true' in html  # the quick report writes the quick grid, and says so
+
+
+def _figure_checks(drv: Any) -> list[dict[str, Any]]:
+    """Per image: its rendered CSS width, the column's width, and its natural size."""
+    return drv.execute_script("""
+      document.querySelectorAll('details').forEach(d => d.open = true);
+      var col = document.querySelector('main');
+      var cs = getComputedStyle(col);
+      var colw = col.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+      return Array.from(document.images).map(i => ({src: i.getAttribute('src'), css: i.getBoundingClientRect().width,
+        col: colw, nat: i.naturalWidth, ok: i.complete}));""")
+
+
+@pytest.mark.browser
+def test_page_renders_in_headless_chromium(report: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
+    from PIL import Image
+
+    from initlab.report import plots
+
+    arts = artifacts_dir(tmp_path_factory)
+    with driver(1400, 2400) as drv:
+        drv.get((report["out"] / "index.html").as_uri())
+        assert "initlab report" in drv.title
+        figs = _figure_checks(drv)
+        assert len(figs) == len(list(report["out"].glob("*.png")))
+        for f in figs:
+            assert f["ok"] and f["nat"] > 0, f
+            # at column width, never narrower
+            assert f["css"] >= f["col"] - 1 and f["col"] >= plots.COLUMN_PX - 1, f
+            with Image.open(report["out"] / f["src"]) as im:
+                width_in = float(im.text["initlab:width_in"])
+                min_pt = float(im.text["initlab:min_font_pt"])
+                dpi = im.info["dpi"][0]
+                assert abs(im.width / dpi - width_in) < 0.02
+            # a font of min_pt points drawn on a width_in-inch figure shown f["css"] pixels wide
+            assert min_pt / 72 * f["css"] / width_in >= 11, (f, min_pt)
+        drv.execute_script("window.scrollTo(0, 0);")
+        drv.save_screenshot(str(arts / "report-1400.png"))
+        assert console_errors(drv) == []
+    with driver(400, 1600) as drv:
+        drv.get((report["out"] / "index.html").as_uri())
+        assert drv.execute_script("return document.documentElement.scrollWidth;") <= drv.execute_script(
+            "return window.innerWidth;")
+        drv.save_screenshot(str(arts / "report-400.png"))
+        assert console_errors(drv) == []
+    assert (arts / "report-1400.png").stat().st_size > 10_000

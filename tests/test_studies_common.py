@@ -28,7 +28,7 @@ def test_a_figure_that_fails_to_draw_is_shown_and_the_page_is_written(tmp_path: 
     def boom(spec: object) -> object:
         raise RuntimeError("drawing exploded")
 
-    monkeypatch.setitem(plots.KINDS, "histograms", boom)
+    monkeypatch.setitem(plots.KINDS, "ridges", boom)
     out = tmp_path / "rep"
     s = build(out, quick=True, only="seed003", progress=False, jobs=1, command="test")
     html = (out / "index.html").read_text(encoding="utf-8")

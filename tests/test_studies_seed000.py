@@ -94,12 +94,18 @@ def test_the_seeds_fan_avg_he_is_present(result: StudyResult) -> None:
     assert init.get(case["init"]).moments(shape)["var"] == pytest.approx(4 / (200 + 300))
 
 
-def test_probe_table_shows_every_verdict_line(result: StudyResult) -> None:
+def test_probe_table_shows_every_finding_and_each_fix_once(result: StudyResult) -> None:
     t = result.table("probe")
+    fixes = set(result.fixes.values())
     for row, case in zip(t.rows, result.numbers["cases"].values()):
         for line in case["probe_verdicts"]:
-            assert line in row[-1]
-        assert "more)" not in row[-1]
+            if line == "no problem found":
+                assert row[-1] == line
+                continue
+            message, rec = line.split("; use ", 1)
+            assert message in row[-1]  # every finding is shown ...
+            assert "use " + rec.split("; keep biases")[0] in fixes  # ... and its fix is stated once, for the study
+        assert "; use " not in row[-1] and "more)" not in row[-1]
 
 
 def test_delta_story_is_built_from_the_measured_numbers(result: StudyResult) -> None:
@@ -151,15 +157,20 @@ def test_he_keeps_relu_scale_while_xavier_halves_it(result: StudyResult) -> None
     assert 0.8 < he[3] / he[0] < 1.25
 
 
-def test_every_case_has_a_figure_with_forward_and_backward_rows(result: StudyResult) -> None:
-    assert len(result.figures) == 14
-    for f in result.figures:
-        rows = f.data["rows"]
-        assert [r["label"] for r in rows] == ["forward", "backward"]
-        assert all(len(r["panels"]) == 5 for r in rows)
-        for p in rows[0]["panels"]:
-            widths = np.diff(p["edges"])
-            assert float(np.sum(np.asarray(p["density"]) * widths)) == pytest.approx(1.0, abs=1e-9)
+def test_every_case_has_a_histogram_panel_and_std_curves(result: StudyResult) -> None:
+    figs = {f.name: f for f in result.figures}
+    assert result.headline == "std_per_layer" and result.takeaway
+    panels = [p for name in ("hist_tanh", "hist_sigmoid", "hist_relu") for p in figs[name].data["panels"]]
+    assert len(panels) == 14  # one panel per case, grouped by activation (3 figures instead of 14 grids)
+    for p in panels:
+        assert [la["label"] for la in p["layers"]] == ["1", "2", "3", "4", "5"]
+        for la in p["layers"]:
+            widths = np.diff(la["edges"])
+            assert float(np.sum(np.asarray(la["density"]) * widths)) == pytest.approx(1.0, abs=1e-9)
+    # the headline's measured series are the forward table's stds, case by case
+    measured = [s["y"] for p in figs["std_per_layer"].data["panels"] for s in p["series"] if s["style"] == "markers"]
+    cases = [c["act_std"] for c in result.numbers["cases"].values() if max(c["act_std"]) > 0]
+    assert sorted(map(tuple, measured)) == sorted(map(tuple, cases))
 
 
 def test_deterministic() -> None:

@@ -18,6 +18,7 @@ def report(
     mnist: Optional[str] = typer.Option(None, "--mnist", help="Folder with MNIST files for seed 002 (else digits and MNIST-1D)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="Worker processes (default: up to 2); 1 runs in this process."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (no progress bar)."),
+    explore: bool = typer.Option(True, "--explore/--no-explore", help="Also write the interactive explorer into OUT/explore."),
 ) -> None:
     """Run the seed studies and write the report (atomically: a previous report is replaced only when done)."""
     import shlex
@@ -30,7 +31,7 @@ def report(
     names = {"out_dir": "--out", "seed": "--seed", "study": "--only", "only": "--only", "mnist": "--mnist", "jobs": "--jobs"}
     with option_names(names):
         summary = build(out, quick=quick, seed=seed, only=only, mnist=mnist, progress=not as_json, jobs=jobs,
-                        command=shlex.join(["initlab", *sys.argv[1:]]))
+                        command=shlex.join(["initlab", *sys.argv[1:]]), explore=explore)
     if as_json:
         emit_json(summary.to_dict())
         return

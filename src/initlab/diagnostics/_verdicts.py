@@ -37,6 +37,7 @@ second-moment-preserving gain g = 1/√E[φ(z)²] instead and says why.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -95,7 +96,14 @@ def recommend(activation: str | _activations.Activation) -> str:
     >>> recommend("sigmoid").split(",")[0]
     'use variance_scaling(scale=3.41'
     """
-    act = _activations.get(activation)
+    return _recommend_spec(_activations.get(activation).spec)
+
+
+@functools.lru_cache(maxsize=256)
+def _recommend_spec(spec: str) -> str:
+    """:func:`recommend` for one activation spec, cached: the critical point is a root search
+    (~0.2 s) and a pure function of the activation, asked for once per verdict."""
+    act = _activations.get(spec)
     s2, why = _critical_sigma_w2(act)
     if abs(s2 - 1.0) < 0.01:
         scheme = "lecun_normal"

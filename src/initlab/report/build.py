@@ -585,6 +585,7 @@ def build(
     *,
     command: str | None = None,
     jobs: int | None = None,
+    explore: bool = False,
 ) -> ReportSummary:
     """Run the studies and write ``out_dir/index.html``, ``results.json`` and the PNG figures.
 
@@ -597,6 +598,8 @@ def build(
         progress: show a progress bar (only when stderr is a terminal).
         command: the command line recorded in the provenance (default: ``sys.argv``).
         jobs: worker processes (default: min(2, CPUs, studies)); 1 runs everything in this process.
+        explore: also write the interactive explorer into ``out_dir/explore/`` (:mod:`initlab.report.explore`;
+            its smaller grid with ``quick``) and link to it from the page.
     """
     t_start = time.perf_counter()
     if not isinstance(quick, bool):
@@ -652,8 +655,13 @@ def build(
             (tmp / "results.json").write_text(json.dumps(to_jsonable(payload), indent=1, allow_nan=False), encoding="utf-8")
             from initlab.report.page import render_page
 
+            if explore:
+                from initlab.report.explore import build_explorer
+
+                build_explorer(tmp / "explore", seed=seed, jobs=n_jobs, quick=quick)
             html = render_page(results, provenance=provenance, figure_files=figure_files, figure_errors=figure_errors,
-                               quick=quick, seed=seed, full_command=full_command)
+                               quick=quick, seed=seed, full_command=full_command,
+                               explore_href="explore/index.html" if explore else None)
             (tmp / "index.html").write_text(html, encoding="utf-8")
             os.chmod(tmp, 0o755)
             _swap_in(tmp, out)

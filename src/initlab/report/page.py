@@ -18,9 +18,10 @@ import json
 import math
 from typing import Any
 
+from initlab.report.plots import COLUMN_PX
 from initlab.studies._result import StudyResult
 
-__all__ = ["render_page", "format_cell", "python_call"]
+__all__ = ["render_page", "format_cell", "python_call", "collect_fixes"]
 
 
 def format_cell(value: Any, spec: str | None) -> str:
@@ -67,6 +68,27 @@ def _table_view(t: Any) -> dict[str, Any]:
             "text_columns": text_cols}
 
 
+def _figure_view(r: StudyResult, f: Any, figure_files: dict[tuple[str, str], str],
+                 figure_errors: dict[tuple[str, str], str]) -> dict[str, Any]:
+    return {"name": f.name, "title": f.title, "caption": f.caption,
+            "file": figure_files.get((r.study, f.name)), "error": figure_errors.get((r.study, f.name), "")}
+
+
+def collect_fixes(results: list[StudyResult]) -> list[tuple[str, str]]:
+    """Every recommendation of the probe on the page, once: [(activation, recommendation)], in the
+    order they first appear.
+
+    >>> collect_fixes([StudyResult("a", "A", fixes={"tanh": "use lecun_normal"}),
+    ...                StudyResult("b", "B", fixes={"tanh": "use lecun_normal", "relu": "use kaiming_normal"})])
+    [('tanh', 'use lecun_normal'), ('relu', 'use kaiming_normal')]
+    """
+    seen: dict[str, str] = {}
+    for r in results:
+        for act, rec in (r.fixes or {}).items():
+            seen.setdefault(act, rec)
+    return list(seen.items())
+
+
 def render_page(
     results: list[StudyResult],
     *,
@@ -76,11 +98,18 @@ def render_page(
     quick: bool,
     seed: int,
     full_command: str,
+    explore_href: str | None = None,
 ) -> str:
     """The HTML text of index.html.
 
     ``figure_files`` maps ``(study, figure name)`` to the PNG's relative path; ``figure_errors``
-    to the error of a figure that could not be drawn.
+    to the error of a figure that could not be drawn; ``explore_href`` is the relative link to the
+    explorer page when one was written beside the report.
+
+    Layout (one registration per study: any :class:`StudyResult` renders the same way): the study's
+    one-sentence ``takeaway``, its ``headline`` figure at column width, a short ``verdict``; then
+    collapsible sections for the other figures, the explanation, the tables, the probe's findings
+    and the corrections. Each recommendation of the probe is stated once, for the whole page.
     """
     from importlib import resources
 
@@ -91,7 +120,12 @@ def render_page(
     template = env.from_string(template_text)
     views = []
     for r in results:
+        figures = [_figure_view(r, f, figure_files, figure_errors) for f in r.figures]
+        headline = next((f for f in figures if f["name"] == r.headline), figures[0] if figures else None)
         views.append({
+            "takeaway": r.takeaway or r.summary,
+            "headline": headline,
+            "more_figures": [f for f in figures if headline is None or f["name"] != headline["name"]],
             "study": r.study,
             "title": r.title,
             "status": r.status,
@@ -104,12 +138,8 @@ def render_page(
             "command": r.command,
             "python_call": python_call(r),
             "config_text": json.dumps(r.to_dict()["config"], indent=2),
-            "tables": [_table_view(t) for t in r.tables],
-            "figures": [
-                {"name": f.name, "title": f.title, "caption": f.caption,
-                 "file": figure_files.get((r.study, f.name)), "error": figure_errors.get((r.study, f.name), "")}
-                for f in r.figures
-            ],
+            "tables": [_table_view(t) for t in r.tables if t.name != "probe"],
+            "probe_tables": [_table_view(t) for t in r.tables if t.name == "probe"],
         })
     return template.render(
         results=views,
@@ -118,4 +148,7 @@ def render_page(
         seed=seed,
         n_ok=sum(r.ok for r in results),
         full_command=full_command,
+        fixes=collect_fixes(results),
+        column_px=COLUMN_PX,
+        explore_href=explore_href,
     )

@@ -3,14 +3,26 @@
 Studies return plot *data*; this module is the only place in the report that draws. Each figure
 ``kind`` has one renderer:
 
-* ``"histograms"`` — a grid of histogram panels: ``data["rows"]`` is a list of
-  ``{"label", "panels": [{"title", "edges", "density", "xlim"?}]}``; optional ``xlabel``.
 * ``"curves"`` — one or more line panels: ``data["panels"]`` is a list of
-  ``{"title", "xlabel", "ylabel", "logy"?, "series": [{"label", "x", "y", "style"?}]}`` where
-  ``style`` is ``"line"`` (default), ``"markers"`` (measured points) or ``"dashed"`` (theory).
+  ``{"title", "xlabel", "ylabel", "logy"?, "ylim"?, "series": [{"label", "x", "y", "style"?}]}`` where
+  ``style`` is ``"line"`` (default), ``"markers"`` (measured points) or ``"dashed"`` (theory);
+  ``data["ncols"]`` panels per row (default 2).
+* ``"ridges"`` — stacked histograms, one panel per case: ``data["panels"]`` is a list of
+  ``{"title", "xlim"?, "layers": [{"label", "edges", "density", "note"?}]}``; layer 1 on top, each
+  layer scaled to its own peak, ``note`` (e.g. its std) written at the right.
+* ``"histograms"`` — a grid of histogram panels: ``data["rows"]`` is a list of
+  ``{"label", "panels": [{"title", "edges", "density", "xlim"?}]}``.
 * ``"decision"`` — decision regions of 2-D classifiers: ``data["panels"]`` is a list of
   ``{"title", "x_range", "y_range", "grid" (rows of P(class 1)), "points", "labels"}``.
 
+Legibility is a rule, not a hope: every figure is :data:`WIDTH_IN` inches wide and is shown at the
+page's column width (:data:`COLUMN_PX` CSS pixels), so a font of ``pt`` points appears at
+``pt / 72 · COLUMN_PX / WIDTH_IN`` CSS pixels; no text is smaller than :data:`MIN_PT`, which is
+11.8 px. :func:`render` measures the smallest font actually drawn and writes it, with the width,
+into the PNG's text chunks (``initlab:min_font_pt``, ``initlab:width_in``) so a test can check it.
+
+>>> round(MIN_PT / 72 * COLUMN_PX / WIDTH_IN, 1)
+11.8
 >>> import tempfile, pathlib
 >>> from initlab.studies import FigureSpec
 >>> spec = FigureSpec("demo", "Demo", "curves", {"panels": [{"title": "t", "xlabel": "x", "ylabel": "y",
@@ -29,9 +41,17 @@ from typing import Any, Callable
 
 from initlab.studies._result import FigureSpec
 
-__all__ = ["render", "KINDS"]
+__all__ = ["render", "KINDS", "WIDTH_IN", "COLUMN_PX", "DPI", "MIN_PT", "min_font_pt"]
 
-_DPI = 80
+#: every figure's width in inches
+WIDTH_IN = 9.0
+#: the page's column width in CSS pixels (the report's stylesheet uses the same number)
+COLUMN_PX = 900
+#: resolution of the PNG files (1350 px wide: sharp on 1.5× screens)
+DPI = 150
+#: the smallest font drawn, in points: 8.5 pt at 900 px for 9 in = 11.8 CSS px
+MIN_PT = 8.5
+_BASE = 10.0  # titles and labels
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
 
@@ -44,47 +64,25 @@ def _pyplot() -> Any:
     return plt
 
 
-def _histograms(fig_spec: FigureSpec) -> Any:
-    plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
+def _style(ax: Any) -> None:
+    ax.tick_params(labelsize=MIN_PT + 0.5)
+    ax.grid(alpha=0.3)
 
-    rows = fig_spec.data["rows"]
-    ncols = max(len(r["panels"]) for r in rows)
-    nrows = len(rows)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.1 * ncols + 0.9, 1.55 * nrows + 0.6), squeeze=False)
-    for i, row in enumerate(rows):
-        color = _COLORS[i % len(_COLORS)]
-        for j in range(ncols):
-            ax = axes[i][j]
-            if j >= len(row["panels"]):
-                ax.set_visible(False)
-                continue
-            p = row["panels"][j]
-            edges = [float(e) for e in p["edges"]]
-            dens = [float(c) for c in p["density"]]
-            ax.stairs(dens, edges, fill=True, color=color, alpha=0.7)
-            if p.get("xlim"):
-                ax.set_xlim(*p["xlim"])
-            ax.set_title(str(p.get("title", "")), fontsize=7.5)
-            ax.tick_params(labelsize=6, pad=1)
-            ax.xaxis.set_major_locator(MaxNLocator(4))
-            ax.set_yticks([])
-            if j == 0:
-                ax.set_ylabel(str(row["label"]), fontsize=7.5)
-    fig.suptitle(fig_spec.title, fontsize=10)
-    height = 1.55 * nrows + 0.6
-    fig.subplots_adjust(left=0.045 if ncols > 5 else 0.06, right=0.99, bottom=0.25 / height + 0.02,
-                        top=1 - 0.62 / height, wspace=0.12, hspace=0.45 / 1.1)
-    return fig
+
+def _grid(n: int, ncols: int, panel_h: float, extra: float = 0.6) -> tuple[Any, Any, int, int]:
+    plt = _pyplot()
+    ncols = max(1, min(n, ncols))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH_IN, panel_h * nrows + extra), squeeze=False)
+    for k in range(n, nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    return fig, axes, nrows, ncols
 
 
 def _curves(fig_spec: FigureSpec) -> Any:
-    plt = _pyplot()
     panels = fig_spec.data["panels"]
-    n = len(panels)
-    ncols = min(n, int(fig_spec.data.get("ncols", 3)))
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.1 * nrows + 0.4), squeeze=False)
+    ncols = int(fig_spec.data.get("ncols", 2))
+    fig, axes, _, ncols = _grid(len(panels), ncols, 3.6 if ncols > 1 else 4.2)
     for k, p in enumerate(panels):
         ax = axes[k // ncols][k % ncols]
         for s_i, s in enumerate(p["series"]):
@@ -92,77 +90,154 @@ def _curves(fig_spec: FigureSpec) -> Any:
             x = [float(v) if v is not None else math.nan for v in s["x"]]
             y = [float(v) if v is not None else math.nan for v in s["y"]]
             style = s.get("style", "line")
+            label = str(s["label"]) if s.get("label") else None
             if style == "markers":
-                ax.plot(x, y, "o", color=color, label=str(s["label"]), markersize=4)
+                ax.plot(x, y, "o", color=color, label=label, markersize=5)
             elif style == "dashed":
-                ax.plot(x, y, "--", color=color, label=str(s["label"]), linewidth=1.2)
+                ax.plot(x, y, "--", color=color, label=label, linewidth=1.6)
             else:
-                ax.plot(x, y, "-", color=color, label=str(s["label"]), linewidth=1.2)
+                ax.plot(x, y, "-", color=color, label=label, linewidth=1.6)
         if p.get("logy"):
             ax.set_yscale("log")
+        if all(float(v).is_integer() for s in p["series"] for v in s["x"] if v is not None):
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if p.get("ylim"):
             ax.set_ylim(*p["ylim"])
-        ax.set_title(str(p.get("title", "")), fontsize=9)
-        ax.set_xlabel(str(p.get("xlabel", "")), fontsize=8)
-        ax.set_ylabel(str(p.get("ylabel", "")), fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    for k in range(n, nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
-    fig.suptitle(fig_spec.title, fontsize=10)
+        ax.set_title(str(p.get("title", "")), fontsize=_BASE)
+        ax.set_xlabel(str(p.get("xlabel", "")), fontsize=_BASE - 0.5)
+        ax.set_ylabel(str(p.get("ylabel", "")), fontsize=_BASE - 0.5)
+        _style(ax)
+        if any(s.get("label") for s in p["series"]):
+            ax.legend(fontsize=MIN_PT + 0.5, loc=p.get("legend", "best"), framealpha=0.85)
+    fig.tight_layout()
+    return fig
+
+
+def _ridges(fig_spec: FigureSpec) -> Any:
+    import numpy as np
+
+    panels = fig_spec.data["panels"]
+    ncols = int(fig_spec.data.get("ncols", 3))
+    n_layers = max(len(p["layers"]) for p in panels)
+    fig, axes, _, ncols = _grid(len(panels), ncols, 0.42 * n_layers + 0.9)
+    color = fig_spec.data.get("color", "#3b78c2")
+    for k, p in enumerate(panels):
+        ax = axes[k // ncols][k % ncols]
+        layers = p["layers"]
+        n = len(layers)
+        for i, layer in enumerate(layers):
+            base = n - 1 - i
+            edges = np.asarray(layer["edges"], dtype=float)
+            dens = np.asarray(layer["density"], dtype=float)
+            peak = float(dens.max()) if dens.size and dens.max() > 0 else 1.0
+            ax.stairs(base + 0.9 * dens / peak, edges, baseline=base, fill=True, color=color, alpha=0.75)
+            ax.axhline(base, color="#8c959f", linewidth=0.6)
+            if layer.get("note"):
+                ax.text(1.0, base + 0.45, str(layer["note"]), transform=ax.get_yaxis_transform(), ha="right",
+                        va="center", fontsize=MIN_PT, color="#24292f",
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+        ax.set_yticks([n - 1 - i + 0.3 for i in range(n)])
+        ax.set_yticklabels([str(layer["label"]) for layer in layers])
+        ax.set_ylim(-0.1, n)
+        if p.get("xlim"):
+            ax.set_xlim(*p["xlim"])
+        ax.set_title(str(p.get("title", "")), fontsize=_BASE)
+        ax.tick_params(labelsize=MIN_PT + 0.5)
+        ax.tick_params(axis="y", length=0)
+        if k % ncols == 0:
+            ax.set_ylabel(fig_spec.data.get("ylabel", "layer"), fontsize=_BASE - 0.5)
+        if fig_spec.data.get("xlabel"):
+            ax.set_xlabel(fig_spec.data["xlabel"], fontsize=_BASE - 0.5)
+    fig.tight_layout()
+    return fig
+
+
+def _histograms(fig_spec: FigureSpec) -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    rows = fig_spec.data["rows"]
+    ncols = min(5, max(len(r["panels"]) for r in rows))
+    panels = [(i, p) for i, r in enumerate(rows) for p in r["panels"]]
+    fig, axes, _, ncols = _grid(len(panels), ncols, 1.9)
+    for k, (i, p) in enumerate(panels):
+        ax = axes[k // ncols][k % ncols]
+        edges = [float(e) for e in p["edges"]]
+        dens = [float(c) for c in p["density"]]
+        ax.stairs(dens, edges, fill=True, color=_COLORS[i % len(_COLORS)], alpha=0.7)
+        if p.get("xlim"):
+            ax.set_xlim(*p["xlim"])
+        ax.set_title(f"{rows[i]['label']}: {p.get('title', '')}" if rows[i].get("label") else str(p.get("title", "")),
+                     fontsize=MIN_PT + 0.5)
+        ax.tick_params(labelsize=MIN_PT + 0.5, pad=1)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set_yticks([])
     fig.tight_layout()
     return fig
 
 
 def _decision(fig_spec: FigureSpec) -> Any:
-    plt = _pyplot()
     panels = fig_spec.data["panels"]
-    n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    fig, axes, _, ncols = _grid(len(panels), int(fig_spec.data.get("ncols", len(panels))), 3.3)
     for k, p in enumerate(panels):
-        ax = axes[0][k]
+        ax = axes[k // ncols][k % ncols]
         x0, x1 = (float(v) for v in p["x_range"])
         y0, y1 = (float(v) for v in p["y_range"])
         im = ax.imshow(p["grid"], origin="lower", extent=(x0, x1, y0, y1), cmap="Spectral", vmin=0.0, vmax=1.0,
                        aspect="auto", interpolation="nearest")
-        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-        cb.set_label("P(class 1)", fontsize=7)
-        cb.ax.tick_params(labelsize=6)
+        if k % ncols == ncols - 1 or k == len(panels) - 1:
+            cb = fig.colorbar(im, ax=ax, fraction=0.06, pad=0.03)
+            cb.set_label("P(class 1)", fontsize=MIN_PT + 0.5)
+            cb.ax.tick_params(labelsize=MIN_PT + 0.5)
         pts = p["points"]
-        labels = p["labels"]
-        xs = [q[0] for q in pts]
-        ys = [q[1] for q in pts]
-        colors = ["#5e3c99" if int(lab) == 1 else "#e66101" for lab in labels]
-        ax.scatter(xs, ys, c=colors, s=7, edgecolors="k", linewidths=0.2)
-        ax.set_title(str(p.get("title", "")), fontsize=9)
-        ax.set_xlabel("x1", fontsize=8)
-        ax.set_ylabel("x2", fontsize=8)
-        ax.tick_params(labelsize=7)
-    fig.suptitle(fig_spec.title, fontsize=10)
+        colors = ["#5e3c99" if int(lab) == 1 else "#e66101" for lab in p["labels"]]
+        ax.scatter([q[0] for q in pts], [q[1] for q in pts], c=colors, s=9, edgecolors="k", linewidths=0.2)
+        ax.set_title(str(p.get("title", "")), fontsize=_BASE)
+        ax.set_xlabel("x1", fontsize=_BASE - 0.5)
+        ax.set_ylabel("x2", fontsize=_BASE - 0.5)
+        ax.tick_params(labelsize=MIN_PT + 0.5)
     fig.tight_layout()
     return fig
 
 
 KINDS: dict[str, Callable[[FigureSpec], Any]] = {
-    "histograms": _histograms,
     "curves": _curves,
+    "ridges": _ridges,
+    "histograms": _histograms,
     "decision": _decision,
 }
 
 
-def render(fig_spec: FigureSpec, path: str | Path) -> Path:
-    """Draw ``fig_spec`` into the PNG file ``path``; return the path.
+def min_font_pt(fig: Any) -> float:
+    """The smallest font size (points) of any visible, non-empty text in ``fig``."""
+    from matplotlib.text import Text
 
-    Raises ValueError for an unknown ``kind``.
+    fig.canvas.draw()
+    sizes = [float(t.get_fontsize()) for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip() and (t.axes is None or t.axes.get_visible())]
+    return min(sizes) if sizes else float("inf")
+
+
+def render(fig_spec: FigureSpec, path: str | Path) -> Path:
+    """Draw ``fig_spec`` into the PNG file ``path`` (:data:`WIDTH_IN` wide at :data:`DPI`); return the path.
+
+    The smallest font drawn and the width go into the PNG's text chunks. Raises ValueError for an
+    unknown ``kind``, and for a figure whose smallest font is below :data:`MIN_PT`.
     """
     if fig_spec.kind not in KINDS:
         raise ValueError(f"The figure kind must be one of {', '.join(map(repr, KINDS))}; got {fig_spec.kind!r}.")
     plt = _pyplot()
     fig = KINDS[fig_spec.kind](fig_spec)
     try:
+        width = float(fig.get_size_inches()[0])
+        small = min_font_pt(fig)
+        if small < MIN_PT - 1e-9 or abs(width - WIDTH_IN) > 1e-6:
+            raise ValueError(f"figure {fig_spec.name!r} would be illegible: smallest font {small} pt (minimum {MIN_PT}), "
+                             f"width {width} in (must be {WIDTH_IN})")
         path = Path(path)
-        fig.savefig(path, dpi=_DPI, format="png")
+        fig.savefig(path, dpi=DPI, format="png",
+                    metadata={"initlab:min_font_pt": f"{small:g}", "initlab:width_in": f"{width:g}"})
     finally:
         plt.close(fig)
     return path

@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["hist_panel", "probe_verdicts", "probe_run", "verdict_cell", "predicted_act_std", "sub_seed", "fmt_pair", "sig"]
+__all__ = ["hist_panel", "probe_verdicts", "probe_run", "verdict_cell", "verdict_messages", "verdict_fixes", "ridge_layer",
+           "predicted_act_std", "sub_seed", "fmt_pair", "sig"]
 
 
 def sub_seed(seed: int, *keys: int) -> np.random.SeedSequence:
@@ -73,6 +74,50 @@ def probe_run(net: Any, x: np.ndarray, y: np.ndarray | None = None, *, loss: str
     res = probe(net, x, y=y, loss=loss, backward=y is not None, theory=theory, rng=rng)
     out = [str(v) for v in res.verdicts]
     return (out or ["no problem found"]), res
+
+
+def verdict_messages(res: Any) -> str:
+    """The probe's findings for a table cell: each verdict's message (what and where), one per line,
+    without its recommendation — the page states each recommendation once (:func:`verdict_fixes`).
+
+    >>> from initlab.diagnostics import ProbeResult, Verdict
+    >>> verdict_messages(ProbeResult(layers=[], verdicts=[Verdict("dead", 2, "12% dead", "use he")]))
+    '12% dead (layer 2)'
+    >>> verdict_messages(ProbeResult(layers=[]))
+    'no problem found'
+    """
+    lines = [f"{v.message} (layer {v.layer})" if f"layer {v.layer}" not in v.message else v.message for v in res.verdicts]
+    return "\n".join(lines) if lines else "no problem found"
+
+
+def verdict_fixes(res: Any) -> dict[str, str]:
+    """{activation: the probe's recommendation} for the verdicts of one probe.
+
+    The key is the activation of the layer the verdict starts at, or ``"model"`` where the
+    recommendation is for the model's main activation (a linear read-out layer)."""
+    from initlab.diagnostics import recommend
+
+    out: dict[str, str] = {}
+    for v in res.verdicts:
+        if not v.recommendation:
+            continue
+        act = res.layers[v.layer - 1].activation if 0 < v.layer <= len(res.layers) else None
+        name = getattr(act, "spec", act)
+        rec = v.recommendation.split("; keep biases")[0]
+        key = str(name) if name is not None and name != "linear" and recommend(name) == rec else "model"
+        if key == "model":
+            m = [k for k in out if out[k] == rec]
+            key = m[0] if m else next((str(getattr(s.activation, "spec", s.activation)) for s in res.layers
+                                       if s.activation is not None and recommend(s.activation) == rec), "model")
+        out[key] = rec
+    return out
+
+
+def ridge_layer(values: np.ndarray, label: str, *, bins: int, value_range: tuple[float, float] | None,
+                note: str = "") -> dict[str, Any]:
+    """One layer of a "ridges" figure: :func:`hist_panel`'s histogram with a label and a note."""
+    p = hist_panel(values, bins=bins, value_range=value_range)
+    return {"label": label, "edges": p["edges"], "density": p["density"], "note": note}
 
 
 def verdict_cell(verdicts: Sequence[str]) -> str:

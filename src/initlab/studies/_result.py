@@ -78,6 +78,11 @@ class StudyResult:
         config: the configuration used (plain data, from the study's config dataclass).
         numbers: every key number (nested dicts of plain values).
         tables, figures: what the page shows.
+        takeaway: ONE sentence, the study's message, shown first (and in the summary at the top).
+        headline: the name of the figure shown large under the takeaway; the other figures, the
+            tables, the corrections and the explanation go into collapsible sections.
+        fixes: {activation: the probe's recommendation} for the probe tables (the page states each
+            recommendation once; the tables give only the findings).
         summary: one or two sentences for the summary of findings at the top of the page.
         verdict: a short paragraph in plain words: what was found.
         explanation: paragraphs: what the figures and tables show and why.
@@ -94,6 +99,9 @@ class StudyResult:
     tables: list[Table] = field(default_factory=list)
     figures: list[FigureSpec] = field(default_factory=list)
     summary: str = ""
+    takeaway: str = ""
+    headline: str = ""
+    fixes: dict[str, str] = field(default_factory=dict)
     verdict: str = ""
     explanation: list[str] = field(default_factory=list)
     corrections: list[str] = field(default_factory=list)
@@ -123,6 +131,9 @@ class StudyResult:
             "command": self.command,
             "config": to_jsonable(self.config),
             "summary": self.summary,
+            "takeaway": self.takeaway,
+            "headline": self.headline,
+            "fixes": dict(self.fixes),
             "verdict": self.verdict,
             "explanation": list(self.explanation),
             "corrections": list(self.corrections),

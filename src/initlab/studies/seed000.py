@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from initlab._rng import as_generator
-from initlab.studies._common import single_thread, hist_panel, predicted_act_std, probe_run, sig, sub_seed, verdict_cell
+from initlab.studies._common import (predicted_act_std, probe_run, ridge_layer, sig, single_thread, sub_seed,
+                                     verdict_fixes, verdict_messages)
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
 __all__ = ["Seed000Config", "seed000", "CASES", "VARIANCE_ROWS"]
@@ -97,6 +98,10 @@ def _cases(a: float) -> list[tuple[str, str, str, str, str]]:
 
 CASES = _cases(0.3)
 
+#: short panel titles where the case label is too long for a fifth of the page
+_SHORT = {"he_seed_relu": "He, post's fan_avg", "he_torch_relu": "He, fan_in", "he_seed_leaky": "leaky, post's He",
+          "he_torch_leaky": "leaky He, fan_in", "fanin_tanh": "var 1/fan_in", "fanin_sigmoid": "var 1/fan_in"}
+
 # (key, label, initlab spec, torch call name, torch kwargs, theory formula, seed's torch value, seed's theory)
 VARIANCE_ROWS: list[tuple[str, str, str, str | None, dict[str, Any], str, float | None, float | None]] = [
     ("uniform", "uniform [0, 1)", "uniform(a=0, b=1)", "uniform_", {"a": 0.0, "b": 1.0}, "(b−a)²/12", 0.0833, 1 / 12),
@@ -149,51 +154,17 @@ def _theory_var(key: str, fan_in: int, fan_out: int) -> float:
 def _backward_story(case: dict[str, Any], sizes: list[int]) -> str:
     """What the delta table shows for one N(0, 1) case, in words built from the measured numbers."""
     d = case["delta_std"]
-    wf = case["backward_weight_factor"]  # wf[l]: step from layer l+2 back to layer l+1 (1-based)
-    rms = case["derivative_rms"]
     n = len(d)
     chain = " → ".join(f"{sig(d[i])} (layer {i + 1})" for i in reversed(range(n)))
-    steps = [(i, wf[i] * rms[i], d[i] / d[i + 1] if d[i + 1] > 0 else float("nan")) for i in range(n - 1)]
+    steps = [(i, d[i] / d[i + 1] if d[i + 1] > 0 else float("nan")) for i in range(n - 1)]
     wide = [st for st in steps if sizes[st[0] + 2] > 2]  # steps back through a wide layer's weights
-    grow = sum(1 for _, _, m in wide if m > 1)
+    grow = sum(1 for _, m in wide if m > 1)
     span = f"from layer {wide[-1][0] + 2} back to layer {wide[0][0] + 1}" if wide else "through the layers"
     trend = (f"grow {span}" if grow == len(wide) else f"shrink {span}" if grow == 0 else f"go up and down {span}")
-    narrow = [st for st in steps if st not in wide]
-    sp = case["delta_near_zero"][0]
-    ku = case["delta_excess_kurtosis"][0]
-    parts = [
-        f"With N(0, 1) and {case['activation']} the deltas {trend}: their std goes {chain}.",
-        ("Saturation does not make them vanish here, because" if all(p > 1 for _, p, _ in wide) else "Here")
-        + " each step back also multiplies the delta by Wᵀ, a "
-        f"factor √fan_out·σ_w ≈ {', '.join(f'{wf[i]:.3g}' for i, _, _ in wide)} for layers "
-        f"{', '.join(str(i + 1) for i, _, _ in wide)}, which "
-        + ("outweighs" if all(p > 1 for _, p, _ in wide) else "does not always outweigh") + " the "
-        f"small derivative (rms φ′(z) {', '.join(f'{rms[i]:.3g}' for i, _, _ in wide)}): predicted factors per step "
-        f"{', '.join(f'{p:.3g}' for _, p, _ in wide)}, measured {', '.join(f'{m:.3g}' for _, _, m in wide)}.",
-    ]
-    if narrow:
-        parts.append("The step back through the 2-unit output layer's weights (factor "
-                     f"{', '.join(f'{wf[i]:.3g}' for i, _, _ in narrow)}) is the exception: there the delta changes by "
-                     f"{', '.join(f'{m:.3g}' for _, _, m in narrow)}.")
-    if sp is not None and ku is not None:
-        parts.append(f"The deltas are far from Gaussian: {sp:.0%} of layer-1 deltas are within 1 % of their std of 0 "
-                     f"(the spike: saturated units) while a few are huge (excess kurtosis {ku:.3g}: heavy tails).")
-    return " ".join(parts)
-
-
-def _sigmoid_note(sizes: list[int]) -> str:
-    """One line for the reader about the probe's sigmoid advice: what σ_w² the usual inits give."""
-    from initlab import init as _init
-    from initlab.theory import critical_sigma_w2
-
-    fans = [(a, b) for a, b in zip(sizes[1:-2], sizes[2:-1])]  # (fan_in, fan_out) of the wide hidden layers 2..4
-    xav = [2.0 * fi / (fi + fo) for fi, fo in fans]
-    g2 = float(_init.gain("sigmoid")) ** 2
-    crit = float(critical_sigma_w2("sigmoid", sigma_b2=0.0))
-    return (f"Reading the sigmoid advice: σ_w² = fan_in·Var(W). σ_w² = {g2:.3g} keeps sigmoid's signal variance from "
-            f"shrinking layer to layer; Xavier (σ_w² = {min(xav):.2f}–{max(xav):.2f} on hidden layers 2–4) and LeCun/1-over-"
-            f"fan_in (σ_w² = 1) are smaller still, so they shrink it. The theory's other landmark, the edge of chaos "
-            f"(σ_w² ≈ {crit:.3g} for sigmoid with zero bias), is no usable init: at that scale most units are saturated.")
+    return (f"With N(0, 1) and {case['activation']} the deltas {trend}: {chain}. "
+            + ("Saturation does not make them vanish: " if grow == len(wide) else "")
+            + "each step back multiplies the delta by Wᵀ, whose scale √fan_out·std(W) is about 17–20 for std-1 weights "
+            "on these layers, and by the small derivative φ′(z) of the saturated units.")
 
 
 def _var_se(var: float, n: int, uniform: bool) -> float:
@@ -261,10 +232,11 @@ def _variance_table(cfg: Seed000Config) -> tuple[Table, dict[str, Any], str | No
 
 
 def _seed000(config: Seed000Config | None = None) -> StudyResult:
-    """Run seed 000: forward and backward histograms for every case, and the variance table."""
+    """Run seed 000: forward and backward statistics for every case, and the variance table."""
     from initlab import activations as _act
     from initlab.data import gaussian
     from initlab.nn import Network
+    from initlab.theory import predict_stack
 
     cfg = config or Seed000Config.make()
     t0 = time.perf_counter()
@@ -277,10 +249,14 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
     y[np.arange(cfg.n_inputs), cls % sizes[-1]] = 1.0
 
     numbers: dict[str, Any] = {"cases": {}}
-    figures: list[FigureSpec] = []
     fwd_rows: list[list[Any]] = []
     bwd_rows: list[list[Any]] = []
     verdict_rows: list[list[Any]] = []
+    fixes: dict[str, str] = {}
+    ridges: dict[str, list[dict[str, Any]]] = {"tanh": [], "sigmoid": [], "relu": []}
+    std_panels: dict[str, list[dict[str, Any]]] = {"tanh": [], "sigmoid": [], "relu": [], "leaky_relu": []}
+    delta_panels: dict[str, list[dict[str, Any]]] = {"tanh": [], "sigmoid": [], "relu": [], "leaky_relu": []}
+    layers_x = list(range(1, n_layers + 1))
     for ci, (key, label, act_name, spec, seed_name) in enumerate(_cases(cfg.leaky_slope)):
         act = _act.get(act_name)
         net = Network(sizes, activation=act_name, output=act_name, init=spec, bias_init="zeros",
@@ -293,11 +269,11 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
         act_mean = [float(a.mean()) for a in acts]
         delta_std = [float(d.std()) for d in deltas]
         pred = predicted_act_std(sizes, [act_name] * n_layers, [spec] * n_layers, input_var=1.0)
+        sw2 = [float(la.sigma_w2) for la in predict_stack(sizes, [act_name] * n_layers, [spec] * n_layers).layers]
         verdicts, pres = probe_run(net, x, y, loss="mse", rng=as_generator(sub_seed(cfg.seed, 5, ci)))
+        fixes.update(verdict_fixes(pres))
         # one source of truth: the saturated fraction is the probe's (None where it does not apply)
         saturated = [None if s.saturated is None else float(s.saturated) for s in pres.layers]
-        # the backward step from layer l+1 to l multiplies the delta by Wᵀ (a factor √n_{l+1}·std(W)
-        # for random W) and by φ′(z_l): both measured here, to explain the delta table from the data
         w_factor = [math.sqrt(sizes[li + 2]) * float(np.asarray(net.layers[li + 1].weight, dtype=np.float64).std())
                     for li in range(n_layers - 1)]
         d_rms = [float(np.sqrt(np.mean(np.asarray(act.derivative(np.asarray(t.preact, dtype=np.float64)),
@@ -305,16 +281,14 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
         spike = [float(np.mean(np.abs(d) < 0.01 * sd)) if sd > 0 else None for d, sd in zip(deltas, delta_std)]
         kurt = [float(np.mean(d**4) / np.mean(d**2) ** 2 - 3.0) if sd > 0 else None for d, sd in zip(deltas, delta_std)]
         numbers["cases"][key] = {
-            "label": label, "activation": act_name, "init": spec, "seed_name": seed_name,
+            "label": label, "activation": act_name, "init": spec, "seed_name": seed_name, "sigma_w2": sw2,
             "act_mean": act_mean, "act_std": act_std, "predicted_act_std": pred, "delta_std": delta_std,
             "saturated": saturated, "probe_verdicts": verdicts, "backward_weight_factor": w_factor,
             "derivative_rms": d_rms, "delta_near_zero": spike, "delta_excess_kurtosis": kurt,
         }
         fwd_rows.append([label] + [f"{sig(s)} ({sig(p)})" for s, p in zip(act_std, pred)])
         bwd_rows.append([label] + [sig(d) for d in delta_std])
-        hidden = [s for s in act_std[:-1] if s > 0]
-        trend = (hidden[-1] / hidden[0]) ** (1.0 / (len(hidden) - 1)) if len(hidden) > 1 else None
-        verdict_rows.append([label, trend, verdict_cell(verdicts)])
+        verdict_rows.append([label, ", ".join(sig(v) for v in sw2), verdict_messages(pres)])
 
         if act.name == "tanh":
             rng_f: tuple[float, float] | None = (-1.0, 1.0)
@@ -324,123 +298,120 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
             hi = max(float(np.quantile(a, 0.995)) for a in acts)
             lo = min(0.0, min(float(np.quantile(a, 0.005)) for a in acts))
             rng_f = (lo, hi) if hi > lo else None
-        fwd = [hist_panel(a, bins=cfg.bins, value_range=rng_f, title=f"layer {i + 1}: std {sig(s)}")
-               for i, (a, s) in enumerate(zip(acts, act_std))]
-        bwd = [hist_panel(d, bins=cfg.bins, central=0.95, pad=0.1, title=f"layer {i + 1}: std {sig(s)}")
-               for i, (d, s) in enumerate(zip(deltas, delta_std))]
-        figures.append(FigureSpec(
-            key, f"{label}: activations (top) and backpropagated deltas ∂L/∂z (bottom)", "histograms",
-            {"rows": [{"label": "forward", "panels": fwd}, {"label": "backward", "panels": bwd}]},
-            caption=(f"Top: histogram of each layer's output φ(z) over {cfg.n_inputs} inputs "
-                     f"(the seed's '{seed_name}'). Bottom: each layer's delta ∂L/∂z for random one-hot targets "
-                     "and squared error — the picture the seed's backward code computes but never plots "
-                     "(its second plot shows the forward outputs again). Panel titles give the std; "
-                     "the delta panels each have their own x-range: the central 95 % of the deltas widened by 10 % on each side, "
-                     "with the deltas beyond it counted in the two edge bins."),
-        ))
+        family = act.name if act.name in ("tanh", "sigmoid") else "relu"
+        short = _SHORT.get(key, label.rsplit(", ", 1)[0])
+        ridges[family].append({"title": short,
+                               "xlim": list(rng_f) if rng_f else None, "layers": [
+            ridge_layer(a, str(i + 1), bins=cfg.bins, value_range=rng_f, note=f"std {sig(s)}")
+            for i, (a, s) in enumerate(zip(acts, act_std))]})
+        fam = act.name if act.name in std_panels else "relu"
+        c_i = sum(1 for q in std_panels[fam] if q["style"] == "markers")
+        if max(act_std) > 0:
+            std_panels[fam].append({"label": short, "x": layers_x, "y": act_std, "style": "markers", "color_index": c_i})
+            std_panels[fam].append({"label": "", "x": layers_x, "y": pred, "style": "dashed", "color_index": c_i})
+        if max(delta_std[:-1]) > 0:
+            delta_panels[fam].append({"label": short, "x": layers_x, "y": delta_std, "style": "line", "color_index": c_i})
+
+    fam_title = {"tanh": "tanh", "sigmoid": "sigmoid", "relu": "ReLU", "leaky_relu": f"leaky ReLU (a = {cfg.leaky_slope:g})"}
+    figures = [
+        FigureSpec("std_per_layer", "Activation std per layer", "curves",
+                   {"panels": [{"title": fam_title[f], "xlabel": "layer", "ylabel": "std (log scale)", "logy": True,
+                                "series": ser} for f, ser in std_panels.items()], "ncols": 2},
+                   caption=(f"Dots: measured on {cfg.n_inputs} inputs; dashes: the mean-field prediction. Layer 5 has "
+                            "2 units, so its dot is noisy. Zeros (std 0 everywhere) cannot be drawn on a log axis.")),
+        FigureSpec("delta_std", "Backpropagated delta std per layer", "curves",
+                   {"panels": [{"title": fam_title[f], "xlabel": "layer", "ylabel": "std of ∂L/∂z (log scale)",
+                                "logy": True, "series": ser} for f, ser in delta_panels.items()], "ncols": 2},
+                   caption=("The delta ∂L/∂z of each layer for random one-hot targets and squared error: what the "
+                            "post's backward code computes but never plots. Read right to left.")),
+        FigureSpec("hist_tanh", "Histograms of each layer's output: tanh", "ridges",
+                   {"panels": ridges["tanh"], "ncols": 5, "xlabel": "tanh output"},
+                   caption="Layer 1 on top, each histogram scaled to its own peak."),
+        FigureSpec("hist_sigmoid", "Histograms of each layer's output: sigmoid", "ridges",
+                   {"panels": ridges["sigmoid"], "ncols": 4, "xlabel": "sigmoid output"},
+                   caption="Sigmoid's outputs sit around 0.5; with N(0, 1) they pile up at 0 and 1."),
+        FigureSpec("hist_relu", "Histograms of each layer's output: ReLU and leaky ReLU", "ridges",
+                   {"panels": ridges["relu"], "ncols": 5, "xlabel": "output"},
+                   caption="The x-range of each panel covers 99% of its values; ReLU's exact zeros form the left spike."),
+    ]
 
     layer_cols = [f"layer {i + 1}" for i in range(n_layers)]
     table_f = Table("forward_std", "Activation std per layer: measured (mean-field prediction)",
                     ["case"] + layer_cols, fwd_rows,
-                    note=("Prediction: initlab.theory.predict_stack for the same widths, activation and init, input "
-                          "variance 1. Layer 5 has only 2 units, so its measured std is a 2-unit sample and can differ "
-                          "from the (infinite-width) prediction by a lot; layers 1–4 have 200–400 units."))
+                    note="Layer 5 has 2 units: its measured std is a 2-unit sample.")
     table_b = Table("delta_std", "Backpropagated delta std ∂L/∂z per layer (random one-hot targets)",
-                    ["case"] + layer_cols, bwd_rows,
-                    note="Read right to left: the gradient enters at layer 5 and flows back to layer 1.")
-    first_sig = next((r for r in verdict_rows if "sigmoid" in r[0] and "edge of chaos" in r[2]), None)
-    if first_sig is not None:
-        first_sig[2] += "\n" + _sigmoid_note(sizes)
+                    ["case"] + layer_cols, bwd_rows)
     table_v = Table(
-        "probe", "The probe's verdict per case (initlab.probe), all lines",
-        ["case", "std change per layer, hidden layers 1→4", "verdict"], verdict_rows,
-        note=("The probe judges all five layers, including layer 1 (fan_in = 2: its std depends on the 2-D input, not on "
-              "a wide sum) and the 2-unit output layer, so its per-layer trends ('falls by ~x per layer') can differ from "
-              "the trend over the wide hidden layers alone, given in the second column as (std of layer 4 / std of "
-              "layer 1)^(1/3) from the forward table."),
-        formats=[None, ".3f", None],
+        "probe", "The probe's findings per case (initlab.probe)",
+        ["case", "the init's σ_w² = fan_in·Var(W), layers 1–5", "finding (verdict)"], verdict_rows,
+        note=(f"fan_in is {', '.join(str(v) for v in sizes[:-1])} on layers 1–5, so an init defined through fan_out "
+              "or fan_avg (Xavier, the post's He) gives each layer its own σ_w². Each finding quotes σ_w² measured on the "
+              "weights drawn in the layer it names (layer 1 has only 400 weights, so its value can differ). The probe compares the last layer with the input, so a first layer that shrinks the "
+              "2-D input (σ_w² ≈ 0.02 for Xavier) is reported as vanishing even where the wide layers keep the std."),
     )
     var_table, var_numbers, torch_note = _variance_table(cfg)
     numbers["variance"] = var_numbers
 
     c = numbers["cases"]
     r_small = c["std001_tanh"]["act_std"]
-    r_big = c["std1_tanh"]["saturated"]
     r_xr = c["xavier_relu"]["act_std"]
     r_he = c["he_torch_relu"]["act_std"]
     r_hs = c["he_seed_relu"]["act_std"]
-    z_d = c["zeros_tanh"]["delta_std"]
-    zeros_text = ("every delta is 0" if all(d == 0 for d in z_d) else
-                  "every delta but the output layer's is 0" if all(d == 0 for d in z_d[:-1]) else
-                  f"the deltas are {', '.join(sig(d) for d in z_d)}")
-    sat2 = f"{r_big[1]:.0%} of layer-2 units saturated, by the probe's count" if r_big[1] is not None else "saturated"
-    ratio_l1 = (2.0 / sizes[0]) / (4.0 / (sizes[0] + sizes[1]))
+    r_xs = c["xavier_sigmoid"]
     z_init = [abs(row[5]) for row in var_table.rows]
     z_torch = [abs(row[7]) for row in var_table.rows if isinstance(row[7], float)]
     torch_compared = bool(z_torch)
+    agrees = max(z_init) < 4
     if torch_compared:
-        torch_text = (f"for torch.nn.init too (max |z| {max(z_torch):.1f})" if max(z_torch) < 4 else
-                      f"but torch.nn.init differs (max |z| {max(z_torch):.1f})")
+        torch_text = ("torch.nn.init too" if max(z_torch) < 4 else "but torch.nn.init does not")
     else:
         torch_text = ("torch.nn.init was not compared (torch is not installed)" if cfg.torch else
                       "torch.nn.init was not compared (switched off)")
-    agrees = max(z_init) < 4
-    table_text = (f"The variance table {'agrees' if agrees else 'does not agree'} with theory for initlab "
-                  f"(max |z| {max(z_init):.1f}); {torch_text}.")
+    table_text = (f"Every scheme's sample variance {'agrees' if agrees else 'does not agree'} with its formula for "
+                  f"initlab (within {max(z_init):.1f} standard errors, the table's largest |z|); {torch_text}.")
+    takeaway = ("Match the weight variance to the activation: N(0, 0.01²) makes the signal vanish, N(0, 1) "
+                "saturates tanh and sigmoid, Xavier keeps tanh's std but not sigmoid's gradient, and only He keeps "
+                "ReLU's std constant.")
+    xs_delta = r_xs["delta_std"]
     verdict = (
-        f"Zeros pass nothing (every tanh output is 0 and {zeros_text}). N(0, 0.01²) shrinks tanh's signal "
-        f"layer by layer (std {sig(r_small[0])} → {sig(r_small[-1])}); N(0, 1) saturates tanh "
-        f"({sat2}). Variance 1/fan_in and Xavier keep tanh's and sigmoid's "
-        f"signal alive. With ReLU, Xavier halves the variance at each layer (std {sig(r_xr[1])} → {sig(r_xr[-2])}), "
-        f"while He keeps it constant: torch's fan_in He at std ≈ {sig(r_he[1])}…{sig(r_he[-2])} in every hidden layer; "
-        f"the seed's fan_avg He also keeps it constant but ~{r_he[1] / r_hs[1]:.0f}× lower ({sig(r_hs[1])}…{sig(r_hs[-2])}), "
-        f"set by the first layer, where fan_in = {sizes[0]} and fan_out = {sizes[1]} make 4/(fan_in+fan_out) "
-        f"{ratio_l1:.0f} times smaller than 2/fan_in. " + table_text
-        + " The seed's kaiming 'theory' numbers use the wrong fan."
+        f"N(0, 0.01²): tanh's std falls from {sig(r_small[0])} to {sig(r_small[-1])}. N(0, 1): "
+        + "tanh's units saturate from layer 2 on (see the probe's findings). "
+        + f"Xavier with sigmoid keeps the forward std near {sig(r_xs['act_std'][2])}, but the delta shrinks from "
+        f"{sig(xs_delta[-2])} at layer 4 to {sig(xs_delta[0])} at layer 1 (sigmoid's slope is at most 1/4). "
+        f"ReLU: Xavier's std falls from {sig(r_xr[1])} to {sig(r_xr[3])} over layers 2–4, He's stays near "
+        f"{sig(r_he[1])}; the post's fan_avg He also stays flat but lower ({sig(r_hs[1])}), set by layer 1 "
+        f"(fan_in = {sizes[0]}). " + table_text
     )
     explanation = [
-        "Each figure is one (init, activation) case on the seed's network 2-200-300-400-300-2 with the activation on "
-        "every layer, the output too, and no biases (zero). The forward row is what the seed plots; the backward row "
-        "is what its text describes: the delta ∂L/∂z of each layer, for targets drawn as random one-hot vectors and "
-        "the squared-error loss the seed's code uses.",
-        "Why: a layer multiplies its input variance by fan_in·Var(W) times the activation's gain. Below 1 the signal "
-        "vanishes with depth (std 0.01), above 1 tanh and sigmoid saturate (std 1). Variance 1/fan_in is the fixed "
-        "point for tanh near 0; ReLU zeroes half its input, "
-        "so it needs twice that (He). Xavier's 2/(fan_in+fan_out) compromises between the forward (fan_in) and the "
-        "backward (fan_out) pass. The mean-field prediction beside each measured std is the same recursion computed "
-        "exactly over a Gaussian.",
-        "The variance table draws each scheme once on a 300×500 tensor and compares the sample variance with the "
-        "formula, for initlab and torch.nn.init; z is the difference in standard errors of a sample variance.",
+        "A layer multiplies its input's variance by σ_w² = fan_in·Var(W) and by the activation's slope. Below 1 the "
+        "signal shrinks layer after layer, far above 1 tanh and sigmoid saturate. ReLU zeroes half its input, so it "
+        "needs σ_w² = 2 (He). Xavier's 2/(fan_in+fan_out) averages the forward (fan_in) and backward (fan_out) needs.",
+        _backward_story(c["std1_tanh"], sizes) if "std1_tanh" in c else "",
+        "The variance table draws each scheme once on a 300×500 tensor and compares the sample variance with its "
+        "formula, for initlab and torch.nn.init; z is the difference in standard errors.",
     ]
-    explanation.insert(2, " ".join(_backward_story(c[k], sizes) for k in ("std1_tanh", "std1_sigmoid") if k in c))
+    explanation = [e for e in explanation if e]
     from initlab.init import compute_fans
 
     fi, fo = compute_fans(tuple(cfg.table_shape))
     vk, vl = var_numbers["kaiming_normal"], var_numbers["kaiming_normal_leaky"]
     corrections = [
-        f"The seed's kaiming 'theory' values {sig(vk['seed_theory'], 4)} (and {sig(vl['seed_theory'], 4)} for leaky_relu "
-        f"with a = 0.3) use fan_avg = ({fo}+{fi})/2 = {(fi + fo) // 2}. torch.nn.init.kaiming_*_(mode='fan_in') on a "
-        f"{fo}×{fi} tensor uses fan_in = {fi}: the right values are 2/{fi} = {sig(vk['theory'], 3)} and "
-        f"2/(1.09·{fi}) = {sig(vl['theory'], 3)} — what torch measured in the seed ({vk['seed_torch']:.4f}, "
-        f"{vl['seed_torch']:.4f}). The lines the seed calls 'approximations' are the exact values.",
-        "The seed's leaky_relu code uses a negative slope of 0.1 in the activation but a = 0.3 in the init. Here "
-        f"both use a = {cfg.leaky_slope:g}.",
-        "The seed's 'He' for the histograms is variance 4/(fan_in+fan_out) = variance_scaling(scale=2, mode=fan_avg), "
-        "not He et al.'s 2/fan_in; both are shown, labelled.",
-        "The seed's first 'Xavier' check uses std √(1/fan_in) (variance 1/fan_in, LeCun's init); Xavier/Glorot is "
-        "2/(fan_in+fan_out). Both are shown.",
-        "The seed's backward code computes the deltas and then plots the forward outputs again, so its 'back "
-        "propagation' figures are forward pictures; its tanh delta also evaluates derivative_tanh on the layer's "
-        "output (1 − tanh(tanh(z))²) where 1 − y² was meant. The deltas here are exact (initlab's backward pass).",
+        f"The post's kaiming 'theory' values {sig(vk['seed_theory'], 4)} and {sig(vl['seed_theory'], 4)} use "
+        f"fan_avg = {(fi + fo) // 2}. torch's kaiming_*_(mode='fan_in') on a {fo}×{fi} tensor uses fan_in = {fi}: "
+        f"2/{fi} = {sig(vk['theory'], 3)} and 2/(1.09·{fi}) = {sig(vl['theory'], 3)}, what torch printed in the post. "
+        "Its 'approximations' are the exact values.",
+        f"Its leaky_relu uses slope 0.1 in the activation but a = 0.3 in the init; here both use a = {cfg.leaky_slope:g}.",
+        "Its 'He' for the histograms is 4/(fan_in+fan_out), not He et al.'s 2/fan_in; both are shown.",
+        "Its first 'Xavier' is std √(1/fan_in), LeCun's init; Glorot's is 2/(fan_in+fan_out). Both are shown.",
+        "Its backward code computes the deltas, then plots the forward outputs again, and evaluates "
+        "derivative_tanh on the output (1 − tanh(tanh(z))²). The deltas here are exact.",
     ]
-    summary = (f"Deep signal vanishes with std 0.01, saturates with std 1 (where the deltas do not vanish but grow "
-               f"heavy-tailed), and is kept by Xavier (tanh/sigmoid) and He (ReLU); the variance table "
-               f"{'matches' if agrees else 'does not match'} theory for initlab (max |z| {max(z_init):.1f}; "
-               f"{torch_text.replace('for torch.nn.init too', 'torch.nn.init too')}), and the seed's kaiming theory values "
-               f"(fan_avg) are corrected to torch's fan_in: {sig(vk['theory'], 3)} and {sig(vl['theory'], 3)}.")
+    summary = (f"{takeaway} {table_text} The post's kaiming theory values are corrected to {sig(vk['theory'], 3)} "
+               f"and {sig(vl['theory'], 3)}.")
     return StudyResult(
         study="seed000", title=TITLE, config=asdict(cfg), numbers=numbers,
-        tables=[table_f, table_b, table_v, var_table], figures=figures, summary=summary, verdict=verdict,
+        tables=[table_f, table_b, table_v, var_table], figures=figures, summary=summary, takeaway=takeaway,
+        headline="std_per_layer", fixes=fixes, verdict=verdict,
         explanation=explanation + ([torch_note] if torch_note else []), corrections=corrections,
         seconds=time.perf_counter() - t0,
     )

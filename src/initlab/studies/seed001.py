@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from initlab._rng import as_generator
-from initlab.studies._common import predicted, probe_verdicts, sig, single_thread, sub_seed, verdict_cell
+from initlab.studies._common import predicted, probe_run, sig, single_thread, sub_seed, verdict_fixes, verdict_messages
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
 __all__ = ["Seed001Config", "seed001", "INITS", "SEED_TABLE"]
@@ -107,6 +107,7 @@ def _seed001(config: Seed001Config | None = None) -> StudyResult:
     panels: list[dict[str, Any]] = []
     verdict_rows: list[list[Any]] = []
     init_rows: list[list[Any]] = []
+    fixes: dict[str, str] = {}
     for i, (key, label, spec, seed_note) in enumerate(INITS):
         net = Network(list(cfg.sizes), activation="relu", output="sigmoid", init=spec, bias_init="zeros",
                       rng=as_generator(sub_seed(cfg.seed, 1, i)))
@@ -121,8 +122,9 @@ def _seed001(config: Seed001Config | None = None) -> StudyResult:
         pred_pre = float(np.sqrt(np.asarray(pred.preact_var, dtype=float)[-1]))
         init_rows.append([label] + [f"{sig(m)} ({sig(q)})" for m, q in zip(init_std, pred_std)]
                          + [f"{sig(out_pre_std)} ({sig(pred_pre)})"])
-        verdicts = probe_verdicts(net, Xtr, ytr.astype(np.float32).reshape(-1, 1), loss="mse",
-                                  rng=as_generator(sub_seed(cfg.seed, 3, i)))
+        verdicts, pres = probe_run(net, Xtr, ytr.astype(np.float32).reshape(-1, 1), loss="mse",
+                                   rng=as_generator(sub_seed(cfg.seed, 3, i)))
+        fixes.update(verdict_fixes(pres))
         hist = net.fit(Xtr, ytr, epochs=cfg.epochs, lr=cfg.lr, optimizer="sgd", loss="bce", progress=False,
                        rng=as_generator(sub_seed(cfg.seed, 2, i)))
         p_tr = np.asarray(net.predict(Xtr)).ravel()
@@ -150,7 +152,7 @@ def _seed001(config: Seed001Config | None = None) -> StudyResult:
             note = "learns the moons"
         rows.append([label, acc_tr, acc_te, cost[0] if cost else None, cost[-1] if cost else None, float(final),
                      clipped0, clipped1, s_tr / 100, s_te / 100, s_cost, note, seed_note])
-        verdict_rows.append([label, verdict_cell(verdicts)])
+        verdict_rows.append([label, verdict_messages(pres)])
         numbers["runs"][key] = {
             "init": spec, "train_accuracy": acc_tr, "test_accuracy": acc_te, "first_cost": cost[0] if cost else None,
             "final_cost": float(final), "first_cost_seed_formula": clipped0, "final_cost_seed_formula": clipped1,
@@ -167,84 +169,64 @@ def _seed001(config: Seed001Config | None = None) -> StudyResult:
          "first cost, seed's formula", "final cost, seed's formula", "seed: train", "seed: test", "seed: final cost",
          "our note", "seed's note"],
         rows,
-        note=(f"Full-batch gradient descent, lr {cfg.lr}, {cfg.epochs} epochs, binary cross-entropy; "
-              f"{cfg.n_train} training and {cfg.n_test} test points of make_moons(noise={cfg.noise}). "
-              "The seed's runs had no seed; its numbers are one sample, as ours are. \"seed's formula\": the cost as the "
-              "seed computes it, −mean[y·ln(p + 10⁻⁵) + (1 − y)·ln(1 − p + 10⁻⁵)], which caps a wrong point at "
-              f"{-np.log(_SEED_EPS):.1f}. 'last epoch's cost (curve)' is the cost the curve ends at: the loss of the last "
-              "epoch, computed before that epoch's update; 'final cost (after training)' is the cost of the trained "
-              "network on the training set."),
+        note=(f"Full-batch gradient descent, lr {cfg.lr}, {cfg.epochs} epochs, cross-entropy; {cfg.n_train} training "
+              f"and {cfg.n_test} test points of make_moons(noise={cfg.noise}). One unseeded run in the post, one seeded "
+              "run here. \"Seed's formula\": the post's cost, with 10⁻⁵ inside the logarithms. The curve's last point "
+              "is the cost before the last update; the final cost is after it."),
         formats=[None, ".1%", ".1%", ".4f", ".4f", ".4f", ".4f", ".4f", ".1%", ".1%", ".4f", None, None],
     )
-    table_p = Table("probe", "The probe's verdict at initialization (initlab.probe)", ["init", "verdict"], verdict_rows)
+    table_p = Table("probe", "The probe's findings at initialization", ["init", "finding (verdict)"], verdict_rows)
     table_i = Table(
         "init_std", "At initialization: activation std per layer on the training inputs, measured (mean-field prediction)",
         ["init"] + [f"layer {j + 1} ({w} units)" for j, w in enumerate(cfg.sizes[1:])]
         + ["output pre-activation (before the sigmoid)"], init_rows,
-        note=("Prediction: initlab.theory.predict_stack with the inputs' second moment. With 12, 6 and 1 units the "
-              "layers are far from the wide-layer limit the theory describes, so only the order of magnitude is "
-              "expected to agree; it does tell zeros (0), N(0,1)·10 (huge) and He (order 1) apart before training. The "
-              "1-unit sigmoid output is the exception: the theory averages over a wide layer's units, but one unit "
-              "whose pre-activation is huge gives a sigmoid saturated at the same end (0 or 1) for almost every input, "
-              "so its measured std can be near 0 where the theory says ~0.5; the last column compares the output's "
-              "pre-activation std instead, where the two do agree in order of magnitude."),
+        note=("With 12, 6 and 1 units these layers are far from the wide limit the theory describes, so only the order "
+              "of magnitude is expected to agree. A single saturated sigmoid unit has std near 0 where the theory, "
+              "averaging over many units, says about 0.5; its pre-activation (last column) agrees."),
     )
     r = numbers["runs"]
     figures = [
-        FigureSpec("cost", "Training cost (cross-entropy) per epoch", "curves",
-                   {"panels": [{"title": f"learning rate {cfg.lr}", "xlabel": "epoch", "ylabel": "cost", "logy": True,
-                                "series": series}]},
-                   caption=("The seed's cost curves, on a log scale; each point is an epoch's cost computed before "
-                            "that epoch's update, so a curve ends at the table's 'last epoch's cost', not at its 'final "
-                            "cost (after training)'. Zeros stay at ln 2 = 0.693 forever; N(0,1)·10 "
-                            "starts high (saturated sigmoid, confident wrong answers) and creeps down; He falls fast.")),
-        FigureSpec("decision", "Decision regions (P(class 1)) with the training points", "decision",
-                   {"panels": panels},
-                   caption=("The network's output probability over the plane (purple: class 1). Zeros predicts 0.5 "
-                            "everywhere, so every point falls on one side; He bends the boundary around the moons. The colour bar "
-                            "gives P(class 1).")),
+        FigureSpec("cost", "Training cost per epoch", "curves",
+                   {"panels": [{"title": f"full-batch gradient descent, learning rate {cfg.lr}", "xlabel": "epoch",
+                                "ylabel": "cross-entropy (log scale)", "logy": True, "series": series}], "ncols": 1},
+                   caption="Zeros stay at ln 2 = 0.693 forever; N(0, 1)·10 starts high and creeps down; He falls fast."),
+        FigureSpec("decision", "Decision regions after training", "decision", {"panels": panels},
+                   caption=("Colour: the network's P(class 1); dots: the training points. Zeros predicts 0.5 "
+                            "everywhere; He bends the boundary around the moons.")),
     ]
+    takeaway = ("Zeros never learn, huge random weights start from a saturated sigmoid and learn slowly, and He "
+                "learns the two moons.")
     verdict = (
-        f"Zeros learn nothing: cost {sig(r['zeros']['final_cost'], 4)} (ln 2) from first to last epoch, accuracy "
-        f"{r['zeros']['train_accuracy']:.0%}/{r['zeros']['test_accuracy']:.0%} — the seed's 50 %/50 %. "
-        f"N(0,1)·10 starts at cost {sig(r['large']['first_cost'])} and ends at {sig(r['large']['final_cost'])} with "
-        f"{r['large']['train_accuracy']:.0%}/{r['large']['test_accuracy']:.0%} (seed: 86 %/83 %; this run depends on "
-        f"the draw). He reaches {r['he']['train_accuracy']:.0%}/{r['he']['test_accuracy']:.0%} (seed: 95 %/94 %), "
-        f"final cost {sig(r['he']['final_cost'])}."
+        f"Test accuracy: zeros {r['zeros']['test_accuracy']:.0%}, N(0, 1)·10 {r['large']['test_accuracy']:.0%}, He "
+        f"{r['he']['test_accuracy']:.0%} (the post: 50%, 83%, 94%). The zeros cost stays at "
+        f"{sig(r['zeros']['final_cost'], 4)}; N(0, 1)·10 starts at {sig(r['large']['first_cost'])}."
     )
     explanation = [
-        "With all weights zero every hidden unit computes ReLU(0) = 0, so the output is σ(b) and the gradient reaching "
-        "every hidden weight is zero: only the output bias can move, and with balanced classes its gradient is zero "
-        "too. The cost stays at ln 2 and the prediction is 0.5 everywhere (counted as class 0: half the points).",
-        "N(0, 1)·10 makes the pre-activations of the output huge, so the sigmoid is saturated at 0 or 1 and wrong "
-        "answers cost tens of nats; gradient descent recovers slowly. He's N(0, 2/fan_in) keeps each ReLU layer's "
-        "signal variance at its input's, so training starts well conditioned.",
+        "With all weights zero every hidden unit outputs ReLU(0) = 0, so no hidden weight gets a gradient and the "
+        "output stays σ(b) = 0.5: half the points are right, forever.",
+        "N(0, 1)·10 makes the output's pre-activation huge, so the sigmoid answers 0 or 1 with full confidence and a "
+        "wrong answer costs tens of nats. He's variance 2/fan_in keeps each ReLU layer's signal at its input's size.",
     ]
     cap = float(-np.log(_SEED_EPS))
     plateau_frac = SEED_TABLE["large"][2] / cap
     corrections = [
-        "The seed's costs are not the plain cross-entropy: its zeros run reports 0.6931271807599427 = −ln(0.5 + 10⁻⁵) "
-        "instead of ln 2 = 0.6931471805599453, so it adds 10⁻⁵ inside the logarithms, which caps the cost of a "
-        f"confidently wrong point at −ln(10⁻⁵) ≈ {cap:.1f}. The cap explains where its N(0,1)·10 run starts: our run's "
-        f"exact cross-entropy starts at {sig(r['large']['first_cost'])}, the seed's formula gives "
-        f"{sig(r['large']['first_cost_seed_formula'])} for the same network (seed: {SEED_LARGE_FIRST_COST}). It does not "
-        f"explain the seed's plateau at {sig(SEED_TABLE['large'][2])}: that would need {plateau_frac:.0%} of points "
-        f"at the cap, hence at most {1 - plateau_frac:.0%} accuracy, yet the seed reports "
-        f"{SEED_TABLE['large'][0]:.0f} %. The plateau is that one unseeded draw's; ours ends at "
-        f"{sig(r['large']['final_cost_seed_formula'])} with the seed's formula ({sig(r['large']['final_cost'])} exact).",
-        "The seed's He paragraph says the weights are drawn from a truncated normal, but its code (np.random.randn · "
-        "√(2/n)) draws an untruncated normal; this study uses the untruncated normal, as the code does.",
-        "The seed writes the He distribution as N(0, √(2/n)) with the standard deviation in the variance's place; "
-        "the variance is 2/n (std √(2/n)).",
-        "The seed's accuracies (95.39 %, 85.99 %, 94.66 % ...) are not multiples of 1/400 = 0.25 % (train) or 1 % "
-        "(test), so its evaluate() cannot be the fraction of correctly classified points it is labelled as. Here "
-        "accuracy is the fraction of points with (p > 0.5) equal to the label.",
+        "The post's zeros cost 0.6931271807599427 is −ln(0.5 + 10⁻⁵), not ln 2 = 0.6931471805599453: it adds 10⁻⁵ "
+        f"inside the logarithms, which caps a wrong point's cost at {cap:.1f}. With that formula our N(0, 1)·10 run "
+        f"starts at {sig(r['large']['first_cost_seed_formula'])} (the post: {SEED_LARGE_FIRST_COST}). The cap cannot "
+        f"explain its plateau at {sig(SEED_TABLE['large'][2])}: that needs {plateau_frac:.0%} of points at the cap, "
+        f"at most {1 - plateau_frac:.0%} accuracy, yet it reports {SEED_TABLE['large'][0]:.0f}%.",
+        "It says He draws from a truncated normal; its code (np.random.randn · √(2/n)) does not. This study uses "
+        "the untruncated normal, as the code.",
+        "It writes N(0, √(2/n)) with the standard deviation in the variance's place; the variance is 2/n.",
+        "Its accuracies (95.39%, 85.99%, ...) are not multiples of 1/400 (train) or 1/100 (test), so they cannot be "
+        "fractions of correctly classified points.",
     ]
     summary = (f"Moons: zeros {r['zeros']['test_accuracy']:.0%}, N(0,1)·10 {r['large']['test_accuracy']:.0%}, "
                f"He {r['he']['test_accuracy']:.0%} test accuracy (seed: 50 %, 82 %, 94 %).")
     return StudyResult(
         study="seed001", title=TITLE, config=asdict(cfg), numbers=numbers, tables=[table, table_i, table_p], figures=figures,
-        summary=summary, verdict=verdict, explanation=explanation, corrections=corrections,
+        summary=summary, takeaway=takeaway, headline="cost", fixes=fixes, verdict=verdict, explanation=explanation,
+        corrections=corrections,
         seconds=time.perf_counter() - t0,
     )
 

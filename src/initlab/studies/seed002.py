@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from initlab._rng import as_generator
-from initlab.studies._common import single_thread, hist_panel, predicted_act_std, probe_run, probe_verdicts, sig, sub_seed, verdict_cell
+from initlab.studies._common import (predicted_act_std, probe_run, ridge_layer, sig, single_thread, sub_seed, verdict_fixes,
+                                     verdict_messages)
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
 __all__ = ["Seed002Config", "seed002", "HIST_CASES", "RUNS", "VARIANTS"]
@@ -145,8 +146,8 @@ def _train(cfg: Seed002Config, split: Any, init: str, act: str, seed_seq: np.ran
             "test_accuracy": float(test["accuracy"]), "last_batches_loss": float(np.mean(losses[-tail:])),
             "first_loss": float(losses[0]),
             "last_batches_se": float(np.std(losses[-tail:], ddof=1) / math.sqrt(tail)) if tail > 1 else 0.0,
-            "last_batches_n": int(tail), "probe_verdicts": verdicts, "init_act_std": init_std,
-            "predicted_init_act_std": init_pred}
+            "last_batches_n": int(tail), "probe_verdicts": verdicts, "probe_findings": verdict_messages(pres),
+            "probe_fixes": verdict_fixes(pres), "init_act_std": init_std, "predicted_init_act_std": init_pred}
 
 
 #: the smallest loss difference the report calls a difference (a loss of ~2.30 printed to 4 decimals)
@@ -202,7 +203,8 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
     # -- part 1: histograms ---------------------------------------------------------------------
     x = np.asarray(gaussian(cfg.n_inputs, cfg.width, rng=as_generator(sub_seed(cfg.seed, 0))), dtype=np.float32)
     sizes = [cfg.width] * (cfg.depth + 1)
-    hist_rows: list[dict[str, Any]] = []
+    ridge_panels: list[dict[str, Any]] = []
+    fixes: dict[str, str] = {}
     std_rows: list[list[Any]] = []
     verdict_rows: list[list[Any]] = []
     for i, (key, label, act, spec) in enumerate(HIST_CASES):
@@ -216,7 +218,8 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
 
         a_obj = _act.get(act)
         sat = [float(np.mean(a_obj.saturated_mask(np.asarray(t.preact)))) for t in trace]
-        verdicts = probe_verdicts(net, x, rng=as_generator(sub_seed(cfg.seed, 2, i)))
+        verdicts, pres = probe_run(net, x, rng=as_generator(sub_seed(cfg.seed, 2, i)))
+        fixes.update(verdict_fixes(pres))
         if act == "sigmoid":
             vr: tuple[float, float] | None = (0.0, 1.0)
         else:
@@ -224,12 +227,12 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
             pos = np.concatenate([a[a > 0] for a in acts])
             hi = float(np.quantile(pos, 0.99)) if pos.size else 0.0
             vr = (hi * 1e-9, hi) if hi > 0 else None
-        hist_rows.append({"label": label, "panels": [
-            hist_panel(a, bins=cfg.bins, value_range=vr,
-                       title=f"layer {i_l + 1}: std {sig(s)}" + (f", {np.mean(a <= 0):.0%} at 0 (not shown)" if act == "relu" else ""))
+        ridge_panels.append({"title": label, "xlim": list(vr) if vr else None, "layers": [
+            ridge_layer(a, str(i_l + 1), bins=cfg.bins, value_range=vr,
+                        note=f"std {sig(s)}" + (f", {np.mean(a <= 0):.0%} at 0" if act == "relu" else ""))
             for i_l, (a, s) in enumerate(zip(acts, stds))]})
         std_rows.append([label] + [f"{sig(s)} ({sig(p)})" for s, p in zip(stds, pred)])
-        verdict_rows.append([label, "; ".join(verdicts[:2]) + (f" (+{len(verdicts) - 2} more)" if len(verdicts) > 2 else "")])
+        verdict_rows.append([label, verdict_messages(pres)])
         numbers["histograms"][key] = {"activation": act, "init": spec, "act_std": stds, "act_mean": means,
                                       "predicted_act_std": pred, "saturated": sat, "probe_verdicts": verdicts}
 
@@ -248,7 +251,8 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
         for rkey, res in runs.items():
             init_rows.append([dkey, RUNS[rkey][0]]
                              + [f"{sig(m)} ({sig(q)})" for m, q in zip(res["init_act_std"], res["predicted_init_act_std"])]
-                             + [verdict_cell(res["probe_verdicts"])])
+                             + [res["probe_findings"]])
+            fixes.update(res["probe_fixes"])
             numbers["training"][dkey]["runs"][rkey] = {
                 "label": RUNS[rkey][0], "init": RUNS[rkey][1], "activation": RUNS[rkey][2],
                 **{k: v for k, v in res.items() if k != "losses"},
@@ -276,54 +280,37 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
     table_h = Table("hist_std", "Part 1: activation std per layer, measured (mean-field prediction)",
                     ["case"] + [f"layer {i + 1}" for i in range(cfg.depth)], std_rows,
                     note=f"{cfg.n_inputs} N(0, I) inputs of dimension {cfg.width}; prediction from initlab.theory.predict_stack.")
-    table_p = Table("probe", "Part 1: the probe's verdict per case", ["case", "verdict"], verdict_rows)
+    table_p = Table("probe", "Part 1: the probe's findings per case", ["case", "finding (verdict)"], verdict_rows)
     table_l = Table(
         "training", f"Part 2: training loss after {cfg.iterations} SGD iterations",
         ["data", "variant", "init", "first loss", "loss, last batches", "± s.e.", "final train loss", "train acc",
          "test acc", "rank in variant"],
         loss_rows,
-        note=(f"{data_note} Batch {cfg.batch_size} drawn with replacement, lr {cfg.lr}; 'loss, last batches' is the "
-              f"mean over the last iterations, 'final train loss' the loss on the whole training set at the end. "
-              f"Chance level: ln 10 = {ln10:.4f}. The std 0.01 and He runs are shared by both variants. "
-              "Rank by final train loss; two runs are tied ('2=') when their final losses differ by less than twice the "
-              "combined standard error of their last-batches mean loss (± s.e. = std of those batch losses / √n), and "
-              f"never less than {TIE_FLOOR} — one run per init cannot order differences below the batch noise."),
+        note=(f"{data_note} Batch {cfg.batch_size} drawn with replacement, lr {cfg.lr}. Chance: ln 10 = {ln10:.4f}. "
+              "Ranked by final train loss; '2=' marks a tie: a difference below twice the combined standard error "
+              f"of the last batches' mean loss, and below {TIE_FLOOR}, is not ordered."),
         formats=[None, None, None, ".4f", ".4f", ".4f", ".4f", ".1%", ".1%", None],
     )
     n_train_layers = len(cfg.hidden) + 1
     table_i = Table(
         "training_init", "Part 2: the four training networks at initialization (initlab.probe, theory=True)",
-        ["data", "init"] + [f"layer {j + 1}" for j in range(n_train_layers)] + ["probe verdict"], init_rows,
-        note=("Activation std per layer before training on up to 512 training inputs: measured (the probe's mean-field "
-              "prediction, initlab.theory.predict_stack via probe(theory=True)); the last layer is the 10 linear logits."),
+        ["data", "init"] + [f"layer {j + 1}" for j in range(n_train_layers)] + ["probe's finding (verdict)"], init_rows,
+        note="Std per layer before training on up to 512 training inputs, measured (predicted); layer 5: the 10 logits.",
     )
     figures = [
-        FigureSpec("histograms", "Part 1: activation histograms, 5 layers of 100", "histograms",
-                   {"rows": hist_rows},
-                   caption=("Each row one init: std 10 pushes sigmoid to 0 and 1 (saturated: gradient ~0); std 0 "
-                            "puts every unit at exactly 0.5 (all units identical); Xavier spreads sigmoid's output "
-                            "around 0.5; He keeps ReLU's output spread in every layer (its row shows the positive part, up to "
-                            "the 99th percentile; the share of exact zeros is in each panel's title). Xavier's deeper histograms are "
-                            "combs, not bells: sigmoid's mean of 0.5 makes the inputs' representations nearly "
-                            "identical from layer 3 on (the probe's 'collapse'), so each of the 100 units takes almost "
-                            "one value for all inputs.")),
-        FigureSpec("training", "Part 2: training loss of std 0.01, Xavier and He", "curves",
+        FigureSpec("training", "Training loss of std 0.01, Xavier and He", "curves",
                    {"panels": curve_panels, "ncols": 2},
-                   caption=(f"Training loss per SGD iteration, moving average over {cfg.smooth} iterations. Left: the "
-                            "seed's text (Xavier with sigmoid); right: the source book (all ReLU). std 0.01 (dashed) stays at "
-                            "ln 10 ≈ 2.30: its signal and gradients vanish through four layers; it is dashed so it stays "
-                            "visible where another run (Xavier+sigmoid, on the left) lies on top of it.")),
+                   caption=(f"Moving average over {cfg.smooth} iterations. Left: as the post says (Xavier with "
+                            "sigmoid); right: as its source book ran it (all ReLU). std 0.01 is dashed so it stays "
+                            "visible under the runs that lie on top of it.")),
+        FigureSpec("histograms", "Part 1: each layer's output, 5 layers of 100", "ridges",
+                   {"panels": ridge_panels, "ncols": 4, "xlabel": "output"},
+                   caption=("Std 10 pushes sigmoid to 0 and 1; std 0 puts every unit at exactly 0.5; Xavier's "
+                            "sigmoid histograms turn into combs from layer 3 on (every input gets nearly the same "
+                            "representation); He keeps ReLU's spread (its exact zeros are left out).")),
     ]
 
     tr = numbers["training"]
-    parts = []
-    for dkey in tr:
-        rr = tr[dkey]["runs"]
-        parts.append(
-            f"on {dkey}, std 0.01 ends at {rr['std001_relu']['final_train_loss']:.4f} (ln 10 = {ln10:.4f}), Xavier+sigmoid "
-            f"at {rr['xavier_sigmoid']['final_train_loss']:.4f}, Xavier+ReLU at {rr['xavier_relu']['final_train_loss']:.4f}, "
-            f"He at {rr['he_relu']['final_train_loss']:.4f}"
-        )
     he_lowest = all(tr[d]["ranks"][v]["he_relu"] == "1" for d in tr for v in tr[d]["ranks"])
     # Xavier+sigmoid "stuck": within the tie threshold of ln 10 (where std 0.01 sits) at the end
     stuck = [d for d in tr if abs(tr[d]["runs"]["xavier_sigmoid"]["final_train_loss"] - ln10)
@@ -331,51 +318,42 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
     tied_seed = [d for d in tr if tr[d]["ranks"]["seed_text"]["xavier_sigmoid"] == tr[d]["ranks"]["seed_text"]["std001_relu"]]
     book_order = [d for d in tr if [tr[d]["ranks"]["book"][k] for k in ("he_relu", "xavier_relu", "std001_relu")]
                   == ["1", "2", "3"]]
+    takeaway = (("He with ReLU trains fastest" if he_lowest else "He with ReLU is not the fastest everywhere here")
+                + f"; std 0.01 never leaves the chance loss ln 10 = {ln10:.2f}"
+                + (", and neither does Xavier with sigmoid, whose layers map every input to nearly the same "
+                   "representation." if len(stuck) == len(tr) else "."))
     verdict = (
-        "Part 1 reproduces the seed's pictures: std 10 saturates sigmoid at 0/1, std 0 collapses every unit to 0.5, "
-        "Xavier keeps sigmoid's activations spread, He keeps ReLU's. Part 2: " + "; ".join(parts) + ". "
-        + ("He ends with the lowest loss in both variants, by more than the noise. " if he_lowest else
-           "He does not end clearly lowest everywhere here (see the ranks in the table). ")
-        + (f"The seed's order He < Xavier < std 0.01 holds, beyond the noise, in the book's all-ReLU variant on "
+        "Final training losses "
+        + "; ".join(f"on {d}: std 0.01 {tr[d]['runs']['std001_relu']['final_train_loss']:.4f}, "
+                    f"Xavier+sigmoid {tr[d]['runs']['xavier_sigmoid']['final_train_loss']:.4f}, Xavier+ReLU "
+                    f"{tr[d]['runs']['xavier_relu']['final_train_loss']:.4f}, He {tr[d]['runs']['he_relu']['final_train_loss']:.4f}"
+                    for d in tr) + ". "
+        + (f"The post's order He < Xavier < std 0.01 holds beyond the noise in the book's all-ReLU variant on "
            f"{', '.join(book_order)}. " if book_order else "")
-        + (f"In the seed's variant Xavier with sigmoid and std 0.01 are tied (their losses differ by less than the "
-           f"noise threshold) on {', '.join(tied_seed)}: the data does not order them. " if tied_seed else "")
-        + (f"Xavier with sigmoid is still at ln 10 after {cfg.iterations} iterations on {', '.join(stuck)}: it has not "
-           "started to learn at these settings (lr " f"{cfg.lr}, batch {cfg.batch_size})." if stuck else "")
+        + (f"In the post's variant Xavier+sigmoid and std 0.01 are tied on {', '.join(tied_seed)}. " if tied_seed else "")
+        + "Part 1 reproduces the post's histograms."
     )
     w_hidden = cfg.hidden[0]
-    shrink = math.sqrt(w_hidden * 0.01**2 / 2.0)
-    xs_text = (f"Xavier with sigmoid is measured at ln 10 after {cfg.iterations} iterations on {', '.join(stuck)}: it has "
-               "not started to learn at these settings; sigmoid's derivative is at most 1/4 and its outputs have mean "
-               "0.5, so the gradients reaching the first layers are small." if stuck else
-               "Xavier with sigmoid ends at " + ", ".join(f"{tr[d]['runs']['xavier_sigmoid']['final_train_loss']:.4f} on {d}"
-                                                          for d in tr) + f" after {cfg.iterations} iterations.")
     explanation = [
-        "Part 1 follows the seed's code: each layer is sigmoid(x W) with no bias; the histograms are of each layer's "
-        "output. The mean-field prediction beside each measured std is the length-map recursion for the same stack.",
-        f"Part 2 follows the book the seed summarises: std 0.01 multiplies the signal's std by √({w_hidden}·0.01²/2) ≈ "
-        f"{shrink:.2g} per ReLU layer of {w_hidden}, so the logits are tiny and so are the gradients: the loss stays at "
-        "ln 10 (uniform guessing over 10 classes). " + xs_text + " He keeps ReLU's signal variance constant, so all "
-        "layers learn from the start. The table 'the four training networks at initialization' shows each network's "
-        "per-layer std before training beside the theory's prediction, and the probe's verdict.",
+        f"std 0.01 gives σ_w² = {w_hidden}·0.01² = {w_hidden * 1e-4:g}: each ReLU layer shrinks the signal, the logits are "
+        "tiny, so are the gradients, and the loss stays at ln 10 (guessing among 10 classes).",
+        "Xavier with sigmoid keeps the forward signal but not the gradient: sigmoid's slope is at most 1/4, so the "
+        "gradient shrinks about fourfold per layer on its way back, and its outputs of mean 0.5 make the inputs' "
+        "representations alike (the probe's 'collapse'). He keeps ReLU's signal and gradient at their size.",
     ]
     corrections = [
-        "The seed says that with all weights 0 'the problem of gradient disappearance has not occurred'. It has, in "
-        "the strongest form: with W = 0 the backpropagated delta of every layer but the last is W·δ = 0, so only the "
-        "last layer gets a gradient, and since every unit of a layer is identical (0.5) the units can never become "
-        "different.",
-        "The seed writes Xavier and He as N(0, √(2/(n_in+n_out))) and N(0, √(2/n_in)) with the standard deviation "
-        "in the variance's place; the variances are 2/(n_in+n_out) and 2/n_in.",
-        "The seed's text says the MNIST comparison uses Xavier with sigmoid, but its source book's code trains all "
-        "three networks with ReLU (and its 'Xavier' is std √(1/n_in)). Both variants are shown; here Xavier is torch's "
-        "xavier_normal (2/(n_in+n_out)), the formula the seed gives.",
+        "The post says that with all weights 0 'gradient disappearance has not occurred'. It has, completely: with "
+        "W = 0 every layer but the last gets a zero gradient, and its identical units (all 0.5) can never differ.",
+        "It writes Xavier and He as N(0, √(2/(n_in+n_out))) and N(0, √(2/n_in)) with the standard deviation in the "
+        "variance's place; the variances are 2/(n_in+n_out) and 2/n_in.",
+        "It says the MNIST comparison uses Xavier with sigmoid, but its source book trains all three with ReLU (and its "
+        "'Xavier' is std √(1/n_in)). Both variants are shown.",
     ]
-    summary = ("Sigmoid saturates with std 10 and collapses to 0.5 with std 0; in the MNIST-style training std 0.01 "
-               "stays at ln 10 and " + ("He ends lowest in both variants" if he_lowest else "He is not lowest everywhere")
-               + f" ({', '.join(numbers['data']['used'])}).")
+    summary = takeaway
     return StudyResult(
         study="seed002", title=TITLE, config=asdict(cfg), numbers=numbers, tables=[table_h, table_p, table_l, table_i],
-        figures=figures, summary=summary, verdict=verdict, explanation=explanation + [data_note],
+        figures=figures, summary=summary, takeaway=takeaway, headline="training", fixes=fixes, verdict=verdict,
+        explanation=explanation,
         corrections=corrections, seconds=time.perf_counter() - t0,
     )
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from initlab._rng import as_generator
-from initlab.studies._common import single_thread, hist_panel, predicted, probe_verdicts, sig, sub_seed, verdict_cell
+from initlab.studies._common import (predicted, probe_run, ridge_layer, sig, single_thread, sub_seed, verdict_fixes,
+                                     verdict_messages)
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
 __all__ = ["Seed003Config", "seed003", "INITS", "SEED_MEAN", "SEED_STD"]
@@ -78,10 +79,10 @@ def _seed003(config: Seed003Config | None = None) -> StudyResult:
     tanh = _act.get("tanh")
     numbers: dict[str, Any] = {"inits": {}}
     tables: list[Table] = []
-    hist_rows: list[dict[str, Any]] = []
-    mean_series: list[dict[str, Any]] = []
+    ridge_panels: list[dict[str, Any]] = []
     std_series: list[dict[str, Any]] = []
     verdict_rows: list[list[Any]] = []
+    fixes: dict[str, str] = {}
     layers = list(range(1, cfg.depth + 1))
     seed_comparable = cfg.width == 500 and cfg.depth == 10
     for i, (key, label, spec) in enumerate(INITS):
@@ -94,7 +95,9 @@ def _seed003(config: Seed003Config | None = None) -> StudyResult:
         pred = predicted(sizes, ["tanh"] * cfg.depth, [spec] * cfg.depth, input_var=1.0)
         p_std = [float(v) for v in np.asarray(pred.act_std, dtype=float)]
         p_mean = [float(v) for v in np.asarray(pred.act_mean, dtype=float)]
-        verdicts = probe_verdicts(net, x, rng=as_generator(sub_seed(cfg.seed, 2, i)))
+        sw2 = float(pred.layers[0].sigma_w2)
+        verdicts, pres = probe_run(net, x, rng=as_generator(sub_seed(cfg.seed, 2, i)))
+        fixes.update(verdict_fixes(pres))
         rows = []
         for l_i in range(cfg.depth):
             s_std = SEED_STD[key][l_i] if seed_comparable else None
@@ -102,73 +105,70 @@ def _seed003(config: Seed003Config | None = None) -> StudyResult:
             rel = (stds[l_i] / p_std[l_i] - 1.0) if p_std[l_i] > 0 else None
             rows.append([l_i + 1, means[l_i], stds[l_i], p_std[l_i], rel, sat[l_i], s_mean, s_std])
         tables.append(Table(
-            f"layers_{key}", f"{label}: per-layer mean and std",
+            f"layers_{key}", f"{label} (σ_w² = {sig(sw2)}): per-layer mean and std",
             ["layer", "mean", "std", "predicted std", "std / predicted − 1", "saturated", "seed: mean", "seed: std"],
             rows,
-            note=f"Probe verdict: {'; '.join(verdicts)}",
             formats=[None, ".6f", ".6g", ".6g", "+.2%", ".1%", ".6f", ".6f"],
         ))
-        verdict_rows.append([label, verdict_cell(verdicts)])
-        hist_rows.append({"label": key, "panels": [
-            hist_panel(a, bins=cfg.bins, value_range=(-1.0, 1.0), title=f"layer {l_i + 1}: std {sig(s)}")
+        verdict_rows.append([label, sw2, verdict_messages(pres)])
+        ridge_panels.append({"title": f"{key}: σ_w² = {sig(sw2)}", "xlim": [-1.0, 1.0], "layers": [
+            ridge_layer(a, str(l_i + 1), bins=cfg.bins, value_range=(-1.0, 1.0), note=f"std {sig(s)}")
             for l_i, (a, s) in enumerate(zip(acts, stds))]})
-        mean_series.append({"label": f"{key}: measured", "x": layers, "y": means, "style": "markers", "color_index": i})
-        mean_series.append({"label": f"{key}: predicted", "x": layers, "y": p_mean, "style": "dashed", "color_index": i})
-        std_series.append({"label": f"{key}: measured", "x": layers, "y": stds, "style": "markers", "color_index": i})
+        std_series.append({"label": f"{key} (σ_w² = {sig(sw2)}): measured", "x": layers, "y": stds, "style": "markers",
+                           "color_index": i})
         std_series.append({"label": f"{key}: predicted", "x": layers, "y": p_std, "style": "dashed", "color_index": i})
-        numbers["inits"][key] = {"init": spec, "mean": means, "std": stds, "predicted_std": p_std,
+        numbers["inits"][key] = {"init": spec, "sigma_w2": sw2, "mean": means, "std": stds, "predicted_std": p_std,
                                  "predicted_mean": p_mean, "predicted_preact_var": [float(v) for v in np.asarray(pred.preact_var)],
                                  "saturated": sat, "seed_std": SEED_STD[key], "seed_mean": SEED_MEAN[key],
                                  "probe_verdicts": verdicts}
 
     figures = [
-        FigureSpec("mean_std", "Per-layer mean and std of tanh activations", "curves",
-                   {"panels": [
-                       {"title": "layer mean", "xlabel": "layer", "ylabel": "mean", "series": mean_series},
-                       {"title": "layer std (log scale)", "xlabel": "layer", "ylabel": "std", "logy": True,
-                        "series": [s for s in std_series if max(s["y"]) > 0]},
-                   ], "ncols": 2},
-                   caption=("Dots: measured on one random network; dashed: the mean-field prediction (length map). "
-                            "Small weights: the std shrinks ~×0.22 per layer to nothing; big weights: every layer sits "
-                            "at ±1 (std 0.98); 1/fan_in: the std decays slowly (a power law, not a plateau).")),
-        FigureSpec("histograms", "Histograms of each layer's tanh output", "histograms", {"rows": hist_rows},
-                   caption=("Rows: small, big, 1/fan_in. Small: a spike at 0; big: two spikes at ±1 (saturated); "
-                            "1/fan_in: a bell that narrows slowly with depth.")),
+        FigureSpec("mean_std", "Activation std per layer, measured and predicted", "curves",
+                   {"panels": [{"title": f"tanh, {cfg.depth} layers of {cfg.width}", "xlabel": "layer",
+                                "ylabel": "std of the layer's output (log scale)", "logy": True,
+                                "series": [s for s in std_series if max(s["y"]) > 0], "legend": "lower left"}],
+                    "ncols": 1},
+                   caption=("Dots: one random network, 1000 inputs. Dashes: the mean-field length map, computed from "
+                            "σ_w² alone before any network is drawn.")),
+        FigureSpec("histograms", "Each layer's tanh output", "ridges",
+                   {"panels": ridge_panels, "ncols": 3, "xlabel": "tanh output"},
+                   caption=("One histogram per layer, layer 1 on top, each scaled to its own peak. Small weights: a "
+                            "spike at 0 that narrows; big weights: two spikes at ±1 (saturated); 1/fan_in: a bell "
+                            "that narrows slowly.")),
     ]
     n = numbers["inits"]
     worst = max(abs(r[4]) for t in tables for r in t.rows if r[4] is not None and r[3] > 1e-6)
+    takeaway = (f"The mean-field length map predicts the std of every layer of the post's {cfg.depth}-layer tanh "
+                f"network within {worst:.2%}: small weights make the signal vanish, big weights saturate every "
+                "layer, and 1/fan_in lets it decay slowly.")
     verdict = (
-        f"Reproduced: small weights shrink the std from {sig(n['small']['std'][0])} to {sig(n['small']['std'][-1])} "
-        f"(seed: 0.213 → 0.000000), big weights saturate tanh at std {sig(n['big']['std'][-1])} with "
-        f"{n['big']['saturated'][-1]:.0%} of units saturated (seed: 0.98), 1/fan_in decays from "
-        f"{sig(n['xavier']['std'][0])} to {sig(n['xavier']['std'][-1])} (seed: 0.627 → 0.231). "
-        f"The mean-field prediction matches every measured std within {worst:.2%} (the largest |std / predicted − 1| "
-        "in the tables)."
+        f"Small weights: std {sig(n['small']['std'][0])} at layer 1, {sig(n['small']['std'][-1])} at layer "
+        f"{cfg.depth}. Big weights: {sig(n['big']['std'][-1])} at layer {cfg.depth} with "
+        f"{n['big']['saturated'][-1]:.0%} of units saturated. 1/fan_in: {sig(n['xavier']['std'][0])} → "
+        f"{sig(n['xavier']['std'][-1])}, still falling. The post's table agrees (in the tables)."
     )
     explanation = [
-        "Each layer computes tanh(x W) with W drawn once; the table gives the mean and std of the layer's output over "
-        "all inputs and units, next to the prediction of the length map q_l = σ_w²·E[tanh(√q_{l−1} z)²] (σ_w² = "
-        "fan_in·Var(W)), which for wide layers predicts the std of every layer before any network is drawn.",
-        "Why: with σ_w² = 500·0.01² = 0.05 each layer multiplies the variance by ≈ 0.05 (tanh is linear near 0): the "
-        "signal dies. With σ_w² = 500 the pre-activations have std ≈ 22 and tanh outputs ±1. With σ_w² = 1 tanh sits "
-        "at the edge of chaos with fixed point q* = 0, which it approaches slowly (q_l ~ 1/l): the std keeps shrinking, "
-        "just slowly.",
+        "Each layer computes tanh(x W). Its pre-activation variance is q_l = σ_w²·E[tanh(√q_{l−1} z)²] with σ_w² = "
+        "fan_in·Var(W): the length map, which predicts every layer's std from σ_w² alone.",
+        "Since tanh(x) ≈ x near 0, σ_w² below 1 shrinks the variance at every layer: the signal dies. A large σ_w² "
+        "sends the pre-activations far past ±2, where tanh is flat. At σ_w² = 1 tanh sits at the edge of chaos with "
+        "fixed point q* = 0, approached slowly (q_l ~ 1/l).",
     ]
     corrections = [
-        "The seed calls N(0, 1/fan_in) 'Xavier initialization (Glorot et al. 2010)'. Glorot's variance is "
-        "2/(fan_in+fan_out); 1/fan_in is LeCun's. They coincide here only because every layer is 500 × 500.",
-        "The seed's conclusion 'now everything is nice and normally distributed' hides the decay its own table shows: "
-        "the std falls from 0.63 to 0.23 in 10 layers and keeps falling (q_l ~ 1/l), as the prediction says.",
-        f"The seed's small-init table prints 0.000000 for the last layer; the std is not zero but about "
-        f"{sig(n['small']['std'][-1])} (it shrinks by ≈ 0.22 per layer), below the 6 decimals it printed.",
+        "The post calls N(0, 1/fan_in) Xavier (Glorot et al. 2010). Glorot's variance is 2/(fan_in+fan_out); "
+        "1/fan_in is LeCun's. They coincide here only because every layer is square.",
+        "'Now everything is nice and normally distributed' hides the decay its own table shows: the std keeps "
+        "falling with depth, as the prediction says.",
+        f"The post's small-init table prints 0.000000 for the last layer; the std is {sig(n['small']['std'][-1])}, "
+        "below the 6 decimals it printed.",
     ]
-    summary = (f"tanh 10×500: small init dies (std {sig(n['small']['std'][-1])}), big init saturates (std "
-               f"{sig(n['big']['std'][-1])}), 1/fan_in decays slowly ({sig(n['xavier']['std'][-1])} at layer 10); "
-               f"the mean-field prediction matches within {worst:.2%}.")
+    summary = takeaway
+    probe_table = Table("probe", "The probe's findings per init", ["init", "σ_w²", "finding (verdict)"], verdict_rows,
+                        formats=[None, ".3g", None])
     return StudyResult(
         study="seed003", title=TITLE, config=asdict(cfg), numbers=numbers,
-        tables=tables + [Table("probe", "The probe's verdict per init", ["init", "verdict"], verdict_rows)],
-        figures=figures, summary=summary, verdict=verdict, explanation=explanation, corrections=corrections,
+        tables=tables + [probe_table], figures=figures, summary=summary, takeaway=takeaway, headline="mean_std",
+        fixes=fixes, verdict=verdict, explanation=explanation, corrections=corrections,
         seconds=time.perf_counter() - t0,
     )
 

@@ -1,0 +1,315 @@
+"""The interactive explorer: one self-contained HTML page (``initlab explore --out DIR``).
+
+The reader picks an activation, an init, the depth, the width and σ_b², and sees each layer's
+activation histogram, the per-layer std beside the mean-field prediction, the backpropagated
+gradient per layer, the point on the (σ_w², σ_b²) phase diagram, and the probe's verdict with its
+fix.
+
+Every number on the page comes from initlab itself, computed when the page is built:
+
+* each setting is an :class:`initlab.nn.Network` (``[width] * (depth + 1)``, the activation on every
+  layer, the output too) probed by :func:`initlab.probe` with ``theory=True`` on a batch of
+  ``BATCH`` N(0, I) inputs (measured std, histogram, gradient RMS, verdicts; the mean-field
+  prediction is :func:`initlab.theory.predict_stack`, which the probe calls);
+* the phase-diagram point is :func:`initlab.theory.point` at the network's σ_w² = fan_in·Var(W)
+  and σ_b²; the background is :func:`initlab.theory.phase_diagram`.
+
+Why precomputed and not a live server: the page then works from ``file://`` (mailed, opened from
+a report folder, offline), needs no Python process running, and the JavaScript only *looks up and
+draws* numbers — there is no second implementation of the network or the theory in JavaScript
+that could drift from initlab's. The price is a finite grid (:data:`GRID`), chosen so the page
+builds in well under 30 s on two cores and weighs under 5 MB.
+
+Each setting's seeds are written into the page (``net_seed``, ``x_seed``, ``probe_seed``), so any
+number on it can be recomputed in Python::
+
+    x = initlab.data.gaussian(BATCH, width, rng=x_seed)
+    net = initlab.nn.Network([width] * (depth + 1), activation=act, output=act, init=spec,
+                             bias_init=bias_spec, rng=net_seed)
+    initlab.probe(net, x, theory=True, rng=probe_seed, bins=BINS)
+
+>>> setting_key("tanh", "xavier", 10, 100, 0.0)
+'tanh|xavier|10|100|0'
+>>> bias_spec(0.0), bias_spec(0.04)
+('zeros', 'normal(std=0.2)')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from initlab._validation import bad_type, check_int
+
+__all__ = ["GRID", "ACTIVATIONS", "INITS", "BATCH", "BINS", "ExploreSummary", "build_explorer", "compute_setting",
+           "setting_key", "bias_spec", "init_spec", "fix_spec"]
+
+#: activations offered (registry specs of :mod:`initlab.activations`)
+ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "relu", "leaky_relu(0.3)", "gelu", "selu")
+
+#: inits offered: (key, label, spec). ``fix`` is the init the probe recommends for the activation
+#: (:func:`initlab.diagnostics.recommend`), resolved per activation by :func:`fix_spec`.
+INITS: tuple[tuple[str, str, str | None], ...] = (
+    ("zeros", "zeros", "zeros"),
+    ("std001", "N(0, 0.01²)  (seeds 002, 003 'small')", "normal(std=0.01)"),
+    ("std1", "N(0, 1)  (seeds 000, 003 'large')", "normal(std=1)"),
+    ("xavier", "Xavier / Glorot: 2/(fan_in+fan_out)", "xavier_normal"),
+    ("he", "He / Kaiming: 2/fan_in", "kaiming_normal(mode=fan_in, nonlinearity=relu)"),
+    ("lecun", "LeCun: 1/fan_in  (seed 003's 'Xavier')", "lecun_normal"),
+    ("orthogonal", "orthogonal (gain 1)", "orthogonal"),
+    ("fix", "initlab's fix for this activation", None),
+)
+
+#: the grid the page is computed on
+GRID: dict[str, tuple[Any, ...]] = {
+    "depth": (5, 10, 30),
+    "width": (100, 300),
+    "sigma_b2": (0.0, 0.05),
+}
+
+#: the grid of ``initlab report --quick`` (labelled quick on the page)
+GRID_QUICK: dict[str, tuple[Any, ...]] = {
+    "depth": (5, 10),
+    "width": (100,),
+    "sigma_b2": (0.0, 0.05),
+}
+
+BATCH = 64  #: inputs per probe
+BINS = 30  #: histogram bins (the probe's own histogram)
+#: the phase diagram's axes: σ_w² log-spaced (the inits span 0.01 … 300), σ_b² linear
+PHASE_SW2 = tuple(float(v) for v in np.logspace(-2, 3, 51))
+PHASE_SB2 = tuple(float(v) for v in np.linspace(0.0, 0.2, 11))
+
+
+def setting_key(act: str, init_key: str, depth: int, width: int, sigma_b2: float) -> str:
+    """The key of one setting in the page's data: ``act|init|depth|width|σ_b²``."""
+    return f"{act}|{init_key}|{int(depth)}|{int(width)}|{sigma_b2:g}"
+
+
+def bias_spec(sigma_b2: float) -> str:
+    """The bias init for σ_b²: ``zeros`` or ``normal(std=√σ_b²)``."""
+    return "zeros" if sigma_b2 == 0 else f"normal(std={math.sqrt(sigma_b2):.6g})"
+
+
+def fix_spec(act: str) -> str:
+    """The init spec initlab's probe recommends for ``act`` (parsed from :func:`initlab.diagnostics.recommend`).
+
+    >>> fix_spec("relu"), fix_spec("tanh")
+    ('kaiming_normal', 'lecun_normal')
+    """
+    from initlab.diagnostics import recommend
+
+    m = re.match(r"use (.+?) \(σ_w² = ", recommend(act))
+    if m is None:  # pragma: no cover - the recommendation's wording is fixed by its doctest
+        raise ValueError(f"cannot read the init out of the recommendation {recommend(act)!r}")
+    return m.group(1)
+
+
+def init_spec(act: str, init_key: str) -> str:
+    """The init spec of ``init_key`` (:data:`INITS`) for activation ``act``."""
+    for key, _, spec in INITS:
+        if key == init_key:
+            return fix_spec(act) if spec is None else spec
+    raise ValueError(f"The 'init' argument must be one of {', '.join(k for k, _, _ in INITS)}; got {init_key!r}.")
+
+
+def _seeds(seed: int, act_i: int, init_i: int, depth: int, width: int, sb_i: int) -> tuple[int, int, int]:
+    """(net_seed, x_seed, probe_seed): plain ints, written into the page for reproduction."""
+    ss = np.random.SeedSequence([int(seed), act_i, init_i, int(depth), int(width), sb_i])
+    a, b, c = (int(v) for v in ss.generate_state(3))
+    return a, b, c
+
+
+def _num(x: Any) -> Any:
+    """A float for the page: 5 significant digits; non-finite as the strings JavaScript's Number() reads."""
+    if x is None:
+        return None
+    v = float(x)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return float(f"{v:.5g}")
+
+
+def compute_setting(act: str, init_key: str, depth: int, width: int, sigma_b2: float, *, seed: int = 0) -> dict[str, Any]:
+    """Probe one setting with initlab's engine and theory; the page's data for it (plain JSON)."""
+    from initlab import theory
+    from initlab.data import gaussian
+    from initlab.diagnostics import probe
+    from initlab.nn import Network
+
+    act_i = ACTIVATIONS.index(act) if act in ACTIVATIONS else 99
+    init_i = [k for k, _, _ in INITS].index(init_key)
+    sb_i = list(GRID["sigma_b2"]).index(sigma_b2) if sigma_b2 in GRID["sigma_b2"] else 99
+    net_seed, x_seed, probe_seed = _seeds(seed, act_i, init_i, depth, width, sb_i)
+    spec, bspec = init_spec(act, init_key), bias_spec(sigma_b2)
+    x = gaussian(BATCH, width, rng=x_seed)
+    with np.errstate(all="ignore"):
+        net = Network([width] * (depth + 1), activation=act, output=act, init=spec, bias_init=bspec, rng=net_seed)
+        res = probe(net, x, theory=True, rng=probe_seed, bins=BINS)
+    from initlab.theory import predict_stack
+
+    sw2 = float(predict_stack([width, width], act, spec).layers[0].sigma_w2)
+    pt = theory.point(act, sw2, sigma_b2)
+    layers = res.layers
+    hist_lo: list[Any] = []
+    hist_hi: list[Any] = []
+    counts: list[list[int] | None] = []
+    for st in layers:
+        h = st.hist
+        hist_lo.append(None if h is None else _num(h.edges[0]))
+        hist_hi.append(None if h is None else _num(h.edges[-1]))
+        counts.append(None if h is None else [int(c) for c in h.counts])
+    return {
+        "act": act, "init": init_key, "depth": int(depth), "width": int(width), "sigma_b2": float(sigma_b2),
+        "spec": spec, "bias_spec": bspec, "net_seed": net_seed, "x_seed": x_seed, "probe_seed": probe_seed,
+        "sigma_w2": _num(sw2),
+        "point": {"chi1": _num(pt.chi1), "phase": pt.phase, "q_star": _num(pt.q_star), "xi_c": _num(pt.xi_c),
+                  "trainable_depth": _num(pt.trainable_depth)},
+        "std": [_num(s.std) for s in layers],
+        "mean": [_num(s.mean) for s in layers],
+        "theory_std": [_num(s.theory_std) for s in layers],
+        "grad_rms": [_num(s.grad_rms) for s in layers],
+        "theory_grad": [_num(s.theory_grad_std) for s in layers],
+        "saturated": [_num(s.saturated) for s in layers],
+        "dead": [_num(s.dead) for s in layers],
+        "hist": {"lo": hist_lo, "hi": hist_hi, "counts": counts},
+        "verdicts": [{"kind": v.kind, "layer": v.layer, "message": v.message, "fix": v.recommendation}
+                     for v in res.verdicts],
+        "notes": list(res.notes),
+    }
+
+
+def _phase(act: str) -> dict[str, Any]:
+    from initlab import theory
+
+    d = theory.phase_diagram(act, np.asarray(PHASE_SW2), np.asarray(PHASE_SB2))
+    with np.errstate(all="ignore"):
+        chi = np.asarray(d.chi1, dtype=float)
+    return {
+        "sigma_w2": [_num(v) for v in d.sigma_w2], "sigma_b2": [_num(v) for v in d.sigma_b2],
+        "log10_chi1": [[_num(math.log10(v)) if v > 0 and math.isfinite(v) else None for v in row] for row in chi],
+        "critical_line": [_num(v) for v in d.critical_line],
+    }
+
+
+def _activation_job(act: str, seed: int, grid: dict[str, tuple[Any, ...]] = GRID) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Everything the page needs for one activation (one worker task)."""
+    from initlab.diagnostics import recommend
+    from initlab.studies._common import single_thread
+
+    settings: dict[str, Any] = {}
+    with single_thread():
+        for init_key, _, _ in INITS:
+            for depth in grid["depth"]:
+                for width in grid["width"]:
+                    for sb2 in grid["sigma_b2"]:
+                        settings[setting_key(act, init_key, depth, width, sb2)] = compute_setting(
+                            act, init_key, depth, width, sb2, seed=seed)
+        info = {"recommend": recommend(act), "fix_spec": fix_spec(act), "phase": _phase(act)}
+    return act, info, settings
+
+
+@dataclass
+class ExploreSummary:
+    """What :func:`build_explorer` wrote: the page, its size in bytes and the build time."""
+
+    index: Path
+    bytes: int
+    seconds: float
+    settings: int
+    jobs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": str(self.index), "bytes": self.bytes, "seconds": round(self.seconds, 3),
+                "settings": self.settings, "jobs": self.jobs}
+
+
+def explorer_data(seed: int = 0, *, jobs: int | None = None, activations: Sequence[str] = ACTIVATIONS,
+                  quick: bool = False) -> dict[str, Any]:
+    """The page's data: every setting of :data:`GRID` (:data:`GRID_QUICK` with ``quick``) probed, per
+    activation its phase diagram."""
+    grid = GRID_QUICK if quick else GRID
+    seed = check_int("seed", seed, low=0)
+    n_jobs = max(1, min(2, os.cpu_count() or 1)) if jobs is None else check_int("jobs", jobs, low=1)
+    acts = list(activations)
+    results: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    if n_jobs == 1 or len(acts) == 1:
+        results = [_activation_job(a, seed, grid) for a in acts]
+    else:
+        import multiprocessing as mp
+        import threading
+        from concurrent.futures import ProcessPoolExecutor
+
+        method = "fork" if "fork" in mp.get_all_start_methods() and threading.active_count() == 1 else "spawn"
+        with ProcessPoolExecutor(max_workers=min(n_jobs, len(acts)), mp_context=mp.get_context(method)) as pool:
+            results = list(pool.map(_activation_job, acts, [seed] * len(acts), [grid] * len(acts)))
+    from initlab import __version__
+
+    return {
+        "meta": {
+            "version": __version__, "seed": seed, "batch": BATCH, "bins": BINS, "quick": quick,
+            "activations": acts,
+            "inits": [{"key": k, "label": lab} for k, lab, _ in INITS],
+            "depths": list(grid["depth"]), "widths": list(grid["width"]), "sigma_b2": list(grid["sigma_b2"]),
+        },
+        "acts": {a: info for a, info, _ in results},
+        "settings": {k: v for _, _, s in results for k, v in s.items()},
+    }
+
+
+def render_explorer(data: dict[str, Any]) -> str:
+    """The HTML text of the explorer page with ``data`` embedded (JSON inside a script element)."""
+    from importlib import resources
+
+    template = resources.files("initlab.report").joinpath("templates/explore.html").read_text(encoding="utf-8")
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    # inside <script> only "</" could end the element early: escape it (JSON allows "<\/")
+    text = text.replace("</", "<\\/")
+    return template.replace("/*__INITLAB_DATA__*/null", text, 1)
+
+
+def build_explorer(out_dir: str | os.PathLike[str], *, seed: int = 0, jobs: int | None = None,
+                   quick: bool = False) -> ExploreSummary:
+    """Compute the grid and write ``out_dir/index.html`` (atomically: written beside, then renamed).
+
+    Args:
+        out_dir: the folder for ``index.html`` (created if missing; other files in it are kept).
+        seed: the seed every setting's seeds derive from.
+        jobs: worker processes (default: up to 2).
+        quick: the smaller grid :data:`GRID_QUICK` (the page says so).
+    """
+    t0 = time.perf_counter()
+    if not isinstance(out_dir, (str, os.PathLike)):
+        bad_type("out_dir", "a path", out_dir)
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"The 'out_dir' argument must be a folder; {str(out)!r} is a file.")
+    data = explorer_data(seed, jobs=jobs, quick=quick)
+    n_jobs = max(1, min(2, os.cpu_count() or 1)) if jobs is None else int(jobs)
+    data["meta"]["build_seconds"] = round(time.perf_counter() - t0, 1)
+    html = render_explorer(data)
+    out.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".index.html.", dir=out)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out / "index.html")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    index = out / "index.html"
+    return ExploreSummary(index=index.resolve(), bytes=index.stat().st_size, seconds=time.perf_counter() - t0,
+                          settings=len(data["settings"]), jobs=n_jobs)
