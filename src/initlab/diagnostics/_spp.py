@@ -175,6 +175,10 @@ def _capture(model: Any, inputs: tuple[Any, ...]) -> tuple[list[tuple[str, Any, 
     calls: list[tuple[str, Any, tuple[Any, ...], dict[str, Any], Any]] = []
     seen: set[int] = set()
     handles = []
+    cands = [(name, mod) for name, mod in model.named_modules()
+             if name and any(True for _ in mod.children()) and any(True for _ in mod.parameters())]
+    if not cands:  # a flat model (a Sequential of layers) has no block: no forward pass needed
+        return calls, None
 
     def hook(name: str) -> Any:
         def fn(mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
@@ -184,9 +188,7 @@ def _capture(model: Any, inputs: tuple[Any, ...]) -> tuple[list[tuple[str, Any, 
             calls.append((name, mod, args, dict(kwargs), out))
         return fn
 
-    for name, mod in model.named_modules():
-        if not name or not any(True for _ in mod.children()) or not any(True for _ in mod.parameters()):
-            continue
+    for name, mod in cands:
         handles.append(mod.register_forward_hook(hook(name), with_kwargs=True))
     try:
         with torch.no_grad():
