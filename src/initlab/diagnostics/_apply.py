@@ -222,11 +222,10 @@ def _resolve(model: Any, rules: list[tuple[Any, Any]]) -> tuple[list[tuple[_Unit
                     continue
                 if p is None:  # registered as None (bias=False): nothing to set, not an error
                     break
-                hits[ri] += 1
+                hits[ri] += 1  # later rules addressing it count as shadowed
                 if (ui, pname) not in chosen:
                     chosen[(ui, pname)] = (spec, text)
                     per_rule[ri] += 1
-                break
     for ri, (key, val, text) in enumerate(norm):
         for pat, ok in part_seen[ri].items():
             names = sorted({pn for u in units if u.is_instance(_class_name(text)) or (u.name and fnmatch.fnmatchcase(u.name, text))
