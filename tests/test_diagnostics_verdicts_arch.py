@@ -100,8 +100,10 @@ def test_norm_weights_are_read_as_gains() -> None:
         st.grad_rms = [1e-4, 1e-4, 1.0][i]
         layers.append(st)
     res = ProbeResult(layers=layers, input_std=1.0)
-    for v in verdicts(res):
-        assert "weight std 0" not in v.message
+    out = verdicts(res)
+    assert [(v.kind, v.layer) for v in out] == [("vanishing_gradient", 2)]  # it starts at the norm row
+    assert "weight std 0" not in out[0].message and "gain" in out[0].message
+    assert "l1" not in (out[0].fix or {})  # a norm layer's gain is never re-initialised by a fix
 
 
 def test_exploding_is_found_on_a_single_layer(capsys: pytest.CaptureFixture[str]) -> None:
