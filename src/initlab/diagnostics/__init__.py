@@ -117,8 +117,10 @@ def _residual_spp(model: Any, x: Any, result: ProbeResult) -> SPP | None:
         return None
     try:
         return signal_propagation(model, x)
-    except ValueError:  # no residual block
+    except ValueError as e:  # no residual block (or an input it cannot use)
+        if "no residual block" not in str(e):
+            result.notes.append(f"residual blocks not examined (signal propagation: {e})")
         return None
-    except (TypeError, RuntimeError) as e:  # an input the block finder cannot feed: say so, judge the rest
+    except Exception as e:  # noqa: BLE001 - an auxiliary pass: any failure is reported, the rest is judged
         result.notes.append(f"residual blocks not examined (signal propagation: {type(e).__name__}: {e})")
         return None
