@@ -212,3 +212,10 @@ def test_transformer_presets_refuse_a_model_without_transformer_layers() -> None
         initlab.apply(nn.Sequential(nn.Linear(4, 4)), {"preset": "fixupp"}, rng=0)
     with pytest.raises(ValueError, match="options"):
         initlab.apply(nn.Sequential(nn.Linear(4, 4)), {"preset": "fixup", "depth": 3}, rng=0)
+
+
+def test_fixup_never_zeroes_a_stem_as_the_classifier() -> None:
+    m = nn.Sequential(nn.Linear(32, 64), *[MLPBlock(64, 128) for _ in range(3)])
+    rec = initlab.apply(m, {"preset": "fixup", "blocks": ["1", "2", "3"]}, rng=0)
+    assert rec.preset["classifier"] is None and any("no Linear after" in n for n in rec.notes)
+    _check_var([m[0].weight], 2.0 / 32)

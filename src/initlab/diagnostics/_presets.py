@@ -216,10 +216,12 @@ def _fixup(ctx: _Ctx, opts: dict[str, Any], x: Any) -> None:
         ctx.zero(last, "bias")
         for mod in blk.modules():
             in_branch.add(id(mod))
-    # the classifier: the model's last Linear outside the branches
+    # the classifier: the model's last Linear outside the branches, registered after the last block
+    order = {id(m): k for k, (_, m) in enumerate(ctx.model.named_modules())}
+    after = max(order[id(blk)] for _, blk in blocks)
     outside = [(n, m) for n, m in ctx.model.named_modules()
                if isinstance(m, (nn.Linear, _ConvNd)) and id(m) not in in_branch]
-    cls = next((m for n, m in reversed(outside) if isinstance(m, nn.Linear)), None)
+    cls = next((m for n, m in reversed(outside) if isinstance(m, nn.Linear) and order[id(m)] > after), None)
     for n, m in outside:
         if m is cls:
             ctx.zero(m, "weight")
@@ -232,7 +234,7 @@ def _fixup(ctx: _Ctx, opts: dict[str, Any], x: Any) -> None:
     ctx.rec.preset = {"preset": "fixup", "L": L, "m": ms, "scale": [L ** (-1.0 / (2 * m - 2)) if m > 1 else 1.0 for m in ms],
                       "blocks": [n for n, _ in blocks], "classifier": ctx.names.get(id(cls)) if cls is not None else None}
     if cls is None:
-        ctx.rec.notes.append("fixup: the model has no Linear outside its residual branches: no classifier was zeroed")
+        ctx.rec.notes.append("fixup: the model has no Linear after its residual blocks: no classifier was zeroed")
     if not scalars:
         ctx.rec.notes.append("fixup: the paper's scalar biases (0) and multipliers (1) are parameters of the architecture; "
                              "this model has none, so only the weight rule was applied")

@@ -151,9 +151,9 @@ def _zero_param_output(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any
     keep = {f"{n}.{pn}" if n else pn for n, m in module.named_modules() if _is_norm(m)
             for pn, _ in m.named_parameters(recurse=False)}
     tensors: dict[str, Any] = {}
-    for n, p in module.named_parameters():
+    for n, p in module.named_parameters(remove_duplicate=False):  # tied weights: every name
         tensors[n] = p if n in keep else torch.zeros_like(p)
-    for n, b in module.named_buffers():
+    for n, b in module.named_buffers(remove_duplicate=False):
         tensors[n] = b.clone()
     return functional_call(module, tensors, args, kwargs, strict=False)
 
