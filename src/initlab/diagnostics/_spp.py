@@ -17,13 +17,13 @@ The channel axis is 1 for blocks that contain a convolution (NCHW) and the last 
 
 **Finding residual blocks** (no knowledge of the model's classes needed): every non-root module
 with children and parameters whose first input and output are tensors of the same shape is a
-candidate; it is a residual block when, run alone on the input it received with every parameter
-set to zero (norm layers' gains and biases kept; :func:`torch.func.functional_call`, the model's
-own tensors untouched), its output still varies with the input: a block that computes f(x) alone
-then outputs a constant (zero weights cut every path), a block that computes x + f(x) passes x
-through its parameter-free skip path. Of nested candidates only the innermost are kept (a stage
-made of residual blocks is not itself counted). A module called several times is measured on its
-first call.
+candidate; it is a residual block when, run alone on (the first 16 samples of) the input it
+received with every parameter set to zero (norm layers' gains and biases kept;
+:func:`torch.func.functional_call`, the model's own tensors untouched), its output still varies
+with the input: a block that computes f(x) alone then outputs a constant (zero weights cut every
+path), a block that computes x + f(x) passes x through its parameter-free skip path. Of nested
+candidates only the innermost are kept (a stage made of residual blocks is not itself counted).
+A module called several times is measured on its first call.
 
 The model is left exactly as it was: the forward passes run under ``torch.no_grad()`` with dropout
 modules switched to eval (BatchNorm uses the batch statistics, as at the first training step), and
@@ -136,6 +136,8 @@ def _channel_axis(module: Any) -> int:
     return 1 if any(isinstance(m, _ConvNd) for m in module.modules()) else -1
 
 
+_DETECT_SAMPLES = 16  # samples fed to the parameter-free pass that tells a residual block
+
 _NORM_NAMES = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm", "LocalResponseNorm")
 
 
@@ -212,15 +214,23 @@ def _find(model: Any, inputs: tuple[Any, ...]) -> list[tuple[ResidualBlock, Any,
             x = args[0]
             if tuple(x.shape) != tuple(out.shape) or not x.is_floating_point() or x.ndim < 2:
                 continue
-            z = _zero_param_output(mod, args, kwargs)
-            if isinstance(z, torch.Tensor) and _varies(z, x):
-                found.append((name, mod, x, out, z))
+            # the parameter-free pass only needs a few samples: cut every batch-sized input
+            nb = int(x.shape[0])
+            k = min(nb, _DETECT_SAMPLES)
+
+            def cut(a: Any) -> Any:
+                return a[:k] if isinstance(a, torch.Tensor) and a.ndim >= 1 and a.shape[0] == nb else a
+
+            xs = cut(x)
+            z = _zero_param_output(mod, tuple(cut(a) for a in args), {kk: cut(v) for kk, v in kwargs.items()})
+            if isinstance(z, torch.Tensor) and tuple(z.shape) == tuple(xs.shape) and _varies(z, xs):
+                found.append((name, mod, x, out, (xs, z)))
     names = [f[0] for f in found]
     inner = [f for f in found if not any(n != f[0] and n.startswith(f[0] + ".") for n in names)]
     blocks: list[tuple[ResidualBlock, Any, Any, Any]] = []
     prev_out = None
-    for name, mod, x, out, z in inner:
-        xd, zd = x.double(), z.double()
+    for name, mod, x, out, (xs, z) in inner:
+        xd, zd = xs.double(), z.double()
         nx = float((xd * xd).sum())
         s = float((zd * xd).sum()) / nx if nx > 0 else 0.0
         lin = float((zd - s * xd).norm()) <= 1e-4 * max(float(zd.norm()), 1e-30)
