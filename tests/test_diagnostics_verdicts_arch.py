@@ -234,3 +234,16 @@ def test_collapse_is_not_judged_on_pooled_nonnegative_features() -> None:
         layers.append(st)
     res = ProbeResult(layers=layers, input_std=1.0, input_cosine=0.0, backward=False)
     assert "collapsed" not in {v.kind for v in verdicts(res)}
+
+
+def test_residual_branches_are_not_chained_as_serial_layers() -> None:
+    """torch's default init on a 12-block residual MLP: each branch shrinks the gradient it carries
+    (fc2 then fc1, σ_w² = 1/3), but the stream carries it past every branch, so the product of the
+    branches' factors (~1e-4) is no vanishing gradient."""
+    m = _resmlp(n=12, d=32)
+    initlab.apply(m, {"Linear": {"weight": "kaiming_uniform(a=2.23606797749979)", "bias": "torch_default_bias"}}, rng=0)
+    x = np.random.default_rng(0).standard_normal((256, 32)).astype(np.float32)
+    res = initlab.probe(m, x, rng=0)
+    assert res.verdicts == [], [str(v) for v in res.verdicts]
+    g = [s.grad_rms for s in res.layers]
+    assert g[1] > g[-2] / 10  # the premise: the gradient reaching the first block is not small

@@ -45,7 +45,8 @@ Rules:
   χ₁ = σ_w²·E[φ′²] per layer whatever the widths), is compared between consecutive rows of the
   same segment only (pooling, reshapes and other shape changes are left out); when the product
   of those factors from the last row to the first is below 1/``GRAD_RATIO`` (above ``GRAD_RATIO``)
-  the gradient vanishes (explodes); it starts at the first step, walking from the output, that
+  the gradient vanishes (explodes); in a model with residual blocks each segment (a branch beside
+  the stream) is judged on its own, since the stream carries the gradient past it; it starts at the first step, walking from the output, that
   shrinks by more than ×STEP (grows by more than ×1/STEP). Rows whose gradient is exactly 0 (cut
   by a zero-initialised layer: Fixup, SkipInit) are not compared.
 * **residual_growth** — the variance of a residual stream grows with depth because every branch
@@ -526,28 +527,38 @@ def verdicts(result: ProbeResult, *, spp: Any = None) -> list[Verdict]:
                            f"representations of different inputs collapse from layer {layers[i0].index} "
                            f"(mean pairwise cosine {cos[i0]:.3f}, input {cin_txt})"))
 
-    # gradients: per-sample norm per position (RMS·√width), compared within segments
+    # gradients: per-sample norm per position (RMS·√width), compared within segments. In a model
+    # with residual blocks each segment is a branch beside the stream, not a step after the one
+    # before: each is judged on its own; otherwise the segments are chained.
     if result.backward:
         g = [(i, float(s.grad_rms) * math.sqrt(max(int(s.width or 1), 1)))
              for i, s in enumerate(layers) if s.grad_rms is not None and math.isfinite(s.grad_rms) and s.grad_rms > 0]
         steps = [(i, j, gi / gj) for (i, gi), (j, gj) in zip(g, g[1:]) if seg[i] == seg[j]]
-        if steps:
-            total = math.exp(sum(math.log(r) for _, _, r in steps))
-            first, final = layers[steps[0][0]].index, layers[steps[-1][1]].index
+        parallel = spp is not None or any(_kind(s) == "add" for s in layers)
+        groups = ([[st for st in steps if seg[st[0]] == k] for k in sorted({seg[st[0]] for st in steps})]
+                  if parallel else ([steps] if steps else []))
+        found = None
+        for grp in reversed(groups):  # the group nearest the output first
+            total = math.exp(sum(math.log(r) for _, _, r in grp))
             if total < 1 / GRAD_RATIO or total > GRAD_RATIO:
-                down = total < 1 / GRAD_RATIO
-                i0 = next((i for i, _, r in reversed(steps) if (r < STEP if down else r > 1 / STEP)), steps[0][0])
-                st = layers[i0]
-                kind = "vanishing_gradient" if down else "exploding_gradient"
-                word = "shrinks" if down else "grows"
-                fac = 1 / total if down else total
-                if not (kind == "exploding_gradient" and residual is not None):
-                    out.append(verdict(kind, st,
-                                       f"gradient {word} towards the input from layer {st.index}: its per-sample norm "
-                                       f"(RMS × √width) {'falls' if down else 'rises'} by a factor of ~{_factor(fac)} "
-                                       f"from layer {final} to layer {first}"
-                                       + (" (steps across pooling, reshapes and other shape changes left out)"
-                                          if len(set(seg)) > 1 else "")))
+                found = (grp, total)
+                break
+        if found is not None:
+            grp, total = found
+            first, final = layers[grp[0][0]].index, layers[grp[-1][1]].index
+            down = total < 1 / GRAD_RATIO
+            i0 = next((i for i, _, r in reversed(grp) if (r < STEP if down else r > 1 / STEP)), grp[0][0])
+            st = layers[i0]
+            kind = "vanishing_gradient" if down else "exploding_gradient"
+            word = "shrinks" if down else "grows"
+            fac = 1 / total if down else total
+            if not (kind == "exploding_gradient" and residual is not None):
+                out.append(verdict(kind, st,
+                                   f"gradient {word} towards the input from layer {st.index}: its per-sample norm "
+                                   f"(RMS × √width) {'falls' if down else 'rises'} by a factor of ~{_factor(fac)} "
+                                   f"from layer {final} to layer {first}"
+                                   + (" (steps across pooling, reshapes and other shape changes left out)"
+                                      if len(set(seg)) > 1 and not parallel else "")))
     if residual is not None:
         out.append(residual)
     out.sort(key=lambda v: v.layer)
