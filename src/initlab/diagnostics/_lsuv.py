@@ -138,6 +138,7 @@ def _torch_ops(model: Any, inputs: tuple[Any, ...]) -> list[tuple[str, Any]]:
 
 def _pre_init(name: str, m: Any, gen: np.random.Generator) -> str:
     """Orthogonal pre-init (Saxe et al. 2014) of one op; returns which weight LSUV rescales."""
+    import torch
     import torch.nn as nn
     from torch.nn.modules.rnn import RNNBase
 
@@ -149,8 +150,6 @@ def _pre_init(name: str, m: Any, gen: np.random.Generator) -> str:
         E = m.embed_dim
         if m.in_proj_weight is not None:
             for k in range(3):  # q, k, v blocks: each an orthogonal E×E matrix
-                import torch
-
                 with torch.no_grad():
                     block = m.in_proj_weight[k * E:(k + 1) * E]
                 write(block, ortho, gen)
@@ -160,8 +159,6 @@ def _pre_init(name: str, m: Any, gen: np.random.Generator) -> str:
         write(m.out_proj.weight, ortho, gen)
         return "out_proj.weight"
     if isinstance(m, RNNBase):
-        import torch
-
         g = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
         for pn, p in m.named_parameters(recurse=False):
             if pn.startswith("weight_"):
