@@ -171,4 +171,7 @@ def test_lsuv_over_attention_ffn_lstm_and_head_in_forward_order() -> None:
         d.train()
     for h in hooks:
         h.remove()
-    assert len(got) == 7 and all(abs(v - 1) <= 0.1 for v in got.values()), got
+    recorded = {r["name"]: r["var"] for r in rec.layers if r["var"] is not None}
+    assert got.keys() == recorded.keys() and all(abs(v - 1) <= 0.1 for v in recorded.values()), recorded
+    for n, v in got.items():  # a later op's rescaling does not move an earlier op's output
+        assert v == pytest.approx(recorded[n], rel=1e-5), (n, v, recorded[n])
