@@ -163,8 +163,12 @@ def test_lsuv_over_attention_ffn_lstm_and_head_in_forward_order() -> None:
     hooks = [mod.register_forward_hook(hook(n))
              for n, mod in m.named_modules() if n in {r["name"] for r in rec.layers if r["var"] is not None}]
     drops = [d for d in m.modules() if isinstance(d, nn.Dropout)]
+    attns = [a for a in m.modules() if isinstance(a, nn.MultiheadAttention)]
+    assert all(a.dropout == 0.1 for a in attns)  # LSUV switched attention dropout off and back on
     for d in drops:
         d.eval()
+    for a in attns:
+        a.dropout = 0.0
     with torch.no_grad():
         m(x)
     for d in drops:

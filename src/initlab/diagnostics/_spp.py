@@ -47,7 +47,8 @@ __all__ = ["SPP", "ResidualBlock", "find_residual_blocks", "signal_propagation",
 @contextlib.contextmanager
 def preserved_state(model: Any) -> Iterator[None]:
     """Restore ``model``'s buffers, every module's ``training`` flag and torch's RNG state (CPU
-    and, when initialised, CUDA) on exit, and switch dropout off inside.
+    and, when initialised, CUDA) on exit, and switch dropout off inside (dropout modules and
+    MultiheadAttention's attention dropout, a float attribute).
 
     Minimal stand-in for the shared helper ``diagnostics/_torch_state.py`` (written in parallel);
     after the merge this function should be replaced by that one.
@@ -57,14 +58,20 @@ def preserved_state(model: Any) -> Iterator[None]:
 
     flags = [(m, m.training) for m in model.modules()]
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    # MultiheadAttention's attention dropout is a float attribute, not a module
+    attn_p = [(m, m.dropout) for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention)]
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
     try:
         for m in model.modules():
             if isinstance(m, _DropoutNd):
                 m.train(False)
+        for m, _ in attn_p:
+            m.dropout = 0.0
         yield
     finally:
+        for m, p in attn_p:
+            m.dropout = p
         with torch.no_grad():
             for b, saved in buffers:
                 b.copy_(saved)
