@@ -3,7 +3,8 @@
 * :func:`probe` — forward (and backward) statistics of every layer of an :class:`initlab.nn.Network`
   or a ``torch.nn.Module`` on one batch: a :class:`ProbeResult` of :class:`LayerStats`, with
   verdicts and, for plain stacks, the prediction of :func:`initlab.theory.predict_stack`.
-* :func:`fix` — LSUV (Mishkin & Matas 2016) in place; :func:`apply` — init specs onto a torch model.
+* :func:`fix` — LSUV (Mishkin & Matas 2016) in place; :func:`apply` — init specs, rules or a
+  residual/transformer preset (Fixup, SkipInit, ReZero, T-Fixup, DeepNet) onto a model.
 * :func:`verdicts` — the rules that turn statistics into one line per problem, a recommended init
   and a fix (an :func:`apply` rules dict or preset).
 * :func:`signal_propagation` — Signal Propagation Plots of a torch model's residual blocks
@@ -109,8 +110,8 @@ def probe(
 def _residual_spp(model: Any, x: Any, result: ProbeResult) -> SPP | None:
     """The Signal Propagation Plot data of a torch model's residual blocks for the
     ``residual_growth`` verdict (None: not a torch model, no residual block, or the probe already
-    has rows of kind "add" to read). Costs one forward pass and one parameter-free pass per
-    candidate block; the model is left unchanged."""
+    has rows of kind "add" to read). Costs one forward pass without gradients and one
+    parameter-free pass of each candidate block on 16 samples; the model is left unchanged."""
     from initlab.diagnostics._probe_torch import is_torch_module
 
     if not is_torch_module(model) or any(str(s.kind).lower() == "add" for s in result.layers):
