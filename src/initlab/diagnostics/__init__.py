@@ -3,8 +3,12 @@
 * :func:`probe` — forward (and backward) statistics of every layer of an :class:`initlab.nn.Network`
   or a ``torch.nn.Module`` on one batch: a :class:`ProbeResult` of :class:`LayerStats`, with
   verdicts and, for plain stacks, the prediction of :func:`initlab.theory.predict_stack`.
-* :func:`fix` — LSUV (Mishkin & Matas 2016) in place; :func:`apply` — init specs onto a torch model.
-* :func:`verdicts` — the rules that turn statistics into one line per problem and a recommended init.
+* :func:`fix` — LSUV (Mishkin & Matas 2016) in place; :func:`apply` — init specs, rules or a
+  residual/transformer preset (Fixup, SkipInit, ReZero, T-Fixup, DeepNet) onto a model.
+* :func:`verdicts` — the rules that turn statistics into one line per problem, a recommended init
+  and a fix (an :func:`apply` rules dict or preset).
+* :func:`signal_propagation` — Signal Propagation Plots of a torch model's residual blocks
+  (Brock, De & Smith 2021), :func:`plot_spp` their figure.
 
 The probe's cost is kept near that of the pass it watches (moments in four reads per tensor,
 histograms on a subsample): see ``benchmarks/probe_speed.py``.
@@ -19,12 +23,14 @@ from initlab._validation import bad_type, check_choice, check_int
 from initlab.diagnostics._apply import ApplyRecord, apply
 from initlab.diagnostics._lsuv import LSUVRecord, fix
 from initlab.diagnostics._measure import LOSSES
+from initlab.diagnostics._presets import PRESETS
 from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
+from initlab.diagnostics._spp import SPP, find_residual_blocks, plot_spp, signal_propagation
 from initlab.diagnostics._stats import HIST_SAMPLE
 from initlab.diagnostics._verdicts import recommend, verdicts
 
 __all__ = ["probe", "fix", "apply", "verdicts", "recommend", "ProbeResult", "LayerStats", "Verdict",
-           "LSUVRecord", "ApplyRecord"]
+           "LSUVRecord", "ApplyRecord", "signal_propagation", "plot_spp", "find_residual_blocks", "SPP", "PRESETS"]
 
 
 def probe(
@@ -97,5 +103,25 @@ def probe(
 
         result = probe_network(model, x, y=y, loss=loss, backward=backward, theory=theory, rng=gen, bins=bins,
                                hist_sample=hist_sample)
-    result.verdicts = verdicts(result)
+    result.verdicts = verdicts(result, spp=_residual_spp(model, x, result))
     return result
+
+
+def _residual_spp(model: Any, x: Any, result: ProbeResult) -> SPP | None:
+    """The Signal Propagation Plot data of a torch model's residual blocks for the
+    ``residual_growth`` verdict (None: not a torch model, no residual block, or the probe already
+    has rows of kind "add" to read). Costs one forward pass without gradients and one
+    parameter-free pass of each candidate block on 16 samples; the model is left unchanged."""
+    from initlab.diagnostics._probe_torch import is_torch_module
+
+    if not is_torch_module(model) or any(str(s.kind).lower() == "add" for s in result.layers):
+        return None
+    try:
+        return signal_propagation(model, x)
+    except ValueError as e:  # no residual block (or an input it cannot use)
+        if "no residual block" not in str(e):
+            result.notes.append(f"residual blocks not examined (signal propagation: {e})")
+        return None
+    except Exception as e:  # noqa: BLE001 - an auxiliary pass: any failure is reported, the rest is judged
+        result.notes.append(f"residual blocks not examined (signal propagation: {type(e).__name__}: {e})")
+        return None

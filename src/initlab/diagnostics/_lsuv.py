@@ -8,8 +8,22 @@ good init").
 
 Biases are left as they are (zero in the paper); with a zero bias one rescaling reaches v = 1
 up to float rounding, with a bias the loop iterates. Works for :class:`initlab.nn.Network` and for
-torch modules (every Linear/ConvNd, in the order they run; the forward pass is cut short after
-the layer being fixed).
+torch modules, over every parameterised operation in the order it first runs (the forward pass is
+cut short after the operation being fixed):
+
+* ``Linear`` and ``ConvNd``: orthogonal weight, rescaled on its output;
+* ``MultiheadAttention``: orthogonal q, k, v blocks (each E×E) and output projection; the output
+  projection is rescaled on the attention's output (q and k are not: their scale is the softmax's
+  temperature, not a variance to preserve);
+* ``LSTM``/``GRU``/``RNN``: orthogonal pre-init of every weight matrix, one block per gate, and no
+  rescaling (the output is bounded by tanh, so unit variance is out of reach and rescaling towards
+  it would saturate the gates); their record has ``converged`` None;
+* ``Embedding`` is left out: a lookup has no input variance to preserve, and torch's N(0, 1)
+  default already gives unit output variance.
+
+The torch model is otherwise left as it was: buffers (BatchNorm running statistics,
+``num_batches_tracked``), every module's ``training`` flag and torch's RNG state are restored,
+and dropout is off during the passes.
 """
 
 from __future__ import annotations
@@ -37,8 +51,9 @@ class LSUVRecord:
 
     @property
     def converged(self) -> bool:
-        """True when every layer ended with |Var − 1| ≤ tol."""
-        return all(r["converged"] for r in self.layers)
+        """True when every rescaled layer ended with |Var − 1| ≤ tol (recurrent layers, which are
+        only pre-initialised, have ``converged`` None and do not count)."""
+        return all(r["converged"] for r in self.layers if r["converged"] is not None)
 
     @property
     def scales(self) -> list[float]:
@@ -51,6 +66,9 @@ class LSUVRecord:
     def __str__(self) -> str:
         lines = [f"LSUV (tol {self.tol:g}, max_iter {self.max_iter}): {'converged' if self.converged else 'NOT converged'}"]
         for r in self.layers:
+            if r["var"] is None:
+                lines.append(f"  layer {r['index']} {r['name']}: {r.get('note', 'not rescaled')}")
+                continue
             lines.append(f"  layer {r['index']} {r['name']}: scale {r['scale']:.4g} after {r['iterations']} rescalings, "
                          f"var {r['var_start']:.4g} -> {r['var']:.4g}")
         return "\n".join(lines)
@@ -89,67 +107,122 @@ class _Stop(Exception):
     pass
 
 
-def _fix_torch(model: Any, x: Any, tol: float, max_iter: int, gen: np.random.Generator) -> LSUVRecord:
+def _torch_ops(model: Any, inputs: tuple[Any, ...]) -> list[tuple[str, Any]]:
+    """The parameterised operations LSUV sets, in the order they first run: Linear, ConvNd,
+    MultiheadAttention, LSTM/GRU/RNN (Embedding is left out: see :func:`fix`)."""
     import torch
     import torch.nn as nn
     from torch.nn.modules.conv import _ConvNd
+    from torch.nn.modules.rnn import RNNBase
 
-    from initlab import init as _init
-
-    p0 = next(iter(model.parameters()), None)
-    dtype = p0.dtype if p0 is not None else torch.float32
-    device = p0.device if p0 is not None else torch.device("cpu")
-    xt = (x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))).to(device=device, dtype=dtype)
     order: list[tuple[str, Any]] = []
     names = {m: n for n, m in model.named_modules()}
+    # out_proj of an attention module is used through its weight, never called: it is the
+    # attention op's, not an op of its own
+    inner = {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
 
     def record(mod: Any, inp: Any, out: Any) -> None:
         if all(mod is not m for _, m in order):
-            order.append((names[mod], mod))
+            order.append((names[mod] or type(mod).__name__, mod))
 
-    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, (nn.Linear, _ConvNd))]
+    handles = [m.register_forward_hook(record) for m in model.modules()
+               if isinstance(m, (nn.Linear, _ConvNd, nn.MultiheadAttention, RNNBase)) and id(m) not in inner]
     try:
         with torch.no_grad():
-            model(xt)
+            model(*inputs)
     finally:
         for h in handles:
             h.remove()
-    if not order:
-        raise ValueError(f"The 'model' argument has no Linear or ConvNd layer for LSUV; got {type(model).__name__}.")
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    return order
+
+
+def _pre_init(name: str, m: Any, gen: np.random.Generator) -> str:
+    """Orthogonal pre-init (Saxe et al. 2014) of one op; returns which weight LSUV rescales."""
+    import torch
+    import torch.nn as nn
+    from torch.nn.modules.rnn import RNNBase
+
+    from initlab import init as _init
+    from initlab.diagnostics._apply import write
+
+    ortho = _init.get("orthogonal")
+    if isinstance(m, nn.MultiheadAttention):
+        E = m.embed_dim
+        if m.in_proj_weight is not None:
+            for k in range(3):  # q, k, v blocks: each an orthogonal E×E matrix
+                with torch.no_grad():
+                    block = m.in_proj_weight[k * E:(k + 1) * E]
+                write(block, ortho, gen)
+        else:
+            for pn in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                write(getattr(m, pn), ortho, gen)
+        write(m.out_proj.weight, ortho, gen)
+        return "out_proj.weight"
+    if isinstance(m, RNNBase):
+        g = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
+        for pn, p in m.named_parameters(recurse=False):
+            if pn.startswith("weight_"):
+                rows = p.shape[0] // g
+                for k in range(g):  # one orthogonal block per gate, as torch stacks them
+                    with torch.no_grad():
+                        block = p[k * rows:(k + 1) * rows]
+                    write(block, ortho, gen)
+        return ""
+    write(m.weight, ortho, gen)
+    return "weight"
+
+
+def _fix_torch(model: Any, x: Any, tol: float, max_iter: int, gen: np.random.Generator) -> LSUVRecord:
+    import torch
+
+    from initlab.diagnostics._spp import _as_inputs, preserved_state
+
+    inputs = _as_inputs(model, x)
     rec = LSUVRecord(tol, max_iter)
-    with torch.no_grad():
-        for _, m in order:
-            w = _init.orthogonal(tuple(m.weight.shape), rng=gen, dtype=np_dtype)
-            m.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
-        for i, (name, m) in enumerate(order):
-            box: dict[str, float] = {}
+    with preserved_state(model):
+        order = _torch_ops(model, inputs)
+        if not order:
+            raise ValueError("The 'model' argument has no Linear, ConvNd, MultiheadAttention or LSTM/GRU/RNN layer for "
+                             f"LSUV; got {type(model).__name__}.")
+        with torch.no_grad():
+            targets = [_pre_init(name, m, gen) for name, m in order]
+            for i, ((name, m), target) in enumerate(zip(order, targets)):
+                if not target:  # recurrent: orthogonal pre-init only
+                    rec.layers.append({"index": i + 1, "name": name, "scale": 1.0, "iterations": 0, "var_start": None,
+                                       "var": None, "converged": None, "rescaled": None,
+                                       "note": "recurrent layer: orthogonal pre-init per gate only (its output is "
+                                               "bounded by tanh, unit variance is out of reach)"})
+                    continue
+                weight = m.get_parameter(target)
+                box: dict[str, float] = {}
 
-            def grab(mod: Any, inp: Any, out: Any) -> None:
-                box["v"] = float(out.detach().double().var(unbiased=False))
-                raise _Stop
+                def grab(mod: Any, inp: Any, out: Any) -> None:
+                    o = out[0] if isinstance(out, tuple) else out
+                    box["v"] = float(o.detach().double().var(unbiased=False))
+                    raise _Stop
 
-            h = m.register_forward_hook(grab)
-            try:
-                def measure() -> float:
-                    try:
-                        model(xt)
-                    except _Stop:
-                        pass
-                    return box["v"]
+                h = m.register_forward_hook(grab)
+                try:
+                    def measure() -> float:
+                        try:
+                            model(*inputs)
+                        except _Stop:
+                            pass
+                        return box["v"]
 
-                v0 = v = measure()
-                scale, it = 1.0, 0
-                while not abs(v - 1.0) <= tol and it < max_iter and v > 0 and math.isfinite(v):
-                    s = 1.0 / math.sqrt(v)
-                    m.weight.mul_(s)
-                    scale *= s
-                    it += 1
-                    v = measure()
-            finally:
-                h.remove()
-            rec.layers.append({"index": i + 1, "name": name, "scale": scale, "iterations": it,
-                               "var_start": v0, "var": v, "converged": bool(abs(v - 1.0) <= tol)})
+                    v0 = v = measure()
+                    scale, it = 1.0, 0
+                    while not abs(v - 1.0) <= tol and it < max_iter and v > 0 and math.isfinite(v):
+                        s = 1.0 / math.sqrt(v)
+                        weight.mul_(s)
+                        scale *= s
+                        it += 1
+                        v = measure()
+                finally:
+                    h.remove()
+                rec.layers.append({"index": i + 1, "name": name, "scale": scale, "iterations": it,
+                                   "var_start": v0, "var": v, "converged": bool(abs(v - 1.0) <= tol),
+                                   "rescaled": target})
     return rec
 
 

@@ -103,19 +103,25 @@ class LayerStats:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One problem found by the probe: what, from which layer, and what to do about it."""
+    """One problem found by the probe: what, from which layer, and what to do about it.
 
-    kind: str  # vanishing | exploding | saturation | dead | collapsed | vanishing_gradient | exploding_gradient
+    ``fix`` is plain data (JSON-serialisable): an :func:`initlab.apply` rules dict (or a preset,
+    ``{"preset": "fixup", ...}``) such that ``initlab.apply(model, verdict.fix, rng=0)`` followed
+    by a new probe no longer shows this problem; None where no init change fixes it.
+    """
+
+    kind: str  # vanishing | exploding | saturation | dead | collapsed | vanishing_gradient | exploding_gradient | residual_growth
     layer: int
     message: str
     recommendation: str
+    fix: dict[str, Any] | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.message}; {self.recommendation}" if self.recommendation else self.message
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "layer": self.layer, "message": self.message,
-                "recommendation": self.recommendation, "text": str(self)}
+                "recommendation": self.recommendation, "fix": self.fix, "text": str(self)}
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:

@@ -1,38 +1,73 @@
-"""Verdicts: what is wrong with a probed network, from which layer, and which init fixes it.
+"""Verdicts: what is wrong with a probed network, from which layer, which init fixes it, and the fix
+as data (``Verdict.fix``, an :func:`initlab.apply` rules dict or preset).
 
-Each rule reads the per-layer statistics of a :class:`~initlab.diagnostics.ProbeResult`:
+Each rule reads the per-layer statistics of a :class:`~initlab.diagnostics.ProbeResult` and uses
+each row's ``kind`` to decide what it may compare; rows of kinds it does not know are skipped.
 
-* **vanishing** — (judged on the hidden layers, a linear read-out is left out, and so is a layer
-  whose input hooks did not see — after a functional reshape, pooling or residual add it is not
-  comparable with the layer before) the activation std
-  of the last layer is below ``VANISH`` (0.1) of the larger of
-  the input's and the first layer's; it starts at the first layer whose std falls by more than
-  ``STEP`` (×0.7) from the layer before (the input for layer 1).
-* **exploding** — the last layer's std is above ``1/VANISH`` (10×) that reference; it starts at
-  the first layer that grows by more than ×1/STEP.
-* **saturation** — more than ``SATURATED`` (20%) of a layer's pre-activations sit where the
-  activation is saturated (|φ′| < threshold · max|φ′|, defined by the Activation object).
-* **dead** — more than ``DEAD`` (10%) of a layer's units are inactive on the whole batch.
-* **collapsed** — the mean pairwise cosine of the samples' pre-activations exceeds ``COLLAPSED``
-  (0.95) while the input's is below 0.9 (layers whose input hooks did not see are not judged:
-  pooling positive ReLU features raises the cosine without any collapse): every input is mapped to nearly the same direction
-  (the ordered phase of Poole et al. 2016, "Exponential expressivity in deep neural networks through
-  transient chaos").
-* **vanishing_gradient / exploding_gradient** — the RMS √(mean g²) of the per-sample
-  g = ∂ℓ/∂(pre-activation) at the first layer is below 1/100 (above 100×) of the last layer's
-  (rows without a gradient are skipped); it starts at the first layer, walking from the output,
-  whose gradient RMS changes by more than ×0.7 (×1/0.7) from the layer after it. The RMS, not the
-  std: under ``loss="sum"`` ∂ℓ/∂output is all ones, whose std is 0.
+**Rows the rules compare.** Norm rows (a ``kind`` containing "norm": BatchNorm, LayerNorm…) have a
+weight that is a gain, not an init scale: it is never read as "weight std". A row whose input the
+probe did not see (``input_seen`` False), a row of a kind that changes what a tensor holds
+(``SEGMENT_KINDS``: pooling, residual adds, attention, RNNs, embeddings, reshapes) and the step
+from convolution rows to dense rows (a flatten or a pooling the hooks may not see) start a new
+**segment**: rows are compared only with rows of the same segment.
 
-The recommendation is for the activation of the layer where the problem starts, or, where that
-layer has none (linear, unknown, a norm row), for the model's main activation (the most common
-one), said so. It puts the activation at the edge of chaos with zero bias (Schoenholz et al.
-2017, "Deep Information Propagation"): σ_w² = ``initlab.init.gain(act, "critical")²``
-(= :func:`initlab.theory.critical_sigma_w2`), named as the matching scheme (lecun_normal for
-σ_w² = 1, kaiming_normal for ReLU's 2, else variance_scaling with that scale). Where that point is
-useless (no finite fixed point: gelu, silu, mish, softplus; or, for a saturating activation, more
-than ``SATURATED_AT_CRITICAL`` of the units saturated there: sigmoid), it recommends the
-second-moment-preserving gain g = 1/√E[φ(z)²] instead and says why.
+**What is in place.** For a weight row, σ_w² = fan_in·std(W)² is matched against the named inits
+(lecun σ_w² = 1, He 2, He with the row's leaky slope, torch's default kaiming_uniform(a=√5) 1/3,
+Xavier 2·fan_in/(fan_in + fan_out) for dense rows, the recommended one) and against
+``normal(std=s)`` with a one-significant-digit s, within 4 standard errors of a variance estimate
+from n = fan_in·width weights (√(2/n), at least 1%). The message quotes the matched init's σ_w²
+(500 for normal(std=1) at fan_in 500, not the sample's 501) and a recommendation is never the init
+already in place: where it is, the verdict says so and points at the cause that is left (biases,
+the input, the architecture).
+
+Rules:
+
+* **vanishing** — (hidden rows, or all weight rows when fewer than two hidden) the last row's
+  activation std is below ``VANISH`` (0.1) of the larger of the input's and the first row's; it
+  starts at the first row whose std falls by more than ×``STEP`` (0.7) from the row before (the
+  input for the first).
+* **exploding** — the last row's std is above 1/``VANISH`` (10×) the INPUT's std (so one layer with
+  huge weights is found); it starts at the first row that grows by more than ×1/STEP.
+  The sentence gives the per-layer factor over the run of rows that keep falling (growing) from
+  where it starts, so it agrees with the rows' numbers.
+* **saturation** — more than ``SATURATED`` (20%) of a row's pre-activations sit where the
+  activation is saturated.
+* **dead** — more than ``DEAD`` (10%) of a row's units are inactive on the whole batch.
+* **collapsed** — the mean pairwise cosine of the samples exceeds ``COLLAPSED`` (0.95) while the
+  input's is below 0.9 (Poole et al. 2016, "Exponential expressivity in deep neural networks
+  through transient chaos"). Not judged: rows whose input the probe did not see, rows whose
+  cosine was taken on non-negative values, non-negative pooled features (a ``pool`` row with
+  min ≥ 0 and the row after it) and the first dense row after convolution rows (pooled or
+  flattened features): a mean over positions of non-negative features has a cosine near 1
+  without any collapse.
+* **vanishing_gradient / exploding_gradient** — per row the per-sample gradient norm per position,
+  RMS·√width (RMS of g = ∂ℓ_b/∂(pre-activation); under a fan-in init this is multiplied by
+  χ₁ = σ_w²·E[φ′²] per layer whatever the widths), is compared between consecutive rows of the
+  same segment only (pooling, reshapes and other shape changes are left out); when the product
+  of those factors from the last row to the first is below 1/``GRAD_RATIO`` (above ``GRAD_RATIO``)
+  the gradient vanishes (explodes); in a model with residual blocks each segment (a branch beside
+  the stream) is judged on its own, since the stream carries the gradient past it; it starts at the first step, walking from the output, that
+  shrinks by more than ×STEP (grows by more than ×1/STEP). Rows whose gradient is exactly 0 (cut
+  by a zero-initialised layer: Fixup, SkipInit) are not compared.
+* **residual_growth** — the variance of a residual stream grows with depth because every branch
+  grows with it (Signal Propagation Plots, Brock, De & Smith 2021, "Characterizing signal
+  propagation to close the performance gap in unnormalized ResNets"): over a run of chained
+  residual blocks the average channel variance grows by more than ``GROWTH`` (×4) from the run's
+  start and the branch variance by more than ×2 (a normalised ResNet's stream grows linearly with
+  a branch variance that stays put: not flagged); where the branch cannot be separated, the
+  stream must grow by more than max(10, 2·blocks). Read from a
+  :class:`~initlab.diagnostics._spp.SPP` or, in its absence, from rows of kind ``add``. The fix is
+  the Fixup preset on those blocks. A forward ``exploding`` / ``exploding_gradient`` verdict is
+  then the same problem and is not stated again.
+
+The recommendation is for the activation the row feeds (a weight row followed by norm rows then an
+activation feeds that activation; a linear read-out: lecun_normal, σ_w² = 1), or the model's main
+activation where unknown, said so. It puts the activation at the edge of chaos with zero bias
+(Schoenholz et al. 2017, "Deep Information Propagation"): σ_w² = ``initlab.init.gain(act,
+"critical")²``; where that point is useless (no finite fixed point: gelu, silu, mish, softplus;
+or more than ``SATURATED_AT_CRITICAL`` saturated there: sigmoid) the second-moment gain instead.
+Each verdict's ``fix`` sets every weight row whose init is not the recommended one to it, and
+every weight row's biases to zero.
 """
 
 from __future__ import annotations
@@ -41,13 +76,15 @@ import functools
 import math
 import re
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
 from initlab import activations as _activations
 from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
 
-__all__ = ["verdicts", "recommend", "VANISH", "STEP", "SATURATED", "DEAD", "COLLAPSED", "GRAD_RATIO"]
+__all__ = ["verdicts", "recommend", "VANISH", "STEP", "SATURATED", "DEAD", "COLLAPSED", "GRAD_RATIO", "GROWTH",
+           "SEGMENT_KINDS"]
 
 VANISH = 0.1
 STEP = 0.7
@@ -55,7 +92,9 @@ SATURATED = 0.2
 DEAD = 0.1
 COLLAPSED = 0.95
 GRAD_RATIO = 100.0
-
+GROWTH = 4.0
+SEGMENT_KINDS = frozenset({"pool", "add", "attention", "rnn", "lstm", "gru", "embedding", "reshape", "flatten",
+                           "concat", "cat", "view", "permute", "transpose", "mean", "sum"})
 
 # More than this fraction of saturated units at the critical fixed point makes the edge of chaos
 # useless as an init (sigmoid with zero bias: χ₁ = 1 only at σ_w² ≈ 103, where most units saturate).
@@ -87,6 +126,25 @@ def _critical_sigma_w2(act: _activations.Activation) -> tuple[float, str]:
     return s2, f"the edge of chaos for {act.spec} with zero bias"
 
 
+@functools.lru_cache(maxsize=256)
+def _rec_spec(activation: str | None) -> tuple[str, str, float, str]:
+    """(spec for apply, name in words, σ_w², why) of the recommended init for ``activation``
+    ("linear" or None: lecun_normal, variance preserving)."""
+    if activation in (None, "linear"):
+        return "lecun_normal", "lecun_normal", 1.0, "variance preserving for a linear layer"
+    act = _activations.get(activation)
+    s2, why = _critical_sigma_w2(act)
+    if abs(s2 - 1.0) < 0.01:
+        return "lecun_normal", "lecun_normal", s2, why
+    if act.name == "relu" and abs(s2 - 2.0) < 0.01:
+        return "kaiming_normal(nonlinearity=relu)", "kaiming_normal", s2, why
+    if act.name == "leaky_relu":
+        name = f"kaiming_normal(a={act.param:g}, nonlinearity=leaky_relu)"
+        return f"kaiming_normal(a={act.param!r}, nonlinearity=leaky_relu)", name, s2, why
+    return (f"variance_scaling(scale={s2!r}, mode=fan_in, distribution=normal)",
+            f"variance_scaling(scale={s2:.3g}, mode=fan_in, distribution=normal)", s2, why)
+
+
 def recommend(activation: str | _activations.Activation) -> str:
     """The init that puts ``activation`` at the edge of chaos (or, where the theory has no usable
     critical point, preserves the second moment), as one phrase.
@@ -96,40 +154,131 @@ def recommend(activation: str | _activations.Activation) -> str:
     >>> recommend("sigmoid").split(",")[0]
     'use variance_scaling(scale=3.41'
     """
-    return _recommend_spec(_activations.get(activation).spec)
+    act = _activations.get(activation)
+    _, name, s2, why = _rec_spec(act.spec)
+    return f"use {name} (σ_w² = {s2:.3g}, {why})"
 
 
-@functools.lru_cache(maxsize=256)
-def _recommend_spec(spec: str) -> str:
-    """:func:`recommend` for one activation spec, cached: the critical point is a root search
-    (~0.2 s) and a pure function of the activation, asked for once per verdict."""
-    act = _activations.get(spec)
-    s2, why = _critical_sigma_w2(act)
-    if abs(s2 - 1.0) < 0.01:
-        scheme = "lecun_normal"
-    elif act.name == "relu" and abs(s2 - 2.0) < 0.01:
-        scheme = "kaiming_normal"
-    elif act.name == "leaky_relu":
-        scheme = f"kaiming_normal(a={act.param:g}, nonlinearity=leaky_relu)"
-    else:
-        scheme = f"variance_scaling(scale={s2:.3g}, mode=fan_in, distribution=normal)"
-    return f"use {scheme} (σ_w² = {s2:.3g}, {why})"
+# -- what a row is ----------------------------------------------------------------------------
+def _kind(st: LayerStats) -> str:
+    return str(st.kind or "").lower()
+
+
+def _is_norm(st: LayerStats) -> bool:
+    return "norm" in _kind(st)
+
+
+def _is_weight_row(st: LayerStats) -> bool:
+    return bool(st.fan_in) and st.weight_std is not None and not _is_norm(st) and _kind(st) not in SEGMENT_KINDS - {
+        "attention", "rnn", "lstm", "gru"}
+
+
+def _family(st: LayerStats, prev: str) -> str:
+    k = _kind(st)
+    if k.startswith("conv"):
+        return "conv"
+    if k in ("linear", "dense"):
+        return "dense"
+    return prev
+
+
+def _segments(layers: list[LayerStats]) -> list[int]:
+    """A segment id per row (see the module docstring)."""
+    seg, fam, out = 0, "", []
+    for i, st in enumerate(layers):
+        f = _family(st, fam)
+        if i > 0 and (not st.input_seen or _kind(st) in SEGMENT_KINDS or (fam == "conv" and f == "dense")):
+            seg += 1
+        if _kind(st) in SEGMENT_KINDS:
+            out.append(seg)
+            seg += 1  # the row after a pool/add/... starts a new segment too
+            fam = f
+            continue
+        out.append(seg)
+        fam = f
+    return out
+
+
+def _in_place(st: LayerStats) -> tuple[float, str | None] | None:
+    """(σ_w², name) of the init a weight row has: a named init within the sampling tolerance, else
+    (fan_in·std², None); None for rows without a weight matrix (norm rows included)."""
+    if not _is_weight_row(st):
+        return None
+    fan_in = int(st.fan_in or 0)
+    std = float(st.weight_std or 0.0)
+    s2 = fan_in * std * std
+    if std == 0.0:
+        return 0.0, "zeros"
+    if not math.isfinite(s2):
+        return s2, None
+    n = fan_in * max(int(st.width or 1), 1)
+    tol = max(4.0 * math.sqrt(2.0 / n), 0.01)
+    named: list[tuple[float, str]] = [(1.0, "lecun_normal"), (2.0, "kaiming_normal"),
+                                      (1.0 / 3.0, "torch's default kaiming_uniform(a=√5)")]
+    if st.activation:
+        try:
+            act = _activations.get(st.activation)
+            if act.name == "leaky_relu" and act.param:
+                named.append((2.0 / (1.0 + act.param ** 2), f"kaiming_normal(a={act.param:g}, nonlinearity=leaky_relu)"))
+            _, name, rs2, _ = _rec_spec(act.spec)
+            named.append((rs2, name))
+        except ValueError:
+            pass
+    if _kind(st) in ("linear", "dense") and st.width:
+        named.append((2.0 * fan_in / (fan_in + st.width), "xavier"))
+    best = min(named, key=lambda c: abs(math.log(s2 / c[0])))
+    if abs(s2 / best[0] - 1.0) <= tol:
+        return best[0], best[1]
+    s1 = float(f"{std:.1g}")
+    if s1 > 0 and abs((std / s1) ** 2 - 1.0) <= tol:
+        return fan_in * s1 * s1, f"normal(std={_num(s1)})"
+    return s2, None
+
+
+def _same_init(a: float, b: float) -> bool:
+    return b > 0 and abs(a / b - 1.0) <= 0.05
 
 
 def _describe(st: LayerStats) -> str:
+    if _is_norm(st):
+        return f"{st.kind} {st.name} (a norm layer: its weight is a gain, not an init scale)"
     act = st.activation or "linear"
-    if st.weight_std is None:
+    ip = _in_place(st)
+    if ip is None:
         return act
-    if st.fan_in:
-        return f"{act} with weight std {st.weight_std:.3g} (σ_w² = fan_in·Var(W) = {st.fan_in * st.weight_std ** 2:.3g})"
-    return f"{act} with weight std {st.weight_std:.3g}"
+    s2, name = ip
+    if name is None:
+        return f"{act} with weight std {_num(float(st.weight_std or 0.0))} (σ_w² = fan_in·Var(W) = {_num(s2)})"
+    if name.startswith("normal(") or name == "zeros":
+        return f"{act} with weight std {_num(float(st.weight_std or 0.0))} (σ_w² = fan_in·std² = {_num(s2)}, {name})"
+    return f"{act} with {name} weights (σ_w² = {_num(s2)})"
 
 
 def _main_activation(layers: list[LayerStats]) -> str | None:
-    names = [s.activation for s in layers if s.activation not in (None, "linear")]
+    names = [s.activation for s in layers if s.activation not in (None, "linear") and not _is_norm(s)]
     if not names:
         return None
     return Counter(names).most_common(1)[0][0]
+
+
+def _feeds(layers: list[LayerStats], i: int, main: str | None) -> str | None:
+    """The activation weight row ``i`` feeds: its own; else, through norm rows, the next
+    activation row's; the main activation after a norm or where unknown (None); "linear" for a
+    read-out or a linear layer feeding another weight row."""
+    st = layers[i]
+    if st.activation not in (None, "linear"):
+        return st.activation
+    j = i + 1
+    while j < len(layers) and _is_norm(layers[j]) and layers[j].input_seen:
+        j += 1
+    if j < len(layers):
+        nxt = layers[j]
+        if (nxt.input_seen and not _is_weight_row(nxt) and not _is_norm(nxt)
+                and nxt.activation not in (None, "linear")):
+            return nxt.activation
+    if j > i + 1 or st.activation is None:
+        return main
+    return "linear"
 
 
 def _ratio(a: float | None, b: float | None) -> float:
@@ -161,7 +310,8 @@ def _scale_message(kind: str, stds: list[float], prev: list[float], idx: list[in
 
     ``stds``: activation std per judged layer (numbered ``idx``); ``prev``: the std before each
     (the input's first); ``i0``: the layer where the change starts. The per-layer factor is the
-    geometric mean over the layers from ``i0`` to the last, from the std before ``i0``.
+    geometric mean over the run of layers from ``i0`` that keep falling (growing), from the std
+    before ``i0``; where the run ends before the last layer, the last layer's std is added.
 
     >>> _scale_message("vanishing", [0.5, 0.1, 0.02], [1.0, 0.5, 0.1], [1, 2, 3], 0)
     'activation std falls by a factor of ~3.7 per layer from layer 1 on (1 at the input → 0.02 at layer 3)'
@@ -169,47 +319,165 @@ def _scale_message(kind: str, stds: list[float], prev: list[float], idx: list[in
     'activation std falls to 0 at layer 2 (0.5 at layer 1)'
     >>> _scale_message("exploding", [1.0, 1.1, 166.0], [1.0, 1.0, 1.1], [1, 2, 3], 2)
     'activation std grows by a factor of ~151 at layer 3 (1.1 at layer 2 → 166 at layer 3)'
+    >>> _scale_message("vanishing", [0.004, 0.018, 0.02, 0.003], [1.0, 0.004, 0.018, 0.02], [1, 2, 3, 4], 0)
+    'activation std falls by a factor of ~250 at layer 1 (1 at the input → 0.004 at layer 1), 0.003 at layer 4'
     """
-    a, last, n = prev[i0], stds[-1], len(stds) - i0
+    a, last = prev[i0], stds[-1]
     start = "the input" if i0 == 0 else f"layer {idx[i0 - 1]}"
-    span = f"({_num(a)} at {start} → {_num(last)} at layer {idx[-1]})"
-    where = f"at layer {idx[i0]}" if n == 1 else f"per layer from layer {idx[i0]} on"
-    if kind == "vanishing":
-        if last == 0:
-            # the first layer from which every std is exactly 0
-            j = max((i for i, v in enumerate(stds) if v != 0), default=-1) + 1
-            j = max(j, i0)
-            return f"activation std falls to 0 {'at' if j == i0 else 'by'} layer {idx[j]} ({_num(a)} at {start})"
-        return f"activation std falls by a factor of ~{_factor((a / last) ** (1.0 / n))} {where} {span}"
-    if not math.isfinite(last):
+    if kind == "vanishing" and last == 0:
+        # the first layer from which every std is exactly 0
+        j = max((i for i, v in enumerate(stds) if v != 0), default=-1) + 1
+        j = max(j, i0)
+        return f"activation std falls to 0 {'at' if j == i0 else 'by'} layer {idx[j]} ({_num(a)} at {start})"
+    if kind == "exploding" and not math.isfinite(last):
         j = next((i for i, v in enumerate(stds) if not math.isfinite(v)), len(stds) - 1)
         return f"activation std overflows to {_num(stds[j])} by layer {idx[j]} ({_num(a)} at {start})"
-    if a == 0:
+    if kind == "exploding" and a == 0:
         return f"activation std grows from 0 at {start} to {_num(last)} at layer {idx[-1]}"
-    return f"activation std grows by a factor of ~{_factor((last / a) ** (1.0 / n))} {where} {span}"
+    down = kind == "vanishing"
+    end = i0
+    while end + 1 < len(stds) and (stds[end + 1] < stds[end] if down else stds[end + 1] > stds[end]):
+        end += 1
+    n = end - i0 + 1
+    b = stds[end]
+    f = (a / b if down else b / a) ** (1.0 / n) if b > 0 and a > 0 else math.inf
+    verb = "falls" if down else "grows"
+    if end == len(stds) - 1:
+        where = f"at layer {idx[i0]}" if n == 1 else f"per layer from layer {idx[i0]} on"
+        return f"activation std {verb} by a factor of ~{_factor(f)} {where} ({_num(a)} at {start} → {_num(b)} at layer {idx[end]})"
+    where = f"at layer {idx[i0]}" if n == 1 else f"per layer from layer {idx[i0]} to layer {idx[end]}"
+    return (f"activation std {verb} by a factor of ~{_factor(f)} {where} ({_num(a)} at {start} → {_num(b)} at layer "
+            f"{idx[end]}), {_num(last)} at layer {idx[-1]}")
 
 
-def verdicts(result: ProbeResult) -> list[Verdict]:
-    """Every problem the rules above find, in the order of the layer where it starts."""
+# -- fixes ------------------------------------------------------------------------------------
+def _init_fix(layers: list[LayerStats], main: str | None) -> dict[str, Any] | None:
+    """Every weight row whose init is not the recommended one set to it; every weight row's
+    biases to zero (an apply rules dict keyed by the rows' module names)."""
+    fix: dict[str, Any] = {}
+    for i, st in enumerate(layers):
+        if not _is_weight_row(st) or not st.name or st.name in fix:
+            continue
+        spec, _, s2, _ = _rec_spec(_feeds(layers, i, main))
+        ip = _in_place(st)
+        if ip is not None and _same_init(ip[0], s2):
+            fix[st.name] = {"*bias*": "zeros"}
+        else:
+            fix[st.name] = {"*weight*": spec, "*bias*": "zeros"}
+    return fix or None
+
+
+def _advice(kind: str, layers: list[LayerStats], i: int, main: str | None) -> str:
+    """The recommendation for a verdict starting at row ``i``: the init for the activation it
+    feeds, or, where that init is already in place, what is left to change."""
+    st = layers[i]
+    act = _feeds(layers, i, main) if _is_weight_row(st) else (
+        st.activation if st.activation not in (None, "linear") and not _is_norm(st) else main)
+    _, name, s2, why = _rec_spec(act)
+    suffix = "" if act in (None, "linear") or act == st.activation else f" — for {act}, the activation this layer feeds"
+    if act is not None and act == main and act != st.activation and not _is_weight_row(st):
+        suffix = f" — for {main}, the model's main activation"
+    ip = _in_place(st)
+    if ip is not None and _same_init(ip[0], s2):
+        left = {"dead": "set the biases to zero (a negative bias keeps units inactive); if they are zero, the input "
+                        "itself leaves these units inactive (a low-dimensional input, or non-negative features)",
+                "collapsed": "set the biases to zero (a large bias makes every input look alike)",
+                "saturation": "set the biases to zero and check the input's scale"}.get(
+            kind, "the change comes from elsewhere (biases, the input's scale, the architecture); "
+                  "initlab.fix(model, x) (LSUV) sets each layer's scale from data")
+        return f"the weights already have σ_w² = {_num(s2)} ({name}, {why}); {left}"
+    rec = f"use {name} (σ_w² = {s2:.3g}, {why}){suffix}"
+    if act is None:
+        rec = "use a variance-preserving init (lecun_normal)"
+    return rec + ("; keep biases at zero" if kind == "dead" else "")
+
+
+# -- residual streams -------------------------------------------------------------------------
+def _runs_from_spp(spp: Any) -> list[list[tuple[str, float, float | None]]]:
+    runs: list[list[tuple[str, float, float | None]]] = []
+    for k in range(1, len(spp.names)):
+        point = (spp.names[k], float(spp.avg_var[k]), None if spp.res_avg_var[k] is None else float(spp.res_avg_var[k]))
+        if k == 1:
+            runs.append([(spp.names[0], float(spp.avg_var[0]), None), point])
+        elif spp.chained[k]:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    return runs
+
+
+def _runs_from_rows(layers: list[LayerStats]) -> list[list[tuple[str, float, float | None]]]:
+    runs: list[list[tuple[str, float, float | None]]] = []
+    last_w = None
+    for st in layers:
+        if _kind(st) != "add" or not math.isfinite(st.chan_var):
+            continue
+        pt = (st.name, float(st.chan_var), getattr(st, "branch_var", None))
+        if runs and st.width == last_w:
+            runs[-1].append(pt)
+        else:
+            runs.append([pt])
+        last_w = st.width
+    return runs
+
+
+def _residual_verdict(result: ProbeResult, spp: Any) -> Verdict | None:
+    runs = _runs_from_spp(spp) if spp is not None else _runs_from_rows(result.layers)
+    for run in runs:
+        if len(run) < 3:
+            continue
+        n_blocks = len(run) - 1
+        v0, v1 = run[0][1], run[-1][1]
+        grow = v1 / v0 if v0 > 0 and math.isfinite(v1) else (math.inf if v1 > 0 or not math.isfinite(v1) else 1.0)
+        block_pts = [p for p in run if not p[0].startswith("input of ")]
+        res = [p[2] for p in block_pts]
+        if len(res) >= 2 and all(r is not None for r in res):
+            branch = _ratio(res[-1], res[0])
+            hit = grow > GROWTH and branch > 2.0
+            how = (f", and each residual branch grows with it (branch variance {_num(float(res[0] or 0))} → "
+                   f"{_num(float(res[-1] or 0))}): the blocks' outputs add up exponentially")
+        else:
+            hit = grow > max(10.0, 2.0 * n_blocks)
+            how = ""
+        if not hit:
+            continue
+        per = grow ** (1.0 / n_blocks) if math.isfinite(grow) else math.inf
+        first_block = block_pts[0][0]
+        layer = next((s.index for s in result.layers if s.name == first_block or s.name.startswith(first_block + ".")),
+                     result.layers[0].index if result.layers else 0)
+        msg = (f"residual stream variance grows by a factor of ~{_factor(per)} per block over {n_blocks} blocks "
+               f"({_num(v0)} at {run[0][0]} → {_num(v1)} after {run[-1][0]}){how} "
+               "(Signal Propagation Plots, Brock, De & Smith 2021)")
+        rec = ("use a residual init: Fixup (the last layer of each branch and the classifier at zero, the other branch "
+               "layers scaled by L^(-1/(2m-2))), or SkipInit/ReZero (a zero scalar on each branch)")
+        blocks = list(spp.blocks) if spp is not None else [p[0] for p in block_pts]
+        return Verdict("residual_growth", layer, msg, rec, {"preset": "fixup", "blocks": blocks})
+    return None
+
+
+# -- the rules ----------------------------------------------------------------------------------
+def verdicts(result: ProbeResult, *, spp: Any = None) -> list[Verdict]:
+    """Every problem the rules above find, in the order of the layer where it starts.
+
+    ``spp``: the model's :class:`~initlab.diagnostics._spp.SPP` (residual blocks), if measured.
+    """
     layers = result.layers
     if not layers:
         return []
     main = _main_activation(layers)
-    main_rec = (f"{recommend(main)} — for {main}, the model's main activation" if main is not None
-                else "use a variance-preserving init (lecun_normal)")
     out: list[Verdict] = []
+    fix_all = _init_fix(layers, main)
+    pos = {id(s): i for i, s in enumerate(layers)}
 
-    def rec_for(st: LayerStats) -> str:
-        if st.activation not in (None, "linear"):
-            return recommend(st.activation)
-        return main_rec
+    def verdict(kind: str, st: LayerStats, message: str) -> Verdict:
+        i = pos[id(st)]
+        return Verdict(kind, st.index, f"{_describe(st)}: {message}", _advice(kind, layers, i, main), fix_all)
 
-    def at(i: int) -> LayerStats:
-        return layers[i]
+    residual = _residual_verdict(result, spp)
 
-    # forward scale, over the hidden layers (a linear read-out layer is not judged), leaving out
-    # layers whose input hooks did not see (not comparable with the layer before)
-    chain = [s for s in layers if s.input_seen]
+    # forward scale, over the hidden rows (a linear read-out is not judged), leaving out rows whose
+    # input hooks did not see, norm rows and rows of kinds that change what a tensor holds
+    chain = [s for s in layers if s.input_seen and not _is_norm(s) and _kind(s) not in SEGMENT_KINDS]
     hidden = [s for s in chain if s.activation not in (None, "linear")]
     scale_layers = hidden if len(hidden) >= 2 else chain
     if scale_layers:
@@ -220,64 +488,80 @@ def verdicts(result: ProbeResult) -> list[Verdict]:
         idx = [s.index for s in scale_layers]
         if ref > 0 and last < VANISH * ref:
             i0 = next((i for i, (a, b) in enumerate(zip(stds, prev)) if _ratio(a, b) < STEP), len(stds) - 1)
-            st = scale_layers[i0]
-            out.append(Verdict("vanishing", st.index,
-                               f"{_describe(st)}: {_scale_message('vanishing', stds, prev, idx, i0)}", rec_for(st)))
-        elif ref > 0 and last > ref / VANISH:
+            out.append(verdict("vanishing", scale_layers[i0], _scale_message("vanishing", stds, prev, idx, i0)))
+        elif (result.input_std > 0 and last > result.input_std / VANISH) or not math.isfinite(last):
             i0 = next((i for i, (a, b) in enumerate(zip(stds, prev)) if _ratio(a, b) > 1 / STEP), 0)
-            st = scale_layers[i0]
-            out.append(Verdict("exploding", st.index,
-                               f"{_describe(st)}: {_scale_message('exploding', stds, prev, idx, i0)}", rec_for(st)))
+            if residual is None:
+                out.append(verdict("exploding", scale_layers[i0], _scale_message("exploding", stds, prev, idx, i0)))
 
     # saturation (None: the layer's activation cannot saturate)
-    sat = [i for i, s in enumerate(layers) if s.saturated is not None and s.saturated > SATURATED]
+    sat = [s for s in layers if s.saturated is not None and s.saturated > SATURATED]
     if sat:
-        i0 = sat[0]
-        run = [float(layers[i].saturated or 0.0) for i in sat]
-        where = f"from layer {at(i0).index} on" if len(sat) > 1 else f"at layer {at(i0).index}"
-        out.append(Verdict("saturation", at(i0).index,
-                           f"{_describe(at(i0))}: {100 * sum(run) / len(run):.0f}% of units saturated {where}",
-                           rec_for(at(i0))))
+        run = [float(s.saturated or 0.0) for s in sat]
+        where = f"from layer {sat[0].index} on" if len(sat) > 1 else f"at layer {sat[0].index}"
+        out.append(verdict("saturation", sat[0], f"{100 * sum(run) / len(run):.0f}% of units saturated {where}"))
 
     # dead units (None: the layer's units cannot die)
-    dead = [i for i, s in enumerate(layers) if s.dead is not None and s.dead > DEAD]
+    dead = [s for s in layers if s.dead is not None and s.dead > DEAD]
     if dead:
-        i0 = dead[0]
-        worst = max(float(layers[i].dead or 0.0) for i in dead)
-        out.append(Verdict("dead", at(i0).index,
-                           f"{_describe(at(i0))}: {100 * float(at(i0).dead or 0.0):.0f}% of units dead (inactive on "
-                           f"the whole batch) from layer {at(i0).index} (up to {100 * worst:.0f}%)",
-                           rec_for(at(i0)) + "; keep biases at zero"))
+        worst = max(float(s.dead or 0.0) for s in dead)
+        out.append(verdict("dead", dead[0], f"{100 * float(dead[0].dead or 0.0):.0f}% of units dead (inactive on the "
+                                            f"whole batch) from layer {dead[0].index} (up to {100 * worst:.0f}%)"))
 
-    # collapsed correlations (not judged where hooks did not see the layer's input)
+    # collapsed correlations
     cin = result.input_cosine
-    cos = [s.cosine if s.input_seen else None for s in layers]
+    seg = _segments(layers)
+    cos: list[float | None] = []
+    for i, s in enumerate(layers):
+        c = s.cosine if s.input_seen else None
+        on_nonneg = (s.preact_min is not None and s.preact_min >= 0) or (s.preact_std is None and s.min >= 0)
+        pooled = _kind(s) == "pool" and s.min >= 0
+        after_pool = i > 0 and _kind(layers[i - 1]) == "pool" and layers[i - 1].min >= 0
+        conv_to_dense = (i > 0 and _family(s, "") == "dense" and seg[i] != seg[i - 1]
+                         and any(_family(t, "") == "conv" for t in layers[:i]))
+        if on_nonneg or pooled or after_pool or conv_to_dense or _is_norm(s):
+            c = None
+        cos.append(c)
     if (cin is None or not cin > 0.9) and any(c is not None and c > COLLAPSED for c in cos):
         i0 = next(i for i, c in enumerate(cos) if c is not None and c > COLLAPSED)
         cin_txt = "—" if cin is None else f"{cin:.2f}"
-        out.append(Verdict("collapsed", at(i0).index,
-                           f"{_describe(at(i0))}: representations of different inputs collapse from layer {at(i0).index} "
-                           f"(mean pairwise cosine {cos[i0]:.3f}, input {cin_txt})", rec_for(at(i0))))
+        out.append(verdict("collapsed", layers[i0],
+                           f"representations of different inputs collapse from layer {layers[i0].index} "
+                           f"(mean pairwise cosine {cos[i0]:.3f}, input {cin_txt})"))
 
-    # gradients: the RMS of the per-sample deltas, over the rows that have one
-    glayers = [s for s in layers if s.grad_rms is not None and math.isfinite(s.grad_rms)]
-    if result.backward and len(glayers) > 1:
-        g = [float(s.grad_rms) for s in glayers]  # type: ignore[arg-type]
-        g_last, g_first = g[-1], g[0]
-        r = _ratio(g_first, g_last)
-        nxt: list[float | None] = [*g[1:], None]
-        first, final = glayers[0].index, glayers[-1].index
-        if r < 1 / GRAD_RATIO:
-            i0 = next((i for i in range(len(g) - 2, -1, -1) if _ratio(g[i], nxt[i]) < STEP), 0)
-            st = glayers[i0]
-            out.append(Verdict("vanishing_gradient", st.index,
-                               f"{_describe(st)}: gradient RMS shrinks towards the input from layer {st.index} "
-                               f"(layer {first}: {g_first:.3g}, layer {final}: {g_last:.3g})", rec_for(st)))
-        elif r > GRAD_RATIO:
-            i0 = next((i for i in range(len(g) - 2, -1, -1) if _ratio(g[i], nxt[i]) > 1 / STEP), 0)
-            st = glayers[i0]
-            out.append(Verdict("exploding_gradient", st.index,
-                               f"{_describe(st)}: gradient RMS grows towards the input from layer {st.index} "
-                               f"(layer {first}: {g_first:.3g}, layer {final}: {g_last:.3g})", rec_for(st)))
+    # gradients: per-sample norm per position (RMS·√width), compared within segments. In a model
+    # with residual blocks each segment is a branch beside the stream, not a step after the one
+    # before: each is judged on its own; otherwise the segments are chained.
+    if result.backward:
+        g = [(i, float(s.grad_rms) * math.sqrt(max(int(s.width or 1), 1)))
+             for i, s in enumerate(layers) if s.grad_rms is not None and math.isfinite(s.grad_rms) and s.grad_rms > 0]
+        steps = [(i, j, gi / gj) for (i, gi), (j, gj) in zip(g, g[1:]) if seg[i] == seg[j]]
+        parallel = spp is not None or any(_kind(s) == "add" for s in layers)
+        groups = ([[st for st in steps if seg[st[0]] == k] for k in sorted({seg[st[0]] for st in steps})]
+                  if parallel else ([steps] if steps else []))
+        found = None
+        for grp in reversed(groups):  # the group nearest the output first
+            total = math.exp(sum(math.log(r) for _, _, r in grp))
+            if total < 1 / GRAD_RATIO or total > GRAD_RATIO:
+                found = (grp, total)
+                break
+        if found is not None:
+            grp, total = found
+            first, final = layers[grp[0][0]].index, layers[grp[-1][1]].index
+            down = total < 1 / GRAD_RATIO
+            i0 = next((i for i, _, r in reversed(grp) if (r < STEP if down else r > 1 / STEP)), grp[0][0])
+            st = layers[i0]
+            kind = "vanishing_gradient" if down else "exploding_gradient"
+            word = "shrinks" if down else "grows"
+            fac = 1 / total if down else total
+            if not (kind == "exploding_gradient" and residual is not None):
+                out.append(verdict(kind, st,
+                                   f"gradient {word} towards the input from layer {st.index}: its per-sample norm "
+                                   f"(RMS × √width) {'falls' if down else 'rises'} by a factor of ~{_factor(fac)} "
+                                   f"from layer {final} to layer {first}"
+                                   + (" (steps across pooling, reshapes and other shape changes left out)"
+                                      if len(set(seg)) > 1 and not parallel else "")))
+    if residual is not None:
+        out.append(residual)
     out.sort(key=lambda v: v.layer)
     return out
