@@ -5,14 +5,17 @@ of threads). Each block gets its own stream, spawned from one :class:`numpy.rand
 that is derived from the caller's ``rng`` by a single draw; blocks are filled in a thread pool
 (NumPy's generators release the GIL). The result therefore depends only on the seed, never on
 ``num_threads`` (argument, else the environment variable ``INITLAB_NUM_THREADS``, else
-``os.cpu_count()``). An array of at most one block is drawn from ``rng`` itself.
+``os.cpu_count()``). An array of at most one block is drawn from ``rng`` itself. Every fill
+writes into the caller's array (no full-size temporary), so drawing into a new array and into an
+existing one (``out=``) give the same bits.
 
 Distributions (all exact in distribution):
 
 * normal: float32 by Box–Muller, one raw 64-bit draw per pair (40-bit radius uniforms, the
   smallest 2⁻⁸ of them redrawn with 53 bits; 24-bit angles) and vectorized float32 sin/cos
   (:func:`_box_muller32`), float64 by NumPy's ziggurat;
-* uniform: ``Generator.random(dtype=..., out=...)`` mapped affinely;
+* uniform: float32 from the two 32-bit halves of raw 64-bit draws (:func:`_uniform32`, the law of
+  ``Generator.random(dtype=np.float32)``), float64 by ``Generator.random(out=...)``, mapped affinely;
 * truncated normal: when [α, β] holds at least half the mass (float32), Box–Muller normals with
   every value outside [α, β] replaced by an inverse-CDF draw (exact: the kept values follow the
   truncated law, so do the replacements); otherwise inverse CDF, z = Φ⁻¹(Φ(α) + U·(Φ(β) − Φ(α))) with float64 uniforms U and
@@ -35,7 +38,7 @@ import numpy as np
 from initlab._rng import RngLike, as_generator
 from initlab._validation import check_int
 
-__all__ = ["BLOCK", "resolve_threads", "fill"]
+__all__ = ["BLOCK", "resolve_threads", "fill", "fill_value"]
 
 BLOCK = 1 << 17  # elements per block; fixed so results never depend on the thread count (2^17: fewer
 # dispatches than 2^16, scratch still about L2-sized)
@@ -126,27 +129,29 @@ def _trunc_std(gen: np.random.Generator, out: np.ndarray, alpha: float, beta: fl
         np.negative(out, out=out)
 
 
-_TWO_PI32 = np.float32(2.0 * math.pi)
-
-
 _SCRATCH = threading.local()
 
 
-def _scratch(h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-thread int64, int32 and two float32 work buffers of at least ``h`` elements (reused,
-    so a block does not pay an mmap and page faults for its temporaries)."""
+def _scratch(h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-thread int32 and two float32 work buffers of at least ``h`` elements (reused, so a
+    block does not pay an mmap and page faults for its temporaries)."""
     bufs = getattr(_SCRATCH, "bufs", None)
     if bufs is None or bufs[0].size < h:
-        bufs = (np.empty(h, np.int64), np.empty(h, np.int32), np.empty(h, np.float32), np.empty(h, np.float32))
+        bufs = (np.empty(h, np.int32), np.empty(h, np.float32), np.empty(h, np.float32))
         _SCRATCH.bufs = bufs
-    return bufs[0][:h], bufs[1][:h], bufs[2][:h], bufs[3][:h]
+    return bufs[0][:h], bufs[1][:h], bufs[2][:h]
 
 
-_RADIUS_BITS = 40  # bits of each raw 64-bit draw that give the radius uniform; the other 24: the angle
+_RADIUS_BITS = 40  # the high 40 bits of each raw 64-bit draw give the radius uniform; the low 24: the angle
+_ANGLE_MASK = np.uint64((1 << (64 - _RADIUS_BITS)) - 1)
+_SHIFT = np.uint64(64 - _RADIUS_BITS)
 _U_SCALE = np.float32(2.0**-_RADIUS_BITS)
-_U_FIX = 2.0**-8  # radius uniforms U <= 2^-8 are redrawn from 53-bit uniforms (see _box_muller32)
-_S_FIX = (1 << _RADIUS_BITS) - (1 << (_RADIUS_BITS - 8))  # t >= _S_FIX  <=>  U = s·2^-40 <= 2^-8
+_U_FIX = 2.0**-8  # radius uniforms U < 2^-8 are redrawn from 53-bit uniforms (see _box_muller32)
+_RAW_FIX = np.uint64(1 << (64 - 8))  # raw < 2^56  <=>  t = raw >> 24 < 2^32  <=>  U = t·2^-40 < 2^-8
 _ANGLE = np.float32(2.0 * math.pi * 2.0**-24)
+# scale is folded into the -2 factor (one pass fewer) when -2·scale²·ln U stays a normal float32:
+# |ln U| lies in [2^-24, 43] (U = 1 gives 0 exactly), so scale² in [1e-30, 1e36] is safe
+_FOLD_LO, _FOLD_HI = 1e-15, 1e18
 
 
 def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> None:
@@ -154,38 +159,40 @@ def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> 
 
     One raw 64-bit draw per pair of normals: its low 24 bits give the angle 2πV (V on the 2⁻²⁴
     grid, the law of NumPy's float32 uniform), its high 40 bits t give the radius uniform
-    U = (2⁴⁰ − t)·2⁻⁴⁰ ∈ (0, 1], rounded to float32 (so the logarithm is taken in vectorised
-    float32). Where U <= 2⁻⁸ (probability 2⁻⁸ exactly) U is replaced by 2⁻⁸·(1 − u) with a
-    fresh 53-bit float64 uniform u, i.e. by a uniform on (0, 2⁻⁸]: the mixture is exactly
-    uniform, every kept grid value carries >= 8 bits beyond float32's 24 (so rounding to float32
+    U = t·2⁻⁴⁰, rounded to float32 (so the logarithm is taken in vectorised float32). Where
+    t < 2³², i.e. U < 2⁻⁸ (probability 2⁻⁸ exactly), U is replaced by 2⁻⁸·(1 − u) with a fresh
+    53-bit float64 uniform u, i.e. by a uniform on (0, 2⁻⁸]: the mixture is exactly uniform on
+    (0, 1), every kept grid value carries >= 8 bits beyond float32's 24 (so rounding to float32
     is unbiased), and the smallest U is 2⁻⁶¹: the radius √(−2 ln U) reaches 9.2σ (a float32
     uniform, a multiple of 2⁻²⁴, could never give more than 5.8σ). cos and sin of the same angle
     give two independent normals. The raw draws release the GIL, so blocks fill in parallel;
-    one draw per pair instead of two halves the generator's share of the time.
+    one draw per pair instead of two halves the generator's share of the time. The radius is
+    scaled as √(−2·scale²·ln U) when that cannot leave float32's normal range, else as
+    scale·√(−2 ln U) (scale² would overflow float32 for scale >= ~1.8e19).
     """
     n = v.size
     h = (n + 1) // 2
-    t, ai, r32, th = _scratch(h)
+    ai, r32, th = _scratch(h)
     raw = g.bit_generator.random_raw(h)
-    ai[...] = raw  # low 32 bits (unsafe cast wraps)
-    np.bitwise_and(ai, 0xFFFFFF, out=ai)
+    np.bitwise_and(raw, _ANGLE_MASK, out=ai, casting="unsafe")  # < 2^24: fits int32
     np.multiply(ai, _ANGLE, out=th, dtype=np.float32)
-    np.right_shift(raw, 64 - _RADIUS_BITS, out=t.view(np.uint64))
-    fix = np.flatnonzero(t >= _S_FIX)
-    np.subtract(1 << _RADIUS_BITS, t, out=t)
-    np.multiply(t, _U_SCALE, out=r32, dtype=np.float32)
+    fix = np.flatnonzero(raw < _RAW_FIX)
+    np.right_shift(raw, _SHIFT, out=raw)
+    np.multiply(raw.view(np.int64), _U_SCALE, out=r32, dtype=np.float32)  # < 2^40: exact int64
     if fix.size:
         u = g.random(fix.size)
         np.subtract(1.0, u, out=u)
         u *= _U_FIX
         r32[fix] = u
     np.log(r32, out=r32)
-    r32 *= np.float32(-2.0)
-    np.sqrt(r32, out=r32)
-    if scale != 1.0:
-        # scale after the square root: scale² would overflow float32 for scale >= ~1.8e19 (and
-        # underflow to 0 for scale <= ~1e-23)
-        r32 *= np.float32(scale)
+    if scale != 1.0 and _FOLD_LO <= scale <= _FOLD_HI:
+        r32 *= np.float32(-2.0 * scale * scale)
+        np.sqrt(r32, out=r32)
+    else:
+        r32 *= np.float32(-2.0)
+        np.sqrt(r32, out=r32)
+        if scale != 1.0:
+            r32 *= np.float32(scale)
     c = v[:h]
     np.cos(th, out=c)
     c *= r32
@@ -194,6 +201,60 @@ def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> 
         sn = v[h:]
         np.sin(th[:m], out=sn)
         sn *= r32[:m]
+
+
+_F24 = 2.0**-24
+_SMALLEST_NORMAL32 = float(np.finfo(np.float32).tiny)
+
+
+def _uniform32(g: np.random.Generator, v: np.ndarray, loc: float, scale: float) -> None:
+    """Fill float32 ``v`` with loc + scale·U, U uniform on the 2⁻²⁴ grid of [0, 1) (the law of
+    NumPy's float32 ``Generator.random``: the top 24 bits of a 32-bit word times 2⁻²⁴).
+
+    The 32-bit words are the two halves of raw 64-bit draws (one generator call per pair), and
+    scale·U is one rounding: x·(float32(scale)·2⁻²⁴) equals float32(U·float32(scale)) exactly
+    (a power-of-two factor commutes with rounding) when float32(scale)·2⁻²⁴ is a normal number;
+    otherwise U is formed first and then multiplied.
+    """
+    n = v.size
+    raw = g.bit_generator.random_raw((n + 1) // 2)
+    u = raw.view(np.uint32)[:n]
+    np.right_shift(u, np.uint32(8), out=u)
+    x = u.view(np.int32)  # < 2^24: exact in float32
+    s32 = float(np.float32(scale))
+    if s32 * _F24 >= _SMALLEST_NORMAL32:
+        np.multiply(x, np.float32(s32 * _F24), out=v, dtype=np.float32)
+    else:
+        np.multiply(x, np.float32(_F24), out=v, dtype=np.float32)
+        if scale != 1.0:
+            v *= np.float32(scale)
+    if loc != 0.0:
+        v += np.float32(loc)
+
+
+_FILL_BLOCK = 1 << 20  # elements per task of a constant fill (any size gives the same result)
+
+
+def fill_value(out: np.ndarray, value: complex, *, num_threads: Any = None) -> np.ndarray:
+    """Set every element of the 1-D array ``out`` to ``value`` (cast to its dtype), in parallel
+    blocks for large arrays (a fill is memory-bound; the result never depends on the threads).
+
+    >>> fill_value(np.empty(3, np.float32), 0.5).tolist()
+    [0.5, 0.5, 0.5]
+    """
+    n = out.size
+    threads = resolve_threads(num_threads)
+    nblocks = math.ceil(n / _FILL_BLOCK)
+    if nblocks <= 1 or threads == 1:
+        out.fill(value)
+        return out
+
+    def run(i: int) -> None:
+        out[i * _FILL_BLOCK:(i + 1) * _FILL_BLOCK].fill(value)
+
+    for _ in _pool(min(threads, nblocks)).map(run, range(nblocks)):
+        pass
+    return out
 
 
 def inner_bound(bound: float, dt: Any, *, upper: bool) -> np.ndarray:
@@ -256,6 +317,9 @@ def fill(
 
         def job(g: np.random.Generator, s: int, e: int) -> None:
             v = out[s:e]
+            if dt == np.float32:
+                _uniform32(g, v, loc, scale)
+                return
             g.random(dtype=dt, out=v)
             if scale != 1.0:
                 v *= dt.type(scale)
