@@ -227,6 +227,8 @@ class Initializer:
                  in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
                  num_threads: int | None = None, out: np.ndarray | None = None, **overrides: Any) -> np.ndarray:
         kwargs = {**self.spec.kwargs, **overrides}
+        if overrides:
+            _checked(self.info, kwargs)  # an unknown parameter named as such, not a Python TypeError
         return self.info.fn(shape, rng=rng, dtype=dtype, layout=layout, in_axis=in_axis, out_axis=out_axis,
                             transposed=transposed, num_threads=num_threads, out=out, **kwargs)
 

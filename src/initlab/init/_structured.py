@@ -249,22 +249,23 @@ def orthogonal_matrix(rows: int, cols: int, gen: np.random.Generator, dtype: np.
     tau = ((beta - alpha) / beta).astype(work)
     a *= (1.0 / (alpha - beta)).astype(work)[None, :]
     threads = resolve_threads(num_threads)
-    # OpenBLAS's own threads cost more than they bring on <= 2 cores (measured on a 2-core VM:
-    # orgqr 2048² took 0.25–8 s with 2 threads, a steady 0.26 s with 1), so each LAPACK call is
-    # single-threaded there and initlab's threads split the work instead.
+    # Every LAPACK/BLAS call is single-threaded and initlab's threads split the work in blocks of
+    # fixed size instead: OpenBLAS's own threads change the rounding (so the result would depend
+    # on num_threads; seen for complex orgqr with 3 threads) and cost more than they bring on
+    # <= 2 cores (measured on a 2-core VM: orgqr 2048² took 0.25–8 s with 2 threads, 0.26 s with 1).
     fns = _cblas() if work.kind == "f" and small > _Q_BLOCK else None
     if fns is not None:
         with _lapack_threads(1):
             q = _form_q_gemm(a, tau, np.sign(beta).astype(real), threads, fns)
         return q.T if rows <= cols else q
-    with _lapack_threads(threads if threads > 2 else 1):
+    with _lapack_threads(1):
         if small <= _Q_BLOCK:
             (orgqr,) = lapack.get_lapack_funcs(("ungqr" if work.kind == "c" else "orgqr",), (a,))
             q, _, info = orgqr(a, tau, lwork=64 * max(small, 1), overwrite_a=1)
             if info != 0:  # pragma: no cover - LAPACK argument error
                 raise RuntimeError(f"LAPACK orgqr failed with info={info}")
         else:
-            q = _form_q_blocked(a, tau, threads if threads <= 2 else 1)
+            q = _form_q_blocked(a, tau, threads)
     q *= np.sign(beta).astype(real)[None, :]
     if rows <= cols:
         # Q is F-ordered, so Qᵀ is C-ordered: no copy. For a square matrix Qᵀ is Haar too (the
