@@ -11,9 +11,10 @@ import initlab.init as ii
 from initlab.init._sampling import resolve_threads
 
 
-@pytest.mark.parametrize("std", [1e20, 1e30, 1e-30])
+@pytest.mark.parametrize("std", [1e20, 1e30, 1e-30, 0.02, 3e17, 2e-15])
 def test_float32_normal_scales_after_the_square_root(std) -> None:
-    # scale² overflows (1e20, 1e30) or underflows (1e-30) in float32; the samples must not
+    # scale² overflows (1e20, 1e30) or underflows (1e-30) in float32; the samples must not. In
+    # between (0.02, 3e17, 2e-15) the scale is folded into the -2 factor: same values to ~1 ulp
     w = ii.normal((4, 4), std=std, rng=0)
     ref = ii.normal((4, 4), std=1.0, rng=0)
     assert w.dtype == np.float32 and np.all(np.isfinite(w)) and np.all(w != 0)
@@ -78,3 +79,15 @@ def test_threads_do_not_change_the_samples(monkeypatch) -> None:
     monkeypatch.setenv("INITLAB_NUM_THREADS", "2")
     b = ii.normal(shape, rng=5)
     assert np.array_equal(a, b) and math.isfinite(float(a.sum()))
+
+
+def test_float32_uniform_is_on_the_2_to_the_minus_24_grid() -> None:
+    # two 24-bit uniforms per raw 64-bit draw: U = k·2^-24, k < 2^24, as NumPy's float32 random
+    u = ii.uniform((400, 500), rng=3)  # several blocks
+    k = u.astype(np.float64) * 2.0**24
+    assert np.array_equal(k, np.floor(k)) and k.min() >= 0 and k.max() < 2**24
+    n = u.size  # mean 1/2 and variance 1/12 within 6 standard errors
+    assert abs(u.mean() - 0.5) < 6 * math.sqrt(1 / 12 / n)
+    assert abs(u.var() - 1 / 12) < 6 * math.sqrt(1 / 180 / n)
+    # the two halves of one draw are not the same number (nor trivially related)
+    assert abs(np.corrcoef(u.reshape(-1)[0:2000:2], u.reshape(-1)[1:2000:2])[0, 1]) < 0.15
