@@ -26,6 +26,7 @@ Distributions (all exact in distribution):
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -38,7 +39,7 @@ import numpy as np
 from initlab._rng import RngLike, as_generator
 from initlab._validation import check_int
 
-__all__ = ["BLOCK", "resolve_threads", "fill", "fill_value"]
+__all__ = ["BLOCK", "resolve_threads", "parallel", "fill", "fill_value"]
 
 BLOCK = 1 << 17  # elements per block; fixed so results never depend on the thread count (2^17: fewer
 # dispatches than 2^16, scratch still about L2-sized)
@@ -80,8 +81,37 @@ def _pool(n: int) -> ThreadPoolExecutor:
         return pool
 
 
+def parallel(nitems: int, threads: int, run: Callable[[int], None]) -> None:
+    """Run ``run(i)`` for every i in ``range(nitems)`` on ``threads`` threads: the caller and
+    ``threads - 1`` pool workers take the next index from one shared counter (one wake-up per
+    worker, not one task per item; the caller works instead of waiting). Exceptions propagate."""
+    if threads <= 1 or nitems <= 1:
+        for i in range(nitems):
+            run(i)
+        return
+    counter = itertools.count()  # next() on it is atomic under the GIL
+
+    def loop() -> None:
+        while (i := next(counter)) < nitems:
+            run(i)
+
+    workers = min(threads, nitems) - 1
+    pool = _pool(workers)
+    futures = [pool.submit(loop) for _ in range(workers)]
+    try:
+        loop()
+    finally:
+        for f in futures:
+            if not f.cancel():  # a worker that never started has nothing left to do
+                f.result()
+
+
 def _blocks(n: int, rng: RngLike, num_threads: Any, job: Callable[[np.random.Generator, int, int], None]) -> None:
-    """Run ``job(gen, start, stop)`` over fixed-size blocks of ``range(n)``, one stream per block."""
+    """Run ``job(gen, start, stop)`` over fixed-size blocks of ``range(n)``, one stream per block.
+
+    Block i's stream is child i of ``SeedSequence(entropy)`` (what ``spawn`` would give), made
+    inside the worker so that the seeding runs in parallel too.
+    """
     gen = as_generator(rng)
     threads = resolve_threads(num_threads)
     nblocks = max(1, math.ceil(n / BLOCK))
@@ -89,18 +119,12 @@ def _blocks(n: int, rng: RngLike, num_threads: Any, job: Callable[[np.random.Gen
         job(gen, 0, n)
         return
     entropy = int(gen.integers(0, 2**63 - 1, dtype=np.int64))
-    seeds = np.random.SeedSequence(entropy).spawn(nblocks)
 
     def run(i: int) -> None:
-        job(np.random.Generator(np.random.SFC64(seeds[i])), i * BLOCK, min(n, (i + 1) * BLOCK))
+        seed = np.random.SeedSequence(entropy, spawn_key=(i,))
+        job(np.random.Generator(np.random.SFC64(seed)), i * BLOCK, min(n, (i + 1) * BLOCK))
 
-    if threads == 1:
-        for i in range(nblocks):
-            run(i)
-        return
-    # consume the iterator so that exceptions propagate
-    for _ in _pool(min(threads, nblocks)).map(run, range(nblocks)):
-        pass
+    parallel(nblocks, threads, run)
 
 
 def _trunc_std(gen: np.random.Generator, out: np.ndarray, alpha: float, beta: float) -> None:
@@ -243,18 +267,16 @@ def fill_value(out: np.ndarray, value: complex, *, num_threads: Any = None) -> n
     >>> fill_value(np.empty(3, np.float32), 0.5).tolist()
     [0.5, 0.5, 0.5]
     """
-    n = out.size
     threads = resolve_threads(num_threads)
-    nblocks = math.ceil(n / _FILL_BLOCK)
-    if nblocks <= 1 or threads == 1:
+    nblocks = math.ceil(out.size / _FILL_BLOCK)
+    if nblocks <= 1:
         out.fill(value)
         return out
 
     def run(i: int) -> None:
         out[i * _FILL_BLOCK:(i + 1) * _FILL_BLOCK].fill(value)
 
-    for _ in _pool(min(threads, nblocks)).map(run, range(nblocks)):
-        pass
+    parallel(nblocks, threads, run)
     return out
 
 

@@ -19,7 +19,7 @@ from initlab._rng import RngLike, as_generator
 from initlab._validation import bad_value, check_int, check_number
 from initlab.init._dist import Site
 from initlab.init._out import deliver, direct, resolve_out, target
-from initlab.init._sampling import fill, fill_value, resolve_threads
+from initlab.init._sampling import fill, fill_value, parallel, resolve_threads
 
 __all__ = ["orthogonal", "eye", "dirac", "delta_orthogonal", "sparse", "zero", "orthogonal_matrix"]
 
@@ -86,8 +86,6 @@ def _form_q_blocked(v: np.ndarray, tau: np.ndarray, threads: int) -> np.ndarray:
     """
     from scipy.linalg import lapack
 
-    from initlab.init._sampling import _pool
-
     m, k = v.shape
     (ormqr,) = lapack.get_lapack_funcs(("unmqr" if v.dtype.kind == "c" else "ormqr",), (v,))
     q = np.zeros((m, k), dtype=v.dtype, order="F")
@@ -103,12 +101,7 @@ def _form_q_blocked(v: np.ndarray, tau: np.ndarray, threads: int) -> np.ndarray:
         q[:, c0:c1] = cq
 
     order = starts[::-1]  # the costly blocks (many reflectors) first, for balance
-    if threads <= 1:
-        for c0 in order:
-            job(c0)
-    else:
-        for _ in _pool(threads).map(job, order):
-            pass
+    parallel(len(order), threads, lambda i: job(order[i]))
     return q
 
 
@@ -157,8 +150,6 @@ def _form_q_gemm(v: np.ndarray, tau: np.ndarray, signs: np.ndarray, threads: int
     """
     from scipy.linalg import lapack
 
-    from initlab.init._sampling import _pool
-
     m, k = v.shape
     dt = v.dtype
     gemm = fns["s" if dt == np.float32 else "d"]
@@ -186,8 +177,12 @@ def _form_q_gemm(v: np.ndarray, tau: np.ndarray, signs: np.ndarray, threads: int
             raise RuntimeError(f"LAPACK trtri failed with info={info}")
         return vp, np.asfortranarray(tmat, dtype=dt)
 
-    pool = _pool(threads) if threads > 1 else None
-    panels = list(pool.map(prep, starts)) if pool is not None else [prep(c0) for c0 in starts]
+    panels: list[Any] = [None] * len(starts)
+
+    def prep_at(i: int) -> None:
+        panels[i] = prep(starts[i])
+
+    parallel(len(starts), threads, prep_at)
     for c0, (vp, tmat) in zip(reversed(starts), reversed(panels)):
         rows = m - c0
         b = vp.shape[1]
@@ -209,12 +204,7 @@ def _form_q_gemm(v: np.ndarray, tau: np.ndarray, signs: np.ndarray, threads: int
             gemm(_COL, _NOTRANS, _NOTRANS, rows, w, b, -1.0, vp.ctypes.data, rows, tw.ctypes.data, b, 1.0, cp, m)
 
         chunks = list(range(c0, k, _CHUNK))
-        if pool is None or len(chunks) == 1:
-            for j0 in chunks:
-                job(j0)
-        else:
-            for _ in pool.map(job, chunks):
-                pass
+        parallel(len(chunks), threads, lambda i, chunks=chunks, job=job: job(chunks[i]))
     return q
 
 
