@@ -259,6 +259,10 @@ def test_fill_bfloat16() -> None:
     ii.fill_(u, "uniform", rng=0, a=-b, b=b)
     assert float(u.float().max()) <= b and float(u.float().min()) >= -b
     assert float(u.float().max()) > 0.32  # the range is really used
+    # a constant that bfloat16 cannot hold rounds to nearest, as torch rounds it
+    k = torch.empty(3, 4, dtype=torch.bfloat16)
+    ii.fill_(k, "constant(value=0.1)")
+    assert torch.equal(k, torch.full((3, 4), 0.1, dtype=torch.float32).to(torch.bfloat16))
     # a strided bfloat16 view
     base = torch.zeros(10, 20, dtype=torch.bfloat16)
     ii.fill_(base[:, 1::2], "ones")
@@ -299,3 +303,21 @@ def test_orthogonal_blocked_path_is_thread_independent(dtype) -> None:
     for threads in (2, 4):
         out = _garbage((300, 600), dtype)
         assert _same_bits(ii.orthogonal((300, 600), rng=7, dtype=dtype, num_threads=threads, out=out), ref)
+
+
+def test_bfloat16_inner_bounds() -> None:
+    from initlab.init._fill import _bf16_inner
+
+    def bits(x: float) -> int:
+        return int(np.array([x], np.float32).view(np.uint32)[0])
+
+    rng = np.random.default_rng(0)
+    xs = list(rng.normal(size=200) * 10.0 ** rng.integers(-30, 30, size=200)) + [0.5, -0.5, 1 / 3, -1 / 3]
+    for x in xs:
+        x = float(x)
+        hi, lo = _bf16_inner(x, upper=True), _bf16_inner(x, upper=False)
+        assert bits(hi) & 0xFFFF == 0 and bits(lo) & 0xFFFF == 0  # bfloat16 values
+        assert lo >= x >= hi
+        # and the nearest such: one bfloat16 step beyond is on the other side of x
+        up = np.array([bits(hi) + (0x10000 if hi >= 0 else -0x10000)], np.uint32).view(np.float32)[0]
+        assert float(up) > x or hi == x

@@ -69,7 +69,9 @@ def _bfloat16(init: Initializer, shape: tuple[int, ...], kw: dict[str, Any], ove
         m = init.moments(shape, **site, **overrides)
         lo = _bf16_inner(m["low"], upper=False) if m["low"] is not None else None
         hi = _bf16_inner(m["high"], upper=True) if m["high"] is not None else None
-        if lo is not None or hi is not None:
+        if (lo is not None or hi is not None) and (lo is None or hi is None or lo <= hi):
+            # (no bfloat16 value lies inside [low, high] when lo > hi, a constant say: then
+            # rounding to nearest is the best there is)
             np.clip(w, lo, hi, out=w)
     return _bf16_bits(w)
 
