@@ -162,9 +162,9 @@ def test_bad_thread_counts() -> None:
 
 
 def test_float32_normal_radius_reaches_past_9_sigma() -> None:
-    # one raw 64-bit draw per pair: high 40 bits t -> radius uniform U = t·2^-40, low 24 bits ->
-    # angle; t < 2^32 (U < 2^-8) is redrawn as 2^-8·(1 - u53), so the maximum is
-    # sqrt(-2 ln 2^-61) = 9.19 sigma (a float32 uniform would stop at 5.8 sigma)
+    # one raw 64-bit draw per pair: high 40 bits -> radius uniform U = (2^40 - t)·2^-40, low 24
+    # bits -> angle; U <= 2^-8 is redrawn as 2^-8·(1 - u53), so the maximum is sqrt(-2 ln 2^-61)
+    # = 9.19 sigma (a float32 uniform would stop at 5.8 sigma)
     from initlab.init._sampling import _box_muller32
 
     class Bits:
@@ -183,21 +183,21 @@ def test_float32_normal_radius_reaches_past_9_sigma() -> None:
             self.calls += 1
             return np.full(size, 1.0 - 2.0**-53)  # the largest float64 uniform
 
-    g = Gen(((1 << 32) - 1) << 24)  # t = 2^32 - 1: U just below 2^-8, redrawn; angle bits 0
+        def integers(self, low, high, size, dtype, endpoint):  # 64-bit words of a non-numpy bit generator
+            assert (low, high, dtype, endpoint) == (0, 2**64 - 1, np.uint64, True)
+            return self.bit_generator.random_raw(size)
+
+    g = Gen(((1 << 40) - 1) << 24)  # t = 2^40 - 1: U = 2^-40 <= 2^-8, redrawn; angle bits 0
     v = np.empty(2, np.float32)
     _box_muller32(g, v)  # type: ignore[arg-type]
     assert g.calls == 1
     assert v[0] == pytest.approx(np.sqrt(-2 * np.log(2.0**-61)), rel=1e-6) and v[0] > 9.1
     assert v[1] == 0.0  # sin(0)
-    # at the threshold: U = 2^32·2^-40 = 2^-8 is kept (no redraw); angle 2^23·2pi/2^24 = pi
-    g = Gen(((1 << 32) << 24) | (1 << 23))
+    # just above the threshold: U = (2^32 + 1)·2^-40 is kept (no redraw); angle 2^23·2pi/2^24 = pi
+    g = Gen((((1 << 40) - (1 << 32) - 1) << 24) | (1 << 23))
     _box_muller32(g, v)  # type: ignore[arg-type]
     assert g.calls == 0
     assert v[0] == pytest.approx(-np.sqrt(-2 * np.log(2.0**-8)), rel=1e-6)
-    # the scale is applied to the radius (folded into the -2 factor for moderate scales)
-    g = Gen(((1 << 32) << 24) | (1 << 23))
-    _box_muller32(g, v, 0.02)  # type: ignore[arg-type]
-    assert v[0] == pytest.approx(-0.02 * np.sqrt(-2 * np.log(2.0**-8)), rel=1e-6)
 
 
 @pytest.mark.parametrize("sparsity", [0.4, 0.8])  # k = 2 of 5 rows, and k = 4 (the complement branch)

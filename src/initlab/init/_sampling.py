@@ -170,12 +170,20 @@ _RADIUS_BITS = 40  # the high 40 bits of each raw 64-bit draw give the radius un
 _ANGLE_MASK = np.uint64((1 << (64 - _RADIUS_BITS)) - 1)
 _SHIFT = np.uint64(64 - _RADIUS_BITS)
 _U_SCALE = np.float32(2.0**-_RADIUS_BITS)
-_U_FIX = 2.0**-8  # radius uniforms U < 2^-8 are redrawn from 53-bit uniforms (see _box_muller32)
-_RAW_FIX = np.uint64(1 << (64 - 8))  # raw < 2^56  <=>  t = raw >> 24 < 2^32  <=>  U = t·2^-40 < 2^-8
+_U_FIX = 2.0**-8  # radius uniforms U <= 2^-8 are redrawn from 53-bit uniforms (see _box_muller32)
+_S_FIX = (1 << _RADIUS_BITS) - (1 << (_RADIUS_BITS - 8))  # t >= _S_FIX  <=>  U = (2^40 - t)·2^-40 <= 2^-8
+_RAW_FIX = np.uint64(_S_FIX << (64 - _RADIUS_BITS))  # the same test on the raw draw: raw >= _RAW_FIX
 _ANGLE = np.float32(2.0 * math.pi * 2.0**-24)
-# scale is folded into the -2 factor (one pass fewer) when -2·scale²·ln U stays a normal float32:
-# |ln U| lies in [2^-24, 43] (U = 1 gives 0 exactly), so scale² in [1e-30, 1e36] is safe
-_FOLD_LO, _FOLD_HI = 1e-15, 1e18
+_RAW64 = (np.random.SFC64, np.random.PCG64, np.random.PCG64DXSM, np.random.Philox)
+
+
+def _raw64(g: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` uniform 64-bit words from ``g`` (a new array, free to overwrite): the bit
+    generator's raw output where that is 64 bits wide, else ``next_uint64`` through
+    ``integers`` (MT19937's raw output is 32 bits wide)."""
+    if isinstance(g.bit_generator, _RAW64):
+        return g.bit_generator.random_raw(size)
+    return g.integers(0, 2**64 - 1, size=size, dtype=np.uint64, endpoint=True)
 
 
 def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> None:
@@ -183,26 +191,28 @@ def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> 
 
     One raw 64-bit draw per pair of normals: its low 24 bits give the angle 2πV (V on the 2⁻²⁴
     grid, the law of NumPy's float32 uniform), its high 40 bits t give the radius uniform
-    U = t·2⁻⁴⁰, rounded to float32 (so the logarithm is taken in vectorised float32). Where
-    t < 2³², i.e. U < 2⁻⁸ (probability 2⁻⁸ exactly), U is replaced by 2⁻⁸·(1 − u) with a fresh
-    53-bit float64 uniform u, i.e. by a uniform on (0, 2⁻⁸]: the mixture is exactly uniform on
-    (0, 1), every kept grid value carries >= 8 bits beyond float32's 24 (so rounding to float32
+    U = (2⁴⁰ − t)·2⁻⁴⁰ ∈ (0, 1], rounded to float32 (so the logarithm is taken in vectorised
+    float32). Where U <= 2⁻⁸ (probability 2⁻⁸ exactly) U is replaced by 2⁻⁸·(1 − u) with a
+    fresh 53-bit float64 uniform u, i.e. by a uniform on (0, 2⁻⁸]: the mixture is exactly
+    uniform, every kept grid value carries >= 8 bits beyond float32's 24 (so rounding to float32
     is unbiased), and the smallest U is 2⁻⁶¹: the radius √(−2 ln U) reaches 9.2σ (a float32
     uniform, a multiple of 2⁻²⁴, could never give more than 5.8σ). cos and sin of the same angle
     give two independent normals. The raw draws release the GIL, so blocks fill in parallel;
-    one draw per pair instead of two halves the generator's share of the time. The radius is
-    scaled as √(−2·scale²·ln U) when that cannot leave float32's normal range, else as
-    scale·√(−2 ln U) (scale² would overflow float32 for scale >= ~1.8e19).
+    one draw per pair instead of two halves the generator's share of the time. The scale
+    multiplies the radius after the square root (scale² would overflow float32 for
+    scale >= ~1.8e19). Every pass writes into ``v`` or small per-thread scratch buffers.
     """
     n = v.size
     h = (n + 1) // 2
     ai, r32, th = _scratch(h)
-    raw = g.bit_generator.random_raw(h)
+    raw = _raw64(g, h)
     np.bitwise_and(raw, _ANGLE_MASK, out=ai, casting="unsafe")  # < 2^24: fits int32
     np.multiply(ai, _ANGLE, out=th, dtype=np.float32)
-    fix = np.flatnonzero(raw < _RAW_FIX)
+    fix = np.flatnonzero(raw >= _RAW_FIX)
+    t = raw.view(np.int64)
     np.right_shift(raw, _SHIFT, out=raw)
-    r32[...] = raw.view(np.int64)  # t < 2^40 rounded to float32 (a plain cast is the fastest pass)
+    np.subtract(1 << _RADIUS_BITS, t, out=t)  # 2^40 - t in [1, 2^40]
+    r32[...] = t  # rounded to float32 (a plain cast is the fastest pass)
     r32 *= _U_SCALE  # exact: a power of two
     if fix.size:
         u = g.random(fix.size)
@@ -210,14 +220,10 @@ def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> 
         u *= _U_FIX
         r32[fix] = u
     np.log(r32, out=r32)
-    if scale != 1.0 and _FOLD_LO <= scale <= _FOLD_HI:
-        r32 *= np.float32(-2.0 * scale * scale)
-        np.sqrt(r32, out=r32)
-    else:
-        r32 *= np.float32(-2.0)
-        np.sqrt(r32, out=r32)
-        if scale != 1.0:
-            r32 *= np.float32(scale)
+    r32 *= np.float32(-2.0)
+    np.sqrt(r32, out=r32)
+    if scale != 1.0:
+        r32 *= np.float32(scale)
     c = v[:h]
     np.cos(th, out=c)
     c *= r32
@@ -233,13 +239,16 @@ _SMALLEST_NORMAL32 = float(np.finfo(np.float32).tiny)
 
 
 def _uniform32(g: np.random.Generator, v: np.ndarray, loc: float, scale: float) -> None:
-    """Fill float32 ``v`` with loc + scale·U, U uniform on the 2⁻²⁴ grid of [0, 1) (the law of
-    NumPy's float32 ``Generator.random``: the top 24 bits of a 32-bit word times 2⁻²⁴).
+    """Fill float32 ``v`` with loc + scale·U, U uniform on the 2⁻²⁴ grid of [0, 1): exactly the
+    values of ``g.random(dtype=np.float32, out=v); v *= float32(scale); v += float32(loc)`` for a
+    fresh 64-bit bit generator ``g`` (a block's own stream), twice as fast.
 
-    The 32-bit words are the two halves of raw 64-bit draws (one generator call per pair), and
-    scale·U is one rounding: x·(float32(scale)·2⁻²⁴) equals float32(U·float32(scale)) exactly
-    (a power-of-two factor commutes with rounding) when float32(scale)·2⁻²⁴ is a normal number;
-    otherwise U is formed first and then multiplied.
+    NumPy's float32 uniform is the top 24 bits of a 32-bit word times 2⁻²⁴, and a 64-bit
+    generator's 32-bit words are the low then the high half of each 64-bit draw: so one raw
+    draw per pair of values gives the same words without a call per value. And scale·U is one
+    rounding: x·(float32(scale)·2⁻²⁴) equals float32(U·float32(scale)) exactly (a power-of-two
+    factor commutes with rounding) when float32(scale)·2⁻²⁴ is a normal number; otherwise U is
+    formed first and then multiplied, as NumPy would.
     """
     n = v.size
     raw = g.bit_generator.random_raw((n + 1) // 2)
@@ -340,7 +349,8 @@ def fill(
 
         def job(g: np.random.Generator, s: int, e: int) -> None:
             v = out[s:e]
-            if dt == np.float32:
+            if dt == np.float32 and e - s < n:  # a block's fresh SFC64 stream (the caller's own
+                # generator, for a one-block array, keeps NumPy's call and its 32-bit buffer)
                 _uniform32(g, v, loc, scale)
                 return
             g.random(dtype=dt, out=v)
