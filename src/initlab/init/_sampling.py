@@ -14,8 +14,9 @@ Distributions (all exact in distribution):
 * normal: float32 by Box–Muller, one raw 64-bit draw per pair (40-bit radius uniforms, the
   smallest 2⁻⁸ of them redrawn with 53 bits; 24-bit angles) and vectorized float32 sin/cos
   (:func:`_box_muller32`), float64 by NumPy's ziggurat;
-* uniform: float32 from the two 32-bit halves of raw 64-bit draws (:func:`_uniform32`, the law of
-  ``Generator.random(dtype=np.float32)``), float64 by ``Generator.random(out=...)``, mapped affinely;
+* uniform: ``Generator.random(dtype=..., out=...)`` mapped affinely; for the float32 blocks of a
+  large array the same values twice as fast from the two 32-bit halves of raw 64-bit draws
+  (:func:`_uniform32`);
 * truncated normal: when [α, β] holds at least half the mass (float32), Box–Muller normals with
   every value outside [α, β] replaced by an inverse-CDF draw (exact: the kept values follow the
   truncated law, so do the replacements); otherwise inverse CDF, z = Φ⁻¹(Φ(α) + U·(Φ(β) − Φ(α))) with float64 uniforms U and
