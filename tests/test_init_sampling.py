@@ -78,3 +78,25 @@ def test_threads_do_not_change_the_samples(monkeypatch) -> None:
     monkeypatch.setenv("INITLAB_NUM_THREADS", "2")
     b = ii.normal(shape, rng=5)
     assert np.array_equal(a, b) and math.isfinite(float(a.sum()))
+
+
+def test_float32_uniform_is_on_the_2_to_the_minus_24_grid() -> None:
+    # two 24-bit uniforms per raw 64-bit draw: U = k·2^-24, k < 2^24, as NumPy's float32 random
+    u = ii.uniform((400, 500), rng=3)  # several blocks
+    k = u.astype(np.float64) * 2.0**24
+    assert np.array_equal(k, np.floor(k)) and k.min() >= 0 and k.max() < 2**24
+    n = u.size  # mean 1/2 and variance 1/12 within 6 standard errors
+    assert abs(u.mean() - 0.5) < 6 * math.sqrt(1 / 12 / n)
+    assert abs(u.var() - 1 / 12) < 6 * math.sqrt(1 / 180 / n)
+    # the two halves of one draw are not the same number (nor trivially related)
+    assert abs(np.corrcoef(u.reshape(-1)[0:2000:2], u.reshape(-1)[1:2000:2])[0, 1]) < 0.15
+
+
+@pytest.mark.parametrize("bitgen", [np.random.PCG64, np.random.SFC64, np.random.Philox, np.random.MT19937])
+def test_every_bit_generator_gives_a_standard_normal(bitgen) -> None:
+    # MT19937's raw output is 32 bits wide: the float32 Box–Muller must not read it as 64 bits
+    # (it once gave all zeros); one block (the caller's generator) and several blocks
+    for shape in ((100, 100), (400, 500)):
+        w = ii.normal(shape, rng=np.random.Generator(bitgen(4))).astype(np.float64)
+        n = w.size  # mean 0, variance 1 within 6 standard errors (4th moment 3)
+        assert abs(w.mean()) < 6 / math.sqrt(n) and abs(w.var() - 1.0) < 6 * math.sqrt(2.0 / n)

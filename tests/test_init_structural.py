@@ -183,6 +183,10 @@ def test_float32_normal_radius_reaches_past_9_sigma() -> None:
             self.calls += 1
             return np.full(size, 1.0 - 2.0**-53)  # the largest float64 uniform
 
+        def integers(self, low, high, size, dtype, endpoint):  # 64-bit words of a non-numpy bit generator
+            assert (low, high, dtype, endpoint) == (0, 2**64 - 1, np.uint64, True)
+            return self.bit_generator.random_raw(size)
+
     g = Gen(((1 << 40) - 1) << 24)  # t = 2^40 - 1: U = 2^-40 <= 2^-8, redrawn; angle bits 0
     v = np.empty(2, np.float32)
     _box_muller32(g, v)  # type: ignore[arg-type]

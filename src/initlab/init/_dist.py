@@ -17,39 +17,14 @@ import numpy as np
 from initlab._rng import RngLike
 from initlab._validation import bad_value
 from initlab.init._fans import Axes, check_layout, check_shape, fans_of, resolve_axes
-from initlab.init._sampling import fill, inner_bound
+from initlab.init._out import COMPLEX_DTYPES, REAL_DTYPES, check_dtype, deliver, resolve_out, target
+from initlab.init._sampling import fill, fill_value, inner_bound
 
 __all__ = ["Dist", "Site", "check_dtype", "sample", "TRUNC_STD", "REAL_DTYPES", "COMPLEX_DTYPES"]
 
 #: std of N(0, 1) truncated to [-2, 2] = √(1 − 4φ(2)/(Φ(2) − Φ(−2))) (Keras/JAX's constant)
 TRUNC_STD = 0.87962566103423978
-REAL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-COMPLEX_DTYPES = (np.dtype(np.complex64), np.dtype(np.complex128))
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-def check_dtype(dtype: Any, *, complex_ok: bool, scheme: str) -> np.dtype:
-    """The numpy dtype for ``dtype`` (float16/32/64; complex64/128 where the scheme has a target)."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(
-            f"The 'dtype' argument must be one of float16, float32, float64, complex64, complex128; "
-            f"got {dtype!r}."
-        ) from None
-    if dt in REAL_DTYPES:
-        return dt
-    if dt in COMPLEX_DTYPES:
-        if not complex_ok:
-            raise TypeError(
-                f"The 'dtype' argument of {scheme!r} must be float16, float32 or float64: "
-                f"{scheme!r} has no defined complex target variance; got {dt.name}."
-            )
-        return dt
-    raise TypeError(
-        f"The 'dtype' argument must be one of float16, float32, float64"
-        f"{', complex64, complex128' if complex_ok else ''}; got {dt.name}."
-    )
 
 
 @dataclass(frozen=True)
@@ -185,53 +160,62 @@ def sample(
     num_threads: Any,
     complex_ok: bool,
     scheme: str,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Draw an array of ``site.shape`` from ``plan(site, params)``."""
-    dt = check_dtype(dtype, complex_ok=complex_ok, scheme=scheme)
+    """Draw an array of ``site.shape`` from ``plan(site, params)``; into ``out`` when given.
+
+    Every check runs before anything is written. The draw goes straight into ``out`` when it is
+    C-contiguous (only float16 needs a float32 scratch array, rounded into ``out`` once); a new
+    array is the same fill into freshly allocated memory, hence bitwise the same values.
+    """
+    dt = resolve_out(out, site.shape, dtype, complex_ok=complex_ok, scheme=scheme)
     if site.size == 0:
-        return np.empty(site.shape, dtype=dt)
+        return deliver(np.empty(site.shape, dtype=dt), out)
     d = plan(site, params)
     n = site.size
     if d.kind == "constant" or d.scale == 0.0:
-        return np.full(site.shape, d.loc, dtype=dt)
+        w = target(out, site.shape, dt)
+        fill_value(w.reshape(-1), d.loc, num_threads=num_threads)
+        return deliver(w, out)
     if not math.isfinite(d.scale):
         bad_value("shape", "a shape whose fans are positive", site.shape)
     _check_range(d, dt, scheme)
-    work = np.dtype(np.float32) if dt == np.float16 else dt
+    w = target(out, site.shape, dt)
+    flat = w.reshape(-1)  # a view: w is C-contiguous
     if dt.kind == "c":
         real = np.dtype(np.float32) if dt == np.complex64 else np.dtype(np.float64)
-        out = np.empty(n, dtype=dt)
-        flat = out.view(real)
+        pairs = flat.view(real)
         if d.kind == "uniform":
-            fill(flat, rng, "disk", scale=d.scale * math.sqrt(2.0 / 3.0), num_threads=num_threads)
+            fill(pairs, rng, "disk", scale=d.scale * math.sqrt(2.0 / 3.0), num_threads=num_threads)
         elif d.kind == "normal":
-            fill(flat, rng, "normal", scale=d.scale / math.sqrt(2.0), num_threads=num_threads)
+            fill(pairs, rng, "normal", scale=d.scale / math.sqrt(2.0), num_threads=num_threads)
         else:
-            fill(flat, rng, "truncnorm", scale=d.scale / math.sqrt(2.0), alpha=d.alpha, beta=d.beta,
+            fill(pairs, rng, "truncnorm", scale=d.scale / math.sqrt(2.0), alpha=d.alpha, beta=d.beta,
                  num_threads=num_threads)
         if d.loc != 0.0:
-            flat[0::2] += real.type(d.loc)
-        return out.reshape(site.shape)
+            pairs[0::2] += real.type(d.loc)
+        return deliver(w, out)
+    work = np.dtype(np.float32) if dt == np.float16 else dt
     if d.kind == "uniform" and abs(d.loc) + 2.0 * d.scale > float(np.finfo(work).max):
         # the bounds fit the dtype but the width b - a does not: sample in float64, round once
         work = np.dtype(np.float64)
-    out = np.empty(n, dtype=work)
+    buf = flat if work == dt else np.empty(n, dtype=work)
     if d.kind == "normal":
-        fill(out, rng, "normal", loc=d.loc, scale=d.scale, num_threads=num_threads)
+        fill(buf, rng, "normal", loc=d.loc, scale=d.scale, num_threads=num_threads)
     elif d.kind == "uniform":
-        fill(out, rng, "uniform", loc=d.loc - d.scale, scale=2.0 * d.scale, num_threads=num_threads)
+        fill(buf, rng, "uniform", loc=d.loc - d.scale, scale=2.0 * d.scale, num_threads=num_threads)
     else:
-        fill(out, rng, "truncnorm", loc=d.loc, scale=d.scale, alpha=d.alpha, beta=d.beta, num_threads=num_threads)
+        fill(buf, rng, "truncnorm", loc=d.loc, scale=d.scale, alpha=d.alpha, beta=d.beta, num_threads=num_threads)
     if work != dt:
-        out = out.astype(dt)
+        flat[...] = buf  # one rounding, as astype
         if d.kind == "truncnorm" and (math.isfinite(d.alpha) or math.isfinite(d.beta)):
             # rounding to the narrower dtype (float16) can step outside [low, high]: clip to the
             # dtype's values inside the bounds
             lo = inner_bound(d.loc + d.scale * d.alpha, dt, upper=False) if math.isfinite(d.alpha) else None
             hi = inner_bound(d.loc + d.scale * d.beta, dt, upper=True) if math.isfinite(d.beta) else None
-            np.clip(out, lo, hi, out=out)
+            np.clip(flat, lo, hi, out=flat)
         elif d.kind == "uniform":
             lo = inner_bound(d.loc - d.scale, dt, upper=False)
             hi = inner_bound(d.loc + d.scale, dt, upper=True)
-            np.clip(out, lo, hi, out=out)
-    return out.reshape(site.shape)
+            np.clip(flat, lo, hi, out=flat)
+    return deliver(w, out)

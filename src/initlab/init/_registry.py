@@ -195,8 +195,9 @@ def lookup(name: str) -> SchemeInfo:
 class Initializer:
     """A validated, callable initializer made from a spec (see :func:`get`).
 
-    ``init(shape, *, rng=None, dtype=np.float32, layout="torch", in_axis=None, out_axis=None,
-    transposed=False, num_threads=None, **overrides)`` draws an array; ``init.moments(shape)``
+    ``init(shape, *, rng=None, dtype=None, layout="torch", in_axis=None, out_axis=None,
+    transposed=False, num_threads=None, out=None, **overrides)`` draws an array (float32 unless
+    ``dtype`` says otherwise), or fills ``out`` in place and returns it; ``init.moments(shape)``
     gives the theoretical ``mean``, ``var`` (E|w − mean|² for complex), ``low`` and ``high``
     (None when unbounded) for that shape.
 
@@ -205,6 +206,9 @@ class Initializer:
     2.0
     >>> init((2, 3), rng=0).shape
     (2, 3)
+    >>> w = np.empty((2, 3), np.float32)
+    >>> init((2, 3), rng=0, out=w) is w and bool((w == init((2, 3), rng=0)).all())
+    True
     """
 
     __slots__ = ("spec", "info", "params")
@@ -219,12 +223,14 @@ class Initializer:
         """The canonical scheme name (an alias resolves to it)."""
         return self.info.name
 
-    def __call__(self, shape: Any, *, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+    def __call__(self, shape: Any, *, rng: RngLike = None, dtype: Any = None, layout: str = "torch",
                  in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-                 num_threads: int | None = None, **overrides: Any) -> np.ndarray:
+                 num_threads: int | None = None, out: np.ndarray | None = None, **overrides: Any) -> np.ndarray:
         kwargs = {**self.spec.kwargs, **overrides}
+        if overrides:
+            _checked(self.info, kwargs)  # an unknown parameter named as such, not a Python TypeError
         return self.info.fn(shape, rng=rng, dtype=dtype, layout=layout, in_axis=in_axis, out_axis=out_axis,
-                            transposed=transposed, num_threads=num_threads, **kwargs)
+                            transposed=transposed, num_threads=num_threads, out=out, **kwargs)
 
     def moments(self, shape: Any, layout: str = "torch", transposed: bool = False, *,
                 in_axis: int | None = None, out_axis: int | None = None, **overrides: Any) -> dict[str, Any]:

@@ -5,14 +5,18 @@ of threads). Each block gets its own stream, spawned from one :class:`numpy.rand
 that is derived from the caller's ``rng`` by a single draw; blocks are filled in a thread pool
 (NumPy's generators release the GIL). The result therefore depends only on the seed, never on
 ``num_threads`` (argument, else the environment variable ``INITLAB_NUM_THREADS``, else
-``os.cpu_count()``). An array of at most one block is drawn from ``rng`` itself.
+``os.cpu_count()``). An array of at most one block is drawn from ``rng`` itself. Every fill
+writes into the caller's array (no full-size temporary), so drawing into a new array and into an
+existing one (``out=``) give the same bits.
 
 Distributions (all exact in distribution):
 
 * normal: float32 by Box–Muller, one raw 64-bit draw per pair (40-bit radius uniforms, the
   smallest 2⁻⁸ of them redrawn with 53 bits; 24-bit angles) and vectorized float32 sin/cos
   (:func:`_box_muller32`), float64 by NumPy's ziggurat;
-* uniform: ``Generator.random(dtype=..., out=...)`` mapped affinely;
+* uniform: ``Generator.random(dtype=..., out=...)`` mapped affinely; for the float32 blocks of a
+  large array the same values twice as fast from the two 32-bit halves of raw 64-bit draws
+  (:func:`_uniform32`);
 * truncated normal: when [α, β] holds at least half the mass (float32), Box–Muller normals with
   every value outside [α, β] replaced by an inverse-CDF draw (exact: the kept values follow the
   truncated law, so do the replacements); otherwise inverse CDF, z = Φ⁻¹(Φ(α) + U·(Φ(β) − Φ(α))) with float64 uniforms U and
@@ -23,6 +27,7 @@ Distributions (all exact in distribution):
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -35,7 +40,7 @@ import numpy as np
 from initlab._rng import RngLike, as_generator
 from initlab._validation import check_int
 
-__all__ = ["BLOCK", "resolve_threads", "fill"]
+__all__ = ["BLOCK", "resolve_threads", "parallel", "fill", "fill_value"]
 
 BLOCK = 1 << 17  # elements per block; fixed so results never depend on the thread count (2^17: fewer
 # dispatches than 2^16, scratch still about L2-sized)
@@ -77,8 +82,37 @@ def _pool(n: int) -> ThreadPoolExecutor:
         return pool
 
 
+def parallel(nitems: int, threads: int, run: Callable[[int], None]) -> None:
+    """Run ``run(i)`` for every i in ``range(nitems)`` on ``threads`` threads: the caller and
+    ``threads - 1`` pool workers take the next index from one shared counter (one wake-up per
+    worker, not one task per item; the caller works instead of waiting). Exceptions propagate."""
+    if threads <= 1 or nitems <= 1:
+        for i in range(nitems):
+            run(i)
+        return
+    counter = itertools.count()  # next() on it is atomic under the GIL
+
+    def loop() -> None:
+        while (i := next(counter)) < nitems:
+            run(i)
+
+    workers = min(threads, nitems) - 1
+    pool = _pool(workers)
+    futures = [pool.submit(loop) for _ in range(workers)]
+    try:
+        loop()
+    finally:
+        for f in futures:
+            if not f.cancel():  # a worker that never started has nothing left to do
+                f.result()
+
+
 def _blocks(n: int, rng: RngLike, num_threads: Any, job: Callable[[np.random.Generator, int, int], None]) -> None:
-    """Run ``job(gen, start, stop)`` over fixed-size blocks of ``range(n)``, one stream per block."""
+    """Run ``job(gen, start, stop)`` over fixed-size blocks of ``range(n)``, one stream per block.
+
+    Block i's stream is child i of ``SeedSequence(entropy)`` (what ``spawn`` would give), made
+    inside the worker so that the seeding runs in parallel too.
+    """
     gen = as_generator(rng)
     threads = resolve_threads(num_threads)
     nblocks = max(1, math.ceil(n / BLOCK))
@@ -86,18 +120,12 @@ def _blocks(n: int, rng: RngLike, num_threads: Any, job: Callable[[np.random.Gen
         job(gen, 0, n)
         return
     entropy = int(gen.integers(0, 2**63 - 1, dtype=np.int64))
-    seeds = np.random.SeedSequence(entropy).spawn(nblocks)
 
     def run(i: int) -> None:
-        job(np.random.Generator(np.random.SFC64(seeds[i])), i * BLOCK, min(n, (i + 1) * BLOCK))
+        seed = np.random.SeedSequence(entropy, spawn_key=(i,))
+        job(np.random.Generator(np.random.SFC64(seed)), i * BLOCK, min(n, (i + 1) * BLOCK))
 
-    if threads == 1:
-        for i in range(nblocks):
-            run(i)
-        return
-    # consume the iterator so that exceptions propagate
-    for _ in _pool(min(threads, nblocks)).map(run, range(nblocks)):
-        pass
+    parallel(nblocks, threads, run)
 
 
 def _trunc_std(gen: np.random.Generator, out: np.ndarray, alpha: float, beta: float) -> None:
@@ -126,27 +154,37 @@ def _trunc_std(gen: np.random.Generator, out: np.ndarray, alpha: float, beta: fl
         np.negative(out, out=out)
 
 
-_TWO_PI32 = np.float32(2.0 * math.pi)
-
-
 _SCRATCH = threading.local()
 
 
-def _scratch(h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-thread int64, int32 and two float32 work buffers of at least ``h`` elements (reused,
-    so a block does not pay an mmap and page faults for its temporaries)."""
+def _scratch(h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-thread int32 and two float32 work buffers of at least ``h`` elements (reused, so a
+    block does not pay an mmap and page faults for its temporaries)."""
     bufs = getattr(_SCRATCH, "bufs", None)
     if bufs is None or bufs[0].size < h:
-        bufs = (np.empty(h, np.int64), np.empty(h, np.int32), np.empty(h, np.float32), np.empty(h, np.float32))
+        bufs = (np.empty(h, np.int32), np.empty(h, np.float32), np.empty(h, np.float32))
         _SCRATCH.bufs = bufs
-    return bufs[0][:h], bufs[1][:h], bufs[2][:h], bufs[3][:h]
+    return bufs[0][:h], bufs[1][:h], bufs[2][:h]
 
 
-_RADIUS_BITS = 40  # bits of each raw 64-bit draw that give the radius uniform; the other 24: the angle
+_RADIUS_BITS = 40  # the high 40 bits of each raw 64-bit draw give the radius uniform; the low 24: the angle
+_ANGLE_MASK = np.uint64((1 << (64 - _RADIUS_BITS)) - 1)
+_SHIFT = np.uint64(64 - _RADIUS_BITS)
 _U_SCALE = np.float32(2.0**-_RADIUS_BITS)
 _U_FIX = 2.0**-8  # radius uniforms U <= 2^-8 are redrawn from 53-bit uniforms (see _box_muller32)
-_S_FIX = (1 << _RADIUS_BITS) - (1 << (_RADIUS_BITS - 8))  # t >= _S_FIX  <=>  U = s·2^-40 <= 2^-8
+_S_FIX = (1 << _RADIUS_BITS) - (1 << (_RADIUS_BITS - 8))  # t >= _S_FIX  <=>  U = (2^40 - t)·2^-40 <= 2^-8
+_RAW_FIX = np.uint64(_S_FIX << (64 - _RADIUS_BITS))  # the same test on the raw draw: raw >= _RAW_FIX
 _ANGLE = np.float32(2.0 * math.pi * 2.0**-24)
+_RAW64 = (np.random.SFC64, np.random.PCG64, np.random.PCG64DXSM, np.random.Philox)
+
+
+def _raw64(g: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` uniform 64-bit words from ``g`` (a new array, free to overwrite): the bit
+    generator's raw output where that is 64 bits wide, else ``next_uint64`` through
+    ``integers`` (MT19937's raw output is 32 bits wide)."""
+    if isinstance(g.bit_generator, _RAW64):
+        return g.bit_generator.random_raw(size)
+    return g.integers(0, 2**64 - 1, size=size, dtype=np.uint64, endpoint=True)
 
 
 def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> None:
@@ -161,19 +199,22 @@ def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> 
     is unbiased), and the smallest U is 2⁻⁶¹: the radius √(−2 ln U) reaches 9.2σ (a float32
     uniform, a multiple of 2⁻²⁴, could never give more than 5.8σ). cos and sin of the same angle
     give two independent normals. The raw draws release the GIL, so blocks fill in parallel;
-    one draw per pair instead of two halves the generator's share of the time.
+    one draw per pair instead of two halves the generator's share of the time. The scale
+    multiplies the radius after the square root (scale² would overflow float32 for
+    scale >= ~1.8e19). Every pass writes into ``v`` or small per-thread scratch buffers.
     """
     n = v.size
     h = (n + 1) // 2
-    t, ai, r32, th = _scratch(h)
-    raw = g.bit_generator.random_raw(h)
-    ai[...] = raw  # low 32 bits (unsafe cast wraps)
-    np.bitwise_and(ai, 0xFFFFFF, out=ai)
+    ai, r32, th = _scratch(h)
+    raw = _raw64(g, h)
+    np.bitwise_and(raw, _ANGLE_MASK, out=ai, casting="unsafe")  # < 2^24: fits int32
     np.multiply(ai, _ANGLE, out=th, dtype=np.float32)
-    np.right_shift(raw, 64 - _RADIUS_BITS, out=t.view(np.uint64))
-    fix = np.flatnonzero(t >= _S_FIX)
-    np.subtract(1 << _RADIUS_BITS, t, out=t)
-    np.multiply(t, _U_SCALE, out=r32, dtype=np.float32)
+    fix = np.flatnonzero(raw >= _RAW_FIX)
+    t = raw.view(np.int64)
+    np.right_shift(raw, _SHIFT, out=raw)
+    np.subtract(1 << _RADIUS_BITS, t, out=t)  # 2^40 - t in [1, 2^40]
+    r32[...] = t  # rounded to float32 (a plain cast is the fastest pass)
+    r32 *= _U_SCALE  # exact: a power of two
     if fix.size:
         u = g.random(fix.size)
         np.subtract(1.0, u, out=u)
@@ -183,8 +224,6 @@ def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> 
     r32 *= np.float32(-2.0)
     np.sqrt(r32, out=r32)
     if scale != 1.0:
-        # scale after the square root: scale² would overflow float32 for scale >= ~1.8e19 (and
-        # underflow to 0 for scale <= ~1e-23)
         r32 *= np.float32(scale)
     c = v[:h]
     np.cos(th, out=c)
@@ -194,6 +233,61 @@ def _box_muller32(g: np.random.Generator, v: np.ndarray, scale: float = 1.0) -> 
         sn = v[h:]
         np.sin(th[:m], out=sn)
         sn *= r32[:m]
+
+
+_F24 = 2.0**-24
+_SMALLEST_NORMAL32 = float(np.finfo(np.float32).tiny)
+
+
+def _uniform32(g: np.random.Generator, v: np.ndarray, loc: float, scale: float) -> None:
+    """Fill float32 ``v`` with loc + scale·U, U uniform on the 2⁻²⁴ grid of [0, 1): exactly the
+    values of ``g.random(dtype=np.float32, out=v); v *= float32(scale); v += float32(loc)`` for a
+    fresh 64-bit bit generator ``g`` (a block's own stream), twice as fast.
+
+    NumPy's float32 uniform is the top 24 bits of a 32-bit word times 2⁻²⁴, and a 64-bit
+    generator's 32-bit words are the low then the high half of each 64-bit draw: so one raw
+    draw per pair of values gives the same words without a call per value. And scale·U is one
+    rounding: x·(float32(scale)·2⁻²⁴) equals float32(U·float32(scale)) exactly (a power-of-two
+    factor commutes with rounding) when float32(scale)·2⁻²⁴ is a normal number; otherwise U is
+    formed first and then multiplied, as NumPy would.
+    """
+    n = v.size
+    raw = g.bit_generator.random_raw((n + 1) // 2)
+    u = raw.view(np.uint32)[:n]
+    np.right_shift(u, np.uint32(8), out=u)
+    x = u.view(np.int32)  # < 2^24: exact in float32
+    s32 = float(np.float32(scale))
+    if s32 * _F24 >= _SMALLEST_NORMAL32:
+        np.multiply(x, np.float32(s32 * _F24), out=v, dtype=np.float32)
+    else:
+        np.multiply(x, np.float32(_F24), out=v, dtype=np.float32)
+        if scale != 1.0:
+            v *= np.float32(scale)
+    if loc != 0.0:
+        v += np.float32(loc)
+
+
+_FILL_BLOCK = 1 << 20  # elements per task of a constant fill (any size gives the same result)
+
+
+def fill_value(out: np.ndarray, value: complex, *, num_threads: Any = None) -> np.ndarray:
+    """Set every element of the 1-D array ``out`` to ``value`` (cast to its dtype), in parallel
+    blocks for large arrays (a fill is memory-bound; the result never depends on the threads).
+
+    >>> fill_value(np.empty(3, np.float32), 0.5).tolist()
+    [0.5, 0.5, 0.5]
+    """
+    threads = resolve_threads(num_threads)
+    nblocks = math.ceil(out.size / _FILL_BLOCK)
+    if nblocks <= 1:
+        out.fill(value)
+        return out
+
+    def run(i: int) -> None:
+        out[i * _FILL_BLOCK:(i + 1) * _FILL_BLOCK].fill(value)
+
+    parallel(nblocks, threads, run)
+    return out
 
 
 def inner_bound(bound: float, dt: Any, *, upper: bool) -> np.ndarray:
@@ -256,6 +350,10 @@ def fill(
 
         def job(g: np.random.Generator, s: int, e: int) -> None:
             v = out[s:e]
+            if dt == np.float32 and e - s < n:  # a block's fresh SFC64 stream (the caller's own
+                # generator, for a one-block array, keeps NumPy's call and its 32-bit buffer)
+                _uniform32(g, v, loc, scale)
+                return
             g.random(dtype=dt, out=v)
             if scale != 1.0:
                 v *= dt.type(scale)

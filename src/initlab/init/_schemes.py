@@ -9,7 +9,9 @@ plain assignments (``glorot_uniform = xavier_uniform``, ``he_normal = kaiming_no
 Every scheme takes ``shape`` and the keyword arguments ``rng`` (int seed or Generator; no global
 state), ``dtype`` (float16/32/64, and complex64/128 where E|w|² has a defined target),
 ``layout`` ("torch" ``[out, in, *k]``, "keras"/"jax" ``[*k, in, out]``), ``in_axis``/``out_axis``,
-``transposed`` and ``num_threads`` (never changes the result).
+``transposed``, ``num_threads`` (never changes the result) and ``out``: an existing writeable NumPy
+array of ``shape`` to fill in place and return, with the same bits as the call without it
+(``dtype`` then defaults to ``out``'s dtype; see :mod:`initlab.init._out`).
 """
 
 from __future__ import annotations
@@ -196,50 +198,53 @@ def _plan_bias(site: Site, p: dict[str, Any]) -> Dist:
 
 # -------------------------------------------------------------------------- public functions
 def _run(plan: Any, p: dict[str, Any], shape: Shape, rng: RngLike, dtype: Any, layout: Any, in_axis: Any,
-         out_axis: Any, transposed: Any, num_threads: Any, complex_ok: bool, scheme: str) -> np.ndarray:
+         out_axis: Any, transposed: Any, num_threads: Any, complex_ok: bool, scheme: str,
+         out: np.ndarray | None) -> np.ndarray:
     site = Site.make(shape, layout, in_axis, out_axis, transposed)
-    return sample(plan, p, site, rng=rng, dtype=dtype, num_threads=num_threads, complex_ok=complex_ok, scheme=scheme)
+    return sample(plan, p, site, rng=rng, dtype=dtype, num_threads=num_threads, complex_ok=complex_ok, scheme=scheme,
+                  out=out)
 
 
-def constant(shape: Shape, *, value: float = 0.0, rng: RngLike = None, dtype: Any = np.float32,
+def constant(shape: Shape, *, value: float = 0.0, rng: RngLike = None, dtype: Any = None,
              layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
-             transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+             transposed: bool = False, num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Every entry equal to ``value`` (torch ``constant_``, Keras ``Constant``).
 
     >>> constant((2, 2), value=0.5).tolist()
     [[0.5, 0.5], [0.5, 0.5]]
     """
     return _run(_plan_constant, _check_constant(value), shape, rng, dtype, layout, in_axis, out_axis,
-                transposed, num_threads, True, "constant")
+                transposed, num_threads, True, "constant", out)
 
 
-def zeros(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+def zeros(shape: Shape, *, rng: RngLike = None, dtype: Any = None, layout: str = "torch",
           in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-          num_threads: int | None = None) -> np.ndarray:
+          num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """All zeros (torch ``zeros_``).
 
     >>> zeros((2,)).tolist()
     [0.0, 0.0]
     """
     return _run(_plan_constant, {"value": 0.0}, shape, rng, dtype, layout, in_axis, out_axis,
-                transposed, num_threads, True, "zeros")
+                transposed, num_threads, True, "zeros", out)
 
 
-def ones(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+def ones(shape: Shape, *, rng: RngLike = None, dtype: Any = None, layout: str = "torch",
          in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-         num_threads: int | None = None) -> np.ndarray:
+         num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """All ones (torch ``ones_``).
 
     >>> ones((1, 2)).tolist()
     [[1.0, 1.0]]
     """
     return _run(_plan_constant, {"value": 1.0}, shape, rng, dtype, layout, in_axis, out_axis,
-                transposed, num_threads, True, "ones")
+                transposed, num_threads, True, "ones", out)
 
 
 def normal(shape: Shape, *, mean: float = 0.0, std: float = 1.0, rng: RngLike = None,
-           dtype: Any = np.float32, layout: str = "torch", in_axis: int | None = None,
-           out_axis: int | None = None, transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+           dtype: Any = None, layout: str = "torch", in_axis: int | None = None,
+           out_axis: int | None = None, transposed: bool = False, num_threads: int | None = None,
+           out: np.ndarray | None = None) -> np.ndarray:
     """w ~ N(mean, std²), untruncated (torch ``normal_``). Complex: E|w − mean|² = std².
 
     >>> w = normal((300, 500), std=0.5, rng=0)
@@ -247,12 +252,12 @@ def normal(shape: Shape, *, mean: float = 0.0, std: float = 1.0, rng: RngLike = 
     True
     """
     return _run(_plan_normal, _check_normal(mean, std), shape, rng, dtype, layout, in_axis, out_axis,
-                transposed, num_threads, True, "normal")
+                transposed, num_threads, True, "normal", out)
 
 
-def uniform(shape: Shape, *, a: float = 0.0, b: float = 1.0, rng: RngLike = None, dtype: Any = np.float32,
+def uniform(shape: Shape, *, a: float = 0.0, b: float = 1.0, rng: RngLike = None, dtype: Any = None,
             layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
-            transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+            transposed: bool = False, num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """w ~ U(a, b) (torch ``uniform_``); mean (a+b)/2, variance (b−a)²/12. Real dtypes only.
 
     >>> w = uniform((300, 500), rng=0)
@@ -260,13 +265,13 @@ def uniform(shape: Shape, *, a: float = 0.0, b: float = 1.0, rng: RngLike = None
     True
     """
     return _run(_plan_uniform, _check_uniform(a, b), shape, rng, dtype, layout, in_axis, out_axis,
-                transposed, num_threads, False, "uniform")
+                transposed, num_threads, False, "uniform", out)
 
 
 def trunc_normal(shape: Shape, *, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
-                 rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+                 rng: RngLike = None, dtype: Any = None, layout: str = "torch",
                  in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-                 num_threads: int | None = None) -> np.ndarray:
+                 num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """N(mean, std²) conditioned on [a, b], torch semantics (``trunc_normal_``).
 
     ``a`` and ``b`` are ABSOLUTE bounds and ``std`` is the parent normal's std (so
@@ -279,13 +284,14 @@ def trunc_normal(shape: Shape, *, mean: float = 0.0, std: float = 1.0, a: float 
     True
     """
     return _run(_plan_trunc_normal, _check_trunc_normal(mean, std, a, b), shape, rng, dtype, layout, in_axis,
-                out_axis, transposed, num_threads, False, "trunc_normal")
+                out_axis, transposed, num_threads, False, "trunc_normal", out)
 
 
 def variance_scaling(shape: Shape, *, scale: float = 1.0, mode: str = "fan_in",
-                     distribution: str = "truncated_normal", rng: RngLike = None, dtype: Any = np.float32,
+                     distribution: str = "truncated_normal", rng: RngLike = None, dtype: Any = None,
                      layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
-                     transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+                     transposed: bool = False, num_threads: int | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
     """The general variance-scaling initializer: Var(w) = scale / n.
 
     n = fan_in | fan_out | (fan_in + fan_out)/2 (``fan_avg``) | √(fan_in·fan_out)
@@ -301,12 +307,13 @@ def variance_scaling(shape: Shape, *, scale: float = 1.0, mode: str = "fan_in",
     2.0
     """
     return _run(_plan_vs, _check_vs(scale, mode, distribution), shape, rng, dtype, layout, in_axis, out_axis,
-                transposed, num_threads, True, "variance_scaling")
+                transposed, num_threads, True, "variance_scaling", out)
 
 
-def xavier_uniform(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = np.float32,
+def xavier_uniform(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = None,
                    layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
-                   transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+                   transposed: bool = False, num_threads: int | None = None,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """U(−b, b), b = gain·√(6/(fan_in + fan_out)) (torch ``xavier_uniform_``).
 
     Glorot & Bengio, "Understanding the difficulty of training deep feedforward neural
@@ -317,12 +324,13 @@ def xavier_uniform(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtyp
     True
     """
     return _run(_plan_xavier("uniform"), _check_gain(gain), shape, rng, dtype, layout, in_axis, out_axis,
-                transposed, num_threads, True, "xavier_uniform")
+                transposed, num_threads, True, "xavier_uniform", out)
 
 
-def xavier_normal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = np.float32,
+def xavier_normal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = None,
                   layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
-                  transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+                  transposed: bool = False, num_threads: int | None = None,
+                  out: np.ndarray | None = None) -> np.ndarray:
     """N(0, σ²), σ = gain·√(2/(fan_in + fan_out)), untruncated (torch ``xavier_normal_``).
 
     Glorot & Bengio, 2010. Alias ``glorot_normal`` (NOT Keras's truncated GlorotNormal: that is
@@ -333,12 +341,13 @@ def xavier_normal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype
     1.0
     """
     return _run(_plan_xavier("normal"), _check_gain(gain), shape, rng, dtype, layout, in_axis, out_axis,
-                transposed, num_threads, True, "xavier_normal")
+                transposed, num_threads, True, "xavier_normal", out)
 
 
-def glorot_truncated_normal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = np.float32,
+def glorot_truncated_normal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = None,
                             layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
-                            transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+                            transposed: bool = False, num_threads: int | None = None,
+                            out: np.ndarray | None = None) -> np.ndarray:
     """Keras/JAX ``glorot_normal``: truncated normal (±2σ), Var(w) = gain²·2/(fan_in + fan_out).
 
     Glorot & Bengio, 2010. Equals ``variance_scaling(scale=gain², mode="fan_avg",
@@ -349,13 +358,13 @@ def glorot_truncated_normal(shape: Shape, *, gain: float = 1.0, rng: RngLike = N
     True
     """
     return _run(_plan_xavier("truncated_normal"), _check_gain(gain), shape, rng, dtype, layout, in_axis,
-                out_axis, transposed, num_threads, True, "glorot_truncated_normal")
+                out_axis, transposed, num_threads, True, "glorot_truncated_normal", out)
 
 
 def kaiming_uniform(shape: Shape, *, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+                    rng: RngLike = None, dtype: Any = None, layout: str = "torch",
                     in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-                    num_threads: int | None = None) -> np.ndarray:
+                    num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """U(−b, b), b = gain·√(3/fan), gain = calculate_gain(nonlinearity, a) (torch ``kaiming_uniform_``).
 
     fan = fan_in or fan_out by ``mode`` (case-insensitive, as torch). He et al., "Delving Deep
@@ -367,13 +376,13 @@ def kaiming_uniform(shape: Shape, *, a: float = 0.0, mode: str = "fan_in", nonli
     True
     """
     return _run(_plan_kaiming("uniform"), _check_kaiming(a, mode, nonlinearity), shape, rng, dtype, layout,
-                in_axis, out_axis, transposed, num_threads, True, "kaiming_uniform")
+                in_axis, out_axis, transposed, num_threads, True, "kaiming_uniform", out)
 
 
 def kaiming_normal(shape: Shape, *, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                   rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+                   rng: RngLike = None, dtype: Any = None, layout: str = "torch",
                    in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-                   num_threads: int | None = None) -> np.ndarray:
+                   num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """N(0, σ²), σ = gain/√fan, untruncated (torch ``kaiming_normal_``).
 
     He et al., 2015. Alias ``he_normal`` (NOT Keras/JAX's truncated he_normal: that is
@@ -384,13 +393,13 @@ def kaiming_normal(shape: Shape, *, a: float = 0.0, mode: str = "fan_in", nonlin
     1.0
     """
     return _run(_plan_kaiming("normal"), _check_kaiming(a, mode, nonlinearity), shape, rng, dtype, layout,
-                in_axis, out_axis, transposed, num_threads, True, "kaiming_normal")
+                in_axis, out_axis, transposed, num_threads, True, "kaiming_normal", out)
 
 
 def he_truncated_normal(shape: Shape, *, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                        rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+                        rng: RngLike = None, dtype: Any = None, layout: str = "torch",
                         in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-                        num_threads: int | None = None) -> np.ndarray:
+                        num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Keras/JAX ``he_normal``: truncated normal (±2σ) with Var(w) = gain²/fan (default 2/fan_in).
 
     He et al., 2015. Defaults equal ``variance_scaling(scale=2, mode="fan_in",
@@ -401,12 +410,12 @@ def he_truncated_normal(shape: Shape, *, a: float = 0.0, mode: str = "fan_in", n
     2.0
     """
     return _run(_plan_kaiming("truncated_normal"), _check_kaiming(a, mode, nonlinearity), shape, rng, dtype,
-                layout, in_axis, out_axis, transposed, num_threads, True, "he_truncated_normal")
+                layout, in_axis, out_axis, transposed, num_threads, True, "he_truncated_normal", out)
 
 
-def lecun_uniform(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+def lecun_uniform(shape: Shape, *, rng: RngLike = None, dtype: Any = None, layout: str = "torch",
                   in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-                  num_threads: int | None = None) -> np.ndarray:
+                  num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """U(−b, b), b = √(3/fan_in), Var = 1/fan_in.
 
     LeCun, Bottou, Orr & Müller, "Efficient BackProp", 1998.
@@ -416,12 +425,12 @@ def lecun_uniform(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32,
     True
     """
     return _run(_plan_lecun("uniform"), {}, shape, rng, dtype, layout, in_axis, out_axis, transposed,
-                num_threads, True, "lecun_uniform")
+                num_threads, True, "lecun_uniform", out)
 
 
-def lecun_normal(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+def lecun_normal(shape: Shape, *, rng: RngLike = None, dtype: Any = None, layout: str = "torch",
                  in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-                 num_threads: int | None = None) -> np.ndarray:
+                 num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """N(0, 1/fan_in), untruncated (Keras/JAX ``lecun_normal`` is truncated: see
     :func:`lecun_truncated_normal`). LeCun et al., "Efficient BackProp", 1998; used by SELU
     (Klambauer et al., "Self-Normalizing Neural Networks", 2017).
@@ -431,12 +440,13 @@ def lecun_normal(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32, 
     1.0
     """
     return _run(_plan_lecun("normal"), {}, shape, rng, dtype, layout, in_axis, out_axis, transposed,
-                num_threads, True, "lecun_normal")
+                num_threads, True, "lecun_normal", out)
 
 
-def lecun_truncated_normal(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32,
+def lecun_truncated_normal(shape: Shape, *, rng: RngLike = None, dtype: Any = None,
                            layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
-                           transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+                           transposed: bool = False, num_threads: int | None = None,
+                           out: np.ndarray | None = None) -> np.ndarray:
     """Keras/JAX ``lecun_normal``: truncated normal (±2σ), Var(w) = 1/fan_in exactly.
 
     >>> w = lecun_truncated_normal((300, 500), rng=0)
@@ -444,12 +454,12 @@ def lecun_truncated_normal(shape: Shape, *, rng: RngLike = None, dtype: Any = np
     1.0
     """
     return _run(_plan_lecun("truncated_normal"), {}, shape, rng, dtype, layout, in_axis, out_axis, transposed,
-                num_threads, True, "lecun_truncated_normal")
+                num_threads, True, "lecun_truncated_normal", out)
 
 
-def torch_default(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+def torch_default(shape: Shape, *, rng: RngLike = None, dtype: Any = None, layout: str = "torch",
                   in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-                  num_threads: int | None = None) -> np.ndarray:
+                  num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """What nn.Linear / nn.ConvNd do to their weight: ``kaiming_uniform_(a=√5)``.
 
     gain = √(2/(1+5)) = 1/√3, so b = 1/√fan_in and Var(w) = 1/(3·fan_in) (pytorch#15314,
@@ -460,12 +470,13 @@ def torch_default(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32,
     True
     """
     return _run(_plan_torch_default, {}, shape, rng, dtype, layout, in_axis, out_axis, transposed,
-                num_threads, True, "torch_default")
+                num_threads, True, "torch_default", out)
 
 
-def torch_default_bias(shape: Shape, *, fan_in: int | None = None, rng: RngLike = None, dtype: Any = np.float32,
+def torch_default_bias(shape: Shape, *, fan_in: int | None = None, rng: RngLike = None, dtype: Any = None,
                        layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
-                       transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+                       transposed: bool = False, num_threads: int | None = None,
+                       out: np.ndarray | None = None) -> np.ndarray:
     """What nn.Linear / nn.ConvNd do to their bias: U(−1/√fan_in, 1/√fan_in) (0 if fan_in = 0).
 
     ``fan_in`` is the layer's fan in (the bias shape alone does not know it).
@@ -475,7 +486,7 @@ def torch_default_bias(shape: Shape, *, fan_in: int | None = None, rng: RngLike 
     True
     """
     return _run(_plan_bias, _check_bias(fan_in), shape, rng, dtype, layout, in_axis, out_axis, transposed,
-                num_threads, True, "torch_default_bias")
+                num_threads, True, "torch_default_bias", out)
 
 
 # aliases by assignment

@@ -17,8 +17,9 @@ import numpy as np
 
 from initlab._rng import RngLike, as_generator
 from initlab._validation import bad_value, check_int, check_number
-from initlab.init._dist import Site, check_dtype
-from initlab.init._sampling import fill, resolve_threads
+from initlab.init._dist import Site
+from initlab.init._out import deliver, direct, resolve_out, target
+from initlab.init._sampling import fill, fill_value, parallel, resolve_threads
 
 __all__ = ["orthogonal", "eye", "dirac", "delta_orthogonal", "sparse", "zero", "orthogonal_matrix"]
 
@@ -85,8 +86,6 @@ def _form_q_blocked(v: np.ndarray, tau: np.ndarray, threads: int) -> np.ndarray:
     """
     from scipy.linalg import lapack
 
-    from initlab.init._sampling import _pool
-
     m, k = v.shape
     (ormqr,) = lapack.get_lapack_funcs(("unmqr" if v.dtype.kind == "c" else "ormqr",), (v,))
     q = np.zeros((m, k), dtype=v.dtype, order="F")
@@ -102,12 +101,7 @@ def _form_q_blocked(v: np.ndarray, tau: np.ndarray, threads: int) -> np.ndarray:
         q[:, c0:c1] = cq
 
     order = starts[::-1]  # the costly blocks (many reflectors) first, for balance
-    if threads <= 1:
-        for c0 in order:
-            job(c0)
-    else:
-        for _ in _pool(threads).map(job, order):
-            pass
+    parallel(len(order), threads, lambda i: job(order[i]))
     return q
 
 
@@ -156,8 +150,6 @@ def _form_q_gemm(v: np.ndarray, tau: np.ndarray, signs: np.ndarray, threads: int
     """
     from scipy.linalg import lapack
 
-    from initlab.init._sampling import _pool
-
     m, k = v.shape
     dt = v.dtype
     gemm = fns["s" if dt == np.float32 else "d"]
@@ -185,8 +177,12 @@ def _form_q_gemm(v: np.ndarray, tau: np.ndarray, signs: np.ndarray, threads: int
             raise RuntimeError(f"LAPACK trtri failed with info={info}")
         return vp, np.asfortranarray(tmat, dtype=dt)
 
-    pool = _pool(threads) if threads > 1 else None
-    panels = list(pool.map(prep, starts)) if pool is not None else [prep(c0) for c0 in starts]
+    panels: list[Any] = [None] * len(starts)
+
+    def prep_at(i: int) -> None:
+        panels[i] = prep(starts[i])
+
+    parallel(len(starts), threads, prep_at)
     for c0, (vp, tmat) in zip(reversed(starts), reversed(panels)):
         rows = m - c0
         b = vp.shape[1]
@@ -208,12 +204,7 @@ def _form_q_gemm(v: np.ndarray, tau: np.ndarray, signs: np.ndarray, threads: int
             gemm(_COL, _NOTRANS, _NOTRANS, rows, w, b, -1.0, vp.ctypes.data, rows, tw.ctypes.data, b, 1.0, cp, m)
 
         chunks = list(range(c0, k, _CHUNK))
-        if pool is None or len(chunks) == 1:
-            for j0 in chunks:
-                job(j0)
-        else:
-            for _ in pool.map(job, chunks):
-                pass
+        parallel(len(chunks), threads, lambda i, chunks=chunks, job=job: job(chunks[i]))
     return q
 
 
@@ -248,22 +239,23 @@ def orthogonal_matrix(rows: int, cols: int, gen: np.random.Generator, dtype: np.
     tau = ((beta - alpha) / beta).astype(work)
     a *= (1.0 / (alpha - beta)).astype(work)[None, :]
     threads = resolve_threads(num_threads)
-    # OpenBLAS's own threads cost more than they bring on <= 2 cores (measured on a 2-core VM:
-    # orgqr 2048² took 0.25–8 s with 2 threads, a steady 0.26 s with 1), so each LAPACK call is
-    # single-threaded there and initlab's threads split the work instead.
+    # Every LAPACK/BLAS call is single-threaded and initlab's threads split the work in blocks of
+    # fixed size instead: OpenBLAS's own threads change the rounding (so the result would depend
+    # on num_threads; seen for complex orgqr with 3 threads) and cost more than they bring on
+    # <= 2 cores (measured on a 2-core VM: orgqr 2048² took 0.25–8 s with 2 threads, 0.26 s with 1).
     fns = _cblas() if work.kind == "f" and small > _Q_BLOCK else None
     if fns is not None:
         with _lapack_threads(1):
             q = _form_q_gemm(a, tau, np.sign(beta).astype(real), threads, fns)
         return q.T if rows <= cols else q
-    with _lapack_threads(threads if threads > 2 else 1):
+    with _lapack_threads(1):
         if small <= _Q_BLOCK:
             (orgqr,) = lapack.get_lapack_funcs(("ungqr" if work.kind == "c" else "orgqr",), (a,))
             q, _, info = orgqr(a, tau, lwork=64 * max(small, 1), overwrite_a=1)
             if info != 0:  # pragma: no cover - LAPACK argument error
                 raise RuntimeError(f"LAPACK orgqr failed with info={info}")
         else:
-            q = _form_q_blocked(a, tau, threads if threads <= 2 else 1)
+            q = _form_q_blocked(a, tau, threads)
     q *= np.sign(beta).astype(real)[None, :]
     if rows <= cols:
         # Q is F-ordered, so Qᵀ is C-ordered: no copy. For a square matrix Qᵀ is Haar too (the
@@ -295,17 +287,39 @@ def _canonical(site: Site) -> tuple[tuple[int, ...], list[int]]:
     return tuple(site.shape[p] for p in perm), perm
 
 
-def _from_canonical(w: np.ndarray, perm: list[int]) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(w, np.argsort(perm)))
+def _in_place(perm: list[int], out: np.ndarray | None) -> bool:
+    """True when the canonical array can be ``out`` itself (no axis permutation, C-contiguous)."""
+    return direct(out) and perm == sorted(perm)
+
+
+def _zeros(cshape: tuple[int, ...], perm: list[int], dt: np.dtype, out: np.ndarray | None, num_threads: Any) -> np.ndarray:
+    """A zero canonical array: ``out`` itself, zeroed in parallel blocks, when it can be written in
+    place; else new (``np.zeros``)."""
+    if out is not None and _in_place(perm, out):
+        fill_value(out.reshape(-1), 0, num_threads=num_threads)
+        return out
+    return np.zeros(cshape, dtype=dt)
+
+
+def _finish(w: np.ndarray, perm: list[int], dt: np.dtype, out: np.ndarray | None) -> np.ndarray:
+    """The canonical ``w`` in the caller's layout and dtype: a new C-ordered array, or ``out``
+    (``w`` copied in, cast as ``astype`` casts, unless ``w`` already is ``out``)."""
+    if out is not None and w is out:
+        return out
+    view = np.transpose(w, np.argsort(perm))
+    if out is None:
+        return np.ascontiguousarray(view).astype(dt, copy=False)
+    np.copyto(out, view, casting="same_kind")
+    return out
 
 
 def _check_gain(gain: Any = 1.0) -> dict[str, Any]:
     return {"gain": check_number("gain", gain, low=0.0)}
 
 
-def orthogonal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = np.float32,
+def orthogonal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = None,
                layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
-               transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+               transposed: bool = False, num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """A (semi-)orthogonal matrix times ``gain`` (torch ``orthogonal_``).
 
     The out axis becomes the rows and every other axis is flattened into the columns (torch:
@@ -320,20 +334,19 @@ def orthogonal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: A
     """
     p = _check_gain(gain)
     site = Site.make(shape, layout, in_axis, out_axis, transposed)
-    dt = check_dtype(dtype, complex_ok=True, scheme="orthogonal")
+    dt = resolve_out(out, site.shape, dtype, complex_ok=True, scheme="orthogonal")
     if len(site.shape) < 2:
         bad_value("shape", "a shape with 2 or more dimensions (only tensors with 2 or more dimensions are supported)",
                   site.shape)
     if site.size == 0:
-        return np.empty(site.shape, dtype=dt)
+        return deliver(np.empty(site.shape, dtype=dt), out)
     cshape, perm = _canonical(site)
     rows = cshape[0]
     cols = site.size // rows
     q = orthogonal_matrix(rows, cols, as_generator(rng), dt, num_threads)
     if p["gain"] != 1.0:
         q *= q.real.dtype.type(p["gain"])
-    w = q.reshape(cshape)
-    return _from_canonical(w, perm).astype(dt, copy=False)
+    return _finish(q.reshape(cshape), perm, dt, out)
 
 
 def _moments_orthogonal(site: Site, p: dict[str, Any]) -> dict[str, Any]:
@@ -347,9 +360,9 @@ def _moments_orthogonal(site: Site, p: dict[str, Any]) -> dict[str, Any]:
     return {"mean": 0.0, "var": g * g * min(rows, cols) / (rows * cols), "low": -g, "high": g}
 
 
-def eye(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+def eye(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = None, layout: str = "torch",
         in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-        num_threads: int | None = None) -> np.ndarray:
+        num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """The (rectangular) identity times ``gain``, 2-D only (torch ``eye_``, Keras ``Identity``).
 
     Preserves the inputs in linear layers, as many as possible.
@@ -359,12 +372,16 @@ def eye(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = np
     """
     p = _check_gain(gain)
     site = Site.make(shape, layout, in_axis, out_axis, transposed)
-    dt = check_dtype(dtype, complex_ok=True, scheme="eye")
+    dt = resolve_out(out, site.shape, dtype, complex_ok=True, scheme="eye")
     if len(site.shape) != 2:
         bad_value("shape", "a 2-D shape (only tensors with 2 dimensions are supported)", site.shape)
-    w = np.zeros(site.shape, dtype=dt)
+    if out is None:
+        w = np.zeros(site.shape, dtype=dt)
+    else:
+        w = target(out, site.shape, dt)
+        fill_value(w.reshape(-1), 0, num_threads=num_threads)
     np.fill_diagonal(w, p["gain"])
-    return w
+    return deliver(w, out)
 
 
 def _check_conv_ndim(site: Site, name: str) -> None:
@@ -377,9 +394,9 @@ def _check_dirac(groups: Any = 1) -> dict[str, Any]:
     return {"groups": check_int("groups", groups, low=1)}
 
 
-def dirac(shape: Shape, *, groups: int = 1, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+def dirac(shape: Shape, *, groups: int = 1, rng: RngLike = None, dtype: Any = None, layout: str = "torch",
           in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-          num_threads: int | None = None) -> np.ndarray:
+          num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """The Dirac delta kernel (torch ``dirac_``): a convolution that passes its inputs through.
 
     For each of ``groups`` groups, channel d of the group's outputs gets a 1 at input d, at the
@@ -393,13 +410,13 @@ def dirac(shape: Shape, *, groups: int = 1, rng: RngLike = None, dtype: Any = np
     """
     p = _check_dirac(groups)
     site = Site.make(shape, layout, in_axis, out_axis, transposed)
-    dt = check_dtype(dtype, complex_ok=True, scheme="dirac")
+    dt = resolve_out(out, site.shape, dtype, complex_ok=True, scheme="dirac")
     _check_conv_ndim(site, "dirac")
     cshape, perm = _canonical(site)
     g = p["groups"]
     if cshape[0] % g != 0:
         bad_value("groups", f"a divisor of the out channels ({cshape[0]}): dim 0 must be divisible by groups", groups)
-    w = np.zeros(cshape, dtype=dt)
+    w = _zeros(cshape, perm, dt, out, num_threads)
     opg = cshape[0] // g
     centre = tuple(k // 2 for k in cshape[2:])
     m = min(opg, cshape[1])
@@ -407,12 +424,13 @@ def dirac(shape: Shape, *, groups: int = 1, rng: RngLike = None, dtype: Any = np
         d = np.arange(m)
         for gi in range(g):
             w[(gi * opg + d, d, *centre)] = 1
-    return _from_canonical(w, perm)
+    return _finish(w, perm, dt, out)
 
 
-def delta_orthogonal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = np.float32,
+def delta_orthogonal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dtype: Any = None,
                      layout: str = "torch", in_axis: int | None = None, out_axis: int | None = None,
-                     transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+                     transposed: bool = False, num_threads: int | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
     """Delta-orthogonal convolution kernel (JAX ``delta_orthogonal``).
 
     Every tap is zero except the centre ((k−1)//2 on each kernel axis, as JAX), which is a random
@@ -427,19 +445,19 @@ def delta_orthogonal(shape: Shape, *, gain: float = 1.0, rng: RngLike = None, dt
     """
     p = _check_gain(gain)
     site = Site.make(shape, layout, in_axis, out_axis, transposed)
-    dt = check_dtype(dtype, complex_ok=True, scheme="delta_orthogonal")
+    dt = resolve_out(out, site.shape, dtype, complex_ok=True, scheme="delta_orthogonal")
     _check_conv_ndim(site, "delta_orthogonal")
     cshape, perm = _canonical(site)
     if cshape[0] < cshape[1]:
         bad_value("shape", f"out channels >= in channels for delta_orthogonal (got out={cshape[0]}, in={cshape[1]})",
                   site.shape)
-    w = np.zeros(cshape, dtype=dt)
     if site.size == 0:
-        return _from_canonical(w, perm)
+        return deliver(np.empty(site.shape, dtype=dt), out)
     q = orthogonal_matrix(cshape[0], cshape[1], as_generator(rng), dt, num_threads)
+    w = _zeros(cshape, perm, dt, out, num_threads)
     centre = tuple((k - 1) // 2 for k in cshape[2:])
     w[(slice(None), slice(None), *centre)] = q * p["gain"]
-    return _from_canonical(w, perm)
+    return _finish(w, perm, dt, out)
 
 
 def _moments_delta(site: Site, p: dict[str, Any]) -> dict[str, Any]:
@@ -459,8 +477,9 @@ def _check_sparse(sparsity: Any = None, std: Any = 0.01) -> dict[str, Any]:
 
 
 def sparse(shape: Shape, *, sparsity: float | None = None, std: float = 0.01, rng: RngLike = None,
-           dtype: Any = np.float32, layout: str = "torch", in_axis: int | None = None,
-           out_axis: int | None = None, transposed: bool = False, num_threads: int | None = None) -> np.ndarray:
+           dtype: Any = None, layout: str = "torch", in_axis: int | None = None,
+           out_axis: int | None = None, transposed: bool = False, num_threads: int | None = None,
+           out: np.ndarray | None = None) -> np.ndarray:
     """N(0, std²) with ceil(sparsity·rows) zeros in every column, 2-D only (torch ``sparse_``).
 
     Rows are the out axis (torch: dim 0). Unlike torch, the zero mask is drawn from the same
@@ -473,22 +492,22 @@ def sparse(shape: Shape, *, sparsity: float | None = None, std: float = 0.01, rn
     """
     p = _check_sparse(sparsity, std)
     site = Site.make(shape, layout, in_axis, out_axis, transposed)
-    dt = check_dtype(dtype, complex_ok=True, scheme="sparse")
+    dt = resolve_out(out, site.shape, dtype, complex_ok=True, scheme="sparse")
     if len(site.shape) != 2:
         bad_value("shape", "a 2-D shape (only tensors with 2 dimensions are supported)", site.shape)
     cshape, perm = _canonical(site)
     if site.size == 0:
-        return np.empty(site.shape, dtype=dt)
+        return deliver(np.empty(site.shape, dtype=dt), out)
     gen = as_generator(rng)
     rows, cols = cshape
     work = np.dtype(np.float32) if dt == np.float16 else dt
-    w = np.empty(cshape, dtype=work)
+    w = out if out is not None and work == dt and _in_place(perm, out) else np.empty(cshape, dtype=work)
     flat = w.reshape(-1).view(_real_of(work)) if work.kind == "c" else w.reshape(-1)
     fill(flat, gen, "normal", scale=p["std"] / (math.sqrt(2) if work.kind == "c" else 1.0), num_threads=num_threads)
     nz = math.ceil(p["sparsity"] * rows)
     if nz > 0:
         _zero_columns(gen, w, nz)
-    return _from_canonical(w, perm).astype(dt, copy=False)
+    return _finish(w, perm, dt, out)
 
 
 def _zero_columns(gen: np.random.Generator, w: np.ndarray, k: int) -> None:
@@ -524,9 +543,9 @@ def _moments_sparse(site: Site, p: dict[str, Any]) -> dict[str, Any]:
     return {"mean": 0.0, "var": p["std"] ** 2 * keep, "low": None, "high": None}
 
 
-def zero(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32, layout: str = "torch",
+def zero(shape: Shape, *, rng: RngLike = None, dtype: Any = None, layout: str = "torch",
          in_axis: int | None = None, out_axis: int | None = None, transposed: bool = False,
-         num_threads: int | None = None) -> np.ndarray:
+         num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """ZerO initialization: deterministic identity / Hadamard matrices (Zhao et al. 2021).
 
     For the (P out × Q in) matrix: P = Q → I; P < Q → partial identity I*; P > Q →
@@ -539,13 +558,12 @@ def zero(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32, layout: 
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
     site = Site.make(shape, layout, in_axis, out_axis, transposed)
-    dt = check_dtype(dtype, complex_ok=True, scheme="zero")
+    dt = resolve_out(out, site.shape, dtype, complex_ok=True, scheme="zero")
     if len(site.shape) < 2:
         bad_value("shape", "a shape with 2 or more dimensions", site.shape)
     cshape, perm = _canonical(site)
-    w = np.zeros(cshape, dtype=dt)
     if site.size == 0:
-        return _from_canonical(w, perm)
+        return deliver(np.empty(site.shape, dtype=dt), out)
     pr, qc = cshape[0], cshape[1]
     if pr <= qc:
         mat = np.eye(pr, qc)
@@ -554,6 +572,7 @@ def zero(shape: Shape, *, rng: RngLike = None, dtype: Any = np.float32, layout: 
 
         m = math.ceil(math.log2(pr))
         mat = 2.0 ** (-(m - 1) / 2) * linalg.hadamard(2**m)[:pr, :qc]
+    w = _zeros(cshape, perm, dt, out, num_threads)
     centre = tuple(k // 2 for k in cshape[2:])
     w[(slice(None), slice(None), *centre)] = mat
-    return _from_canonical(w, perm)
+    return _finish(w, perm, dt, out)
