@@ -102,9 +102,9 @@ def test_probe_table_shows_every_finding_and_each_fix_once(result: StudyResult) 
             if line == "no problem found":
                 assert row[-1] == line
                 continue
-            message, rec = line.split("; use ", 1)
+            message, rec = line.split("; ", 1)  # "<finding>; <what to do>"
             assert message in row[-1]  # every finding is shown ...
-            assert "use " + rec.split("; keep biases")[0] in fixes  # ... and its fix is stated once, for the study
+            assert rec.split("; keep biases")[0] in fixes  # ... and its fix is stated once, for the study
         assert "; use " not in row[-1] and "more)" not in row[-1]
 
 
