@@ -81,38 +81,48 @@ class ApplyRecord:
 
 def write(param: Any, initializer: Any, gen: np.random.Generator, *, scale: float = 1.0,
           transposed: bool = False, fan_in: int | None = None, shape_for_fans: tuple[int, ...] | None = None) -> np.ndarray:
-    """Draw ``initializer`` for ``param``'s shape with NumPy, multiply by ``scale`` and copy it into
-    the tensor (torch, under ``no_grad``) or the array (NumPy) in place; returns the values written.
+    """Fill ``param`` (a torch tensor or a NumPy array) in place from ``initializer`` drawn with
+    ``gen``, then multiply it by ``scale``; returns the values written (a NumPy copy).
 
-    The ONE place where apply and the presets write a parameter (after the merge with
-    ``initlab.init.fill_`` this becomes ``fill_(param, spec, rng=gen, ...)`` then ``mul_(scale)``).
-    ``shape_for_fans``: draw with the fans of this shape (a q/k/v block of a stacked matrix is
-    drawn as the square matrix it is).
+    The ONE place where apply, the presets and LSUV write a parameter. It goes through
+    :func:`initlab.init.fill_`, which writes a CPU tensor's memory directly (no copy) and draws
+    on the host for other devices. ``shape_for_fans``: draw with the fans of this shape (a q/k/v
+    block of a stacked matrix is drawn as the square matrix it is), reshaped into ``param``.
     """
+    from initlab.init import fill_
+
     shape = tuple(param.shape)
     is_np = isinstance(param, np.ndarray)
-    if is_np:
-        dt = param.dtype if param.dtype in (np.float32, np.float64) else np.float32
-    else:
-        import torch
-
-        dt = np.float64 if param.dtype == torch.float64 else np.float32
-    kw: dict[str, Any] = {"rng": gen, "dtype": dt, "layout": "torch"}
-    if transposed:
-        kw["transposed"] = True
+    kw: dict[str, Any] = {}
     if fan_in is not None:
         kw["fan_in"] = int(fan_in)
-    arr = np.ascontiguousarray(initializer(shape if shape_for_fans is None else shape_for_fans, **kw)).reshape(shape)
-    if scale != 1.0:
-        arr = (arr.astype(np.float64) * scale).astype(dt)
-    if is_np:
-        param[...] = arr
-    else:
-        import torch
+    if shape_for_fans is not None and tuple(shape_for_fans) != shape:
+        tmp = np.empty(tuple(shape_for_fans), dtype=np.float64 if str(param.dtype).endswith("float64") else np.float32)
+        fill_(tmp, initializer, rng=gen, layout="torch", transposed=transposed, **kw)
+        values: Any = tmp.reshape(shape)
+        if is_np:
+            param[...] = values
+        else:
+            import torch
 
-        with torch.no_grad():
-            param.copy_(torch.from_numpy(arr).to(dtype=param.dtype, device=param.device))
-    return arr
+            with torch.no_grad():
+                param.copy_(torch.from_numpy(np.ascontiguousarray(values)).to(dtype=param.dtype, device=param.device))
+    else:
+        fill_(param, initializer, rng=gen, layout="torch", transposed=transposed, **kw)
+    if scale != 1.0:
+        if is_np:
+            param *= param.dtype.type(scale)
+        else:
+            import torch
+
+            with torch.no_grad():
+                param.mul_(scale)
+    if is_np:
+        return np.array(param, copy=True)
+    import torch
+
+    t = param.detach().to("cpu", copy=True)
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
 
 
 def _is_rules(obj: Any) -> bool:
