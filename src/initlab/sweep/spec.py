@@ -260,8 +260,8 @@ def cell_key(config: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep: ``model`` and ``train`` with defaults filled, ``grid`` as given, and the
-    expanded ``axes`` (name → list of values, in the order written)."""
+    """A validated sweep: ``model`` and ``train`` with defaults filled (swept keys left out),
+    ``grid`` as given, and the expanded ``axes`` (name → list of values, in the order written)."""
 
     name: str
     model: dict[str, Any]
@@ -353,11 +353,14 @@ def parse_spec(raw: Any) -> SweepSpec:
     if model["hidden"] is not None and ("width" in axes or "depth" in axes):
         raise ValueError("The sweep spec fixes 'model.hidden' and sweeps 'width' or 'depth'; 'hidden' replaces them.")
     if model["hidden"] is not None:
-        model["width"], model["depth"] = None, len(model["hidden"])
-    datasets = axes.get("dataset", [train["dataset"]])
-    if "mnist" in datasets and train["mnist_dir"] is None and "mnist_dir" not in axes:
+        model["width"], model["depth"] = None, None
+    for k in axes:  # a swept key has no fixed value
+        model.pop(k, None)
+        train.pop(k, None)
+    datasets = axes.get("dataset", [train.get("dataset")])
+    if "mnist" in datasets and train.get("mnist_dir") is None and "mnist_dir" not in axes:
         raise ValueError("The sweep uses dataset 'mnist': give the folder with train.mnist_dir (or --mnist DIR on the command line).")
-    outputs = axes.get("output", [model["output"]])
+    outputs = axes.get("output", [model.get("output")])
     if "sigmoid" in outputs and any(d not in ("moons",) for d in datasets):
         raise ValueError("The 'output' key 'sigmoid' (one unit, binary cross-entropy) needs a two-class dataset ('moons').")
     return SweepSpec(name=name, model=model, train=train, grid=grid, axes=axes)
