@@ -11,7 +11,7 @@ A report registers the figure kind ``"trainability_heatmap"`` with :func:`figure
 ...          "train_accuracy": 0.9 if d < 10 else 0.1} for s in (1.0, 2.0) for d in (5, 20)]
 >>> data = heatmap_data(rows, x="sigma_w2", y="depth", metric="train_accuracy")
 >>> data["z"], round(data["critical_x"], 3)
-([[0.9, 0.9], [0.1, 0.1]], 1.762)
+([[0.9, 0.9], [0.1, 0.1]], 1.761)
 >>> trainable_boundary(data, 0.5)["depth"]
 [5, 5]
 """
@@ -100,7 +100,7 @@ def heatmap_data(
             continue
         acc[yi[r[y]], xi[r[x]]] += float(v)
         cnt[yi[r[y]], xi[r[x]]] += 1
-    z = [[(acc[i, j] / cnt[i, j]) if cnt[i, j] else None for j in range(len(xs))] for i in range(len(ys))]
+    z = [[float(acc[i, j] / cnt[i, j]) if cnt[i, j] else None for j in range(len(xs))] for i in range(len(ys))]
     data: dict[str, Any] = {"x": xs, "y": ys, "z": z, "x_label": x, "y_label": y, "metric": metric,
                             "where": where, "critical_x": None, "curves": [], "n_cells": len(sel)}
     if chance is not None:

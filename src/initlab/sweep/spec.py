@@ -191,7 +191,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
 
 def _unknown(where: str, key: str, allowed: list[str]) -> ValueError:
     return ValueError(
-        f"The sweep spec has an unknown key {where}{key!r}{suggest(key, allowed)}; "
+        f"The sweep spec has an unknown key {where + str(key)!r}{suggest(key, allowed)}; "
         f"allowed: {', '.join(map(repr, allowed))}."
     )
 
