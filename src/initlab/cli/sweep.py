@@ -87,11 +87,18 @@ def run_cmd(
             res = run_sweep(sp, store, executor=executor, workers=workers, ray_address=ray_address, stack=stack,
                             progress=update)
         except RuntimeError as e:
-            typer.echo(f"initlab: error: {' '.join(str(e).split())[:2000]}", err=True)
-            raise typer.Exit(1) from None
-        finally:
             if prog is not None:
                 prog.stop()
+            typer.echo(f"initlab: error: {' '.join(str(e).split())[:2000]}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            # the workers are stopped by run_sweep; every finished cell is in the store
+            if prog is not None:
+                prog.stop()
+            typer.echo(f"initlab: interrupted; finished cells are in {store}: rerun the same command to resume", err=True)
+            raise typer.Exit(130) from None
+        if prog is not None:
+            prog.stop()
     if as_json:
         emit_json(res.to_dict())
         return
