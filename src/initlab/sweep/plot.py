@@ -115,7 +115,8 @@ def heatmap_data(
             data["critical_x"] = float(theory.critical_sigma_w2(act, float(sb2)))
         except (ValueError, ArithmeticError):
             data["critical_x"] = None
-        fine = np.linspace(min(xs), max(xs), 200) if len(xs) > 1 else np.array(xs, dtype=float)
+        lo, hi = float(min(xs)), float(max(xs))
+        fine = (np.geomspace(lo, hi, 400) if lo > 0 else np.linspace(lo, hi, 400)) if len(xs) > 1 else np.array([lo])
         xi_c = np.asarray(theory.depth_scales(act, fine, np.full_like(fine, float(sb2)))[1], dtype=float)
         data["xi_c"] = {"x": fine.tolist(), "xi_c": [v if math.isfinite(v) else None for v in xi_c.tolist()]}
         for c in multiples:
@@ -157,14 +158,25 @@ def draw(data: dict[str, Any], title: str = "") -> Any:
     xs, ys = np.asarray(data["x"], dtype=float), np.asarray(data["y"], dtype=float)
     z = np.array([[np.nan if v is None else v for v in row] for row in data["z"]], dtype=float)
 
-    def edges(v: np.ndarray) -> np.ndarray:
+    def is_log(v: np.ndarray) -> bool:
+        # geometric-looking axes (positive, spanning >= 8x, steps growing) are drawn on a log scale
+        return len(v) > 2 and bool(np.all(v > 0)) and v[-1] / v[0] >= 8 and np.diff(v)[-1] > 1.5 * np.diff(v)[0]
+
+    def edges(v: np.ndarray, log: bool) -> np.ndarray:
         if len(v) == 1:
-            return np.array([v[0] - 0.5, v[0] + 0.5])
-        mid = (v[:-1] + v[1:]) / 2
-        return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+            return np.array([v[0] / 1.5, v[0] * 1.5]) if log else np.array([v[0] - 0.5, v[0] + 0.5])
+        u = np.log(v) if log else v
+        mid = (u[:-1] + u[1:]) / 2
+        e = np.concatenate([[u[0] - (mid[0] - u[0])], mid, [u[-1] + (u[-1] - mid[-1])]])
+        return np.exp(e) if log else e
 
     fig, ax = plt.subplots(figsize=(7.0, 4.8))
-    ex, ey = edges(xs), edges(ys)
+    logx, logy = is_log(xs), is_log(ys)
+    ex, ey = edges(xs, logx), edges(ys, logy)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
     cmap = plt.get_cmap("viridis").copy()
     cmap.set_bad("#bbbbbb")
     is_acc = "accuracy" in data["metric"]
@@ -183,6 +195,13 @@ def draw(data: dict[str, Any], title: str = "") -> Any:
         ax.axvline(data["critical_x"], color="#ff5555", lw=1.5, label="χ₁ = 1 (critical)")
     ax.set_xlim(ex[0], ex[-1])
     ax.set_ylim(ey[0], ey[-1])
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    for axis, vals, log in ((ax.xaxis, xs, logx), (ax.yaxis, ys, logy)):
+        if log:  # label the measured values, not powers of ten
+            axis.set_major_locator(FixedLocator(vals))
+            axis.set_minor_locator(NullLocator())
+            axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     names = {"sigma_w2": "σ_w²", "depth": "depth (hidden layers)", "sigma_b2": "σ_b²"}
     ax.set_xlabel(names.get(data["x_label"], data["x_label"]))
     ax.set_ylabel(names.get(data["y_label"], data["y_label"]))
