@@ -12,8 +12,8 @@ A report registers the figure kind ``"trainability_heatmap"`` with :func:`figure
 >>> data = heatmap_data(rows, x="sigma_w2", y="depth", metric="train_accuracy")
 >>> data["z"], round(data["critical_x"], 3)
 ([[0.9, 0.9], [0.1, 0.1]], 1.761)
->>> trainable_boundary(data, 0.5)["depth"]
-[5, 5]
+>>> b = trainable_boundary(data, 0.5); b["depth"], b["inside"]
+([5, 5], [True, True])
 """
 
 from __future__ import annotations
@@ -127,10 +127,13 @@ def heatmap_data(
 
 def trainable_boundary(data: dict[str, Any], threshold: float) -> dict[str, Any]:
     """Per x (σ_w²): the deepest y whose metric is >= ``threshold`` with every shallower y
-    trainable too (None if even the shallowest is not), beside ξ_c there and the ratio depth/ξ_c."""
+    trainable too (None if even the shallowest is not), beside ξ_c there and the ratio depth/ξ_c.
+    ``inside[j]`` is False where even the deepest grid y trains (the boundary lies beyond the
+    grid: no ratio is given there)."""
     from initlab import theory
 
-    out: dict[str, Any] = {"x": list(data["x"]), "depth": [], "xi_c": [], "ratio": [], "threshold": threshold}
+    out: dict[str, Any] = {"x": list(data["x"]), "depth": [], "inside": [], "xi_c": [], "ratio": [],
+                           "threshold": threshold}
     for j, xv in enumerate(data["x"]):
         deepest = None
         for i, yv in enumerate(data["y"]):
@@ -139,12 +142,14 @@ def trainable_boundary(data: dict[str, Any], threshold: float) -> dict[str, Any]
                 break
             deepest = yv
         out["depth"].append(deepest)
+        inside = deepest != data["y"][-1]
+        out["inside"].append(inside)
         xi = None
         if data.get("activation") is not None and data["x_label"] == "sigma_w2":
             val = float(theory.depth_scales(data["activation"], float(xv), float(data["sigma_b2"]))[1])
             xi = val if math.isfinite(val) else None
         out["xi_c"].append(xi)
-        out["ratio"].append(None if (xi is None or deepest is None or xi == 0) else deepest / xi)
+        out["ratio"].append(None if (xi is None or deepest is None or xi == 0 or not inside) else deepest / xi)
     return out
 
 
@@ -177,8 +182,7 @@ def draw(data: dict[str, Any], title: str = "") -> Any:
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#bbbbbb")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#bbbbbb")
     is_acc = "accuracy" in data["metric"]
     mesh = ax.pcolormesh(ex, ey, np.ma.masked_invalid(z), cmap=cmap, shading="flat",
                          vmin=0.0 if is_acc else None, vmax=1.0 if is_acc else None)
