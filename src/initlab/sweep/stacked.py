@@ -327,6 +327,7 @@ def train_stack(cells: list[dict[str, Any]], *, threads: int | None = None) -> l
                 m2[k] = 0
 
     perms: Array | None = None
+    ones = {m: np.ones((1, 1, m), dtype=dtype) for m in {bs, n % bs or bs}}
     if auto_threads(sizes, bs) == 1:
         threads = 1
     with _blas(threads), np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
@@ -367,7 +368,7 @@ def train_stack(cells: list[dict[str, Any]], *, threads: int | None = None) -> l
                 if i < L - 1:
                     g *= acts[i].derivative(zs[i], hs[i + 1])
                 np.matmul(g.transpose(0, 2, 1), hs[i], out=gW[i])
-                np.sum(g, axis=1, keepdims=True, out=gB[i])
+                np.matmul(ones[m], g, out=gB[i])  # ∂b = 1ᵀ g_z per slice (a row reduction is 10x slower here)
                 if i > 0:
                     g = np.matmul(g, st.W[i])
             bad |= ~np.isfinite(gflat).all(axis=1) & active
