@@ -11,7 +11,7 @@ training accuracy clears a threshold, beside ξ_c from :mod:`initlab.theory`.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from initlab.studies._result import FigureSpec, StudyResult, Table
@@ -40,7 +40,6 @@ class TrainabilityConfig:
     threshold: float = 0.5
     seed: int = 0
     quick: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def make(cls, *, quick: bool = False, seed: int = 0, **overrides: Any) -> "TrainabilityConfig":

@@ -286,7 +286,11 @@ def _run_ray(tasks: list[Task], workers: int | None, address: str | None, on_res
         try:
             while refs:
                 done, refs = ray.wait(refs, num_returns=1)
-                on_result(ray.get(done[0]))
+                try:
+                    items = ray.get(done[0])
+                except ray.exceptions.RayError as e:
+                    raise RuntimeError(f"A sweep task failed on Ray: {e}") from None
+                on_result(items)
         finally:
             for r in refs:
                 ray.cancel(r, force=True)
