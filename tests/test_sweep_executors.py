@@ -248,3 +248,51 @@ def test_cli_show_plot_export(tmp_path: Path) -> None:
     r = subprocess.run([*CLI, "sweep", "run", str(spec), "--store", str(db), "--executor", "dask"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "'--executor'" in r.stderr and "'ray'" in r.stderr
+
+
+def descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for c in children(todo.pop()):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return b""
+
+
+def test_ray_worker_killed_then_main_killed_then_resume(tmp_path: Path, reference: list[dict]) -> None:
+    """Ray retries the task of a killed Ray worker; kill -9 of the main process leaves no Ray
+    process behind; the rerun completes every cell exactly once."""
+    proc, spec, db = _start(tmp_path, "--executor", "ray")
+    try:
+        wait_until(lambda: any(b"ray::_ray_task" in cmdline(p) for p in descendants(proc.pid)), 240, "a Ray task")
+        wait_until(lambda: count_rows(db) >= 1, 240, "a finished cell")
+        victim = next(p for p in descendants(proc.pid) if b"ray::_ray_task" in cmdline(p))
+        os.kill(victim, signal.SIGKILL)
+        n_before = count_rows(db)
+        wait_until(lambda: count_rows(db) >= n_before + 2, 240, "two more cells after the worker was killed")
+        family = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    wait_until(lambda: not any(alive(p) for p in family), 60, "Ray's processes to exit after the driver died")
+    r = subprocess.run([*CLI, "sweep", "run", str(spec), "--store", str(db), "--executor", "serial", "--json"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(db)
+    n, distinct = con.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM initlab_sweep_cells").fetchone()
+    con.close()
+    assert n == distinct == 16
+    assert strip(rows_of(db)) == reference
