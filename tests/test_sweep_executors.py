@@ -287,7 +287,7 @@ def test_ray_worker_killed_then_main_killed_then_resume(tmp_path: Path, referenc
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
-    wait_until(lambda: not any(alive(p) for p in family), 60, "Ray's processes to exit after the driver died")
+    wait_until(lambda: not any(alive(p) for p in family), 240, "Ray's processes to exit after the driver died")
     r = subprocess.run([*CLI, "sweep", "run", str(spec), "--store", str(db), "--executor", "serial", "--json"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
