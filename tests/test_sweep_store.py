@@ -117,3 +117,20 @@ def test_export_csv_and_parquet(tmp_path: Path) -> None:
     t = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert [r["train_loss"] for r in t] == [r["train_loss"] for r in rows]
     assert [r["diverged"] for r in t] == [r["diverged"] for r in rows]
+
+
+def test_missing_optional_packages_give_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    db = tmp_path / "s.db"
+    run_sweep(RAW, db, executor="serial")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with SweepStore.read(db) as st:
+        with pytest.raises(ValueError, match=r"Parquet export needs pyarrow: pip install 'initlab\[parquet\]'"):
+            export(st, tmp_path / "o.parquet")
+    assert not (tmp_path / "o.parquet").exists()
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ValueError, match=r"The 'ray' executor needs Ray: pip install 'initlab\[ray\]'"):
+        run_sweep({**RAW, "train": {**RAW["train"], "steps": 11}}, tmp_path / "r.db", executor="ray")
+    assert not (tmp_path / "r.db").exists()

@@ -266,11 +266,16 @@ def _ray_task(task: Task, threads: int) -> list[Any]:
     return run_task(task, threads)
 
 
-def _run_ray(tasks: list[Task], workers: int | None, address: str | None, on_result: Callable[[list[Any]], None]) -> int:
+def _require_ray() -> Any:
     try:
         import ray
     except ImportError:
         raise ValueError("The 'ray' executor needs Ray: pip install 'initlab[ray]' (or ray).") from None
+    return ray
+
+
+def _run_ray(tasks: list[Task], workers: int | None, address: str | None, on_result: Callable[[list[Any]], None]) -> int:
+    ray = _require_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None
     started = False
     if not ray.is_initialized():
@@ -319,6 +324,8 @@ def run_sweep(
     if workers is not None:
         workers = check_int("workers", workers, low=1)
     n_workers = 1 if executor == "serial" else (workers or cores())
+    if executor == "ray":
+        _require_ray()
     t0 = time.perf_counter()
     with SweepStore.open(store, sp) as st:
         cells = sp.cells()
