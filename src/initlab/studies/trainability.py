@@ -104,7 +104,10 @@ def trainability(config: TrainabilityConfig | None = None) -> StudyResult:
     ordered = [(x, r) for x, r in zip(bnd["x"], bnd["ratio"]) if r is not None and crit is not None and x < crit]
     chaotic = [(x, r) for x, r in zip(bnd["x"], bnd["ratio"]) if r is not None and crit is not None and x > crit]
     depths = [d for d in bnd["depth"] if d is not None]
-    best_x = bnd["x"][max(range(len(bnd["x"])), key=lambda i: (bnd["depth"][i] or 0))] if depths else None
+    top = max(depths) if depths else None
+    best = [x for x, d in zip(bnd["x"], bnd["depth"]) if d is not None and d == top]
+    best_txt = "-" if not best else (_fmt(best[0]) if len(best) == 1 else f"{_fmt(best[0])}–{_fmt(best[-1])}")
+    straddles = bool(best) and crit is not None and min(best) <= crit * 1.01 and max(best) >= crit * 0.99
 
     def span(pairs: list[tuple[float, float]]) -> str:
         if not pairs:
@@ -117,7 +120,7 @@ def trainability(config: TrainabilityConfig | None = None) -> StudyResult:
                  if near is not None and bnd["depth"][near] is not None and not bnd["inside"][near] else "")
 
     numbers = {
-        "critical_sigma_w2": crit, "boundary": bnd, "grid": {"x": data["x"], "y": data["y"], "z": data["z"]},
+        "critical_sigma_w2": crit, "boundary": bnd, "deepest_at": best, "grid": {"x": data["x"], "y": data["y"], "z": data["z"]},
         "ratio_ordered": [r for _, r in ordered], "ratio_chaotic": [r for _, r in chaotic],
         "cells": len(rows), "diverged": sum(1 for r in rows if r["diverged"]),
     }
@@ -129,9 +132,10 @@ def trainability(config: TrainabilityConfig | None = None) -> StudyResult:
                  "accuracy; red: the critical line χ₁ = 1; white: depth = 2ξ_c and 6ξ_c."),
     )
     summary = (
-        f"Trainable depth peaks near the critical line (deepest at σ_w² = {_fmt(best_x)}, critical "
-        f"σ_w² = {_fmt(crit, '.3f')}) and shrinks away from it; the measured boundary is "
-        f"{span(ordered)} on the ordered side and {span(chaotic)} on the chaotic side."
+        f"The deepest trainable networks ({top} layers) are at σ_w² = {best_txt}"
+        + (f", around the critical σ_w² = {_fmt(crit, '.3f')}" if straddles else f" (critical σ_w² = {_fmt(crit, '.3f')})")
+        + f"; away from it the trainable depth shrinks, to {span(ordered)} on the ordered side and "
+        f"{span(chaotic)} on the chaotic side."
     )
     verdict = (
         f"On a {len(data['x'])} × {len(data['y'])} grid ({len(rows)} trainings, {cfg.steps} steps each) the networks "
