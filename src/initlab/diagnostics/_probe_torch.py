@@ -64,7 +64,16 @@ from initlab.diagnostics._result import LayerStats, ProbeResult
 from initlab.diagnostics._stats import HIST_SAMPLE, mean_pairwise_cosine, moments, subsample
 from initlab.diagnostics._theory import add_theory, empirical_spec
 
-__all__ = ["probe_torch", "is_torch_module", "to_numpy", "MODES"]
+__all__ = ["probe_torch", "is_torch_module", "to_numpy", "MODES", "ModelInputError"]
+
+
+class ModelInputError(ValueError):
+    """The model raised on the probe's input (wrong shape, dtype or number of inputs); ``shapes``
+    are the input shapes it was given."""
+
+    def __init__(self, message: str, shapes: list[tuple[int, ...]]) -> None:
+        super().__init__(message)
+        self.shapes = shapes
 
 MODES = ("init", "train", "eval")
 
@@ -231,7 +240,18 @@ class _Capture:
             return func(*args, **kwargs)
         h = self.handlers.get(name)
         if h is not None:
-            return h(func, name, args, kwargs)
+            def call(*a: Any, **k: Any) -> Any:
+                try:
+                    return func(*a, **k)
+                except Exception as e:  # the model's operation failed: tag it as the model's error
+                    e._initlab_model = True  # type: ignore[attr-defined]
+                    raise
+            try:
+                return h(call, name, args, kwargs)
+            except Exception as e:
+                if not getattr(e, "_initlab_model", False):
+                    e._initlab_probe = True  # type: ignore[attr-defined]  # a fault of the probe itself
+                raise
         out = func(*args, **kwargs)
         self._note_params(name, args, kwargs)
         self._propagate(args, out)
@@ -903,7 +923,16 @@ def probe_torch(
         try:
             with torch.enable_grad() if backward else torch.no_grad():
                 with cap.mode_object():
-                    out = model(*args, **kwargs)
+                    try:
+                        out = model(*args, **kwargs)
+                    except Exception as e:
+                        if getattr(e, "_initlab_probe", False):
+                            raise
+                        shapes = [tuple(t.shape) for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+                        first = (str(e).strip().splitlines() or [""])[0]
+                        raise ModelInputError(
+                            f"The 'x' argument was rejected by the model (inputs of shape "
+                            f"{', '.join(str(s) for s in shapes)}): {type(e).__name__}: {first}", shapes) from e
         finally:
             for hd in handles:
                 hd.remove()
