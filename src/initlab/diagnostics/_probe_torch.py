@@ -618,26 +618,44 @@ class _Capture:
         return out
 
     # -- attention ---------------------------------------------------------------------------------
-    def _logits_row(self, name: str, logits: Any, probs: Any, inp: Any) -> _Row:
-        """Row of the attention logits [..., queries, keys] (masked entries −inf) and their softmax."""
+    def _logits_row(self, name: str, logits: Any, probs: Any, inp: Any, masked: bool = True) -> _Row:
+        """Row of the attention logits [..., queries, keys] (masked entries −inf) and their softmax:
+        moments of the finite logits, and the mean over queries of the entropy −Σ p log p =
+        logsumexp(l) − Σ p·l (over the finite logits)."""
         torch = self.torch
         with torch.no_grad():
             lg = logits.detach()
-            finite = torch.isfinite(lg)
-            vals = lg[finite]
             p = probs.detach()
-            ent = -torch.special.xlogy(p, p).sum(-1)
-            ent = ent[torch.isfinite(ent)]
+            if masked:
+                finite = torch.isfinite(lg)
+                n = int(finite.sum())
+                z = torch.where(finite, lg, torch.zeros((), dtype=lg.dtype, device=lg.device))
+                pl = torch.where(finite, p * z, torch.zeros((), dtype=lg.dtype, device=lg.device)).sum(-1)
+                lo = float(lg.masked_fill(~finite, math.inf).min()) if n else math.nan
+                hi = float(lg.masked_fill(~finite, -math.inf).max()) if n else math.nan
+            else:
+                n = lg.numel()
+                z = lg
+                pl = (p * lg).sum(-1)
+                lo, hi = float(lg.min()), float(lg.max())
+            s1 = float(z.sum(dtype=torch.float64))
+            s2 = float(z.pow(2).sum(dtype=torch.float64))
+            ent = torch.logsumexp(lg, -1) - pl
+            ent = ent[torch.isfinite(ent)] if masked else ent
+            flat = lg.reshape(-1)
+            step = max(1, -(-flat.numel() // (self.hist_sample or flat.numel())))
+            sample = flat[::step]
+            sample = sample[torch.isfinite(sample)]
         row = self._new_row("attention_logits", "softmax", name, None, -1, inp)
-        v = to_numpy(vals).reshape(-1)
-        if v.size:
-            m = moments(v)
-            st = row.st
-            st.mean, st.std, st.sq_mean, st.chan_var, st.min, st.max = m.mean, m.std, m.sq_mean, m.chan_var, m.min, m.max
-            row.samples["act"] = subsample(v, self.hist_sample)
-        row.st.width = int(lg.shape[-1])
-        row.st.logit_std = row.st.std
-        row.st.softmax_entropy = float(ent.double().mean()) if ent.numel() else math.nan
+        st = row.st
+        if n:
+            mean = s1 / n
+            var = max(s2 / n - mean * mean, 0.0)
+            st.mean, st.std, st.sq_mean, st.chan_var, st.min, st.max = mean, math.sqrt(var), mean * mean, var, lo, hi
+            row.samples["act"] = to_numpy(sample).astype(np.float64)
+        st.width = int(lg.shape[-1])
+        st.logit_std = st.std
+        st.softmax_entropy = float(ent.double().mean()) if ent.numel() else math.nan
         row.out = probs
         self.rows.append(row)
         return row
@@ -672,6 +690,7 @@ class _Capture:
                 kk = kk.repeat_interleave(q.shape[-3] // kk.shape[-3], dim=-3)
             logits = (q.detach() @ kk.detach().transpose(-2, -1)) * s
             mask = bound.get("attn_mask")
+            masked = mask is not None or bool(bound.get("is_causal"))
             if bound.get("is_causal"):
                 L, S = logits.shape[-2], logits.shape[-1]
                 causal = torch.ones(L, S, dtype=torch.bool, device=logits.device).tril()
@@ -683,7 +702,7 @@ class _Capture:
                     logits = logits + mask
             probs = torch.softmax(logits, -1)
         path = self._name("logits", own=False)
-        self._logits_row(path, logits, probs, q)
+        self._logits_row(path, logits, probs, q, masked=masked)
         # the attention-weighted values [batch, heads, queries, head dim]: units are (head, dim)
         ctx = out
         name_ctx = self._name("context", own=False)
@@ -761,7 +780,8 @@ class _Capture:
         qs = qh * math.sqrt(1.0 / float(d))
         logits = torch.baddbmm(am, qs, kh.transpose(-2, -1)) if am is not None else torch.bmm(qs, kh.transpose(-2, -1))
         probs = torch.softmax(logits, dim=-1)
-        self._logits_row(self._name("logits", own=False), logits.view(B, h, L, S), probs.view(B, h, L, S), q)
+        self._logits_row(self._name("logits", own=False), logits.view(B, h, L, S), probs.view(B, h, L, S), q,
+                         masked=am is not None)
         p_drop = float(a["dropout_p"]) if (a["training"] and self.mode == "train") else 0.0
         pd = F.dropout(probs, p=p_drop) if p_drop > 0.0 else probs
         ctx = torch.bmm(pd, vh).transpose(0, 1).contiguous().view(L * B, E)

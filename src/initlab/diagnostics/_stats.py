@@ -188,7 +188,7 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> Histogram:
     return Histogram(edges, counts, int(v.size))
 
 
-def mean_pairwise_cosine(x: np.ndarray, k: int = 64, max_features: int = 16384) -> float:
+def mean_pairwise_cosine(x: np.ndarray, k: int = 64, max_features: int = 4096) -> float:
     """Mean cosine similarity between the representations of distinct samples (rows of ``x``).
 
     Uses the first ``k`` samples (flattened per sample); a sample of more than ``max_features``
