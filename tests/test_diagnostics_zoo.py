@@ -391,13 +391,14 @@ def test_multi_input_dict_output_and_integer_tokens() -> None:
     res = _probe_checked(net, (tokens, feats))
     kw = initlab.probe(net, {"tokens": tokens, "feats": feats, "scale": 2.0}, rng=0)
     names = [s.name for s in res.layers]
-    assert names == ["emb", "num", "add", "head", "aux"] and res.layers[1].activation == "tanh"
-    assert kw.layers[1].std == pytest.approx(res.layers[1].std, rel=1e-6)  # the tanh row is before the scale
+    assert names == ["emb", "mean", "num", "add", "head", "aux"] and res.layers[2].activation == "tanh"
+    assert res.layers[1].kind == "pool" and res.layers[1].width == 6  # the mean over tokens
+    assert kw.layers[2].std == pytest.approx(res.layers[2].std, rel=1e-6)  # the tanh row is before the scale
     # the loss is over every floating output by default, or over the one named: aux gets no gradient then
     only = initlab.probe(net, (tokens, feats), rng=0, output="logits")
-    assert only.layers[4].grad_rms is None and res.layers[4].grad_rms is not None
+    assert only.layers[5].grad_rms is None and res.layers[5].grad_rms is not None
     nested = initlab.probe(net, (tokens, feats), rng=0, output="aux.0")
-    assert nested.layers[3].grad_rms is None and nested.layers[4].grad_rms is not None
+    assert nested.layers[4].grad_rms is None and nested.layers[5].grad_rms is not None
     with pytest.raises(ValueError, match="'output'.*'logits'"):
         initlab.probe(net, (tokens, feats), rng=0, output="nope")
     with pytest.raises(ValueError, match="'y'.*'output'"):
@@ -442,6 +443,30 @@ def test_fix_leaves_buffers_flags_and_rng() -> None:
         if n in bufs:
             assert torch.equal(bufs[n], t), n
     assert any(not torch.equal(p, dict(tensors)[n]) for n, p in net.named_parameters())  # LSUV did change weights
+
+
+def test_parameter_slices_and_matmul_weights_are_rows() -> None:
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(20, 8)
+            self.pos = nn.Parameter(torch.randn(1, 16, 8, generator=torch.Generator().manual_seed(0)))
+            self.w = nn.Parameter(torch.randn(8, 5, generator=torch.Generator().manual_seed(1)) / 8 ** 0.5)
+            self.gate = nn.Parameter(torch.full((8,), 0.5))
+
+        def forward(self, t: Any) -> Any:
+            h = self.emb(t) + self.pos[:, : t.shape[1]]
+            return (h * self.gate) @ self.w
+
+    net = Tiny()
+    t = np.random.default_rng(12).integers(0, 20, size=(4, 10))
+    res = _probe_checked(net, t)
+    assert [(s.name, s.kind) for s in res.layers] == [("emb", "embedding"), ("add", "add"), ("mul", "scale"),
+                                                      ("matmul", "linear")]
+    assert res.layers[2].gain_mean == 0.5 and res.layers[3].fan_in == 8 and res.layers[3].width == 5
+    with torch.no_grad():
+        h = net.emb(torch.from_numpy(t)) + net.pos[:, :10]
+    assert res.layers[1].std == pytest.approx(_std(h), rel=1e-5)
 
 
 # -- nothing skipped silently ---------------------------------------------------------------------------

@@ -91,6 +91,9 @@ _NORMS = {"layer_norm": (-1, 2), "rms_norm": (-1, 2), "batch_norm": (1, 3), "gro
           "instance_norm": (1, 3)}  # name: (feature axis, position of the weight argument)
 _CONVS = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
 _RNNS = {"lstm", "gru", "rnn_tanh", "rnn_relu"}
+_VIEWS = {"__getitem__", "view", "reshape", "t", "transpose", "permute", "expand", "expand_as", "unsqueeze",
+          "squeeze", "flatten", "unflatten", "contiguous", "narrow", "select", "repeat", "to", "type_as", "view_as",
+          "reshape_as", "movedim", "swapaxes", "mT", "T"}
 _SKIP = {"__get__", "__set__", "size", "dim", "numel", "is_floating_point", "is_contiguous", "_set_grad_enabled",
          "__len__", "__bool__", "__index__", "__format__", "__repr__", "__eq__", "__hash__", "stride", "__iter__"}
 
@@ -190,6 +193,7 @@ class _Capture:
         self.params: dict[int, str] = {id(p): n for n, p in model.named_parameters(remove_duplicate=True)}
         self.param_objs: dict[int, Any] = {id(p): p for p in model.parameters()}
         self.examined: set[int] = set()
+        self.derived: dict[int, tuple[Any, Any]] = {}  # id -> (tensor, the parameter it was derived from)
         self.used_by: dict[int, set[str]] = {}
         self.notes: list[str] = []
         self.linear = _activations.get("linear")
@@ -255,7 +259,26 @@ class _Capture:
         out = func(*args, **kwargs)
         self._note_params(name, args, kwargs)
         self._propagate(args, out)
+        if name in _VIEWS:
+            self._derive(args, out)
         return out
+
+    def _derive(self, args: tuple[Any, ...], out: Any) -> None:
+        """A slice, view, transpose or expansion of a parameter (``self.pos[:, :T]``, ``W.t()``)
+        stands for that parameter in the rows that use it (not a function of it: ``exp(p)``)."""
+        if args and isinstance(out, self.torch.Tensor):
+            p = self._param_of(args[0])
+            if p is not None:
+                self.derived[id(out)] = (out, p)
+
+    def _param_of(self, t: Any) -> Any:
+        """The model parameter ``t`` is, or was derived from by a shape-only op; else None."""
+        if not isinstance(t, self.torch.Tensor):
+            return None
+        if id(t) in self.params:
+            return t
+        d = self.derived.get(id(t))
+        return d[1] if d is not None and d[0] is t else None
 
     # -- module paths ------------------------------------------------------------------------------
     def install_hooks(self) -> list[Any]:
@@ -358,8 +381,9 @@ class _Capture:
 
     def _examine(self, *params: Any) -> None:
         for p in params:
-            if isinstance(p, self.torch.Tensor) and id(p) in self.params:
-                self.examined.add(id(p))
+            q = self._param_of(p)
+            if q is not None:
+                self.examined.add(id(q))
 
     def _hook(self, row: _Row, key: str, t: Any) -> None:
         if not (self.backward and isinstance(t, self.torch.Tensor) and t.requires_grad):
@@ -450,11 +474,12 @@ class _Capture:
         if len(args) < 2:
             return out
         a, w = args[0], args[1]
-        if (isinstance(w, self.torch.Tensor) and id(w) in self.params and w.ndim == 2 and self._is_float(out)
-                and isinstance(a, self.torch.Tensor) and id(a) not in self.params):
+        pw = self._param_of(w)
+        if (pw is not None and w.ndim == 2 and self._is_float(out) and isinstance(a, self.torch.Tensor)
+                and self._param_of(a) is None):
             # x @ W with W [in, out]: a linear layer in the transposed layout
             self._layer_row("linear", "matmul", self._name("matmul"), a, out, -1, w, fan_in=int(w.shape[0]))
-            self._examine(w)
+            self._examine(pw)
         else:
             self._note_params(name, args, kwargs)
             self._propagate(args, out)
@@ -549,10 +574,13 @@ class _Capture:
         inp = args[0] if args else kwargs.get("input")
         dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
         if (self._is_float(out) and isinstance(inp, self.torch.Tensor) and inp.ndim >= 3 and dim is not None
-                and self._axis_of(inp) == 1):
+                and self._origin(inp) is not None):
+            f = self._axis_of(inp) % inp.ndim
             dims = {d % inp.ndim for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
-            if dims and 0 not in dims and 1 not in dims:  # a mean over positions: global average pooling
-                self._out_row("pool", "mean", self._name("mean"), inp, out, 1)
+            if dims and 0 not in dims and f not in dims and out.ndim >= 2:
+                # a mean over positions or tokens: global average pooling (features kept)
+                axis = 1 if (f == 1 and out.ndim > 2 and out.shape[1] == inp.shape[1]) else -1
+                self._out_row("pool", "mean", self._name("mean"), inp, out, axis)
                 return out
         self._propagate(args, out)
         return out
@@ -563,7 +591,8 @@ class _Capture:
         if name == "__radd__":
             a, b = b, a
         both = self._is_float(a) and self._is_float(b)
-        with_param = both and (id(a) in self.params or id(b) in self.params)
+        pa, pb = (self._param_of(a), self._param_of(b)) if both else (None, None)
+        with_param = (pa is not None) != (pb is not None)
         residual = both and a.shape == b.shape and a.ndim >= 2 and not with_param
         if not (residual or (with_param and max(a.ndim, b.ndim) >= 2)):
             out = func(*args, **kwargs)
@@ -577,17 +606,17 @@ class _Capture:
         ra = oa[0] if oa is not None else -2
         rb = ob[0] if ob is not None else -2
         skip, branch = (a, b) if ra <= rb else (b, a)
-        if id(skip) in self.params:
+        if self._param_of(skip) is not None:
             skip, branch = branch, skip
         ms = moments(self._fview(skip, self._axis_of(skip)))
-        axis = self._axis_of(branch if id(branch) not in self.params else skip)
+        axis = self._axis_of(branch if self._param_of(branch) is None else skip)
         mb = moments(self._fview(branch, axis)) if branch.shape == skip.shape else moments(to_numpy(branch).reshape(1, -1))
         out = func(*args, **kwargs)  # after reading the operands: x += y writes x
         row = self._out_row("add", "add", self._name("add"), skip, out, axis)
         row.st.input_seen = oa is not None and ob is not None if not with_param else row.st.input_seen
         row.st.skip_std, row.st.branch_std, row.st.branch_var = ms.std, mb.std, mb.chan_var
         if with_param:
-            p = a if id(a) in self.params else b
+            p = pa if pa is not None else pb
             self._gain(row, p)
             row.weight = (p, None)
         return out
@@ -596,10 +625,9 @@ class _Capture:
         a = args[0] if args else kwargs.get("input")
         b = args[1] if len(args) > 1 else kwargs.get("other")
         out = func(*args, **kwargs)
-        pa = isinstance(a, self.torch.Tensor) and id(a) in self.params
-        pb = isinstance(b, self.torch.Tensor) and id(b) in self.params
-        if pa != pb and self._is_float(out) and out.ndim >= 2:
-            p, x = (a, b) if pa else (b, a)
+        qa, qb = self._param_of(a), self._param_of(b)
+        if (qa is None) != (qb is None) and self._is_float(out) and out.ndim >= 2:
+            p, x = (qa, b) if qa is not None else (qb, a)
             if isinstance(x, self.torch.Tensor) and x.shape == out.shape:
                 row = self._out_row("scale", "mul", self._name("mul"), x, out, self._axis_of(x))
                 self._gain(row, p)
