@@ -272,6 +272,23 @@ def test_embedding_rnn_rows_per_layer(cell: str, bidirectional: bool) -> None:
     assert l0.std == pytest.approx(_std(o0), rel=1e-5) and l1.std == pytest.approx(_std(o1), rel=1e-5)
 
 
+def test_packed_sequence_lstm_is_one_row() -> None:
+    class Packed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.LSTM(3, 5, num_layers=2)
+
+        def forward(self, x: Any, lengths: Any) -> Any:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+            out, _ = self.rnn(packed)
+            return nn.utils.rnn.pad_packed_sequence(out)[0]
+
+    net = _seeded(Packed(), 13)
+    x = np.random.default_rng(13).standard_normal((6, 4, 3)).astype(np.float32)
+    res = _probe_checked(net, (x, np.array([6, 3, 5, 2])))
+    assert [(s.name, s.kind, s.width) for s in res.layers] == [("rnn", "rnn", 5)]
+
+
 # -- CNNs and ResNets --------------------------------------------------------------------------------
 def _cnn() -> Any:
     return _seeded(nn.Sequential(
@@ -300,6 +317,18 @@ def test_cnn_batchnorm_pooling_rows_and_buffers() -> None:
     assert res.layers[3].sq_mean == pytest.approx(float((cm ** 2).mean()), rel=1e-4)
     # dead units of the in-place ReLU row: channels whose input is ≤ 0 on the whole batch
     assert res.layers[6].dead is not None and res.layers[1].gain_std == pytest.approx(_std(net[1].weight.detach()), rel=1e-5)
+    # gradients by hand: mse against N(0, 1) targets drawn from rng=0; the per-sample delta at the
+    # output is out - y, and at the pooled features (after Flatten) it is (out - y) @ W
+    with torch.no_grad():
+        h = F.adaptive_avg_pool2d(torch.relu(F.batch_norm(net[4](pooled), None, None, net[5].weight, net[5].bias,
+                                                          training=True)), 1).flatten(1)
+        out = net[10](h).double()
+    g = out - torch.from_numpy(np.random.default_rng(0).standard_normal((16, 5)))
+    assert res.layers[8].grad_rms == pytest.approx(float(g.pow(2).mean().sqrt()), rel=1e-5)
+    gh = g @ net[10].weight.detach().double()
+    assert res.layers[7].grad_rms == pytest.approx(float(gh.pow(2).mean().sqrt()), rel=1e-5)
+    gw = g.T @ h.double() / 16  # the weight gradient of the batch-mean loss
+    assert res.layers[8].grad_weight_std == pytest.approx(float(gw.std(unbiased=False)), rel=1e-5)
     # eval mode reads the running statistics (mean 0, var 1 at init): the norm row then equals its input scaled
     ev = initlab.probe(net, x, rng=0, mode="eval")
     assert ev.mode == "eval" and ev.layers[1].std != pytest.approx(res.layers[1].std, rel=1e-3)
