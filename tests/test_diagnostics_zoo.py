@@ -518,3 +518,20 @@ def test_unexamined_lists_parameters_without_a_row() -> None:
     assert "unexamined: unused (Linear)" in text and "no problem found:" not in text
     assert res.summary().endswith("2 modules/operations with parameters were not examined (listed below)")
     assert res.to_dict()["unexamined"] == res.unexamined
+
+
+def test_model_that_raises_is_a_value_error_and_leaves_the_state() -> None:
+    class Fails(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm1d(4)
+            self.fc = nn.Linear(5, 2)
+
+        def forward(self, x: Any) -> Any:
+            return self.fc(self.bn(x))  # BatchNorm runs (and would move its statistics), then the shapes clash
+
+    net = Fails().eval()
+    before = _state(net)
+    with pytest.raises(ValueError, match=r"'x' argument was rejected by the model \(inputs of shape \(8, 4\)\)"):
+        initlab.probe(net, np.ones((8, 4), dtype=np.float32) * np.arange(8, dtype=np.float32)[:, None], rng=0)
+    _assert_same_state(net, before)
