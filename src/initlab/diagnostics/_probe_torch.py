@@ -76,6 +76,7 @@ class ModelInputError(ValueError):
         self.shapes = shapes
 
 MODES = ("init", "train", "eval")
+LOGITS_SAMPLE = 1 << 21  # attention logits measured per row, at most (whole samples from the batch's start)
 
 _LINEAR_KINDS = ("linear", "conv", "embedding", "rnn")
 _DROPOUTS = {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
@@ -688,6 +689,34 @@ class _Capture:
         self.rows.append(row)
         return row
 
+    def _attention_stats(self, name: str, q: Any, k: Any, mask: Any, is_causal: bool, scale: float | None,
+                         inp: Any) -> None:
+        """The logits row of an attention whose logits the forward does not materialise (SDPA):
+        q·kᵀ·scale (+ mask) recomputed without gradient on the first samples of the batch, at most
+        ``LOGITS_SAMPLE`` logits (the samples are i.i.d., so this estimates the batch's values)."""
+        torch = self.torch
+        with torch.no_grad():
+            per = max(1, q[:1].numel() // q.shape[-1] * k.shape[-2])
+            kb = max(1, min(int(q.shape[0]), LOGITS_SAMPLE // per))
+            qq, kk = q[:kb].detach(), k[:kb].detach()
+            if kk.ndim == qq.ndim and kk.ndim >= 3 and kk.shape[-3] != qq.shape[-3] and qq.shape[-3] % kk.shape[-3] == 0:
+                kk = kk.repeat_interleave(qq.shape[-3] // kk.shape[-3], dim=-3)  # grouped-query attention
+            s = (1.0 / math.sqrt(qq.shape[-1])) if scale is None else float(scale)
+            logits = (qq @ kk.transpose(-2, -1)) * s
+            masked = mask is not None or is_causal
+            if is_causal:
+                L, S = logits.shape[-2], logits.shape[-1]
+                causal = torch.ones(L, S, dtype=torch.bool, device=logits.device).tril()
+                logits = logits.masked_fill(~causal, float("-inf"))
+            if mask is not None:
+                m = mask if mask.ndim < logits.ndim or mask.shape[0] == 1 else mask[:kb]
+                if m.dtype == torch.bool:
+                    logits = logits.masked_fill(~m, float("-inf"))
+                else:
+                    logits = logits + m
+            probs = torch.softmax(logits, -1)
+        self._logits_row(name, logits, probs, inp, masked=masked)
+
     def _softmax(self, func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         out = func(*args, **kwargs)
         x = args[0] if args else kwargs.get("input")
@@ -710,27 +739,8 @@ class _Capture:
         q, k = bound["query"], bound["key"]
         if not (self._is_float(out) and out.ndim >= 3):
             return out
-        with torch.no_grad():
-            scale = bound.get("scale")
-            s = (1.0 / math.sqrt(q.shape[-1])) if scale is None else float(scale)
-            kk = k
-            if kk.ndim == q.ndim and kk.ndim >= 3 and kk.shape[-3] != q.shape[-3] and q.shape[-3] % kk.shape[-3] == 0:
-                kk = kk.repeat_interleave(q.shape[-3] // kk.shape[-3], dim=-3)
-            logits = (q.detach() @ kk.detach().transpose(-2, -1)) * s
-            mask = bound.get("attn_mask")
-            masked = mask is not None or bool(bound.get("is_causal"))
-            if bound.get("is_causal"):
-                L, S = logits.shape[-2], logits.shape[-1]
-                causal = torch.ones(L, S, dtype=torch.bool, device=logits.device).tril()
-                logits = logits.masked_fill(~causal, float("-inf"))
-            if mask is not None:
-                if mask.dtype == torch.bool:
-                    logits = logits.masked_fill(~mask, float("-inf"))
-                else:
-                    logits = logits + mask
-            probs = torch.softmax(logits, -1)
-        path = self._name("logits", own=False)
-        self._logits_row(path, logits, probs, q, masked=masked)
+        self._attention_stats(self._name("logits", own=False), q, k, bound.get("attn_mask"),
+                              bool(bound.get("is_causal")), bound.get("scale"), q)
         # the attention-weighted values [batch, heads, queries, head dim]: units are (head, dim)
         ctx = out
         name_ctx = self._name("context", own=False)
@@ -805,14 +815,26 @@ class _Capture:
         qh = q.reshape(L, B * h, d).transpose(0, 1)
         kh = k.reshape(S, B * h, d).transpose(0, 1)
         vh = v.reshape(S, B * h, d).transpose(0, 1)
-        qs = qh * math.sqrt(1.0 / float(d))
-        logits = torch.baddbmm(am, qs, kh.transpose(-2, -1)) if am is not None else torch.bmm(qs, kh.transpose(-2, -1))
-        probs = torch.softmax(logits, dim=-1)
-        self._logits_row(self._name("logits", own=False), logits.view(B, h, L, S), probs.view(B, h, L, S), q,
-                         masked=am is not None)
         p_drop = float(a["dropout_p"]) if (a["training"] and self.mode == "train") else 0.0
-        pd = F.dropout(probs, p=p_drop) if p_drop > 0.0 else probs
-        ctx = torch.bmm(pd, vh).transpose(0, 1).contiguous().view(L * B, E)
+        lname = self._name("logits", own=False)
+        probs = None
+        if a["need_weights"]:  # torch's explicit path: the logits and weights are materialised
+            qs = qh * math.sqrt(1.0 / float(d))
+            logits = torch.baddbmm(am, qs, kh.transpose(-2, -1)) if am is not None else torch.bmm(qs, kh.transpose(-2, -1))
+            probs = torch.softmax(logits, dim=-1)
+            kb = max(1, min(B, LOGITS_SAMPLE // (h * L * S)))
+            self._logits_row(lname, logits.view(B, h, L, S)[:kb], probs.view(B, h, L, S)[:kb], q,
+                             masked=am is not None)
+            pd = F.dropout(probs, p=p_drop) if p_drop > 0.0 else probs
+            ctx = torch.bmm(pd, vh).transpose(0, 1).contiguous().view(L * B, E)
+        else:  # torch's fused path (scaled_dot_product_attention), as nn.MultiheadAttention runs it
+            m4 = None
+            if am is not None:
+                m4 = am.unsqueeze(0) if (am.size(0) == 1 and am.dim() == 3) else am.view(B, h, -1, S)
+            q4, k4, v4 = qh.view(B, h, L, d), kh.view(B, h, S, d), vh.view(B, h, S, d)
+            self._attention_stats(lname, q4, k4, m4, False, None, q)
+            o4 = F.scaled_dot_product_attention(q4, k4, v4, m4, p_drop, False)
+            ctx = o4.permute(2, 0, 1, 3).contiguous().view(B * L, E)
         row = self._new_row("attention", "multi_head_attention", self._name("context", own=False), None, -1, q)
         act_stats(row.st, to_numpy(ctx), None, None, row.samples, self.hist_sample,
                   per_sample=self._per_sample(ctx.view(L, B, E)))
@@ -824,7 +846,7 @@ class _Capture:
         self._examine(ow, ob)
         out = out.view(L, B, E)
         self._mark(out, len(self.rows) - 1, -1)
-        if not a["need_weights"]:
+        if probs is None:
             return out, None
         weights = probs.view(B, h, L, S)
         return out, (weights.mean(dim=1) if a["average_attn_weights"] else weights)

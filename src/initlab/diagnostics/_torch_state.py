@@ -30,7 +30,9 @@ def preserved_state(model: Any, *, parameters: bool = True, rng: bool = True) ->
     Restored: every buffer (``named_buffers``, persistent or not), every module's ``training``
     flag, torch's CPU RNG state and the RNG state of each CUDA device when CUDA is initialised
     (``rng=True``), and with ``parameters=True`` every parameter's values. Tensors are restored in
-    place (``copy_``), so references held elsewhere (optimizers) stay valid.
+    place (``copy_``), so references held elsewhere (optimizers) stay valid. A parameter is written
+    back when its version counter moved (any in-place write, also under ``no_grad``); a buffer
+    also when its values differ.
 
     >>> import torch
     >>> bn = torch.nn.BatchNorm1d(3)
@@ -43,18 +45,18 @@ def preserved_state(model: Any, *, parameters: bool = True, rng: bool = True) ->
     import torch
 
     seen: set[int] = set()
-    saved: list[tuple[Any, Any]] = []
+    saved: list[tuple[Any, Any, int, bool]] = []
 
-    def keep(t: Any) -> None:
+    def keep(t: Any, compare: bool) -> None:
         if isinstance(t, torch.Tensor) and id(t) not in seen:
             seen.add(id(t))
-            saved.append((t, t.detach().clone()))
+            saved.append((t, t.detach().clone(), t._version, compare))
 
     for _, b in model.named_buffers(remove_duplicate=False):
-        keep(b)
+        keep(b, True)
     if parameters:
         for _, p in model.named_parameters(remove_duplicate=False):
-            keep(p)
+            keep(p, False)
     flags = [(m, m.training) for m in model.modules()]
     cpu_state = torch.get_rng_state() if rng else None
     cuda_states = None
@@ -64,10 +66,10 @@ def preserved_state(model: Any, *, parameters: bool = True, rng: bool = True) ->
         yield
     finally:
         with torch.no_grad():
-            for t, copy in saved:
+            for t, copy, version, compare in saved:
                 if t.shape != copy.shape or t.dtype != copy.dtype:
                     t.data = copy  # replaced by a tensor of another shape: put the original back
-                else:
+                elif t._version != version or (compare and not torch.equal(t, copy)):
                     t.copy_(copy)
         for m, flag in flags:
             m.training = flag
