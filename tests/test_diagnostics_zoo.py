@@ -224,6 +224,17 @@ def test_functional_sdpa_and_activations_hand_checked() -> None:
     assert by["mlp"].preact_std == pytest.approx(_std(z), rel=1e-5)
     assert by["mlp"].std == pytest.approx(_std(F.gelu(z)), rel=1e-5)
     assert by["tanh"].std == pytest.approx(_std(torch.tanh(h)), rel=1e-5)
+    # long batches: the logits are measured on whole samples from the batch's start (here the first 2)
+    from initlab.diagnostics import _probe_torch
+
+    old = _probe_torch.LOGITS_SAMPLE
+    _probe_torch.LOGITS_SAMPLE = 2 * 2 * T * T
+    try:
+        sub = {s.name: s for s in initlab.probe(net, x, rng=0).layers}["logits"]
+    finally:
+        _probe_torch.LOGITS_SAMPLE = old
+    assert sub.logit_std == pytest.approx(_std(lg[:2][causal.expand_as(lg[:2])]), rel=1e-5)
+    assert sub.softmax_entropy == pytest.approx(float(ent[:2].double().mean()), rel=1e-5)
     # per-unit (last axis) channel statistics of the mlp row: over batch and tokens
     cm = z.double().reshape(-1, 16).mean(0)
     assert by["mlp"].preact_sq_mean == pytest.approx(float((cm ** 2).mean()), rel=1e-5)

@@ -57,6 +57,7 @@ def act_stats(st: LayerStats, act: np.ndarray, activation: Activation | None, pr
     same = preact is act and "preact_moments" in samples
     ma = samples["preact_moments"] if same else moments(act)
     st.mean, st.std, st.sq_mean, st.chan_var, st.min, st.max = ma.mean, ma.std, ma.sq_mean, ma.chan_var, ma.min, ma.max
+    samples["act_moments"] = ma
     st.width = int(act.shape[1]) if act.ndim >= 2 else 1
     st.activation = None if activation is None else activation.spec
     samples["act"] = samples["preact"] if same else subsample(act, hist_sample)

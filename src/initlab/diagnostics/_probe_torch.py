@@ -76,7 +76,7 @@ class ModelInputError(ValueError):
         self.shapes = shapes
 
 MODES = ("init", "train", "eval")
-LOGITS_SAMPLE = 1 << 21  # attention logits measured per row, at most (whole samples from the batch's start)
+LOGITS_SAMPLE = 1 << 18  # attention logits measured per row, at most (whole samples from the batch's start)
 
 _LINEAR_KINDS = ("linear", "conv", "embedding", "rnn")
 _DROPOUTS = {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
@@ -173,6 +173,7 @@ class _Row:
     grads: dict[str, np.ndarray] = field(default_factory=dict)
     time_axis: int | None = None
     grad_time: tuple[float, float] | None = None
+    out_version: int = -1  # the output's version counter when measured (an in-place write moves it)
 
 
 class _Capture:
@@ -410,6 +411,7 @@ class _Capture:
 
     def _finish(self, row: _Row, out: Any) -> None:
         row.out = out
+        row.out_version = out._version
         self.rows.append(row)
         self._mark(out, len(self.rows) - 1, row.axis)
 
@@ -512,8 +514,17 @@ class _Capture:
         axis = self._axis_of(xin)
         row = self._new_row("activation", name.rstrip("_"), self._name(name.rstrip("_")), act, axis, xin)
         pi = self._fview(xin, axis)
-        preact_stats(row.st, pi, row.samples, self.hist_sample, per_sample=self._per_sample(xin))
-        row.samples.pop("preact_moments", None)
+        if (prev is not None and prev.out is xin and prev.axis == axis and "act_moments" in prev.samples
+                and xin._version == prev.out_version):
+            # the input is the previous row's output (a norm, an add): its statistics are at hand
+            m = prev.samples["act_moments"]
+            st = row.st
+            st.preact_mean, st.preact_std, st.preact_sq_mean = m.mean, m.std, m.sq_mean
+            st.preact_min, st.preact_max, st.width, st.cosine = m.min, m.max, prev.st.width, prev.st.cosine
+            row.samples["preact"], row.samples["chan_max"] = prev.samples["act"], m.chan_max
+        else:
+            preact_stats(row.st, pi, row.samples, self.hist_sample, per_sample=self._per_sample(xin))
+            row.samples.pop("preact_moments", None)
         self._hook(row, "preact", xin)
         out = func(*args, **kwargs)  # after the input was read: an in-place op may overwrite it
         if not self._is_float(out):
@@ -693,7 +704,8 @@ class _Capture:
                          inp: Any) -> None:
         """The logits row of an attention whose logits the forward does not materialise (SDPA):
         q·kᵀ·scale (+ mask) recomputed without gradient on the first samples of the batch, at most
-        ``LOGITS_SAMPLE`` logits (the samples are i.i.d., so this estimates the batch's values)."""
+        ``LOGITS_SAMPLE`` (262 144) logits (the samples are i.i.d., so this estimates the batch's
+        values; the small batches of the tests are measured whole)."""
         torch = self.torch
         with torch.no_grad():
             per = max(1, q[:1].numel() // q.shape[-1] * k.shape[-2])
