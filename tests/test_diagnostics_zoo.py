@@ -469,6 +469,9 @@ def test_nonfinite_input_is_refused_by_probe_and_fix(bad: float) -> None:
         initlab.fix(net, x, rng=0)
     with pytest.raises(ValueError, match="'x'.*finite"):
         initlab.probe(net, (x,), rng=0)
+    big = np.full((5, 3), 1e300)  # finite in float64, inf once cast to the model's float32
+    with pytest.raises(ValueError, match="'x'.*finite.*float32"):
+        initlab.probe(net, big, rng=0)
 
 
 def test_fix_leaves_buffers_flags_and_rng() -> None:

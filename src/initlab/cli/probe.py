@@ -336,7 +336,11 @@ def probe(
         if input_dtype is not None:
             x = _cast(x, input_dtype)
         elif isinstance(x, np.ndarray) and (model is None or x.dtype.kind == "f"):
-            x = np.ascontiguousarray(x, dtype=np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
+                x = np.ascontiguousarray(x, dtype=np.float32)
+            if not np.all(np.isfinite(x)):
+                raise ValueError(f"The '--input' {input!r} must hold finite values within float32's range; its first "
+                                 f"{len(x)} rows contain NaN, inf or values beyond float32's range.")
         if model is None and (not isinstance(x, np.ndarray) or x.ndim != 2):
             raise ValueError(f"The '--input' {input!r} must hold one array [n, features] for '--layers'; got "
                              f"{'shape ' + str(x.shape) if isinstance(x, np.ndarray) else type(x).__name__}.")

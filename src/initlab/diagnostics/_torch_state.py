@@ -182,7 +182,11 @@ def prepare_inputs(model: Any, x: Any, *, name: str = "x") -> tuple[tuple[Any, .
                                 f"dtype {a.dtype}.")
             t = torch.from_numpy(np.ascontiguousarray(a))
         if t.is_floating_point():
-            return t.to(device=device, dtype=dtype)
+            out = t.to(device=device, dtype=dtype)
+            if out.dtype != t.dtype and not bool(torch.isfinite(out).all()):
+                raise ValueError(f"The '{name}' argument's {where} must hold finite values within the model's "
+                                 f"dtype ({str(dtype).replace('torch.', '')}); casting it gives NaN or inf.")
+            return out
         return t.to(device=device)
 
     if isinstance(x, dict):
