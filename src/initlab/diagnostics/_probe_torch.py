@@ -662,41 +662,34 @@ class _Capture:
         """Row of the attention logits [..., queries, keys] (masked entries −inf) and their softmax:
         moments of the finite logits, and the mean over queries of the entropy −Σ p log p =
         logsumexp(l) − Σ p·l (over the finite logits)."""
-        torch = self.torch
-        with torch.no_grad():
-            lg = logits.detach()
-            p = probs.detach()
-            if masked:
-                finite = torch.isfinite(lg)
-                n = int(finite.sum())
-                z = torch.where(finite, lg, torch.zeros((), dtype=lg.dtype, device=lg.device))
-                pl = torch.where(finite, p * z, torch.zeros((), dtype=lg.dtype, device=lg.device)).sum(-1)
-                lo = float(lg.masked_fill(~finite, math.inf).min()) if n else math.nan
-                hi = float(lg.masked_fill(~finite, -math.inf).max()) if n else math.nan
-            else:
-                n = lg.numel()
-                z = lg
-                pl = (p * lg).sum(-1)
-                lo, hi = float(lg.min()), float(lg.max())
-            s1 = float(z.sum(dtype=torch.float64))
-            s2 = float(z.pow(2).sum(dtype=torch.float64))
-            ent = torch.logsumexp(lg, -1) - pl
-            ent = ent[torch.isfinite(ent)] if masked else ent
-            flat = lg.reshape(-1)
-            step = max(1, -(-flat.numel() // (self.hist_sample or flat.numel())))
-            sample = flat[::step]
-            sample = sample[torch.isfinite(sample)]
+        # NumPy on a CPU copy: a few passes over at most LOGITS_SAMPLE values, no thread-pool round trips
+        lg = to_numpy(logits).astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            finite = np.isfinite(lg) if masked else None
+            z = np.where(finite, lg, 0.0) if masked else lg
+            n = int(finite.sum()) if masked else lg.size
+            s1, s2 = float(z.sum()), float(np.dot(z.reshape(-1), z.reshape(-1)))
+            lo = float(np.where(finite, lg, np.inf).min()) if masked else float(lg.min())
+            hi = float(np.where(finite, lg, -np.inf).max()) if masked else float(lg.max())
+            mx = np.max(np.where(finite, lg, -np.inf) if masked else lg, axis=-1, keepdims=True)
+            lse = mx + np.log(np.sum(np.exp(lg - mx), axis=-1, keepdims=True))
+            p = np.exp(lg - lse) if probs is None else to_numpy(probs).astype(np.float64)
+            ent = lse[..., 0] - np.sum(p * z, axis=-1)  # logsumexp(l) − Σ p·l = −Σ p log p
+            ent = ent[np.isfinite(ent)]
+        flat = lg.reshape(-1)
+        sample = flat[np.isfinite(flat)] if masked else flat
+        sample = subsample(sample, self.hist_sample)
         row = self._new_row("attention_logits", "softmax", name, None, -1, inp)
         st = row.st
         if n:
             mean = s1 / n
             var = max(s2 / n - mean * mean, 0.0)
             st.mean, st.std, st.sq_mean, st.chan_var, st.min, st.max = mean, math.sqrt(var), mean * mean, var, lo, hi
-            row.samples["act"] = to_numpy(sample).astype(np.float64)
+            row.samples["act"] = sample
         st.width = int(lg.shape[-1])
         st.logit_std = st.std
-        st.softmax_entropy = float(ent.double().mean()) if ent.numel() else math.nan
-        row.out = probs
+        st.softmax_entropy = float(ent.mean()) if ent.size else math.nan
+        row.out = probs if probs is not None else logits
         self.rows.append(row)
         return row
 
@@ -726,8 +719,7 @@ class _Capture:
                     logits = logits.masked_fill(~m, float("-inf"))
                 else:
                     logits = logits + m
-            probs = torch.softmax(logits, -1)
-        self._logits_row(name, logits, probs, inp, masked=masked)
+        self._logits_row(name, logits, None, inp, masked=masked)
 
     def _softmax(self, func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         out = func(*args, **kwargs)
