@@ -70,3 +70,124 @@ def test_model_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: 
 def test_bad_input_exits_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(argv, capsys)
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("initlab: error:"), err
+
+
+# -- torch models: file factories, inputs, modes, rejection, memory --------------------------------
+_ZOO = '''
+import torch
+def cnn():
+    g = torch.Generator().manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 2))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return m
+def lm():
+    class LM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(40, 8)
+            self.rnn = torch.nn.GRU(8, 8, num_layers=2, batch_first=True)
+            self.head = torch.nn.Linear(8, 40)
+        def forward(self, tokens, lengths=None):
+            return {"logits": self.head(self.rnn(self.emb(tokens))[0]), "tokens": tokens}
+    return LM()
+class WithUnused(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = cnn()
+        self.extra = torch.nn.Linear(3, 3)
+    def forward(self, x):
+        return self.net(x)
+def with_unused():
+    return WithUnused()
+'''
+
+
+@pytest.fixture()
+def zoo_file(tmp_path: Path) -> Path:
+    pytest.importorskip("torch")
+    p = tmp_path / "zoo_models.py"
+    p.write_text(_ZOO)
+    return p
+
+
+def test_model_from_file_with_input_shape_and_modes(zoo_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["probe", "--model", f"{zoo_file}:cnn", "--input-shape", "3x8x8", "--batch", "16", "--json"],
+                        capsys)
+    d = json.loads(out)
+    assert code == 0 and d["mode"] == "init" and d["unexamined"] == []
+    assert [s["kind"] for s in d["layers"]] == ["conv", "norm", "activation", "pool", "linear"]
+    assert [s["width"] for s in d["layers"]] == [8, 8, 8, 8, 2]
+    code, out, _ = _run(["probe", "--model", f"{zoo_file}:cnn", "--input-shape", "3x8x8", "--batch", "16", "--mode",
+                         "eval", "--json"], capsys)
+    assert code == 0 and json.loads(out)["mode"] == "eval"
+    # the table: rows by name, the verdicts once each, the summary line
+    code, out, _ = _run(["probe", "--model", f"{zoo_file}:cnn", "--input-shape", "3x8x8", "--batch", "16"], capsys)
+    assert code == 0 and "mode init" in out and "│ 0 " in out.replace("│ 0    ", "│ 0 ")
+    verdict_lines = [ln for ln in out.splitlines() if ln.startswith("! ")]
+    assert len(verdict_lines) == len(set(verdict_lines))
+
+
+def test_integer_tokens_and_model_output(zoo_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(["probe", "--model", f"{zoo_file}:lm", "--input-shape", "12", "--input-dtype", "int64",
+                           "--batch", "8", "--model-output", "logits", "--json"], capsys)
+    assert code == 0, err
+    d = json.loads(out)
+    assert [s["name"] for s in d["layers"]] == ["emb", "rnn.l0", "rnn.l1", "head"]
+    assert [s["width"] for s in d["layers"]] == [8, 8, 8, 40]
+    assert d["layers"][1]["grad_time_ratio"] is not None
+
+
+def test_input_files_npy_and_pt(zoo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    import torch
+
+    tokens = np.random.default_rng(0).integers(0, 40, size=(6, 5))
+    np.save(tmp_path / "tokens.npy", tokens)
+    code, out, err = _run(["probe", "--model", f"{zoo_file}:lm", "--input", str(tmp_path / "tokens.npy"), "--json"],
+                          capsys)
+    assert code == 0 and json.loads(out)["batch"] == 6, err  # int64 kept: embeddings work
+    torch.save({"tokens": torch.from_numpy(tokens)}, tmp_path / "kw.pt")
+    code, out, err = _run(["probe", "--model", f"{zoo_file}:lm", "--input", str(tmp_path / "kw.pt"), "--batch", "4",
+                           "--json"], capsys)
+    assert code == 0 and json.loads(out)["batch"] == 4, err
+    torch.save((torch.randn(5, 3, 8, 8),), tmp_path / "pos.pt")
+    code, out, err = _run(["probe", "--model", f"{zoo_file}:cnn", "--input", str(tmp_path / "pos.pt"), "--json"], capsys)
+    assert code == 0 and json.loads(out)["batch"] == 5, err
+
+
+def test_unexamined_printed_and_in_json(zoo_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["probe", "--model", f"{zoo_file}:with_unused", "--input-shape", "3x8x8", "--batch", "8"], capsys)
+    assert code == 0 and "unexamined: extra (Linear)" in out and "no problem found:" not in out
+    code, out, _ = _run(["probe", "--model", f"{zoo_file}:with_unused", "--input-shape", "3x8x8", "--batch", "8",
+                         "--json"], capsys)
+    assert json.loads(out)["unexamined"][0].startswith("extra (Linear)")
+
+
+def test_torch_bad_inputs_exit_2_with_one_line(zoo_file: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3, 8, 8), dtype=np.float32))
+    bad_nan = np.ones((4, 3, 8, 8), dtype=np.float32)
+    bad_nan[1, 0, 0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", bad_nan)
+    cases = [
+        (["--input-shape", "3x2x2"], "the model rejected an input of shape 1000x3x2x2; pass --input-shape/--input"),
+        (["--input-shape", "0x8x8"], "'--input-shape'"),
+        (["--input", str(tmp_path / "empty.npy")], "'--input'"),
+        (["--input", str(tmp_path / "nan.npy")], "'--input'"),
+        (["--input-shape", "3x64x64", "--batch", "100000000"], "'--batch'"),
+        (["--input-shape", "3x8x8", "--mode", "training"], "'--mode'"),
+        (["--input-shape", "3x8x8", "--input-dtype", "float31"], "'--input-dtype'"),
+        (["--input-shape", "3x8x8", "--input-dtype", "int64"], "'--input-dtype'"),
+        (["--input-shape", "3x8x8", "--model-output", "nope"], "'output'"),
+    ]
+    for extra, needle in cases:
+        code, out, err = _run(["probe", "--model", f"{zoo_file}:cnn", *extra], capsys)
+        assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("initlab: error:"), (extra, err)
+        assert needle in err, (extra, err)
+    code, out, err = _run(["probe", "--model", f"{tmp_path / 'missing.py'}:cnn"], capsys)
+    assert code == 2 and "'--model'" in err and err.count("\n") == 1

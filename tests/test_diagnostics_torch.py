@@ -73,7 +73,7 @@ def test_inplace_relu_gives_same_stats() -> None:
         np.testing.assert_allclose(b.column(k), a.column(k), rtol=1e-6, err_msg=k)
 
 
-def test_conv_per_channel_and_functional_note() -> None:
+def test_conv_per_channel_and_functional_relu_row() -> None:
     class Net(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -88,15 +88,18 @@ def test_conv_per_channel_and_functional_note() -> None:
     x = np.random.default_rng(0).standard_normal((16, 3, 8, 8)).astype(np.float32)
     res = initlab.probe(model, x, rng=0, theory=True)
     conv = res.layers[0]
-    assert conv.kind == "conv2d" and conv.width == 8 and conv.activation == "tanh"
+    assert conv.kind == "conv" and conv.op == "conv2d" and conv.width == 8 and conv.activation == "tanh"
     with torch.no_grad():
         z = model.conv(torch.from_numpy(x)).double()
     chan_mean = z.mean(dim=(0, 2, 3))
     assert conv.preact_sq_mean == pytest.approx(float((chan_mean**2).mean()), rel=1e-5)
     assert conv.preact_std == pytest.approx(float(z.std(unbiased=False)), rel=1e-5)
-    assert any("cannot see" in n and "fc" in n for n in res.notes)
+    # torch.relu after the Tanh module is a row of its own, read by the fc through flatten(1)
+    relu, fc = res.layers[1], res.layers[2]
+    assert relu.kind == "activation" and relu.activation == "relu" and relu.name == "relu" and relu.width == 8
+    assert fc.input_seen and fc.name == "fc"
     assert not res.theory and any("plain stacks" in n for n in res.notes)
-    assert res.layers[1].grad_weight_std > 0
+    assert fc.grad_weight_std > 0
 
 
 def test_probe_leaves_param_grads_untouched() -> None:

@@ -16,12 +16,14 @@ histograms on a subsample): see ``benchmarks/probe_speed.py``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from initlab._rng import RngLike, as_generator
 from initlab._validation import bad_type, check_choice, check_int
 from initlab.diagnostics._apply import ApplyRecord, apply
-from initlab.diagnostics._lsuv import LSUVRecord, fix
+from initlab.diagnostics._lsuv import LSUVRecord
+from initlab.diagnostics._lsuv import fix as _lsuv_fix
 from initlab.diagnostics._measure import LOSSES
 from initlab.diagnostics._presets import PRESETS
 from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
@@ -44,6 +46,8 @@ def probe(
     rng: RngLike = None,
     bins: int = 50,
     hist_sample: int | None = HIST_SAMPLE,
+    mode: str = "init",
+    output: str | int | None = None,
 ) -> ProbeResult:
     """Measure every layer of ``model`` on the batch ``x``.
 
@@ -60,9 +64,19 @@ def probe(
     ``theory=True`` adds the mean-field prediction (Poole et al. 2016, "Exponential expressivity in
     deep neural networks through transient chaos") for plain stacks.
 
+    Torch models are probed at the level of tensor operations (every linear, conv, embedding,
+    LSTM/GRU layer, activation — module or functional —, norm, pooling, residual add and attention
+    step gets a row named by its module path; see :mod:`initlab.diagnostics._probe_torch`), and
+    left exactly as they were: parameters, buffers, ``training`` flags and torch's RNG state are
+    restored bitwise. Parameters that fed no row are listed in ``result.unexamined``. The loss is
+    taken over every floating output (nested tuples/lists/dicts), or over the one ``output`` names.
+
     Args:
         model: an :class:`initlab.nn.Network` or a ``torch.nn.Module``.
-        x: the input batch, array-like ``[batch, ...]`` (or a torch tensor).
+        x: the input batch: an array-like or tensor ``[batch, ...]``; for a torch model also a tuple
+            (or list of arrays/tensors) of positional inputs or a dict of keyword inputs. Integer
+            inputs (token ids) keep their dtype; floating ones are cast to the model's dtype and
+            must be finite.
         y: targets for the loss, or None.
         loss: "mse" | "ce" | "sum".
         backward: also run and measure the backward pass.
@@ -70,6 +84,12 @@ def probe(
         rng: seed or Generator (random targets).
         bins: number of histogram bins.
         hist_sample: values per layer binned into the histograms (None: all).
+        mode: torch models: "init" (default: every module in training mode, so BatchNorm uses the
+            batch's statistics as in the first steps of training, and every dropout off — the
+            honest measure of an initialization), "train" (dropout on too) or "eval"
+            (``model.eval()``: BatchNorm with its running statistics). Recorded in ``result.mode``.
+        output: torch models: the path of the one output the loss is taken over ("logits" for a
+            dict output, "0" for the first of a tuple, "1.h" nested); None: every floating output.
 
     >>> import numpy as np
     >>> from initlab.nn import Network
@@ -86,14 +106,20 @@ def probe(
         bad_type("backward", "a bool", backward)
     if not isinstance(theory, bool):
         bad_type("theory", "a bool", theory)
-    gen = as_generator(rng)
-    from initlab.diagnostics._probe_torch import is_torch_module
+    from initlab.diagnostics._probe_torch import MODES, is_torch_module
 
+    check_choice("mode", mode, MODES)
+    if output is not None and not isinstance(output, (str, int)):
+        bad_type("output", "a str or int (the path of one output) or None", output)
+    gen = as_generator(rng)
+    from initlab.diagnostics._torch_state import check_finite_input
+
+    check_finite_input(x, name="x")
     if is_torch_module(model):
         from initlab.diagnostics._probe_torch import probe_torch
 
         result = probe_torch(model, x, y=y, loss=loss, backward=backward, theory=theory, rng=gen, bins=bins,
-                             hist_sample=hist_sample)
+                             hist_sample=hist_sample, mode=mode, output=output)
     else:
         from initlab.nn import Network
 
@@ -125,3 +151,23 @@ def _residual_spp(model: Any, x: Any, result: ProbeResult) -> SPP | None:
     except Exception as e:  # noqa: BLE001 - an auxiliary pass: any failure is reported, the rest is judged
         result.notes.append(f"residual blocks not examined (signal propagation: {type(e).__name__}: {e})")
         return None
+
+@functools.wraps(_lsuv_fix)
+def fix(model: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+    from initlab.diagnostics._probe_torch import is_torch_module
+    from initlab.diagnostics._torch_state import check_finite_input, preserved_state
+
+    check_finite_input(x, name="x")
+    if is_torch_module(model):
+        with preserved_state(model, parameters=False):
+            return _lsuv_fix(model, x, *args, **kwargs)
+    return _lsuv_fix(model, x, *args, **kwargs)
+
+
+fix.__doc__ = (fix.__doc__ or "").rstrip() + """
+
+    Whatever the engine, ``x`` must be finite (NaN/inf: ValueError naming 'x'); a torch model's
+    buffers (BatchNorm statistics, ``num_batches_tracked``), ``training`` flags and torch's RNG
+    state are restored bitwise afterwards
+    (:func:`~initlab.diagnostics._torch_state.preserved_state`): only the weights change.
+"""

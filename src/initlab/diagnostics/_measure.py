@@ -31,26 +31,33 @@ def new_layer(index: int, name: str, kind: str, activation: Activation | None) -
 
 
 def preact_stats(st: LayerStats, preact: np.ndarray, samples: dict[str, Any],
-                 hist_sample: int | None = HIST_SAMPLE) -> None:
+                 hist_sample: int | None = HIST_SAMPLE, per_sample: np.ndarray | None = None) -> None:
     """Pre-activation statistics (and the cosine of samples); keeps the per-unit maxima for the
-    dead-unit test in ``samples["chan_max"]``."""
+    dead-unit test in ``samples["chan_max"]``.
+
+    ``preact`` is laid out [rows, units, *rest] (units on axis 1: per-unit statistics are over the
+    other axes); ``per_sample`` is the same values with the batch on axis 0, for the cosine between
+    samples (default ``preact`` itself)."""
     mp = moments(preact)
     st.preact_mean, st.preact_std, st.preact_sq_mean = mp.mean, mp.std, mp.sq_mean
     st.preact_min, st.preact_max = mp.min, mp.max
     st.width = int(preact.shape[1]) if preact.ndim >= 2 else 1
-    st.cosine = mean_pairwise_cosine(preact)
+    st.cosine = mean_pairwise_cosine(preact if per_sample is None else per_sample)
     samples["preact"] = subsample(preact, hist_sample)
     samples["chan_max"] = mp.chan_max
     samples["preact_moments"] = mp
 
 
 def act_stats(st: LayerStats, act: np.ndarray, activation: Activation | None, preact: np.ndarray | None,
-              samples: dict[str, Any], hist_sample: int | None = HIST_SAMPLE) -> None:
+              samples: dict[str, Any], hist_sample: int | None = HIST_SAMPLE,
+              per_sample: np.ndarray | None = None) -> None:
     """Activation-output statistics, fraction saturated (needs ``preact`` or a derivative from the
-    output) and fraction of dead units (from the pre-activation maxima)."""
+    output) and fraction of dead units (from the pre-activation maxima). Layout as in
+    :func:`preact_stats` (``per_sample``: batch on axis 0, for the cosine)."""
     same = preact is act and "preact_moments" in samples
     ma = samples["preact_moments"] if same else moments(act)
     st.mean, st.std, st.sq_mean, st.chan_var, st.min, st.max = ma.mean, ma.std, ma.sq_mean, ma.chan_var, ma.min, ma.max
+    samples["act_moments"] = ma
     st.width = int(act.shape[1]) if act.ndim >= 2 else 1
     st.activation = None if activation is None else activation.spec
     samples["act"] = samples["preact"] if same else subsample(act, hist_sample)
@@ -68,7 +75,7 @@ def act_stats(st: LayerStats, act: np.ndarray, activation: Activation | None, pr
         # batch exactly when it is inactive at its largest pre-activation
         st.dead = float(np.mean(activation.inactive_mask(samples["chan_max"])))
     if st.cosine is None:
-        st.cosine = mean_pairwise_cosine(act)
+        st.cosine = mean_pairwise_cosine(act if per_sample is None else per_sample)
 
 
 def weight_stats(st: LayerStats, weight: np.ndarray | None) -> None:

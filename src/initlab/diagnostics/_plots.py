@@ -57,7 +57,8 @@ def _hist_row(result: Any, axes: Any, which: str) -> None:
             ax.set_axis_off()
             continue
         ax.stairs(h.density, h.edges, fill=True, alpha=0.6)
-        ax.set_title(f"layer {st.index}\nstd {st.std if which == 'act' else (st.preact_std if which == 'preact' else st.grad_std):.3g}",
+        label = f"{st.index} {st.name}" if result.model == "torch" else f"layer {st.index}"
+        ax.set_title(f"{label}\nstd {st.std if which == 'act' else (st.preact_std if which == 'preact' else st.grad_std):.3g}",
                      fontsize=8)
         ax.tick_params(labelsize=6)
 

@@ -46,6 +46,38 @@ class LayerStats:
     L = (1/B) Σ_b ℓ_b over the batch of B samples, so they estimate the population gradient and do
     not grow with the batch size (the per-sample sum would grow ∝ B).
 
+    Torch models (op-level capture, :mod:`initlab.diagnostics._probe_torch`): ``name`` is the
+    module path (``enc.layers.2.self_attn.q_proj``; a functional op inside a module is named
+    ``<module path>.<op>``, e.g. ``block.add``, repeats get ``.1``, ``.2``), ``kind`` one of
+
+    * ``"linear"`` (``F.linear``/``nn.Linear``, the q/k/v/out projections of attention, a matmul
+      with a parameter), ``"conv"``, ``"embedding"``, ``"rnn"`` (one row per LSTM/GRU/RNN layer:
+      its output over all time steps), whose ``preact_*`` is the op's output and ``mean``/``std``
+      the activation after it when an activation takes that output directly (else the same);
+    * ``"activation"`` (an activation not fused with the op before it), ``"norm"``
+      (LayerNorm/BatchNorm/GroupNorm/InstanceNorm/RMSNorm), ``"pool"`` (max/avg/adaptive/lp
+      pooling, a mean over the spatial axes), ``"add"`` (a residual add of two same-shape
+      tensors, or an add with a parameter such as a positional embedding), ``"scale"`` (a product
+      with a parameter, e.g. a ReZero/SkipInit scalar);
+    * ``"attention_logits"`` (the scaled q·kᵀ + mask of an attention: ``logit_std``, the std of
+      the finite logits, and ``softmax_entropy``, the mean over queries of −Σ p log p in nats, at
+      most log(width) with width = number of keys), ``"attention"`` (the attention-weighted values
+      before the output projection, width = heads × head dim).
+
+    ``op`` names the torch operation (``linear``, ``conv2d``, ``relu``, ``layer_norm``,
+    ``scaled_dot_product_attention``, ``lstm``...) and ``module`` the type of the innermost module
+    it ran in. The row's ``width`` is the feature dimension: channels (axis 1) for conv, norms over
+    channels and pooling; the last axis for linear, attention, RNN, embedding, LayerNorm/RMSNorm;
+    elementwise rows inherit it from the tensor they read. Per-unit statistics (``dead``,
+    ``sq_mean``, ``chan_var``) are over every other axis (batch, tokens, positions); ``cosine`` is
+    between samples (the batch axis). Norm rows: ``gain_mean`` / ``gain_std`` of the affine weight
+    (the norm's gain, not a weight std: ``weight_std`` is None); ``"scale"`` rows the same for
+    their parameter. Add rows: ``skip_std`` and ``branch_std`` of the operand produced first
+    (the skip) and last (the residual branch), ``branch_var`` the branch's average channel
+    variance (Signal Propagation Plots, Brock, De & Smith 2021). RNN rows: ``grad_time_ratio`` =
+    RMS of ∂ℓ/∂h_t at the first time step over that at the last (≪ 1: the gradient through time
+    vanishes, ≫ 1: explodes).
+
     Theory (plain stacks with ``theory=True``): ``theory_std`` (predicted activation std),
     ``theory_preact_std`` and ``theory_grad_std`` (predicted pre-activation gradient std, scaled
     to the measured one at the last layer) from :func:`initlab.theory.predict_stack`.
@@ -78,6 +110,16 @@ class LayerStats:
     grad_act_std: float | None = None
     grad_weight_std: float | None = None
     grad_weight_ratio: float | None = None
+    op: str | None = None
+    module: str | None = None
+    logit_std: float | None = None
+    softmax_entropy: float | None = None
+    grad_time_ratio: float | None = None
+    skip_std: float | None = None
+    branch_std: float | None = None
+    branch_var: float | None = None
+    gain_mean: float | None = None
+    gain_std: float | None = None
     theory_std: float | None = None
     theory_preact_std: float | None = None
     theory_grad_std: float | None = None
@@ -161,6 +203,12 @@ class ProbeResult:
         notes: caveats (functional activations hooks cannot see, theory not applicable, ...).
         model: "network" (initlab NumPy Network) or "torch".
         batch: the batch size.
+        mode: torch models: the mode the probe ran in, "init" (every module in training mode, so
+            BatchNorm normalises with the batch's statistics, but every dropout off), "train"
+            (dropout on) or "eval" (``model.eval()``: running statistics); None for a Network.
+        unexamined: every module or operation with parameters that got no row (module path,
+            type, parameters and why); the summary never says "no problem found" while it is
+            not empty.
     """
 
     layers: list[LayerStats]
@@ -174,6 +222,8 @@ class ProbeResult:
     notes: list[str] = field(default_factory=list)
     model: str = "network"
     batch: int = 0
+    mode: str | None = None
+    unexamined: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -210,6 +260,7 @@ class ProbeResult:
         return {
             "model": self.model,
             "batch": self.batch,
+            "mode": self.mode,
             "loss": self.loss,
             "backward": self.backward,
             "theory": self.theory,
@@ -218,6 +269,7 @@ class ProbeResult:
             "verdicts": [str(v) for v in self.verdicts],
             "verdict_details": [v.to_dict() for v in self.verdicts],
             "notes": list(self.notes),
+            "unexamined": list(self.unexamined),
         }
 
     def to_json(self, *, histograms: bool = False, indent: int | None = 2) -> str:
@@ -231,19 +283,22 @@ class ProbeResult:
         """A rich Table: one row per layer (measurement, theory beside it, backward)."""
         from rich.table import Table
 
-        t = Table(title=f"initlab probe ({self.model}, batch {self.batch})", title_justify="left")
+        mode = f", mode {self.mode}" if self.mode else ""
+        t = Table(title=f"initlab probe ({self.model}, batch {self.batch}{mode})", title_justify="left")
         show_kind = len({s.kind for s in self.layers}) > 1
-        cols = ["layer"] + (["kind"] if show_kind else []) + ["act", "width", "preact std", "mean", "std"]
+        show_name = any(s.name and s.name != f"layers.{s.index - 1}" for s in self.layers)
+        cols = (["layer"] + (["name"] if show_name else []) + (["kind"] if show_kind else [])
+                + ["act", "width", "preact std", "mean", "std"])
         if self.theory:
             cols += ["theory std"]
         cols += ["sat %", "dead %", "cos"]
         if self.backward:
             cols += ["grad std", "grad rms", "|∇W|/|W|"]
         for c in cols:
-            t.add_column(c, justify="left" if c in ("kind", "act") else "right")
+            t.add_column(c, justify="left" if c in ("name", "kind", "act") else "right", no_wrap=c == "name")
         for s in self.layers:
-            row = [str(s.index)] + ([s.kind] if show_kind else []) + [s.activation or "—", str(s.width), _fmt(s.preact_std), _fmt(s.mean, 6),
-                   _fmt(s.std, 6)]
+            row = ([str(s.index)] + ([s.name] if show_name else []) + ([s.kind] if show_kind else [])
+                   + [s.activation or "—", str(s.width), _fmt(s.preact_std), _fmt(s.mean, 6), _fmt(s.std, 6)])
             if self.theory:
                 row.append(_fmt(s.theory_std, 6))
             row += [_pct(s.saturated), _pct(s.dead), _fmt(s.cosine, 3)]
@@ -252,6 +307,26 @@ class ProbeResult:
             t.add_row(*row)
         return t
 
+    def summary(self) -> str:
+        """One line: how many problems were found, and whether anything went unexamined. Never
+        "no problem found" while ``unexamined`` is not empty.
+
+        >>> ProbeResult(layers=[]).summary()
+        'no problem found: signal and gradient propagate at a stable scale'
+        >>> ProbeResult(layers=[], unexamined=["lstm (LSTM): weight_ih_l0"]).summary()
+        'no problem found in the rows above, but 1 module/operation with parameters was not examined (listed below)'
+        """
+        n = len(self.unexamined)
+        gap = (f"{n} module{'s' if n > 1 else ''}/operation{'s' if n > 1 else ''} with parameters "
+               f"{'were' if n > 1 else 'was'} not examined (listed below)")
+        if self.verdicts:
+            k = len(self.verdicts)
+            head = f"{k} problem{'s' if k > 1 else ''} found"
+            return f"{head}; {gap}" if n else head
+        if n:
+            return f"no problem found in the rows above, but {gap}"
+        return "no problem found: signal and gradient propagate at a stable scale"
+
     def __rich__(self) -> Any:
         from rich.console import Group
         from rich.text import Text
@@ -259,10 +334,11 @@ class ProbeResult:
         parts: list[Any] = [self.table()]
         for v in self.verdicts:
             parts.append(Text(f"! {v}"))
-        if not self.verdicts:
-            parts.append(Text("no problem found: signal and gradient propagate at a stable scale"))
+        parts.append(Text(self.summary()))
         for n in self.notes:
             parts.append(Text(f"note: {n}"))
+        for u in self.unexamined:
+            parts.append(Text(f"unexamined: {u}"))
         return Group(*parts)
 
     def __str__(self) -> str:
