@@ -175,11 +175,12 @@ def _pre_init(name: str, m: Any, gen: np.random.Generator) -> str:
 def _fix_torch(model: Any, x: Any, tol: float, max_iter: int, gen: np.random.Generator) -> LSUVRecord:
     import torch
 
-    from initlab.diagnostics._spp import _as_inputs, preserved_state
+    from initlab.diagnostics._spp import _as_inputs
+    from initlab.diagnostics._torch_state import preserved_state
 
     inputs = _as_inputs(model, x)
     rec = LSUVRecord(tol, max_iter)
-    with preserved_state(model):
+    with preserved_state(model, parameters=False, dropout_off=True):
         order = _torch_ops(model, inputs)
         if not order:
             raise ValueError("The 'model' argument has no Linear, ConvNd, MultiheadAttention or LSTM/GRU/RNN layer for "

@@ -33,53 +33,14 @@ every module's ``training`` flag and torch's RNG state afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
-__all__ = ["SPP", "ResidualBlock", "find_residual_blocks", "signal_propagation", "plot_spp", "preserved_state"]
+from initlab.diagnostics._torch_state import prepare_inputs, preserved_state
 
-
-@contextlib.contextmanager
-def preserved_state(model: Any) -> Iterator[None]:
-    """Restore ``model``'s buffers, every module's ``training`` flag and torch's RNG state (CPU
-    and, when initialised, CUDA) on exit, and switch dropout off inside (dropout modules and
-    MultiheadAttention's attention dropout, a float attribute).
-
-    Minimal stand-in for the shared helper ``diagnostics/_torch_state.py`` (written in parallel);
-    after the merge this function should be replaced by that one.
-    """
-    import torch
-    from torch.nn.modules.dropout import _DropoutNd
-
-    flags = [(m, m.training) for m in model.modules()]
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    # MultiheadAttention's attention dropout is a float attribute, not a module
-    attn_p = [(m, m.dropout) for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention)]
-    cpu_rng = torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-    try:
-        for m in model.modules():
-            if isinstance(m, _DropoutNd):
-                m.train(False)
-        for m, _ in attn_p:
-            m.dropout = 0.0
-        yield
-    finally:
-        for m, p in attn_p:
-            m.dropout = p
-        with torch.no_grad():
-            for b, saved in buffers:
-                b.copy_(saved)
-        for m, t in flags:
-            m.training = t
-        torch.set_rng_state(cpu_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
+__all__ = ["SPP", "ResidualBlock", "find_residual_blocks", "signal_propagation", "plot_spp"]
 
 
 @dataclass
@@ -123,18 +84,13 @@ class SPP:
 
 
 def _as_inputs(model: Any, x: Any) -> tuple[Any, ...]:
-    import torch
-
-    p0 = next(iter(model.parameters()), None)
-    dtype = p0.dtype if p0 is not None and p0.is_floating_point() else torch.float32
-    device = p0.device if p0 is not None else torch.device("cpu")
-    items = x if isinstance(x, tuple) else (x,)
-    out = []
-    for a in items:
-        t = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.asarray(a))
-        t = t.to(device=device, dtype=dtype) if t.is_floating_point() else t.to(device=device)
-        out.append(t)
-    return tuple(out)
+    """The positional inputs of ``model`` for ``x`` (the probe's :func:`prepare_inputs`: device,
+    dtype, finiteness); keyword inputs are not supported by these passes."""
+    args, kwargs, _ = prepare_inputs(model, x)
+    if kwargs:
+        raise ValueError("The 'x' argument must be positional inputs (an array or a tuple) for the signal-propagation "
+                         f"pass and LSUV; got keyword inputs {sorted(kwargs)}.")
+    return args
 
 
 def _channel_axis(module: Any) -> int:
@@ -258,7 +214,7 @@ def find_residual_blocks(model: Any, x: Any) -> list[ResidualBlock]:
 
         bad_type("model", "a torch.nn.Module", model)
     inputs = _as_inputs(model, x)
-    with preserved_state(model):
+    with preserved_state(model, dropout_off=True):
         return [b for b, *_ in _find(model, inputs)]
 
 
@@ -286,7 +242,7 @@ def signal_propagation(model: Any, x: Any) -> SPP:
 
         bad_type("model", "a torch.nn.Module", model)
     inputs = _as_inputs(model, x)
-    with preserved_state(model):
+    with preserved_state(model, dropout_off=True):
         found = _find(model, inputs)
         if not found:
             raise ValueError(

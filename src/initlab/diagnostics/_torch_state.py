@@ -24,12 +24,15 @@ __all__ = ["preserved_state", "prepare_inputs", "check_finite_input", "model_dev
 
 
 @contextmanager
-def preserved_state(model: Any, *, parameters: bool = True, rng: bool = True) -> Iterator[None]:
+def preserved_state(model: Any, *, parameters: bool = True, rng: bool = True,
+                    dropout_off: bool = False) -> Iterator[None]:
     """Snapshot ``model``'s state on entry and restore it bitwise on exit (also on an exception).
 
     Restored: every buffer (``named_buffers``, persistent or not), every module's ``training``
     flag, torch's CPU RNG state and the RNG state of each CUDA device when CUDA is initialised
-    (``rng=True``), and with ``parameters=True`` every parameter's values. Tensors are restored in
+    (``rng=True``), and with ``parameters=True`` every parameter's values. ``dropout_off=True``
+    also switches every dropout off inside the block (dropout modules, and MultiheadAttention's
+    attention dropout, a float attribute), restored on exit. Tensors are restored in
     place (``copy_``), so references held elsewhere (optimizers) stay valid. A parameter is written
     back when its version counter moved (any in-place write, also under ``no_grad``); a buffer
     also when its values differ.
@@ -58,13 +61,24 @@ def preserved_state(model: Any, *, parameters: bool = True, rng: bool = True) ->
         for _, p in model.named_parameters(remove_duplicate=False):
             keep(p, False)
     flags = [(m, m.training) for m in model.modules()]
+    attn_p = [(m, m.dropout) for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention)] if dropout_off else []
     cpu_state = torch.get_rng_state() if rng else None
     cuda_states = None
     if rng and torch.cuda.is_available() and torch.cuda.is_initialized():
         cuda_states = torch.cuda.get_rng_state_all()
     try:
+        if dropout_off:
+            from torch.nn.modules.dropout import _DropoutNd
+
+            for m in model.modules():
+                if isinstance(m, _DropoutNd):
+                    m.train(False)
+            for m, _ in attn_p:
+                m.dropout = 0.0
         yield
     finally:
+        for m, p in attn_p:
+            m.dropout = p
         with torch.no_grad():
             for t, copy, version, compare in saved:
                 if t.shape != copy.shape or t.dtype != copy.dtype:
