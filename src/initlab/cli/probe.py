@@ -67,7 +67,8 @@ def _rows_of(arr: Any, batch: int, path: str, what: str) -> Any:
 
     shape = tuple(arr.shape)
     if len(shape) < 1 or shape[0] == 0 or int(np.prod(shape)) == 0:
-        raise ValueError(f"The '--input' file {path!r} must hold a non-empty array [n, ...]{what}; got shape {shape}.")
+        raise ValueError(f"The '--input' file {path!r} must hold at least one sample (a non-empty array [n, ...]{what}); "
+                         f"got shape {shape}.")
     return arr[:batch]
 
 

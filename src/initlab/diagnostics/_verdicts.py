@@ -406,13 +406,31 @@ def _runs_from_spp(spp: Any) -> list[list[tuple[str, float, float | None]]]:
     return runs
 
 
+def _block_path(st: LayerStats) -> str:
+    """The module path of the block whose forward does an op row's add (the presets address
+    modules): the row is named ``<module path>.<op>`` (``.k`` for the k-th repeat).
+
+    >>> from initlab.diagnostics._measure import new_layer
+    >>> st = new_layer(1, "enc.layers.2.add.1", "add", None); st.op = "add"
+    >>> _block_path(st)
+    'enc.layers.2'
+    """
+    parts = st.name.split(".")
+    op = getattr(st, "op", None) or _kind(st)
+    if len(parts) >= 2 and parts[-1].isdigit() and parts[-2] == op:
+        parts = parts[:-2]
+    elif parts and parts[-1] == op:
+        parts = parts[:-1]
+    return ".".join(parts) or st.name
+
+
 def _runs_from_rows(layers: list[LayerStats]) -> list[list[tuple[str, float, float | None]]]:
     runs: list[list[tuple[str, float, float | None]]] = []
     last_w = None
     for st in layers:
         if _kind(st) != "add" or not math.isfinite(st.chan_var):
             continue
-        pt = (st.name, float(st.chan_var), getattr(st, "branch_var", None))
+        pt = (_block_path(st), float(st.chan_var), getattr(st, "branch_var", None))
         if runs and st.width == last_w:
             runs[-1].append(pt)
         else:
