@@ -35,17 +35,18 @@ def probe_network(
     bins: int,
     hist_sample: int | None = HIST_SAMPLE,
 ) -> ProbeResult:
-    """Statistics of every Dense layer of ``net`` on the batch ``x`` (see :func:`initlab.probe`)."""
+    """Statistics of every layer of ``net`` on the batch ``x`` (see :func:`initlab.probe`): one row
+    per entry of ``net.layers`` (a Residual block is one row, its output)."""
     out, trace = net.forward(x, capture=True)
     xin = trace[0].inputs
     mi = moments(xin)
     layers, samples = [], []
     for i, (layer, tr) in enumerate(zip(net.layers, trace)):
         s: dict[str, Any] = {}
-        st = new_layer(i + 1, f"layers.{i}", "dense", layer.activation)
+        st = new_layer(i + 1, f"layers.{i}", layer.kind, layer.activation)
         preact_stats(st, tr.preact, s, hist_sample)
         act_stats(st, tr.act, layer.activation, tr.preact, s, hist_sample)
-        weight_stats(st, layer.weight)
+        weight_stats(st, _weight(layer))
         layers.append(st)
         samples.append(s)
     if backward:
@@ -53,14 +54,18 @@ def probe_network(
         net.backward(g, trace)
         for st, layer, tr, s in zip(layers, net.layers, trace, samples):
             backward_stats(st, grad_preact=tr.grad_preact, grad_act=tr.grad_act, grad_weight=tr.grad_weight,
-                           weight=layer.weight, samples=s, batch=int(xin.shape[0]),
+                           weight=_weight(layer), samples=s, batch=int(xin.shape[0]),
                            hist_sample=hist_sample)
     finish_histograms(layers, samples, [la.activation for la in net.layers], bins)
     result = ProbeResult(
         layers=layers, input_mean=mi.mean, input_std=mi.std, input_cosine=mean_pairwise_cosine(xin),
         loss=loss if backward else None, backward=backward, theory=False, model="network", batch=int(xin.shape[0]),
     )
-    if theory:
+    dense = all(getattr(la, "kind", "") == "dense" for la in net.layers)
+    if theory and not dense:
+        result.notes.append("theory columns are given for stacks of Dense layers; use initlab.theory.predict(net) "
+                            "for this network's per-layer prediction")
+    if theory and dense:
         inits = [_spec_or_empirical(la.init_spec, la.weight, "weight", i + 1, result.notes)
                  for i, la in enumerate(net.layers)]
         binits = [_spec_or_empirical(la.bias_init_spec, la.bias, "bias", i + 1, result.notes,
@@ -69,6 +74,13 @@ def probe_network(
         result.theory = add_theory(layers, list(net.sizes), [la.activation for la in net.layers], inits, binits,
                                    mi.std ** 2 + mi.mean ** 2, result.notes)
     return result
+
+
+def _weight(layer: Any) -> np.ndarray | None:
+    """The layer's weight array (None for a layer without one, or a block)."""
+    if layer.params and layer.params[0].name == "weight" and not layer.children():
+        return layer.arrays[0]
+    return None
 
 
 def _spec_or_empirical(spec: Any, values: np.ndarray, what: str, index: int, notes: list[str],

@@ -390,6 +390,8 @@ class Network:
             raise ValueError("The 'X' argument must hold at least one sample; got 0.")
         if not np.all(np.isfinite(Xa)):
             raise ValueError("The 'X' argument must be finite; it holds NaN or inf.")
+        if np.issubdtype(Ya.dtype, np.floating) and not np.all(np.isfinite(Ya)):
+            raise ValueError("The 'y' argument must be finite; it holds NaN or inf.")
         epochs = check_int("epochs", epochs, low=0)
         bs = Xa.shape[0] if batch_size is None else check_int("batch_size", batch_size, low=1)
         bs = min(bs, Xa.shape[0])
