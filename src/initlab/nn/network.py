@@ -134,6 +134,8 @@ class Network:
             built = list(layers)
             if input_shape is None:
                 first = built[0]
+                while first.children():  # a Residual: its branch's first layer
+                    first = first.children()[0]
                 if not isinstance(first, Dense):
                     bad_value("input_shape", "the per-sample input shape (e.g. (1, 8, 8)) when the first layer is not Dense", None)
                 input_shape = (first.n_in,)
