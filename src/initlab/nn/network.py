@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from initlab import activations as _activations
-from initlab._rng import RngLike, as_generator, streams
+from initlab._rng import RngLike, as_generator, child_seeds, streams
 from initlab._validation import bad_type, bad_value, check_int, resolve_dtype
 from initlab.nn import losses as _losses
 from initlab.nn import optimizers as _optimizers
@@ -579,7 +579,7 @@ class Network:
                           input_shape=self.input_shape, rng=0, dtype=self.dtype)
             new.load_state(self.state())
         new._flat[...] = self._flat
-        new.streams = {k: g.spawn(1)[0] for k, g in self.streams.items()}
+        new.streams = {k: np.random.default_rng(child_seeds(g, 1)[0]) for k, g in self.streams.items()}
         return new
 
     def __repr__(self) -> str:
