@@ -1,9 +1,9 @@
 """Convolutions and pooling, channels first (torch's layout ``[batch, C, L]`` / ``[batch, C, H, W]``).
 
 A convolution is a matrix product on patches (im2col): the input, padded with zeros or circularly,
-is viewed as windows ``[batch, *out, C, *k]`` (strides and dilation in the view, no copy), reshaped
-into a ``[batch·P, C/groups·K]`` matrix per group and multiplied by the kernel ``[out/groups, C/groups·K]``
-on BLAS. Backward: ∂L/∂W = g_zᵀ·cols, ∂L/∂cols = g_z·W, scattered back onto the input (col2im)
+is copied into a patch matrix ``[C·K, batch·P]`` (one strided copy per kernel offset, stride and
+dilation in the slice) and multiplied by the kernel ``[out/groups, C/groups·K]`` on BLAS, one GEMM
+per group. Backward: ∂L/∂W = g_zᵀ·cols, ∂L/∂cols = g_z·W, scattered back onto the input (col2im)
 with one strided add per kernel offset; circular padding folds the wrapped border back.
 
 Mean field (Xiao et al. 2018, "Dynamical Isometry and a Mean Field Theory of CNNs"): every output
@@ -148,71 +148,116 @@ class _ConvNd(_ActivationMixin, Layer):
             return np.pad(x, pw, mode="wrap")
         return np.pad(x, pw)
 
+    def _slices(self, off: tuple[int, ...], out_sp: tuple[int, ...]) -> tuple[slice, ...]:
+        """The input positions (padded) that kernel offset ``off`` reads for every output position."""
+        return tuple(
+            slice(off[i] * self.dilation[i], off[i] * self.dilation[i] + self.stride[i] * (out_sp[i] - 1) + 1, self.stride[i])
+            for i in range(self.d)
+        )
+
     def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
-        d, G = self.d, self.groups
+        """im2col with the patch axis first: cols ``[C·K, N·P]`` (one strided copy per kernel offset,
+        rows of the image copied whole), then one GEMM ``W [O, C·K] @ cols`` per group."""
+        d, G, C, O = self.d, self.groups, self.in_channels, self.out_channels
         N = x.shape[0]
-        xp = self._pad(x)
         out_sp = self.output_shape(x.shape[1:])[1:]
         P = int(np.prod(out_sp))
-        win = _windows(xp, out_sp, self.kernel_size, self.stride, self.dilation)  # [N, C, *out, *k]
-        # cols [N, *out, C, *k] -> [N*P, C*K]
-        perm = (0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d))
-        cols = np.ascontiguousarray(win.transpose(perm)).reshape(N * P, self.in_channels * self.taps)
-        W = self.arrays[0]
-        O = self.out_channels
-        if G == 1:
-            z2 = cols @ W.reshape(O, -1).T  # [N*P, O]
+        K = self.taps
+        xp = self._pad(x)
+        if self._flat_path:
+            # stride 1: on the flattened padded image, kernel offset `off` reads one contiguous run
+            # of length Pe per (channel, sample), computing outputs on a grid as wide as the padded
+            # rows (the extra columns are dropped); long runs keep NumPy's inner loops efficient
+            sp = xp.shape[2:]
+            Fp = int(np.prod(sp))
+            extra = (self.kernel_size[-1] - 1) * self.dilation[-1]
+            xf = np.zeros((C, N, Fp + extra), dtype=x.dtype)
+            xf[:, :, :Fp] = xp.reshape(N, C, Fp).swapaxes(0, 1)
+            Pe = out_sp[0] * sp[-1] if d == 2 else out_sp[0]
+            cols = np.empty((C, *self.kernel_size, N, Pe), dtype=x.dtype)
+            for off in np.ndindex(*self.kernel_size):
+                fo = self._flat_offset(off, sp)
+                cols[(slice(None), *off)] = xf[:, :, fo : fo + Pe]
+            P = Pe
         else:
-            cg = cols.reshape(N * P, G, -1).transpose(1, 0, 2)  # [G, N*P, Cg*K]
-            wg = W.reshape(G, O // G, -1)  # [G, Og, Cg*K]
-            z2 = np.matmul(cg, wg.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(N * P, O)
+            xt = xp.swapaxes(0, 1)  # [C, N, *padded] (a view)
+            cols = np.empty((C, *self.kernel_size, N, *out_sp), dtype=x.dtype)
+            for off in np.ndindex(*self.kernel_size):
+                cols[(slice(None), *off)] = xt[(slice(None), slice(None), *self._slices(off, out_sp))]
+        cols2 = cols.reshape(C * K, N * P)
+        W = self.arrays[0]
+        if G == 1:
+            z2 = W.reshape(O, C * K) @ cols2  # [O, N*P]
+        else:
+            z2 = np.matmul(W.reshape(G, O // G, -1), cols2.reshape(G, (C // G) * K, N * P)).reshape(O, N * P)
         if self.has_bias:
-            z2 += self.arrays[1]
-        z = np.ascontiguousarray(z2.reshape(N, *out_sp, O).transpose(0, d + 1, *range(1, d + 1)))
+            z2 += self.arrays[1][:, None]
+        if self._flat_path and d == 2:
+            z = np.ascontiguousarray(z2.reshape(O, N, out_sp[0], -1)[..., : out_sp[1]].swapaxes(0, 1))
+        else:
+            z = np.ascontiguousarray(z2.reshape(O, N, *out_sp).swapaxes(0, 1))
         a = self._act_forward(z)
-        return a, (x.shape, cols, z, a, out_sp)
+        return a, (x.shape, cols2, z, a, out_sp)
+
+    @property
+    def _flat_path(self) -> bool:
+        return all(st == 1 for st in self.stride)
+
+    def _flat_offset(self, off: tuple[int, ...], sp: tuple[int, ...]) -> int:
+        if self.d == 1:
+            return off[0] * self.dilation[0]
+        return off[0] * self.dilation[0] * sp[1] + off[1] * self.dilation[1]
 
     def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
                  from_preact: bool = False) -> tuple[Array | None, list[Array]]:
-        in_shape, cols, z, a, out_sp = cache
-        d, G, O = self.d, self.groups, self.out_channels
+        """∂L/∂W = g_z·colsᵀ, ∂L/∂b = Σ g_z, ∂L/∂cols = Wᵀ·g_z scattered back (one strided add per offset)."""
+        in_shape, cols2, z, a, out_sp = cache
+        d, G, C, O = self.d, self.groups, self.in_channels, self.out_channels
         N = in_shape[0]
         P = int(np.prod(out_sp))
+        K = self.taps
         gz = g if from_preact else self._act_backward(g, z, a)
-        gz2 = np.ascontiguousarray(np.moveaxis(gz, 1, -1)).reshape(N * P, O)  # [N*P, O]
+        flat = self._flat_path
+        sp = tuple(in_shape[2 + i] + 2 * self.padding[i] for i in range(d))
+        if flat and d == 2:
+            gze = np.zeros((O, N, out_sp[0], sp[1]), dtype=gz.dtype)
+            gze[..., : out_sp[1]] = gz.swapaxes(0, 1)
+            P = out_sp[0] * sp[1]
+            gz2 = gze.reshape(O, N * P)
+        else:
+            gz2 = np.ascontiguousarray(gz.swapaxes(0, 1)).reshape(O, N * P)  # [O, N*P]
         W = self.arrays[0]
         gw = out[0] if out is not None else np.empty_like(W)
         if G == 1:
-            np.matmul(gz2.T, cols, out=gw.reshape(O, -1))
+            np.matmul(gz2, cols2.T, out=gw.reshape(O, C * K))
         else:
-            cg = cols.reshape(N * P, G, -1).transpose(1, 0, 2)
-            gzg = gz2.reshape(N * P, G, O // G).transpose(1, 2, 0)  # [G, Og, N*P]
-            gw[...] = np.matmul(gzg, cg).reshape(W.shape)
+            gw[...] = np.matmul(gz2.reshape(G, O // G, N * P),
+                                cols2.reshape(G, (C // G) * K, N * P).transpose(0, 2, 1)).reshape(W.shape)
         grads = [gw]
         if self.has_bias:
             gb = out[1] if out is not None else np.empty(O, dtype=gz.dtype)
-            np.sum(gz2, axis=0, out=gb)
+            np.sum(gz2, axis=1, out=gb)
             grads.append(gb)
         if not need_input_grad:
             return None, grads
         if G == 1:
-            gcols = gz2 @ W.reshape(O, -1)  # [N*P, C*K]
+            gcols = W.reshape(O, C * K).T @ gz2  # [C*K, N*P]
         else:
-            gzg = gz2.reshape(N * P, G, O // G).transpose(1, 0, 2)  # [G, N*P, Og]
-            gcols = np.matmul(gzg, W.reshape(G, O // G, -1)).transpose(1, 0, 2).reshape(N * P, -1)
-        gcols = gcols.reshape(N, *out_sp, self.in_channels, *self.kernel_size)
-        C = self.in_channels
-        pshape = (N, C, *(in_shape[2 + i] + 2 * self.padding[i] for i in range(d)))
-        gxp = np.zeros(pshape, dtype=gz.dtype)
-        # move C in front of the spatial axes: [N, C, *out, *k]
-        gcols = np.moveaxis(gcols, 1 + d, 1)
-        for off in np.ndindex(*self.kernel_size):
-            sl = tuple(
-                slice(off[i] * self.dilation[i], off[i] * self.dilation[i] + self.stride[i] * (out_sp[i] - 1) + 1, self.stride[i])
-                for i in range(d)
-            )
-            gxp[(slice(None), slice(None), *sl)] += gcols[(Ellipsis, *off)]
-        return self._unpad(gxp, in_shape), grads
+            gcols = np.matmul(W.reshape(G, O // G, -1).transpose(0, 2, 1), gz2.reshape(G, O // G, N * P))
+        if flat:
+            Fp = int(np.prod(sp))
+            gcols = gcols.reshape(C, *self.kernel_size, N, P)
+            gxf = np.zeros((C, N, Fp + (self.kernel_size[-1] - 1) * self.dilation[-1]), dtype=gz.dtype)
+            for off in np.ndindex(*self.kernel_size):
+                fo = self._flat_offset(off, sp)
+                gxf[:, :, fo : fo + P] += gcols[(slice(None), *off)]
+            gxt = gxf[:, :, :Fp].reshape(C, N, *sp)
+        else:
+            gcols = gcols.reshape(C, *self.kernel_size, N, *out_sp)
+            gxt = np.zeros((C, N, *sp), dtype=gz.dtype)
+            for off in np.ndindex(*self.kernel_size):
+                gxt[(slice(None), slice(None), *self._slices(off, out_sp))] += gcols[(slice(None), *off)]
+        return np.ascontiguousarray(self._unpad(gxt.swapaxes(0, 1), in_shape)), grads
 
     def _unpad(self, gxp: Array, in_shape: tuple[int, ...]) -> Array:
         d = self.d
