@@ -14,7 +14,7 @@ tanh CNN at the edge of chaos with delta-orthogonal versus Gaussian kernels.
 2. **Deep vanilla CNN**: ``depth`` tanh convolutions of ``channels`` channels, 3×3, circular
    padding, then global average pooling and a dense read-out, at the edge of chaos
    (σ_w² = σ_w²*(σ_b²), :func:`initlab.theory.critical_sigma_w2`), with Gaussian kernels
-   N(0, σ_w²/fan_in) or delta-orthogonal kernels of gain σ_w (Xiao, Bahri, Sohl-Dickstein,
+   N(0, σ_w²/fan_in) or delta-orthogonal kernels of gain σ_w (σ_w·√(out/in) in the first layer; Xiao, Bahri, Sohl-Dickstein,
    Schoenholz & Pennington 2018, "Dynamical Isometry and a Mean Field Theory of CNNs": orthogonal
    kernels keep a deep CNN trainable where Gaussian ones stall). Both have the same σ_w², so the
    mean-field forward prediction is the same; what the study measures (per-layer std during
@@ -117,7 +117,9 @@ def _deep_net(kind: str, cfg: CNNConfig, sw2: float, rng: Any) -> Any:
         if kind == "gaussian":
             spec = f"normal(std={math.sqrt(sw2 / (c_in * 9))!r})"
         else:
-            spec = f"delta_orthogonal(gain={math.sqrt(sw2)!r})"
+            # out > in (the first layer): orthonormal columns give Var(W)·fan_in = gain²·in/out, so
+            # the gain is raised by √(out/in) to give both families the same σ_w²
+            spec = f"delta_orthogonal(gain={math.sqrt(sw2 * C / c_in)!r})"
         layers.append(Conv2d(c_in, C, 3, padding=1, padding_mode="circular", activation="tanh", init=spec, bias_init=bias))
     layers += [GlobalAvgPool(), Dense(C, 10, init="xavier_normal")]
     return Network(layers, input_shape=(1, 8, 8), rng=rng)
