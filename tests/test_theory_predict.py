@@ -132,3 +132,18 @@ def test_the_theory_imports_no_init() -> None:
     code = "import sys, initlab.theory; print('initlab.init' in sys.modules, 'initlab.nn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_probe_of_a_conv_network_shows_the_same_prediction() -> None:
+    import initlab
+
+    net = Network([Conv2d(1, 32, 3, padding=1, padding_mode="circular", activation="tanh", init="xavier_normal"),
+                   Conv2d(32, 32, 3, padding=1, padding_mode="circular", activation="tanh", init="lecun_normal")],
+                  input_shape=(1, 8, 8), rng=0)
+    x = np.random.default_rng(0).normal(size=(64, 1, 8, 8)).astype(np.float32)
+    res = initlab.probe(net, x, theory=True)
+    pred = T.predict(net, input_var=float(np.mean(x.astype(np.float64) ** 2)), input_mean=float(np.mean(x, dtype=np.float64)))
+    assert [st.kind for st in res.layers] == ["conv2d", "conv2d"]
+    for st, r in zip(res.layers, pred.layers):
+        assert st.theory_std == pytest.approx(r.act_std, rel=1e-6)  # the probe reads the input moments in float32
+        assert st.std == pytest.approx(r.act_std, rel=_tol(32))

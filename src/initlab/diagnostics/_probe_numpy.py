@@ -63,8 +63,7 @@ def probe_network(
     )
     dense = all(getattr(la, "kind", "") == "dense" for la in net.layers)
     if theory and not dense:
-        result.notes.append("theory columns are given for stacks of Dense layers; use initlab.theory.predict(net) "
-                            "for this network's per-layer prediction")
+        result.theory = _general_theory(net, layers, mi.std ** 2 + mi.mean ** 2, mi.mean, result.notes)
     if theory and dense:
         inits = [_spec_or_empirical(la.init_spec, la.weight, "weight", i + 1, result.notes)
                  for i, la in enumerate(net.layers)]
@@ -74,6 +73,31 @@ def probe_network(
         result.theory = add_theory(layers, list(net.sizes), [la.activation for la in net.layers], inits, binits,
                                    mi.std ** 2 + mi.mean ** 2, result.notes)
     return result
+
+
+def _general_theory(net: Any, layers: list[Any], input_sq: float, input_mean: float, notes: list[str]) -> bool:
+    """Theory columns for any layer list: :func:`initlab.theory.predict` from the layers' init specs
+    (values set by hand are not detected here, unlike the Dense path); non-finite predictions
+    (max pooling and after) are left empty. Gradients are scaled to the last layer's measured rms."""
+    import math
+
+    from initlab.theory import predict
+
+    pred = predict(net, input_var=input_sq, input_mean=input_mean)
+    notes.extend(pred.notes)
+
+    def fin(v: float) -> float | None:
+        return v if math.isfinite(v) else None
+
+    for st, r in zip(layers, pred.layers):
+        st.theory_std = fin(r.act_std)
+        st.theory_preact_std = fin(r.preact_std) if r.preact_var >= 0 else None
+    last, g_last = layers[-1], pred.layers[-1].grad_var
+    if last.grad_rms is not None and math.isfinite(g_last) and g_last > 0:
+        scale = last.grad_rms / math.sqrt(g_last)
+        for st, r in zip(layers, pred.layers):
+            st.theory_grad_std = fin(math.sqrt(r.grad_var) * scale) if r.grad_var >= 0 else None
+    return True
 
 
 def _weight(layer: Any) -> np.ndarray | None:
