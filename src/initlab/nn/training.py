@@ -265,8 +265,14 @@ def train(
                     xb = Xs[start : start + batch_size] if not full_batch else Xs
                     yb = Ys[start : start + batch_size] if not full_batch else Ys
                     m = xb.shape[0]
-                    want = [cb for cb in trace_cbs if cb.wants_trace_at(step)]
-                    h, caches, trace = forward_layers(layers, xb, train=True, rng=dropout_rng, capture=bool(want))
+                    want = [cb for cb in trace_cbs if cb.wants_trace_at(step)] if trace_cbs else trace_cbs
+                    if want:
+                        h, caches, trace = forward_layers(layers, xb, train=True, rng=dropout_rng, capture=True)
+                    else:  # the same fold, without the trace (the per-step hot path)
+                        h, trace, caches = xb, None, []
+                        for layer in layers:
+                            h, c = layer.forward(h, True, dropout_rng)
+                            caches.append(c)
                     target = last.preact(h, caches[-1]) if from_logits else h
                     gl = gbuf.get(m)
                     if gl is None or gl.shape != target.shape:
@@ -277,7 +283,7 @@ def train(
                     for cb in plain_cbs:
                         if cb.on_step(net, step, value, None) is STOP:
                             stop = True
-                    for cb in want:
+                    for cb in want:  # type: ignore[union-attr]
                         if cb.on_step(net, step, value, trace) is STOP:
                             stop = True
                     if stop:
