@@ -178,7 +178,7 @@ def train(
         loss_txt = f"{last:.4f}" if last is not None else "none (no step finished)"
         print(f"interrupted at epoch {(hist.interrupted_epoch or 0) + 1}/{epochs} (step {hist.interrupted_step}), "
               f"loss {loss_txt}", file=sys.stderr)
-        raise typer.Exit(130)
+        raise SystemExit(130)  # not typer.Exit: main() would add its own "interrupted" line
     tr = net.evaluate(X, y, lo)
     te = net.evaluate(Xt, yt, lo) if len(Xt) else {"loss": float("nan"), "accuracy": float("nan")}
     result = {
