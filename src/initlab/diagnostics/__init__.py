@@ -4,6 +4,8 @@
   or a ``torch.nn.Module`` on one batch: a :class:`ProbeResult` of :class:`LayerStats`, with
   verdicts and, for plain stacks, the prediction of :func:`initlab.theory.predict_stack`.
 * :func:`fix` — LSUV (Mishkin & Matas 2016) in place; :func:`apply` — init specs onto a torch model.
+* :func:`watch` — each layer's statistics over the steps of a torch training loop (:class:`Watch`);
+  :func:`coord_check` — activation size against width over the first steps (mup's coordinate check).
 * :func:`verdicts` — the rules that turn statistics into one line per problem and a recommended init.
 
 The probe's cost is kept near that of the pass it watches (moments in four reads per tensor,
@@ -22,9 +24,11 @@ from initlab.diagnostics._measure import LOSSES
 from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
 from initlab.diagnostics._stats import HIST_SAMPLE
 from initlab.diagnostics._verdicts import recommend, verdicts
+from initlab.diagnostics._watch import Watch, WatchStep, WatchVerdict, watch
+from initlab.diagnostics._coord import CoordCheck, coord_check
 
 __all__ = ["probe", "fix", "apply", "verdicts", "recommend", "ProbeResult", "LayerStats", "Verdict",
-           "LSUVRecord", "ApplyRecord"]
+           "LSUVRecord", "ApplyRecord", "watch", "Watch", "WatchStep", "WatchVerdict", "coord_check", "CoordCheck"]
 
 
 def probe(
