@@ -58,6 +58,8 @@ class CoordCheck:
         1.0
         """
         y = self.l1(layer, step)
+        if np.all(y == 0):
+            return 0.0  # exactly zero at every width (a zero-initialised read-out at step 0): flat
         ok = np.isfinite(y) & (y > 0)
         if ok.sum() < 2:
             return math.nan
@@ -131,7 +133,8 @@ def coord_check(
 ) -> CoordCheck:
     """Train ``factory(width)`` for each width for ``steps`` steps and record each layer's mean |x|.
 
-    Every leaf module of the model (and the model's output, as layer "output") is recorded at each
+    Every leaf module of the model (and the model's output, as layer "output", when it is not
+    already the output of a recorded module) is recorded at each
     forward pass: step 0 at initialization, step t after t optimizer updates. The loss is the mean
     squared error to ``y`` (given, or N(0, 1) targets of the output's shape); the inputs are ``x``
     (given, [batch, ...]) or N(0, 1) inputs of ``input_shape`` per sample (default: the first
@@ -155,7 +158,7 @@ def coord_check(
     >>> mlp = lambda n: torch.nn.Sequential(torch.nn.Linear(8, n), torch.nn.ReLU(), torch.nn.Linear(n, 1))
     >>> cc = coord_check(mlp, [32, 64, 128], steps=2, optimizer="sgd", lr=0.01, rng=0)
     >>> cc.layers, len(cc.records)
-    (['0', '1', '2', 'output'], 24)
+    (['0', '1', '2'], 18)
     """
     try:
         import torch
@@ -195,6 +198,7 @@ def coord_check(
         names: dict[Any, str] = {m: n for n, m in model.named_modules() if n and not list(m.children())}
         seen: list[str] = []
         l1: dict[str, float] = {}
+        last: list[Any] = [None]  # the tensor the last recorded module returned
 
         def hook(mod: Any, inp: Any, out: Any) -> None:
             if isinstance(out, torch.Tensor) and out.is_floating_point():
@@ -202,11 +206,13 @@ def coord_check(
                 if name not in l1:
                     seen.append(name)
                 l1[name] = float(out.detach().abs().mean())
+                last[0] = out
 
         handles = [m.register_forward_hook(hook) for m in names]
         try:
             opt = _make_optimizer(optimizer, model, width, lr)
             yt = None
+            with_output = False
             for step in range(steps):
                 l1.clear()
                 seen.clear()
@@ -222,8 +228,11 @@ def coord_check(
                                      "lower 'lr'.")
                 for name in seen:
                     records.append({"width": width, "step": step, "layer": name, "l1": l1[name], "loss": lval})
-                records.append({"width": width, "step": step, "layer": "output",
-                                "l1": float(out.detach().abs().mean()), "loss": lval})
+                if last[0] is not out:  # the output is not already a module's row (functional read-out)
+                    records.append({"width": width, "step": step, "layer": "output",
+                                    "l1": float(out.detach().abs().mean()), "loss": lval})
+                    with_output = True
+                last[0] = None
                 if step < steps - 1:
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -231,7 +240,7 @@ def coord_check(
         finally:
             for h in handles:
                 h.remove()
-        order = seen + ["output"]
+        order = seen + (["output"] if with_output else [])
         if layer_names is None:
             layer_names = order
         elif order != layer_names:
