@@ -24,7 +24,7 @@ import numpy as np
 from initlab._rng import RngLike, as_generator
 from initlab._validation import bad_type, check_choice, check_int, check_number
 
-__all__ = ["coord_check", "CoordCheck", "STABLE_SLOPE"]
+__all__ = ["coord_check", "CoordCheck", "STABLE_SLOPE", "mlp_family", "PARAMETRIZATIONS"]
 
 STABLE_SLOPE = 0.25  # |log-log slope| below this counts as width-stable
 
@@ -278,3 +278,76 @@ def _targets(y: Any, out: Any, gen: np.random.Generator) -> Any:
     if tuple(yt.shape) != tuple(out.shape):
         raise ValueError(f"The 'y' argument must have the output's shape {tuple(out.shape)}; got {tuple(yt.shape)}.")
     return yt.to(dtype=out.dtype, device=out.device)
+
+
+PARAMETRIZATIONS = ("standard", "mup")
+
+
+def mlp_family(parametrization: str = "standard", *, d_in: int = 16, depth: int = 2, d_out: int = 1,
+               base_width: int = 64, lr: float = 1e-2, optimizer: str = "adam") -> tuple[Callable[[int], Any], Any]:
+    """A ReLU MLP family ``width -> model`` and its optimizer, for :func:`coord_check`.
+
+    * ``"standard"``: every Linear N(0, 1/fan_in), biases 0, one learning rate for all.
+    * ``"mup"`` (maximal update parametrization for Adam, Yang et al. 2021, Table 3): the same
+      hidden init; the read-out zero-initialised and multiplied by base_width/width (mup's
+      MuReadout); the hidden (width × width) weights' learning rate scaled by base_width/width,
+      the input layer, the biases and the read-out at ``lr``. The same rates are used with
+      ``optimizer="sgd"``, which is NOT muP for SGD (that needs other per-layer rates): the
+      coordinate check then shows it.
+
+    Returns ``(factory, optimizer)``: pass both to :func:`coord_check`.
+
+    >>> factory, opt = mlp_family("mup")
+    >>> cc = coord_check(factory, [32, 64], steps=2, optimizer=opt, rng=0)
+    >>> cc.layers
+    ['layers.0', 'layers.1', 'layers.2', 'layers.3', 'readout']
+    """
+    import torch
+
+    check_choice("parametrization", parametrization, PARAMETRIZATIONS)
+    check_choice("optimizer", optimizer, ["sgd", "adam"])
+    d_in, depth, d_out = check_int("d_in", d_in, low=1), check_int("depth", depth, low=1), check_int("d_out", d_out, low=1)
+    base_width = check_int("base_width", base_width, low=1)
+    lr = check_number("lr", lr, low=0.0, low_open=True)
+    mup = parametrization == "mup"
+
+    class _Readout(torch.nn.Linear):
+        def __init__(self, n: int, mult: float) -> None:
+            super().__init__(n, d_out)
+            self.mult = mult
+
+        def forward(self, x: Any) -> Any:
+            out = super().forward(x)
+            return out * self.mult if self.mult != 1.0 else out
+
+    class _MLP(torch.nn.Module):
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            mods: list[Any] = []
+            d = d_in
+            for _ in range(depth):
+                mods += [torch.nn.Linear(d, n), torch.nn.ReLU()]
+                d = n
+            self.layers = torch.nn.Sequential(*mods)
+            self.readout = _Readout(n, base_width / n if mup else 1.0)
+            with torch.no_grad():
+                for m in self.modules():
+                    if isinstance(m, torch.nn.Linear):
+                        m.weight.normal_(0.0, (1.0 / m.in_features) ** 0.5)
+                        m.bias.zero_()
+                if mup:
+                    self.readout.weight.zero_()
+
+        def forward(self, x: Any) -> Any:
+            return self.readout(self.layers(x))
+
+    def make_optimizer(model: Any, n: int) -> Any:
+        cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+        if not mup:
+            return cls(model.parameters(), lr=lr)
+        hidden = [m.weight for m in model.layers if isinstance(m, torch.nn.Linear) and m.in_features == n]
+        rest = [p for p in model.parameters() if all(p is not h for h in hidden)]
+        return cls([{"params": rest, "lr": lr}, {"params": hidden, "lr": lr * base_width / n}])
+
+    make_optimizer.__name__ = f"{optimizer} ({parametrization})"
+    return _MLP, make_optimizer

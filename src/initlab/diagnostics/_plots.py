@@ -185,9 +185,10 @@ def watch_summary(watch: Any, path: str | None = None) -> Any:
     ax.tick_params(labelsize=10)
     if len(names) > 1:
         fig.axes[-4].legend(fontsize=9, ncol=1 + len(names) // 6)
-    for v in watch.verdicts[:3]:
-        fig.text(0.01, 0.005 + 0.02 * watch.verdicts.index(v), f"! {v}"[:160], fontsize=10, color="crimson")
-    fig.tight_layout(rect=(0, 0.02 * min(len(watch.verdicts), 3), 1, 1))
+    shown = watch.verdicts[:3]
+    for i, v in enumerate(shown):
+        fig.text(0.01, 0.005 + 0.02 * (len(shown) - 1 - i), f"! {v}"[:150], fontsize=10, color="crimson")
+    fig.tight_layout(rect=(0, 0.02 * len(shown), 1, 1))
     return _save(fig, path)
 
 
@@ -201,6 +202,9 @@ def coord_check(cc: Any, path: str | None = None) -> Any:
         for layer in cc.layers:
             ax.loglog(cc.widths, cc.l1(layer, step), "o-", label=layer, lw=1.5, ms=4)
         ax.set_title(f"step {step}" + (" (init)" if step == 0 else ""), fontsize=11)
+        ax.minorticks_off()
+        ax.set_xticks(cc.widths)
+        ax.set_xticklabels([str(w) for w in cc.widths])
         ax.set_xlabel("width", fontsize=11)
         ax.tick_params(labelsize=10)
     axes[0][0].set_ylabel("mean |x|", fontsize=11)
