@@ -175,6 +175,14 @@ def train(
         X_val=Xt if len(Xt) else None, y_val=yt if len(Xt) else None,
         progress=False if no_progress else None,
     )
+    if hist.interrupted:  # Ctrl-C: say where it stopped and what it had, exit 130 (128 + SIGINT)
+        import sys
+
+        last = hist.last_loss
+        loss_txt = f"{last:.4f}" if last is not None else "none (no step finished)"
+        print(f"interrupted at epoch {(hist.interrupted_epoch or 0) + 1}/{epochs} (step {hist.interrupted_step}), "
+              f"loss {loss_txt}", file=sys.stderr)
+        raise typer.Exit(130)
     tr = net.evaluate(X, y, lo)
     te = net.evaluate(Xt, yt, lo) if len(Xt) else {"loss": float("nan"), "accuracy": float("nan")}
     result = {

@@ -62,26 +62,33 @@ def _var(z: np.ndarray) -> float:
 
 
 def _fix_network(net: Any, x: Any, tol: float, max_iter: int, gen: np.random.Generator) -> LSUVRecord:
+    """LSUV over the network's layer list: every layer with a weight (Dense, Conv) gets an
+    orthogonal weight rescaled until its pre-activation variance is 1 on ``x``; other layers pass
+    the signal on (a Residual block is run as a whole)."""
     from initlab import init as _init
 
     rec = LSUVRecord(tol, max_iter)
-    for layer in net.layers:
-        layer.weight = _init.orthogonal(layer.shape, rng=gen, dtype=net.dtype)
-    h = net._check_x(x) if hasattr(net, "_check_x") else np.asarray(x, dtype=net.dtype)
+    weighted = [la for la in net.layers if la.params and la.params[0].name == "weight" and not la.children()]
+    for layer in weighted:
+        layer.weight = _init.orthogonal(layer.params[0].shape, rng=gen, dtype=net.dtype)
+    h = net.check_x(x)
     for i, layer in enumerate(net.layers):
-        z, _ = layer.forward(h)
-        v0 = v = _var(z)
+        if layer not in weighted:
+            h = layer.forward(h)[0]
+            continue
+        y, c = layer.forward(h)
+        v0 = v = _var(layer.preact(y, c))
         scale, it = 1.0, 0
         while not abs(v - 1.0) <= tol and it < max_iter and v > 0 and math.isfinite(v):
             s = 1.0 / math.sqrt(v)
             layer.weight = layer.weight * s
             scale *= s
             it += 1
-            z, _ = layer.forward(h)
-            v = _var(z)
+            y, c = layer.forward(h)
+            v = _var(layer.preact(y, c))
         rec.layers.append({"index": i + 1, "name": f"layers.{i}", "scale": scale, "iterations": it,
                            "var_start": v0, "var": v, "converged": bool(abs(v - 1.0) <= tol)})
-        h = layer.forward(h)[1]
+        h = y
     return rec
 
 

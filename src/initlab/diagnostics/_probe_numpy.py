@@ -35,17 +35,18 @@ def probe_network(
     bins: int,
     hist_sample: int | None = HIST_SAMPLE,
 ) -> ProbeResult:
-    """Statistics of every Dense layer of ``net`` on the batch ``x`` (see :func:`initlab.probe`)."""
+    """Statistics of every layer of ``net`` on the batch ``x`` (see :func:`initlab.probe`): one row
+    per entry of ``net.layers`` (a Residual block is one row, its output)."""
     out, trace = net.forward(x, capture=True)
     xin = trace[0].inputs
     mi = moments(xin)
     layers, samples = [], []
     for i, (layer, tr) in enumerate(zip(net.layers, trace)):
         s: dict[str, Any] = {}
-        st = new_layer(i + 1, f"layers.{i}", "dense", layer.activation)
+        st = new_layer(i + 1, f"layers.{i}", layer.kind, layer.activation)
         preact_stats(st, tr.preact, s, hist_sample)
         act_stats(st, tr.act, layer.activation, tr.preact, s, hist_sample)
-        weight_stats(st, layer.weight)
+        weight_stats(st, _weight(layer))
         layers.append(st)
         samples.append(s)
     if backward:
@@ -53,14 +54,17 @@ def probe_network(
         net.backward(g, trace)
         for st, layer, tr, s in zip(layers, net.layers, trace, samples):
             backward_stats(st, grad_preact=tr.grad_preact, grad_act=tr.grad_act, grad_weight=tr.grad_weight,
-                           weight=layer.weight, samples=s, batch=int(xin.shape[0]),
+                           weight=_weight(layer), samples=s, batch=int(xin.shape[0]),
                            hist_sample=hist_sample)
     finish_histograms(layers, samples, [la.activation for la in net.layers], bins)
     result = ProbeResult(
         layers=layers, input_mean=mi.mean, input_std=mi.std, input_cosine=mean_pairwise_cosine(xin),
         loss=loss if backward else None, backward=backward, theory=False, model="network", batch=int(xin.shape[0]),
     )
-    if theory:
+    dense = all(getattr(la, "kind", "") == "dense" for la in net.layers)
+    if theory and not dense:
+        result.theory = _general_theory(net, layers, mi.std ** 2 + mi.mean ** 2, mi.mean, result.notes)
+    if theory and dense:
         inits = [_spec_or_empirical(la.init_spec, la.weight, "weight", i + 1, result.notes)
                  for i, la in enumerate(net.layers)]
         binits = [_spec_or_empirical(la.bias_init_spec, la.bias, "bias", i + 1, result.notes,
@@ -69,6 +73,38 @@ def probe_network(
         result.theory = add_theory(layers, list(net.sizes), [la.activation for la in net.layers], inits, binits,
                                    mi.std ** 2 + mi.mean ** 2, result.notes)
     return result
+
+
+def _general_theory(net: Any, layers: list[Any], input_sq: float, input_mean: float, notes: list[str]) -> bool:
+    """Theory columns for any layer list: :func:`initlab.theory.predict` from the layers' init specs
+    (values set by hand are not detected here, unlike the Dense path); non-finite predictions
+    (max pooling and after) are left empty. Gradients are scaled to the last layer's measured rms."""
+    import math
+
+    from initlab.theory import predict
+
+    pred = predict(net, input_var=input_sq, input_mean=input_mean)
+    notes.extend(pred.notes)
+
+    def fin(v: float) -> float | None:
+        return v if math.isfinite(v) else None
+
+    for st, r in zip(layers, pred.layers):
+        st.theory_std = fin(r.act_std)
+        st.theory_preact_std = fin(r.preact_std) if r.preact_var >= 0 else None
+    last, g_last = layers[-1], pred.layers[-1].grad_var
+    if last.grad_rms is not None and math.isfinite(g_last) and g_last > 0:
+        scale = last.grad_rms / math.sqrt(g_last)
+        for st, r in zip(layers, pred.layers):
+            st.theory_grad_std = fin(math.sqrt(r.grad_var) * scale) if r.grad_var >= 0 else None
+    return True
+
+
+def _weight(layer: Any) -> np.ndarray | None:
+    """The layer's weight array (None for a layer without one, or a block)."""
+    if layer.params and layer.params[0].name == "weight" and not layer.children():
+        return layer.arrays[0]
+    return None
 
 
 def _spec_or_empirical(spec: Any, values: np.ndarray, what: str, index: int, notes: list[str],

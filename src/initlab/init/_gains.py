@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 from initlab._validation import check_choice
+from initlab.theory._predict import critical_gain  # theory takes numbers and never imports init
 
 __all__ = ["calculate_gain", "gain", "GAIN_METHODS", "TORCH_NONLINEARITIES"]
 
@@ -91,7 +92,7 @@ def gain(activation: Any, method: str = "second_moment", param: float | None = N
     ``method="second_moment"``: g = 1/√E[φ(z)²], z ~ N(0, 1) (keeps Var(preactivation) = 1
     with Var(W) = g²/fan_in and zero bias). ``method="critical"``: g = √σ_w²* where
     χ₁ = σ_w² E[φ′(√q* z)²] = 1 at σ_b² = 0 (edge of chaos; Schoenholz et al., "Deep Information
-    Propagation", 2017), computed by :func:`initlab.theory.critical_sigma_w2`.
+    Propagation", 2017), computed by :func:`initlab.theory.critical_gain`.
 
     ``activation`` is a name (``"gelu"``, ``"leaky_relu(0.3)"``) or an
     :class:`initlab.activations.Activation`; ``param`` sets its parameter.
@@ -113,7 +114,4 @@ def gain(activation: Any, method: str = "second_moment", param: float | None = N
                 f"got {act.spec!r} with E[phi(z)^2] = {m2!r}."
             )
         return 1.0 / math.sqrt(m2)
-    from initlab import theory  # lazy: theory imports init
-
-    sigma_w2 = float(theory.critical_sigma_w2(act, 0.0))
-    return math.sqrt(sigma_w2)
+    return critical_gain(act, 0.0)

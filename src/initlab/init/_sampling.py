@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from initlab._rng import RngLike, as_generator
+from initlab._rng import RngLike, as_generator, child_seeds
 from initlab._validation import check_int
 
 __all__ = ["BLOCK", "resolve_threads", "fill"]
@@ -85,8 +85,7 @@ def _blocks(n: int, rng: RngLike, num_threads: Any, job: Callable[[np.random.Gen
     if nblocks == 1:
         job(gen, 0, n)
         return
-    entropy = int(gen.integers(0, 2**63 - 1, dtype=np.int64))
-    seeds = np.random.SeedSequence(entropy).spawn(nblocks)
+    seeds = child_seeds(gen, nblocks)
 
     def run(i: int) -> None:
         job(np.random.Generator(np.random.SFC64(seeds[i])), i * BLOCK, min(n, (i + 1) * BLOCK))

@@ -1,12 +1,19 @@
 """initlab.nn: a small NumPy network engine with every layer's forward and backward signal open.
 
-* :class:`Dense` (layers.py): ``a = φ(x Wᵀ + b)`` with W ``[out, in]`` (torch layout), its
-  backward pass beside its forward pass.
+* One layer protocol (layers.py): each layer has its parameters' shapes and init specs,
+  ``forward(x) -> (y, cache)``, ``backward(g, cache) -> (g_x, grads)`` and its mean-field map
+  ``propagate(signal)`` side by side. Layers: :class:`Dense`, :class:`Conv1d`, :class:`Conv2d`
+  (stride, zeros/circular padding, groups, dilation), :class:`MaxPool1d`/``2d``,
+  :class:`AvgPool1d`/``2d``, :class:`GlobalAvgPool`, :class:`Flatten`, :class:`BatchNorm`,
+  :class:`LayerNorm`, :class:`Dropout`, :class:`Activation` and :class:`Residual`
+  (``x + α·branch(x)``).
 * :mod:`losses`: ``"bce"`` (on logits, stable), ``"ce"`` (softmax cross-entropy), ``"mse"``.
 * :mod:`optimizers`: ``"sgd"``, ``"momentum"``, ``"adam"`` on one fused parameter vector.
-* :class:`Network`: sizes + activations + init specs; ``forward(x, capture=True)`` returns every
-  layer's :class:`LayerTrace`; ``backward(grad_out, trace)`` fills its gradients; ``fit`` returns a
-  :class:`History`; ``evaluate``, ``predict``, ``to_torch``, ``save``/``load``.
+* :mod:`callbacks`: ``fit(..., callbacks=[...])``; :class:`Probe` records per-layer statistics.
+* :class:`Network`: a sequence of layers (or the shorthand ``Network([2, 12, 6, 1], "relu")``);
+  ``forward(x, capture=True)`` returns every layer's :class:`LayerTrace`; ``backward(grad_out,
+  trace)`` fills its gradients; ``fit`` returns a :class:`History`; ``evaluate``, ``predict``,
+  ``to_torch``, ``save``/``load``.
 
 Design note, "sigmoid output + cross-entropy" (seed 001): build ``Network(..., output="sigmoid")``
 and train with loss ``"bce"`` (the default for a sigmoid output). The loss is computed from the
@@ -16,8 +23,16 @@ last layer's pre-activation z as ``max(z,0) − zy + log(1+e^{−|z|})`` and bac
 
 from __future__ import annotations
 
-from initlab.nn import losses, optimizers
-from initlab.nn.layers import Dense
-from initlab.nn.network import History, LayerTrace, Network
+from initlab.nn import callbacks, losses, optimizers
+from initlab.nn.blocks import BatchNorm, LayerNorm, Residual
+from initlab.nn.callbacks import Callback, Probe
+from initlab.nn.conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, GlobalAvgPool, MaxPool1d, MaxPool2d
+from initlab.nn.layers import Activation, Dense, Dropout, Flatten, Layer, ParamSpec
+from initlab.nn.network import Network
+from initlab.nn.training import History, LayerTrace
 
-__all__ = ["Network", "Dense", "LayerTrace", "History", "losses", "optimizers"]
+__all__ = [
+    "Network", "Layer", "ParamSpec", "Dense", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
+    "GlobalAvgPool", "Flatten", "BatchNorm", "LayerNorm", "Dropout", "Activation", "Residual", "LayerTrace",
+    "History", "Callback", "Probe", "callbacks", "losses", "optimizers",
+]

@@ -1,4 +1,15 @@
-"""Dense layers: the forward pass and its backward pass side by side.
+"""The layer protocol, and the dense, activation, flatten and dropout layers.
+
+Every layer of :mod:`initlab.nn` has, side by side (micrograd's clarity, neural-tangents' one spec
+for model and theory):
+
+* ``params``: its parameters' :class:`ParamSpec` (name, shape, init spec) and ``arrays`` (values);
+* ``forward(x, train=False, rng=None) -> (y, cache)``;
+* ``backward(g, cache, out=None, need_input_grad=True, from_preact=False) -> (g_x, grads)``:
+  ``g = ∂L/∂y``; ``grads`` are ∂L/∂(each parameter), written into ``out`` when given (the
+  training loop passes views of one flat gradient vector);
+* ``propagate(signal) -> LayerMF``: its mean-field variance map (:mod:`initlab.theory._predict`);
+* ``output_shape(in_shape)`` (per-sample shapes), ``config()`` (JSON) and ``torch_modules()``.
 
 A :class:`Dense` layer computes, for a batch ``x`` of shape ``[batch, in]``::
 
@@ -17,99 +28,89 @@ This is backpropagation as in "Learning representations by back-propagating erro
 
 >>> import numpy as np
 >>> layer = Dense(2, 1, activation="linear", weight=np.array([[1.0, -2.0]]), bias=np.array([0.5]))
->>> z, a = layer.forward(np.array([[3.0, 1.0]]))
->>> a.tolist()
+>>> y, cache = layer.forward(np.array([[3.0, 1.0]]))
+>>> y.tolist()
 [[1.5]]
->>> g = layer.backward(np.array([[1.0]]), np.array([[3.0, 1.0]]), z, a)
->>> g.grad_weight.tolist(), g.grad_bias.tolist(), g.grad_input.tolist()
+>>> gx, (gw, gb) = layer.backward(np.array([[1.0]]), cache)
+>>> gw.tolist(), gb.tolist(), gx.tolist()
 ([[3.0, 1.0]], [1.0], [[1.0, -2.0]])
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from initlab import activations as _activations
-from initlab._validation import bad_type, check_int, resolve_dtype
+from initlab._validation import bad_type, bad_value, check_int, check_number, resolve_dtype
+from initlab.theory._predict import LayerMF, Signal, activation_record
 
-__all__ = ["Dense", "DenseGrads"]
+__all__ = ["ParamSpec", "Layer", "Dense", "Activation", "Flatten", "Dropout", "spec_moments"]
 
 Array = np.ndarray
 
 
-@dataclass
-class DenseGrads:
-    """Gradients of one Dense layer's backward pass."""
+@dataclass(frozen=True)
+class ParamSpec:
+    """A parameter's name, shape and init spec (``initlab.init.get`` syntax; None = left as is)."""
 
-    grad_preact: Array
-    grad_weight: Array
-    grad_bias: Array
-    grad_input: Array | None
+    name: str
+    shape: tuple[int, ...]
+    init: Any
 
 
-class Dense:
-    """A fully connected layer ``a = φ(x Wᵀ + b)`` with W stored ``[out, in]`` (torch layout).
+def spec_moments(spec: Any, shape: tuple[int, ...], fan_in: int | None = None) -> tuple[float, float]:
+    """(mean, var) of init ``spec`` for ``shape`` from the registry (None or ``"zeros"``: (0, 0))."""
+    from initlab import init as _init
 
-    Args:
-        n_in, n_out: input and output widths.
-        activation: a name/spec (``"relu"``, ``"leaky_relu(0.2)"``) or an Activation.
-        init, bias_init: init specs recorded with the layer (``initlab.init.get`` parses them);
-            the Network draws the values. ``weight``/``bias`` set the values directly.
-        dtype: float32 (default) or float64.
+    ini = _init.get("zeros" if spec is None else spec)
+    params = getattr(ini, "params", {})
+    if fan_in is not None and "fan_in" in params and params["fan_in"] is None:
+        m = ini.moments(shape, fan_in=fan_in)
+    else:
+        m = ini.moments(shape)
+    return float(m["mean"]), float(m["var"])
 
-    ``layer.weight`` and ``layer.bias`` are readable and writable; assigning copies the values
-    into the layer's storage (shape-checked), so a Network's fused parameter buffer stays valid.
-    """
 
-    def __init__(
-        self,
-        n_in: int,
-        n_out: int,
-        activation: str | _activations.Activation = "linear",
-        *,
-        init: Any = None,
-        bias_init: Any = "zeros",
-        weight: Array | None = None,
-        bias: Array | None = None,
-        dtype: Any = np.float32,
-    ) -> None:
-        self.n_in = check_int("n_in", n_in, low=1)
-        self.n_out = check_int("n_out", n_out, low=1)
-        self.activation: _activations.Activation = _activations.get(activation)
-        self.init_spec: Any = init
-        self.bias_init_spec: Any = bias_init
+def _no_errors() -> Any:
+    return np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore")
+
+
+class Layer:
+    """Base class: a layer with no parameters that passes its input through (see the module doc)."""
+
+    kind = "layer"
+    #: the fused activation, for the layers that have one (Dense, Conv)
+    activation: _activations.Activation | None = None
+
+    def __init__(self, dtype: Any = np.float32) -> None:
         self.dtype = resolve_dtype(dtype)
-        self._w = np.zeros((self.n_out, self.n_in), dtype=self.dtype)
-        self._b = np.zeros((self.n_out,), dtype=self.dtype)
-        if weight is not None:
-            self.weight = weight
-        if bias is not None:
-            self.bias = bias
+        self.params: list[ParamSpec] = []
+        self.arrays: list[Array] = []
 
     # -- parameters ----------------------------------------------------------------------------
-    @property
-    def weight(self) -> Array:
-        """The weight matrix, shape ``[out, in]`` (a view of the layer's storage)."""
-        return self._w
+    def _add(self, name: str, shape: tuple[int, ...], init: Any, value: Any = None) -> None:
+        self.params.append(ParamSpec(name, tuple(int(s) for s in shape), init))
+        arr = np.zeros(shape, dtype=self.dtype)
+        self.arrays.append(arr)
+        if value is not None:
+            self.set_param(name, value)
 
-    @weight.setter
-    def weight(self, value: Any) -> None:
-        self._assign(self._w, value, "weight")
+    def _index(self, name: str) -> int:
+        for i, p in enumerate(self.params):
+            if p.name == name:
+                return i
+        raise KeyError(name)
 
-    @property
-    def bias(self) -> Array:
-        """The bias vector, shape ``[out]``."""
-        return self._b
+    def get_param(self, name: str) -> Array:
+        return self.arrays[self._index(name)]
 
-    @bias.setter
-    def bias(self, value: Any) -> None:
-        self._assign(self._b, value, "bias")
-
-    @staticmethod
-    def _assign(dst: Array, value: Any, name: str) -> None:
+    def set_param(self, name: str, value: Any) -> None:
+        """Copy ``value`` into the parameter's storage (shape- and type-checked)."""
+        dst = self.get_param(name)
         try:
             arr = np.asarray(value)
         except Exception:  # noqa: BLE001 - anything not array-like
@@ -120,50 +121,340 @@ class Dense:
             bad_type(name, "a real numeric array", value)
         dst[...] = arr
 
-    def _bind(self, w: Array, b: Array) -> None:
-        """Move the parameters into the given views (used by Network's flat buffer)."""
-        w[...] = self._w
-        b[...] = self._b
-        self._w, self._b = w, b
+    def bind(self, storage: Sequence[Array]) -> None:
+        """Move the parameter values into ``storage`` (one array per parameter, e.g. views of a
+        network's flat vector); the layer then reads and writes there."""
+        for i, dst in enumerate(storage):
+            dst[...] = self.arrays[i]
+            self.arrays[i] = dst
+
+    def fan_in(self) -> int | None:
+        """The fan-in a bias scheme such as ``torch_default_bias`` needs (None: no weight)."""
+        return None
+
+    # -- protocol ------------------------------------------------------------------------------
+    #: the per-sample input shape, set by :meth:`build` (a Network builds its layers)
+    in_shape: tuple[int, ...] | None = None
+
+    def build(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Record the per-sample input shape and return the output shape (checks it fits)."""
+        out = self.output_shape(tuple(in_shape))
+        self.in_shape = tuple(in_shape)
+        return out
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(in_shape)
+
+    def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
+        return x, None
+
+    def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
+                 from_preact: bool = False) -> tuple[Array | None, list[Array]]:
+        return g, []
+
+    def preact(self, y: Array, cache: Any) -> Array:
+        """The pre-activation of this forward pass (the output itself when the layer has no activation)."""
+        return y
+
+    def preact_grad(self, g: Array, cache: Any) -> Array:
+        """∂L/∂preact from ``g = ∂L/∂y`` (``g`` itself when the layer has no activation)."""
+        return g
+
+    def propagate(self, s: Signal) -> LayerMF:
+        return LayerMF(kind=self.kind, out=s, preact_mean=s.mean, preact_var=s.var)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": type(self).__name__}
+
+    def torch_modules(self) -> list[Any]:
+        return []
+
+    def children(self) -> list["Layer"]:
+        """Sub-layers (a Residual's branch); empty for plain layers."""
+        return []
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
+        return f"{type(self).__name__}({args})"
+
+
+class _ActivationMixin:
+    """A fused activation φ after a linear map: preact z, output a = φ(z)."""
+
+    activation: _activations.Activation
+
+    def _act_forward(self, z: Array) -> Array:
+        act = self.activation
+        return z if act.name == "linear" else act.fn(z)
+
+    def _act_backward(self, g: Array, z: Array, a: Array) -> Array:
+        act = self.activation
+        if act.name == "linear":
+            return g
+        return g * act.derivative(z, a)
+
+    def _torch_activation(self) -> list[Any]:
+        import torch
+
+        act = self.activation
+        if act.name == "linear":
+            return []
+        cls = getattr(torch.nn, act.torch_module, None) if act.torch_module else None
+        if cls is None:
+            supported = [n for n in _activations.names()
+                         if _activations.get(n).torch_module and hasattr(torch.nn, _activations.get(n).torch_module)]
+            raise ValueError(
+                f"Network.to_torch cannot convert the activation {act.spec!r}: it has no torch.nn module. "
+                f"Supported activations: {', '.join(supported)}."
+            )
+        if act.name == "leaky_relu":
+            return [cls(negative_slope=act.param)]
+        if act.name == "elu":
+            return [cls(alpha=act.param)]
+        return [cls()]
+
+
+class Dense(_ActivationMixin, Layer):
+    """A fully connected layer ``a = φ(x Wᵀ + b)`` with W stored ``[out, in]`` (torch layout).
+
+    Args:
+        n_in, n_out: input and output widths.
+        activation: a name/spec (``"relu"``, ``"leaky_relu(0.2)"``) or an Activation.
+        init, bias_init: init specs (``initlab.init.get`` syntax); the Network draws the values.
+            ``weight``/``bias`` set the values directly.
+        dtype: float32 (default) or float64.
+
+    ``layer.weight`` and ``layer.bias`` are readable and writable; assigning copies the values
+    into the layer's storage (shape-checked), so a Network's fused parameter buffer stays valid.
+    """
+
+    kind = "dense"
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        activation: str | _activations.Activation = "linear",
+        *,
+        init: Any = "he_normal",
+        bias_init: Any = "zeros",
+        weight: Array | None = None,
+        bias: Array | None = None,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__(dtype)
+        self.n_in = check_int("n_in", n_in, low=1)
+        self.n_out = check_int("n_out", n_out, low=1)
+        self.activation = _activations.get(activation)
+        self._add("weight", (self.n_out, self.n_in), init, weight)
+        self._add("bias", (self.n_out,), bias_init, bias)
+
+    # -- parameters ----------------------------------------------------------------------------
+    @property
+    def weight(self) -> Array:
+        """The weight matrix, shape ``[out, in]`` (a view of the layer's storage)."""
+        return self.arrays[0]
+
+    @weight.setter
+    def weight(self, value: Any) -> None:
+        self.set_param("weight", value)
+
+    @property
+    def bias(self) -> Array:
+        """The bias vector, shape ``[out]``."""
+        return self.arrays[1]
+
+    @bias.setter
+    def bias(self, value: Any) -> None:
+        self.set_param("bias", value)
+
+    @property
+    def init_spec(self) -> Any:
+        return self.params[0].init
+
+    @init_spec.setter
+    def init_spec(self, spec: Any) -> None:
+        self.params[0] = ParamSpec("weight", self.params[0].shape, spec)
+
+    @property
+    def bias_init_spec(self) -> Any:
+        return self.params[1].init
+
+    @bias_init_spec.setter
+    def bias_init_spec(self, spec: Any) -> None:
+        self.params[1] = ParamSpec("bias", self.params[1].shape, spec)
 
     @property
     def shape(self) -> tuple[int, int]:
         """``(out, in)``."""
         return (self.n_out, self.n_in)
 
-    # -- forward -------------------------------------------------------------------------------
-    def forward(self, x: Array) -> tuple[Array, Array]:
-        """``(z, a)`` with ``z = x Wᵀ + b`` and ``a = φ(z)``; x is ``[batch, in]``."""
-        z = x @ self._w.T
-        z += self._b
-        return z, self.activation.forward(z)
+    def fan_in(self) -> int:
+        return self.n_in
 
-    # -- backward ------------------------------------------------------------------------------
-    def backward(
-        self,
-        grad_act: Array | None,
-        inputs: Array,
-        preact: Array,
-        act: Array,
-        *,
-        grad_preact: Array | None = None,
-        need_input_grad: bool = True,
-    ) -> DenseGrads:
-        """Backward pass from ``grad_act = ∂L/∂a`` (or directly from ``grad_preact = ∂L/∂z``).
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if tuple(in_shape) != (self.n_in,):
+            raise ValueError(f"Dense({self.n_in}, {self.n_out}) needs inputs of shape [{self.n_in}]; got {list(in_shape)}.")
+        return (self.n_out,)
 
-        Returns ∂L/∂z, ∂L/∂W (``[out, in]``), ∂L/∂b and ∂L/∂x (None if not ``need_input_grad``).
-        """
-        if grad_preact is None:
-            if grad_act is None:
-                raise ValueError("Dense.backward needs 'grad_act' or 'grad_preact'; got neither.")
-            grad_preact = grad_act * self.activation.derivative(preact, act)
-        gw = grad_preact.T @ inputs
-        gb = grad_preact.sum(axis=0)
-        gx = grad_preact @ self._w if need_input_grad else None
-        return DenseGrads(grad_preact, gw, gb, gx)
+    # -- forward / backward --------------------------------------------------------------------
+    def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
+        """``(a, cache)`` with ``z = x Wᵀ + b``, ``a = φ(z)``; x is ``[batch, in]``, cache ``(x, z, a)``."""
+        z = x @ self.arrays[0].T
+        z += self.arrays[1]
+        a = self._act_forward(z)
+        return a, (x, z, a)
+
+    def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
+                 from_preact: bool = False) -> tuple[Array | None, list[Array]]:
+        """``(∂L/∂x, [∂L/∂W, ∂L/∂b])`` from ``g = ∂L/∂a`` (or ∂L/∂z with ``from_preact``)."""
+        x, z, a = cache
+        gz = g if from_preact else self._act_backward(g, z, a)
+        if out is None:
+            gw = gz.T @ x
+            gb = gz.sum(axis=0)
+        else:
+            gw, gb = out
+            np.matmul(gz.T, x, out=gw)
+            np.sum(gz, axis=0, out=gb)
+        gx = gz @ self.arrays[0] if need_input_grad else None
+        return gx, [gw, gb]
+
+    def preact(self, y: Array, cache: Any) -> Array:
+        return cache[1]
+
+    def preact_grad(self, g: Array, cache: Any) -> Array:
+        return self._act_backward(g, cache[1], cache[2])
+
+    # -- theory --------------------------------------------------------------------------------
+    def propagate(self, s: Signal) -> LayerMF:
+        """q = σ_w² E[x²] + σ_b² with σ_w² = n_in·Var(W); a = φ(h), h ~ N(E[b], q); back = n_out·Var(W)."""
+        w_mean, w_var = spec_moments(self.init_spec, self.shape)
+        b_mean, b_var = spec_moments(self.bias_init_spec, (self.n_out,), fan_in=self.n_in)
+        sw2 = w_var * self.n_in
+        note = ""
+        q = sw2 * s.sq + b_var
+        if w_mean != 0.0:
+            note = f"weights have mean {w_mean:g}; the theory assumes zero-mean weights (not predicted)"
+            q = math.nan
+        return activation_record(self.kind, self.activation, b_mean if math.isfinite(q) else math.nan, q,
+                                 back=self.n_out * w_var, sigma_w2=sw2, sigma_b2=b_var, width=self.n_out, note=note)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "activation": self.activation.spec,
+                "init": str(self.init_spec), "bias_init": str(self.bias_init_spec)}
+
+    def torch_modules(self) -> list[Any]:
+        import torch
+
+        tdtype = torch.float32 if self.dtype == np.float32 else torch.float64
+        lin = torch.nn.Linear(self.n_in, self.n_out, dtype=tdtype)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(np.array(self.weight)))
+            lin.bias.copy_(torch.from_numpy(np.array(self.bias)))
+        return [lin] + self._torch_activation()
 
     def __repr__(self) -> str:
         return (
             f"Dense({self.n_in}, {self.n_out}, activation={self.activation.spec!r}, "
             f"init={str(self.init_spec)!r}, dtype={self.dtype.name})"
         )
+
+
+class Activation(_ActivationMixin, Layer):
+    """An elementwise activation ``y = φ(x)`` as a layer of its own."""
+
+    kind = "activation"
+
+    def __init__(self, activation: str | _activations.Activation, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype)
+        self.activation = _activations.get(activation)
+
+    def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
+        y = self._act_forward(x)
+        return y, (x, y)
+
+    def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
+                 from_preact: bool = False) -> tuple[Array | None, list[Array]]:
+        return (g if from_preact else self._act_backward(g, cache[0], cache[1])), []
+
+    def preact(self, y: Array, cache: Any) -> Array:
+        return cache[0]
+
+    def preact_grad(self, g: Array, cache: Any) -> Array:
+        return self._act_backward(g, cache[0], cache[1])
+
+    def propagate(self, s: Signal) -> LayerMF:
+        """φ of a Gaussian input N(E[x], Var(x)) (exact after a dense or conv layer)."""
+        return activation_record(self.kind, self.activation, s.mean, s.var)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Activation", "activation": self.activation.spec}
+
+    def torch_modules(self) -> list[Any]:
+        return self._torch_activation()
+
+
+class Flatten(Layer):
+    """``[batch, *shape] -> [batch, prod(shape)]``."""
+
+    kind = "flatten"
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (int(np.prod(in_shape)),)
+
+    def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
+                 from_preact: bool = False) -> tuple[Array | None, list[Array]]:
+        return g.reshape(cache), []
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Flatten"}
+
+    def torch_modules(self) -> list[Any]:
+        import torch
+
+        return [torch.nn.Flatten()]
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, ``y = x ⊙ m / (1 − p)`` with ``m ~ Bernoulli(1 − p)``; identity in eval.
+
+    The mask comes from the ``rng`` the network passes (its dropout stream), never a global one.
+    """
+
+    kind = "dropout"
+
+    def __init__(self, p: float = 0.5, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype)
+        self.p = check_number("p", p, low=0.0)
+        if not self.p < 1.0:
+            bad_value("p", "a drop probability in [0, 1)", p)
+
+    def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
+        if not train or self.p == 0.0:
+            return x, None
+        if rng is None:
+            raise ValueError("Dropout.forward in training needs an 'rng' (the network's dropout stream); got None.")
+        keep = (rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64) >= self.p)
+        m = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        return x * m, m
+
+    def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
+                 from_preact: bool = False) -> tuple[Array | None, list[Array]]:
+        return (g if cache is None else g * cache), []
+
+    def propagate(self, s: Signal) -> LayerMF:
+        """Evaluation mode (identity): what a probe at initialisation measures."""
+        return LayerMF(kind=self.kind, out=s, preact_mean=s.mean, preact_var=s.var,
+                       note="dropout predicted in evaluation mode (identity); in training E[y²] = E[x²]/(1 − p)")
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Dropout", "p": self.p}
+
+    def torch_modules(self) -> list[Any]:
+        import torch
+
+        return [torch.nn.Dropout(self.p)]

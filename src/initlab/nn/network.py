@@ -1,4 +1,10 @@
-"""The Network: a stack of Dense layers with every layer's forward and backward signal open.
+"""The Network: a sequence of layers with every layer's forward and backward signal open.
+
+``Network([2, 12, 6, 1], "relu", ...)`` is the shorthand for a stack of :class:`Dense` layers;
+``Network([Conv2d(1, 16, 3, padding=1, activation="relu"), MaxPool2d(2), Flatten(), Dense(256, 10)],
+input_shape=(1, 8, 8))`` builds any sequence of :mod:`initlab.nn` layers. Forward, backward,
+capture, training, save/load, ``to_torch`` and the theory (:func:`initlab.theory.predict`) all
+fold over the same ``net.layers``.
 
 >>> import numpy as np
 >>> net = Network([2, 3, 1], activation="tanh", output="sigmoid", init="xavier_normal", rng=0)
@@ -18,91 +24,33 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from initlab import activations as _activations
-from initlab._rng import RngLike, as_generator
+from initlab._rng import RngLike, as_generator, child_seeds, streams
 from initlab._validation import bad_type, bad_value, check_int, resolve_dtype
 from initlab.nn import losses as _losses
 from initlab.nn import optimizers as _optimizers
-from initlab.nn.layers import Dense
+from initlab.nn import training as _training
+from initlab.nn.blocks import BatchNorm, LayerNorm, Residual
+from initlab.nn.callbacks import Callback, ProgressBar
+from initlab.nn.conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, GlobalAvgPool, MaxPool1d, MaxPool2d
+from initlab.nn.layers import Activation, Dense, Dropout, Flatten, Layer
+from initlab.nn.training import History, LayerTrace, backward_layers, forward_layers
 
 __all__ = ["Network", "LayerTrace", "History"]
 
 Array = np.ndarray
 _FORMAT = "initlab.nn.Network/1"
+_FORMAT2 = "initlab.nn.Network/2"
 _CONFIG_KEYS = ("format", "sizes", "activation", "output", "init", "bias_init", "dtype")
-
-
-@dataclass
-class LayerTrace:
-    """One layer's signals for one batch: forward (filled by ``forward(capture=True)``) and
-    backward (filled by ``backward``).
-
-    ``grad_act`` is ∂L/∂act, ``grad_preact`` ∂L/∂preact. One special case: when
-    :meth:`Network.gradients` starts from a logits loss (bce with a sigmoid output), the last
-    layer's ``grad_preact`` is computed stably from the logits, and its ``grad_act`` is
-    ``grad_preact / φ′(preact)``, i.e. ``(σ − y) / (n σ(1 − σ))`` for bce: genuinely unbounded as
-    σ saturates. Where φ′ is exactly 0 in floating point (a fully saturated sigmoid) that entry is
-    NaN (undefined), never ±inf from a division by zero; every other entry is finite or overflows
-    honestly.
-    """
-
-    inputs: Array
-    preact: Array
-    act: Array
-    grad_act: Array | None = None
-    grad_preact: Array | None = None
-    grad_weight: Array | None = None
-    grad_bias: Array | None = None
-
-
-@dataclass
-class History:
-    """What a training run recorded.
-
-    ``step_loss[k]`` is the training loss of mini-batch step k, computed before that step's update;
-    ``epoch_loss[e]`` the sample-weighted mean of epoch e's step losses (for full-batch training, the
-    cost of the seeds' plots). ``val_*`` are filled every ``val_every`` epochs and at the end.
-    If a loss became non-finite, ``diverged`` is True, ``diverged_step``/``diverged_epoch`` say
-    where, the non-finite value is not recorded, and training stopped. The last update is checked
-    after the loop (finite parameters and a finite training loss at them); if it blew up,
-    ``diverged_step`` is the number of steps run and ``diverged_epoch`` the last epoch.
-    """
-
-    step_loss: list[float] = field(default_factory=list)
-    epoch_loss: list[float] = field(default_factory=list)
-    val_epochs: list[int] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    diverged: bool = False
-    diverged_step: int | None = None
-    diverged_epoch: int | None = None
-    train_seconds: float = 0.0
-    epochs_run: int = 0
-    loss: str = ""
-    optimizer: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists, floats, bools)."""
-        return {
-            "step_loss": list(self.step_loss),
-            "epoch_loss": list(self.epoch_loss),
-            "val_epochs": list(self.val_epochs),
-            "val_loss": list(self.val_loss),
-            "val_accuracy": list(self.val_accuracy),
-            "diverged": self.diverged,
-            "diverged_step": self.diverged_step,
-            "diverged_epoch": self.diverged_epoch,
-            "train_seconds": self.train_seconds,
-            "epochs_run": self.epochs_run,
-            "loss": self.loss,
-            "optimizer": dict(self.optimizer),
-        }
+_LAYER_TYPES: dict[str, Any] = {
+    c.__name__: c for c in (Dense, Activation, Flatten, Dropout, Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d,
+                            AvgPool2d, GlobalAvgPool, BatchNorm, LayerNorm, Residual)
+}
 
 
 def _per_layer(name: str, value: Any, n: int, what: str) -> list[Any]:
@@ -113,78 +61,134 @@ def _per_layer(name: str, value: Any, n: int, what: str) -> list[Any]:
     return [value] * n
 
 
-def _has_torch_module(name: str, torch: Any) -> bool:
-    """Whether activation ``name`` has a torch.nn module form (what :meth:`Network.to_torch` needs)."""
-    mod = _activations.get(name).torch_module
-    return bool(mod) and hasattr(torch.nn, mod)
+def _layer_from_config(cfg: Any, dtype: Any) -> Layer:
+    """A layer from its ``config()`` dict (no values drawn; the caller loads them)."""
+    if not isinstance(cfg, dict) or cfg.get("type") not in _LAYER_TYPES:
+        raise ValueError(f"unknown layer config {cfg!r} (types: {', '.join(_LAYER_TYPES)})")
+    kw = {k: v for k, v in cfg.items() if k != "type"}
+    t = cfg["type"]
+    if t == "Dense":
+        return Dense(kw["n_in"], kw["n_out"], kw["activation"], init=kw["init"], bias_init=kw["bias_init"], dtype=dtype)
+    if t in ("Conv1d", "Conv2d"):
+        return _LAYER_TYPES[t](kw.pop("in_channels"), kw.pop("out_channels"), kw.pop("kernel_size"), dtype=dtype, **kw)
+    if t == "Residual":
+        return Residual([_layer_from_config(c, dtype) for c in kw["branch"]], alpha=kw["alpha"], dtype=dtype)
+    if t == "Activation":
+        return Activation(kw["activation"], dtype=dtype)
+    if t == "LayerNorm":
+        return LayerNorm(tuple(kw["normalized_shape"]), eps=kw["eps"], dtype=dtype)
+    if t == "BatchNorm":
+        return BatchNorm(kw["num_features"], eps=kw["eps"], momentum=kw["momentum"], dtype=dtype)
+    return _LAYER_TYPES[t](dtype=dtype, **kw)
+
+
+def _walk(layers: Sequence[Layer], prefix: str = "layers") -> list[tuple[str, Layer]]:
+    out = []
+    for i, la in enumerate(layers):
+        out.append((f"{prefix}.{i}", la))
+        if la.children():
+            out.extend(_walk(la.children(), f"{prefix}.{i}.branch"))
+    return out
 
 
 class Network:
-    """A multilayer perceptron of :class:`~initlab.nn.layers.Dense` layers.
+    """A sequence of :mod:`initlab.nn` layers with one flat parameter vector.
 
     Args:
-        sizes: layer widths, input first: ``[2, 12, 6, 1]`` is 2 → 12 → 6 → 1.
-        activation: hidden layers' activation (name, spec string, Activation) or a list, one per
-            hidden layer.
-        output: the last layer's activation (default ``"linear"``). With ``"sigmoid"`` and loss
-            ``"bce"`` the loss is computed stably from the last layer's pre-activation (logits).
-        init, bias_init: init specs (``initlab.init.get`` syntax) or a list, one per layer.
-        rng: seed or Generator for the initial weights; also the default shuffling stream of
-            :meth:`fit`.
+        sizes: a list of layers (``Dense``, ``Conv2d``, ``Residual``...) or, as a shorthand, layer
+            widths, input first: ``[2, 12, 6, 1]`` is Dense 2 → 12 → 6 → 1.
+        activation: (shorthand) hidden layers' activation (name, spec string, Activation) or a
+            list, one per hidden layer.
+        output: (shorthand) the last layer's activation (default ``"linear"``). With ``"sigmoid"``
+            and loss ``"bce"`` the loss is computed stably from the last layer's pre-activation.
+        init, bias_init: (shorthand) init specs (``initlab.init.get`` syntax) or a list, one per layer.
+        input_shape: the per-sample input shape (e.g. ``(1, 8, 8)``); default: the first Dense
+            layer's ``(n_in,)``.
+        rng: seed or Generator. The network derives independent streams by purpose
+            (:func:`initlab._rng.streams`): the initial weights (the seed's own stream), the dropout
+            masks and the data order, so with the same seed a different init trains on the same
+            mini-batches.
         dtype: float32 (default) or float64.
 
-    All weights and biases live in one contiguous vector (``net.params``), the layers hold views.
+    All parameters live in one contiguous vector (``net.params``), the layers hold views.
     """
 
     def __init__(
         self,
-        sizes: Sequence[int],
+        sizes: Sequence[Any],
         activation: Any = "relu",
         output: Any = None,
         init: Any = "he_normal",
         bias_init: Any = "zeros",
         *,
+        input_shape: Sequence[int] | None = None,
         rng: RngLike = None,
         dtype: Any = np.float32,
     ) -> None:
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
-            bad_type("sizes", "a list of layer widths like [2, 12, 6, 1]", sizes)
-        sizes = [check_int("sizes", s, low=1) for s in sizes]
-        if len(sizes) < 2:
-            bad_value("sizes", "at least two widths (input and output)", sizes)
-        self.sizes: list[int] = sizes
+        layers = sizes
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
+            bad_type("sizes", "a list of layer widths like [2, 12, 6, 1] or a list of layers", layers)
         self.dtype = resolve_dtype(dtype)
-        n = len(sizes) - 1
-        hidden = _per_layer("activation", activation, n - 1, "hidden layers") if n > 1 else []
-        if n == 1 and isinstance(activation, (list, tuple)) and len(activation) > 0:
-            raise ValueError(f"The 'activation' argument is for hidden layers; a {sizes} network has none, got {activation!r}.")
-        acts = [_activations.get(a) for a in hidden] + [_activations.get("linear" if output is None else output)]
-        inits = _per_layer("init", init, n, "layers")
-        binits = _per_layer("bias_init", bias_init, n, "layers")
-        self._rng = as_generator(rng)
-        self.layers: list[Dense] = [
-            Dense(sizes[i], sizes[i + 1], acts[i], init=inits[i], bias_init=binits[i], dtype=self.dtype)
-            for i in range(n)
-        ]
-        self._flat = np.zeros(self.n_params, dtype=self.dtype)
-        for layer, (w, b) in zip(self.layers, self._views(self._flat)):
-            layer._bind(w, b)
+        if len(layers) and all(isinstance(la, Layer) for la in layers):
+            self.shorthand = False
+            built = list(layers)
+            if input_shape is None:
+                first = built[0]
+                while first.children():  # a Residual: its branch's first layer
+                    first = first.children()[0]
+                if not isinstance(first, Dense):
+                    bad_value("input_shape", "the per-sample input shape (e.g. (1, 8, 8)) when the first layer is not Dense", None)
+                input_shape = (first.n_in,)
+            for la in built:
+                if la.dtype != self.dtype:
+                    raise ValueError(f"The layers must all have the network's dtype {self.dtype.name}; {la!r} has {la.dtype.name}.")
+        else:
+            self.shorthand = True
+            sizes = [check_int("sizes", w, low=1) for w in layers]
+            if len(sizes) < 2:
+                bad_value("sizes", "at least two widths (input and output)", sizes)
+            n = len(sizes) - 1
+            hidden = _per_layer("activation", activation, n - 1, "hidden layers") if n > 1 else []
+            if n == 1 and isinstance(activation, (list, tuple)) and len(activation) > 0:
+                raise ValueError(f"The 'activation' argument is for hidden layers; a {sizes} network has none, got {activation!r}.")
+            acts = [_activations.get(a) for a in hidden] + [_activations.get("linear" if output is None else output)]
+            inits = _per_layer("init", init, n, "layers")
+            binits = _per_layer("bias_init", bias_init, n, "layers")
+            built = [Dense(sizes[i], sizes[i + 1], acts[i], init=inits[i], bias_init=binits[i], dtype=self.dtype)
+                     for i in range(n)]
+            input_shape = (sizes[0],)
+        self.input_shape: tuple[int, ...] = tuple(check_int("input_shape", s, low=1) for s in input_shape)
+        self.layers: list[Layer] = built
+        shapes = [self.input_shape]
+        for la in self.layers:
+            shapes.append(tuple(la.build(shapes[-1])))
+        self.shapes = shapes
+        #: flattened widths: the input's, then each layer's output
+        self.sizes: list[int] = [int(np.prod(s)) for s in shapes]
+        self.streams = streams(rng)
+        flat_params = [(la, p) for la in self.layers for p in la.params]
+        total = sum(int(np.prod(p.shape)) for _, p in flat_params)
+        self._flat = np.zeros(total, dtype=self.dtype)
+        for la, views in zip(self.layers, self.param_views(self._flat)):
+            la.bind(views)
         self.reset_parameters()
 
     # -- parameters ----------------------------------------------------------------------------
     @property
     def n_params(self) -> int:
         """Number of scalar parameters."""
-        return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        return int(self._flat.size)
 
-    def _views(self, flat: Array) -> list[tuple[Array, Array]]:
+    def param_views(self, flat: Array) -> list[list[Array]]:
+        """Per-layer lists of views of ``flat`` (a vector laid out like :attr:`params`), one per parameter."""
         out, k = [], 0
-        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
-            w = flat[k : k + n_in * n_out].reshape(n_out, n_in)
-            k += n_in * n_out
-            b = flat[k : k + n_out]
-            k += n_out
-            out.append((w, b))
+        for la in self.layers:
+            views = []
+            for p in la.params:
+                size = int(np.prod(p.shape))
+                views.append(flat[k : k + size].reshape(p.shape))
+                k += size
+            out.append(views)
         return out
 
     @property
@@ -193,27 +197,32 @@ class Network:
         return self._flat
 
     def reset_parameters(self, rng: RngLike = None) -> None:
-        """Draw every weight and bias from its init spec (from ``rng``, default the net's stream)."""
+        """Draw every parameter from its init spec (from ``rng``, default the net's init stream)."""
         from initlab import init as _init
 
-        gen = self._rng if rng is None else as_generator(rng)
-        for layer in self.layers:
-            w_init = _init.get(layer.init_spec)
-            b_init = _init.get(layer.bias_init_spec)
-            layer.init_spec = w_init.spec
-            layer.bias_init_spec = b_init.spec
-            layer.weight = w_init(layer.shape, rng=gen, dtype=self.dtype)
-            extra: dict[str, Any] = {}
-            if "fan_in" in b_init.params and b_init.params["fan_in"] is None:
-                # a bias scheme that scales with the layer's fan in (torch_default_bias): the
-                # bias shape [out] alone does not know it, the layer does
-                extra["fan_in"] = _init.compute_fans(layer.shape)[0]
-            layer.bias = b_init((layer.n_out,), rng=gen, dtype=self.dtype, **extra)
+        gen = self.streams["init"] if rng is None else as_generator(rng)
+        for _, la in _walk(self.layers):
+            fan_in = la.fan_in()
+            for p, arr in zip(la.params, la.arrays):
+                if la.children() or p.init is None:
+                    continue
+                ini = _init.get(p.init)
+                extra: dict[str, Any] = {}
+                if "fan_in" in ini.params and ini.params["fan_in"] is None and fan_in is not None:
+                    # a bias scheme that scales with the layer's fan in (torch_default_bias): the
+                    # bias shape alone does not know it, the layer does
+                    extra["fan_in"] = fan_in
+                la.set_param(p.name, ini(p.shape, rng=gen, dtype=self.dtype, **extra))
+                if isinstance(la, (Dense, Conv1d, Conv2d)) and p.name == "weight":
+                    la.init_spec = ini.spec
+                elif isinstance(la, Dense) and p.name == "bias":
+                    la.bias_init_spec = ini.spec
 
     @property
     def output(self) -> _activations.Activation:
-        """The last layer's activation."""
-        return self.layers[-1].activation
+        """The last layer's activation (linear when it has none)."""
+        act = self.layers[-1].activation
+        return act if act is not None else _activations.get("linear")
 
     def default_loss(self) -> str:
         """``"bce"`` for a sigmoid output, ``"ce"`` for a linear output with ≥ 2 units, else ``"mse"``."""
@@ -232,52 +241,47 @@ class Network:
             )
         return obj
 
-    def _check_x(self, x: Any, name: str = "x") -> Array:
+    def check_x(self, x: Any, name: str = "x") -> Array:
+        """``x`` as a C-contiguous array ``[n, *input_shape]`` of the network's dtype (checked)."""
         arr = np.asarray(x)
-        if arr.ndim == 1 and self.sizes[0] == arr.shape[0]:
-            arr = arr[None, :]
-        if arr.ndim != 2 or arr.shape[1] != self.sizes[0]:
-            raise ValueError(f"The {name!r} argument must have shape [n, {self.sizes[0]}]; got shape {arr.shape}.")
+        shp = self.input_shape
+        if arr.ndim == len(shp) and arr.shape == shp:
+            arr = arr[None]
+        if arr.ndim != len(shp) + 1 or arr.shape[1:] != shp:
+            want = ", ".join(str(s) for s in shp)
+            raise ValueError(f"The {name!r} argument must have shape [n, {want}]; got shape {arr.shape}.")
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
             bad_type(name, "a real numeric array", x)
         return np.ascontiguousarray(arr, dtype=self.dtype)
 
+    _check_x = check_x  # the name the diagnostics used before 0.2
+
     # -- forward / backward with capture ---------------------------------------------------------
-    def forward(self, x: Any, capture: bool = False) -> Any:
-        """The network output for ``x`` ([batch, in]); with ``capture=True``, ``(out, trace)``."""
-        h = self._check_x(x)
+    def forward(self, x: Any, capture: bool = False, train: bool = False) -> Any:
+        """The network output for ``x``; with ``capture=True``, ``(out, trace)``.
+
+        ``train=True`` runs the layers in training mode (batch statistics in BatchNorm, dropout
+        masks from the network's dropout stream).
+        """
+        h = self.check_x(x)
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            if not capture:
-                for layer in self.layers:
-                    h = layer.forward(h)[1]
-                return h
-            trace = []
-            for layer in self.layers:
-                z, a = layer.forward(h)
-                trace.append(LayerTrace(inputs=h, preact=z, act=a))
-                h = a
-        return h, trace
+            out, caches, trace = forward_layers(self.layers, h, train=train, rng=self.streams["dropout"], capture=capture)
+        return (out, trace) if capture else out
 
     def backward(self, grad_out: Any, trace: list[LayerTrace]) -> list[LayerTrace]:
-        """Fill every LayerTrace's gradients from ``grad_out = ∂L/∂(network output)``."""
+        """Fill every LayerTrace's gradients from ``grad_out = ∂L/∂(network output)`` (the trace of
+        the last ``forward(capture=True)``)."""
         if len(trace) != len(self.layers):
             raise ValueError(f"The 'trace' argument must hold {len(self.layers)} LayerTrace; got {len(trace)}.")
         g = np.asarray(grad_out, dtype=self.dtype)
         if g.shape != trace[-1].act.shape:
             raise ValueError(f"The 'grad_out' argument must have the output's shape {trace[-1].act.shape}; got {g.shape}.")
-        self._backward_from(trace, g, None)
-        return trace
-
-    def _backward_from(self, trace: list[LayerTrace], grad_act: Array | None, grad_preact: Array | None) -> None:
+        caches = [t.cache for t in trace]
+        if any(c is None for c in caches) and any(la.params or la.activation is not None for la in self.layers):
+            raise ValueError("The 'trace' argument must come from forward(x, capture=True) of this network.")
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            for i in range(len(self.layers) - 1, -1, -1):
-                t = trace[i]
-                r = self.layers[i].backward(
-                    grad_act, t.inputs, t.preact, t.act, grad_preact=grad_preact, need_input_grad=i > 0
-                )
-                t.grad_act = grad_act
-                t.grad_preact, t.grad_weight, t.grad_bias = r.grad_preact, r.grad_weight, r.grad_bias
-                grad_act, grad_preact = r.grad_input, None
+            backward_layers(self.layers, caches, g, trace=trace)
+        return trace
 
     def gradients(self, x: Any, y: Any, loss: Any = None) -> tuple[float, list[LayerTrace]]:
         """``(loss, trace)`` for one batch: forward with capture, the loss, and backward.
@@ -287,19 +291,22 @@ class Network:
         σ′(z) is exactly 0 (see :class:`LayerTrace`).
         """
         lo = self._loss(loss)
-        out, trace = self.forward(x, capture=True)
+        h = self.check_x(x)
+        with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+            out, caches, trace = forward_layers(self.layers, h, capture=True)
         yp = lo.prepare(y, self.sizes[-1], self.dtype)
         if yp.shape[0] != out.shape[0]:
             raise ValueError(f"The 'y' argument must have {out.shape[0]} rows like 'x'; got {yp.shape[0]}.")
+        assert trace is not None
         with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
             if lo.takes_logits and self.output.name != "linear":
                 value, gz = lo.value_and_grad(trace[-1].preact, yp)
-                self._backward_from(trace, None, gz)
+                backward_layers(self.layers, caches, gz, trace=trace, from_preact=True)
                 d = self.output.derivative(trace[-1].preact, trace[-1].act)
                 trace[-1].grad_act = np.divide(gz, d, out=np.full_like(gz, np.nan), where=d != 0)
             else:
                 value, ga = lo.value_and_grad(out, yp)
-                self._backward_from(trace, ga, None)
+                backward_layers(self.layers, caches, ga, trace=trace)
         return value, trace
 
     # -- inference -------------------------------------------------------------------------------
@@ -307,23 +314,21 @@ class Network:
         """The network output (probabilities for a sigmoid output, logits for a linear one)."""
         return self.forward(x)
 
-    def _loss_target(self, x: Array, lo: _losses.Loss) -> Array:
-        """What the loss consumes: the last pre-activation for a logits loss, else the output."""
-        h = x
+    def loss_target(self, x: Array, loss: Any) -> Array:
+        """What the loss consumes for inputs ``x`` (checked): the last pre-activation for a logits loss, else the output."""
+        lo = self._loss(loss)
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            for layer in self.layers[:-1]:
-                h = layer.forward(h)[1]
-            z, a = self.layers[-1].forward(h)
-        return z if lo.takes_logits else a
+            out, caches, _ = forward_layers(self.layers, self.check_x(x))
+        return self.layers[-1].preact(out, caches[-1]) if lo.takes_logits else out
 
     def evaluate(self, x: Any, y: Any, loss: Any = None) -> dict[str, float]:
         """``{"loss": mean loss, "accuracy": fraction correct}`` on ``(x, y)`` (accuracy NaN for regression)."""
         lo = self._loss(loss)
-        xa = self._check_x(x)
+        xa = self.check_x(x)
         yp = lo.prepare(y, self.sizes[-1], self.dtype)
         if yp.shape[0] != xa.shape[0]:
             raise ValueError(f"The 'y' argument must have {xa.shape[0]} rows like 'x'; got {yp.shape[0]}.")
-        t = self._loss_target(xa, lo)
+        t = self.loss_target(xa, lo)
         with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
             value = lo.value_and_grad(t, yp)[0]
             acc = lo.accuracy(t, yp)
@@ -347,13 +352,14 @@ class Network:
         val_every: int | None = None,
         rng: RngLike = None,
         threads: int | None = None,
+        callbacks: Sequence[Callback] | None = None,
         **optimizer_kwargs: Any,
     ) -> History:
         """Train with mini-batch gradient descent; returns a :class:`History`.
 
         Args:
-            X, y: training inputs ``[n, in]`` and targets (float ``[n, out]`` or ``[n]`` for bce/mse,
-                integer labels ``[n]`` for ce).
+            X, y: training inputs ``[n, *input_shape]`` and targets (float ``[n, out]`` or ``[n]``
+                for bce/mse, integer labels ``[n]`` for ce).
             epochs: passes over the data. batch_size: None = full batch.
             lr, optimizer: ``"sgd"``, ``"momentum"``, ``"adam"`` (or an Optimizer); extra keyword
                 arguments go to the optimizer (``momentum=0.9``, ``beta1=...``).
@@ -363,27 +369,31 @@ class Network:
             shuffle: reshuffle the training set every epoch (mini-batch only; a full batch is
                 order-free). progress: a rich progress bar on stderr; None = only when stderr is
                 a terminal and the run has more than one step. rng: shuffling stream (default: the
-                network's own, so a seeded network trains deterministically).
+                network's data stream, independent of its init stream).
             threads: BLAS threads during training (restored afterwards); None = one thread when
-                the largest per-step matmul is small (< 2e6 multiply-adds), else the BLAS default.
+                the largest per-step product is small (< 2e6 multiply-adds), else the BLAS default.
+            callbacks: :class:`~initlab.nn.callbacks.Callback` objects (on_step / on_epoch ...).
 
         Divergence: if a training loss is NaN or ±inf, training stops, ``History.diverged`` is set
         with the step and epoch, and the parameters are restored to the last epoch start whose
         loss was finite (so ``predict`` never returns NaN because of the divergence itself). The
         final update is checked too: after the loop the parameters must be finite and the training
         loss at them finite, else the run counts as diverged and the last epoch is rolled back.
+        Ctrl-C: the run stops, ``History.interrupted`` is set (with the epoch and step), no
+        exception escapes.
         """
-        from initlab.nn.training import train
-
         lo = self._loss(loss)
-        Xa = self._check_x(X, "X")
-        Ya = lo.prepare(y, self.sizes[-1], self.dtype)
+        Xa = self.check_x(X, "X")
+        with np.errstate(invalid="ignore", over="ignore"):
+            Ya = lo.prepare(y, self.sizes[-1], self.dtype)
         if Ya.shape[0] != Xa.shape[0]:
             raise ValueError(f"The 'y' argument must have {Xa.shape[0]} rows like 'X'; got {Ya.shape[0]}.")
         if Xa.shape[0] == 0:
             raise ValueError("The 'X' argument must hold at least one sample; got 0.")
         if not np.all(np.isfinite(Xa)):
             raise ValueError("The 'X' argument must be finite; it holds NaN or inf.")
+        if np.issubdtype(Ya.dtype, np.floating) and not np.all(np.isfinite(Ya)):
+            raise ValueError("The 'y' argument must be finite; it holds NaN or inf.")
         epochs = check_int("epochs", epochs, low=0)
         bs = Xa.shape[0] if batch_size is None else check_int("batch_size", batch_size, low=1)
         bs = min(bs, Xa.shape[0])
@@ -392,65 +402,92 @@ class Network:
         if (X_val is None) != (y_val is None):
             raise ValueError("The 'X_val' and 'y_val' arguments must be given together.")
         if X_val is not None:
-            Xv = self._check_x(X_val, "X_val")
-            Yv = lo.prepare(y_val, self.sizes[-1], self.dtype, name="y_val")
+            Xv = self.check_x(X_val, "X_val")
+            with np.errstate(invalid="ignore", over="ignore"):
+                Yv = lo.prepare(y_val, self.sizes[-1], self.dtype, name="y_val")
             if Yv.shape[0] != Xv.shape[0]:
                 raise ValueError(f"The 'y_val' argument must have {Xv.shape[0]} rows like 'X_val'; got {Yv.shape[0]}.")
             val = (Xv, Yv)
         if val_every is None:
             val_every = max(1, epochs // 100)
         val_every = check_int("val_every", val_every, low=1)
-        gen = self._rng if rng is None else as_generator(rng)
+        gen = self.streams["data"] if rng is None else as_generator(rng)
+        cbs = list(callbacks or [])
+        for cb in cbs:
+            if not isinstance(cb, Callback):
+                bad_type("callbacks", "a list of initlab.nn.callbacks.Callback objects", cb)
         if progress is None:
             progress = bool(getattr(sys.stderr, "isatty", lambda: False)()) and epochs * math.ceil(Xa.shape[0] / bs) > 1
-        return train(
+        if progress:
+            cbs.insert(0, ProgressBar(_training._console()))
+        return _training.train(
             self, Xa, Ya, lo, opt, epochs=epochs, batch_size=bs, shuffle=bool(shuffle), gen=gen,
-            progress=bool(progress), val=val, val_every=val_every,
+            dropout_rng=self.streams["dropout"], callbacks=cbs, val=val, val_every=val_every,
             threads=None if threads is None else check_int("threads", threads, low=1),
         )
 
     # -- interop / persistence -----------------------------------------------------------------
     def to_torch(self) -> Any:
-        """An equivalent ``torch.nn.Sequential`` (Linear + activation modules), same weights and dtype."""
+        """An equivalent ``torch.nn.Sequential`` (same layers, weights, buffers and dtype)."""
         import torch
 
-        tdtype = torch.float32 if self.dtype == np.float32 else torch.float64
         mods: list[Any] = []
-        for layer in self.layers:
-            lin = torch.nn.Linear(layer.n_in, layer.n_out, dtype=tdtype)
-            with torch.no_grad():
-                lin.weight.copy_(torch.from_numpy(np.array(layer.weight)))
-                lin.bias.copy_(torch.from_numpy(np.array(layer.bias)))
-            mods.append(lin)
-            act = layer.activation
-            if act.name == "linear":
-                continue
-            cls = getattr(torch.nn, act.torch_module, None) if act.torch_module else None
-            if cls is None:
-                supported = [n for n in _activations.names() if _has_torch_module(n, torch)]
-                raise ValueError(
-                    f"Network.to_torch cannot convert layer {self.layers.index(layer)}'s activation "
-                    f"{act.spec!r}: it has no torch.nn module. Supported activations: {', '.join(supported)}."
-                )
-            if act.name == "leaky_relu":
-                mods.append(cls(negative_slope=act.param))
-            elif act.name == "elu":
-                mods.append(cls(alpha=act.param))
-            else:
-                mods.append(cls())
+        for i, layer in enumerate(self.layers):
+            try:
+                mods.extend(layer.torch_modules())
+            except ValueError as e:
+                raise ValueError(str(e).replace("the activation", f"layer {i}'s activation")) from None
         return torch.nn.Sequential(*mods)
 
     def config(self) -> dict[str, Any]:
         """The architecture as plain data (what :meth:`save` writes as JSON)."""
-        return {
-            "format": _FORMAT,
-            "sizes": list(self.sizes),
-            "activation": [layer.activation.spec for layer in self.layers[:-1]],
-            "output": self.output.spec,
-            "init": [str(layer.init_spec) for layer in self.layers],
-            "bias_init": [str(layer.bias_init_spec) for layer in self.layers],
-            "dtype": self.dtype.name,
-        }
+        if self.shorthand:
+            return {
+                "format": _FORMAT,
+                "sizes": list(self.sizes),
+                "activation": [la.activation.spec for la in self.layers[:-1]],  # type: ignore[union-attr]
+                "output": self.output.spec,
+                "init": [str(la.init_spec) for la in self.layers],  # type: ignore[attr-defined]
+                "bias_init": [str(la.bias_init_spec) for la in self.layers],  # type: ignore[attr-defined]
+                "dtype": self.dtype.name,
+            }
+        return {"format": _FORMAT2, "input_shape": list(self.input_shape), "dtype": self.dtype.name,
+                "layers": [la.config() for la in self.layers]}
+
+    def state(self) -> dict[str, Array]:
+        """Every parameter and buffer by name (``layers.3.weight``, ``layers.1.running_mean``)."""
+        out: dict[str, Array] = {}
+        if self.shorthand:
+            for i, la in enumerate(self.layers):
+                out[f"weight_{i}"] = np.array(la.arrays[0])
+                out[f"bias_{i}"] = np.array(la.arrays[1])
+            return out
+        for path, la in _walk(self.layers):
+            if la.children():
+                continue
+            for p, arr in zip(la.params, la.arrays):
+                out[f"{path}.{p.name}"] = np.array(arr)
+            for name, buf in getattr(la, "buffers", lambda: {})().items():
+                out[f"{path}.{name}"] = np.array(buf)
+        return out
+
+    def load_state(self, state: Any) -> None:
+        """Copy the arrays of :meth:`state` (a mapping, e.g. an open .npz) into the network."""
+        if self.shorthand:
+            for i, la in enumerate(self.layers):
+                la.set_param("weight", state[f"weight_{i}"])
+                la.set_param("bias", state[f"bias_{i}"])
+            return
+        for path, la in _walk(self.layers):
+            if la.children():
+                continue
+            for p in la.params:
+                la.set_param(p.name, state[f"{path}.{p.name}"])
+            for name, buf in getattr(la, "buffers", lambda: {})().items():
+                val = np.asarray(state[f"{path}.{name}"])
+                if val.shape != buf.shape:
+                    raise ValueError(f"{path}.{name} has shape {val.shape}; the layer needs {buf.shape}")
+                buf[...] = val
 
     @staticmethod
     def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -459,15 +496,22 @@ class Network:
         return stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".npz")
 
     def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
-        """Write ``<path>.json`` (the spec) and ``<path>.npz`` (the weights); returns both paths."""
+        """Write ``<path>.json`` (the spec) and ``<path>.npz`` (the weights); returns both paths.
+
+        Each file is written to a temporary name and renamed into place (atomic)."""
         jpath, npath = self._paths(path)
-        jpath.write_text(json.dumps(self.config(), indent=2) + "\n", encoding="utf-8")
-        arrays = {}
-        for i, layer in enumerate(self.layers):
-            arrays[f"weight_{i}"] = np.array(layer.weight)
-            arrays[f"bias_{i}"] = np.array(layer.bias)
-        with open(npath, "wb") as fh:
-            np.savez(fh, **arrays)
+        tmp_j = jpath.with_name(f".{jpath.name}.tmp-{os.getpid()}")
+        tmp_n = npath.with_name(f".{npath.name}.tmp-{os.getpid()}")
+        try:
+            tmp_j.write_text(json.dumps(self.config(), indent=2) + "\n", encoding="utf-8")
+            with open(tmp_n, "wb") as fh:
+                np.savez(fh, **self.state())
+            os.replace(tmp_n, npath)
+            os.replace(tmp_j, jpath)
+        finally:
+            for t in (tmp_j, tmp_n):
+                if t.exists():
+                    t.unlink()
         return jpath, npath
 
     @classmethod
@@ -481,8 +525,25 @@ class Network:
             cfg = json.loads(jpath.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise ValueError(f"{str(jpath)!r} is not valid JSON ({e}); expected a spec written by Network.save.") from None
-        if not isinstance(cfg, dict) or cfg.get("format") != _FORMAT:
-            raise ValueError(f"{str(jpath)!r} is not a Network spec (expected format {_FORMAT!r}).")
+        if not isinstance(cfg, dict) or cfg.get("format") not in (_FORMAT, _FORMAT2):
+            raise ValueError(f"{str(jpath)!r} is not a Network spec (expected format {_FORMAT!r} or {_FORMAT2!r}).")
+        if cfg["format"] == _FORMAT2:
+            try:
+                layers = [_layer_from_config(c, cfg["dtype"]) for c in cfg["layers"]]
+                net = cls(layers, input_shape=cfg["input_shape"], rng=0, dtype=cfg["dtype"])
+            except (ValueError, TypeError, KeyError) as e:
+                raise ValueError(f"{str(jpath)!r} holds an invalid Network spec: {e}") from None
+        else:
+            net = cls._load_v1(cfg, jpath)
+        try:
+            with np.load(npath, allow_pickle=False) as data:
+                net.load_state(data)
+        except (KeyError, OSError, ValueError) as e:
+            raise ValueError(f"{str(npath)!r} does not hold this network's weights ({e}).") from None
+        return net
+
+    @classmethod
+    def _load_v1(cls, cfg: dict[str, Any], jpath: Path) -> "Network":
         missing = [k for k in _CONFIG_KEYS if k not in cfg]
         if missing:
             raise ValueError(
@@ -496,41 +557,35 @@ class Network:
         for key in ("init", "bias_init"):
             if len(cfg[key]) != n:
                 raise ValueError(f"{str(jpath)!r}: the {key!r} entry must hold {n} specs (one per layer); got {len(cfg[key])}.")
-        net = cls.__new__(cls)
-        # build without drawing random weights: zeros, then load the saved values
+        # build without drawing random weights: zeros, then the saved values and specs
         try:
-            cls.__init__(
-                net, cfg["sizes"], activation=cfg["activation"] if n > 1 else "relu", output=cfg["output"],
-                init="zeros", bias_init="zeros", rng=0, dtype=cfg["dtype"],
-            )
+            net = cls(cfg["sizes"], activation=cfg["activation"] if n > 1 else "relu", output=cfg["output"],
+                      init="zeros", bias_init="zeros", rng=0, dtype=cfg["dtype"])
         except (ValueError, TypeError) as e:
             raise ValueError(f"{str(jpath)!r} holds an invalid Network spec: {e}") from None
-        try:
-            with np.load(npath, allow_pickle=False) as data:
-                for i, layer in enumerate(net.layers):
-                    layer.weight = data[f"weight_{i}"]
-                    layer.bias = data[f"bias_{i}"]
-        except (KeyError, OSError, ValueError) as e:
-            raise ValueError(f"{str(npath)!r} does not hold this network's weights ({e}).") from None
         for layer, spec, bspec in zip(net.layers, cfg["init"], cfg["bias_init"]):
-            layer.init_spec, layer.bias_init_spec = spec, bspec
+            layer.init_spec, layer.bias_init_spec = spec, bspec  # type: ignore[attr-defined]
         return net
 
     def copy(self) -> "Network":
-        """A deep copy (same spec and weights; its own random stream continues from a fork)."""
-        new = Network.__new__(Network)
-        new.sizes = list(self.sizes)
-        new.dtype = self.dtype
-        new._rng = self._rng.spawn(1)[0]
-        new.layers = [
-            Dense(l.n_in, l.n_out, l.activation, init=l.init_spec, bias_init=l.bias_init_spec, dtype=self.dtype)
-            for l in self.layers
-        ]
-        new._flat = self._flat.copy()
-        for layer, (w, b) in zip(new.layers, new._views(new._flat)):
-            layer._w, layer._b = w, b
+        """A deep copy (same spec, weights and buffers; its streams continue from forks)."""
+        if self.shorthand:
+            new = Network(list(self.sizes), [la.activation for la in self.layers[:-1]] if len(self.layers) > 1 else "relu",
+                          self.output, init=[la.init_spec for la in self.layers],  # type: ignore[attr-defined]
+                          bias_init=[la.bias_init_spec for la in self.layers],  # type: ignore[attr-defined]
+                          rng=0, dtype=self.dtype)
+        else:
+            new = Network([_layer_from_config(la.config(), self.dtype) for la in self.layers],
+                          input_shape=self.input_shape, rng=0, dtype=self.dtype)
+            new.load_state(self.state())
+        new._flat[...] = self._flat
+        new.streams = {k: np.random.default_rng(child_seeds(g, 1)[0]) for k, g in self.streams.items()}
         return new
 
     def __repr__(self) -> str:
-        acts = ", ".join(layer.activation.spec for layer in self.layers)
-        return f"Network({self.sizes}, activations=[{acts}], dtype={self.dtype.name})"
+        if self.shorthand:
+            acts = ", ".join(la.activation.spec for la in self.layers)  # type: ignore[union-attr]
+            return f"Network({self.sizes}, activations=[{acts}], dtype={self.dtype.name})"
+        inner = ", ".join(repr(la) for la in self.layers)
+        return f"Network([{inner}], input_shape={self.input_shape}, dtype={self.dtype.name})"
+

@@ -12,12 +12,15 @@ __all__ = ["hist_panel", "probe_verdicts", "probe_run", "verdict_cell", "predict
 
 
 def sub_seed(seed: int, *keys: int) -> np.random.SeedSequence:
-    """An independent stream for one sub-experiment of a study: ``SeedSequence([seed, *keys])``.
+    """An independent stream for one sub-experiment of a study: ``SeedSequence([seed, *keys])``
+    (:func:`initlab._rng.derive`, initlab's one seed-derivation rule).
 
     >>> int(sub_seed(0, 1).generate_state(1)[0]) == int(sub_seed(0, 1).generate_state(1)[0])
     True
     """
-    return np.random.SeedSequence([int(seed), *[int(k) for k in keys]])
+    from initlab._rng import derive
+
+    return derive(int(seed), *keys)
 
 
 def hist_panel(values: np.ndarray, *, bins: int = 50, value_range: tuple[float, float] | None = None,

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from initlab._rng import as_generator
+from initlab._rng import as_generator, derive
 from initlab.studies._common import single_thread, hist_panel, predicted_act_std, probe_run, probe_verdicts, sig, sub_seed, verdict_cell
 from initlab.studies._result import FigureSpec, StudyResult, Table
 
@@ -120,11 +120,11 @@ def _train(cfg: Seed002Config, split: Any, init: str, act: str, seed_seq: np.ran
 
     X, y, Xt, yt = split
     X = np.ascontiguousarray(X, dtype=np.float32)
-    gen_init, gen_batch = (as_generator(s) for s in seed_seq.spawn(2))
+    gen_init, gen_batch = as_generator(derive(seed_seq, 0)), as_generator(derive(seed_seq, 1))
     net = Network([X.shape[1], *cfg.hidden, 10], activation=act, output="linear", init=init, bias_init="zeros",
                   rng=gen_init)
     # the probe at initialization, with the theory's per-layer std (on up to 512 training inputs)
-    verdicts, pres = probe_run(net, X[: min(len(X), 512)], rng=as_generator(seed_seq.spawn(3)[2]), theory=True)
+    verdicts, pres = probe_run(net, X[: min(len(X), 512)], rng=as_generator(derive(seed_seq, 4)), theory=True)
     init_std = [float(st.std) for st in pres.layers]
     init_pred = [None if st.theory_std is None else float(st.theory_std) for st in pres.layers]
     losses = np.empty(cfg.iterations)

@@ -6,6 +6,8 @@
   "Exponential expressivity in deep neural networks through transient chaos"; Schoenholz et al.
   2017, "Deep Information Propagation"; Pennington, Schoenholz & Ganguli 2017, "Resurrecting the
   sigmoid in deep learning through dynamical isometry".
+* :func:`predict`: per-layer prediction for any :class:`initlab.nn.Network` (dense, conv,
+  residual, norm layers) by folding each layer's ``propagate``; :func:`critical_gain`.
 * :func:`predict_stack`: per-layer pre-activation variance, activation mean/std and backward
   gradient variance for the exact finite stack a probe measures.
 * :func:`phase_diagram` / :func:`plot_phase_diagram`: χ₁ = 1 line and ξ_c heat map over (σ_w², σ_b²).
@@ -32,6 +34,7 @@ from initlab.theory._maps import (
     trainable_depth,
 )
 from initlab.theory._phase import PhaseDiagram, phase_diagram, plot_phase_diagram
+from initlab.theory._predict import LayerMF, Prediction, Signal, critical_gain, predict
 from initlab.theory._stack import LayerPrediction, StackPrediction, predict_stack
 
 __all__ = [
@@ -48,6 +51,11 @@ __all__ = [
     "phase",
     "point",
     "predict_stack",
+    "predict",
+    "Prediction",
+    "LayerMF",
+    "Signal",
+    "critical_gain",
     "PhaseDiagram",
     "phase_diagram",
     "plot_phase_diagram",

@@ -12,8 +12,9 @@ to the output gradient's follows the χ recursion weighted by fan-out:
 
     E[(δ^L)²] = E[φ_L′(h^L)²] · E[g_out²],   E[(δ^l)²] = E[φ_l′(h^l)²] · n_{l+1} Var(W^{l+1}) · E[(δ^{l+1})²].
 
-Weight variances come from the init registry: ``initlab.init.get(spec).moments((out, in))["var"]``
-(torch layout), so σ_w,l² = Var(W^l) · n_{l−1}.
+A thin wrapper: it builds the :class:`initlab.nn.Dense` layers of the stack and folds their
+``propagate`` with :func:`initlab.theory.predict` (each layer reads Var(W) from its init spec,
+torch layout, so σ_w,l² = Var(W^l) · n_{l−1}).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from initlab import activations as _acts
 from initlab._validation import bad_type, bad_value, check_number
+from initlab.theory._predict import predict
 
 __all__ = ["LayerPrediction", "StackPrediction", "predict_stack"]
 
@@ -137,41 +139,6 @@ def _per_layer(name: str, value: Any, n: int) -> list[Any]:
     return [value] * n
 
 
-def _resolve_init(spec: Any) -> Any:
-    """The registry's Initializer for ``spec`` (None: no bias, the same as ``"zeros"``)."""
-    from initlab import init as _init
-
-    return _init.get("zeros" if spec is None else spec)
-
-
-def _spec_str(init: Any) -> str:
-    return str(init.spec)
-
-
-def _moments(init: Any, shape: tuple[int, ...], what: str, fan_in: int | None = None) -> tuple[float, float]:
-    """(mean, var) of ``init`` for ``shape``; a bias scheme that needs the layer's fan-in
-    (``torch_default_bias``) gets ``fan_in`` when its spec leaves it unset."""
-    params = getattr(init, "params", {})
-    if fan_in is not None and "fan_in" in params and params["fan_in"] is None:
-        m = init.moments(shape, fan_in=fan_in)
-    else:
-        m = init.moments(shape)
-    mean, var = float(m["mean"]), float(m["var"])
-    if not (math.isfinite(mean) and math.isfinite(var)) or var < 0:
-        bad_value(what, "an init with finite moments", _spec_str(init))
-    return mean, var
-
-
-def _gauss(act: Activation, mu: float, q: float) -> tuple[float, float, float]:
-    """(E[φ(h)], E[φ(h)²], E[φ′(h)²]) for h ~ N(μ, q)."""
-    if mu == 0.0:
-        return float(act.mean(q)), float(act.second_moment(q)), float(act.deriv_second_moment(q))
-    x, w = _acts.gaussian_nodes(q, scale=act.scale)
-    f = act.fn(x + mu)
-    d = act.derivative(x + mu, f)
-    return float(np.sum(w * f)), float(np.sum(w * f * f)), float(np.sum(w * d * d))
-
-
 def predict_stack(
     sizes: Sequence[int],
     activations: str | Activation | Sequence[str | Activation],
@@ -213,49 +180,32 @@ def predict_stack(
         bad_value("sizes", "a list of at least two positive ints", list(sizes))
     n = len(widths) - 1
     acts = [_acts.get(a) for a in _per_layer("activations", activations, n)]
-    w_inits = [_resolve_init(s) for s in _per_layer("inits", inits, n)]
-    b_inits = [_resolve_init(s) for s in _per_layer("bias_inits", bias_inits, n)]
+    w_specs = _per_layer("inits", inits, n)
+    b_specs = _per_layer("bias_inits", bias_inits, n)
     ex2 = check_number("input_var", input_var, low=0.0)
 
-    notes: list[str] = []
-    fwd: list[dict[str, Any]] = []
-    prev_m2 = ex2
+    from initlab.nn.layers import Dense  # the wrapper builds the layer list; theory itself takes numbers
+
+    layers = []
     for i in range(n):
-        fan_in, fan_out = widths[i], widths[i + 1]
-        w_mean, w_var = _moments(w_inits[i], (fan_out, fan_in), "inits")
-        b_mean, b_var = _moments(b_inits[i], (fan_out,), "bias_inits", fan_in=fan_in)
-        sw2 = w_var * fan_in
-        if w_mean != 0.0:
-            notes.append(
-                f"layer {i + 1}: weights have mean {w_mean:g} (init {_spec_str(w_inits[i])}); the mean-field "
-                "theory assumes zero-mean weights, so this layer and the ones after it are not predicted (nan)."
-            )
-            q = math.nan
-        else:
-            q = sw2 * prev_m2 + b_var
-        if math.isfinite(q):
-            mu_a, m2_a, d2 = _gauss(acts[i], b_mean, q)
-        else:
-            mu_a = m2_a = d2 = math.nan
-        fwd.append(
-            dict(
-                index=i + 1, fan_in=fan_in, fan_out=fan_out, activation=acts[i].spec,
-                init=_spec_str(w_inits[i]), bias_init=_spec_str(b_inits[i]), sigma_w2=sw2, sigma_b2=b_var,
-                preact_mean=b_mean if math.isfinite(q) else math.nan, preact_var=q, act_mean=mu_a,
-                act_second_moment=m2_a, act_std=math.sqrt(max(m2_a - mu_a * mu_a, 0.0)) if math.isfinite(m2_a) else math.nan,
-                _d2=d2, _w_var=w_var, _in_m2=prev_m2,
-            )
-        )
-        prev_m2 = m2_a
-    # backward: δ^L = φ_L′ ⊙ g_out;  δ^l = φ_l′ ⊙ (W^{l+1})ᵀ δ^{l+1}
-    g = 1.0
-    for i in reversed(range(n)):
-        row = fwd[i]
-        if i < n - 1:
-            nxt = fwd[i + 1]
-            g = g * nxt["_w_var"] * nxt["fan_out"]
-        g = row["_d2"] * g
-        row["grad_var"] = g
-        row["weight_grad_var"] = g * row["_in_m2"]
-    layers = [LayerPrediction(**{k: v for k, v in row.items() if not k.startswith("_")}) for row in fwd]
-    return StackPrediction(layers=layers, input_second_moment=ex2, notes=notes)
+        try:
+            layers.append(Dense(widths[i], widths[i + 1], acts[i], init=w_specs[i] if w_specs[i] is not None else "zeros",
+                                bias_init="zeros" if b_specs[i] is None else b_specs[i], dtype=np.float64))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"predict_stack: layer {i + 1}: {e}") from None
+    try:
+        pred = predict(layers, input_var=ex2)
+    except (ValueError, TypeError) as e:
+        bad_value("inits", f"init specs with finite moments ({e})", list(w_specs))
+    out = []
+    notes = []
+    for i, (layer, r) in enumerate(zip(layers, pred.layers)):
+        if r.note:
+            notes.append(f"layer {i + 1}: {r.note}; this layer and the ones after it are not predicted (nan).")
+        out.append(LayerPrediction(
+            index=i + 1, fan_in=widths[i], fan_out=widths[i + 1], activation=acts[i].spec,
+            init=str(layer.init_spec), bias_init=str(layer.bias_init_spec), sigma_w2=r.sigma_w2, sigma_b2=r.sigma_b2,
+            preact_mean=r.preact_mean, preact_var=r.preact_var, act_mean=r.act_mean, act_second_moment=r.act_second_moment,
+            act_std=r.act_std, grad_var=r.grad_var, weight_grad_var=r.weight_grad_var,
+        ))
+    return StackPrediction(layers=out, input_second_moment=ex2, notes=notes)
