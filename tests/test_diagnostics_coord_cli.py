@@ -74,3 +74,28 @@ def test_model_rejecting_the_input(tmp_path: Path, capsys: pytest.CaptureFixture
     """))
     code, _, err = _run(["coord-check", "--model", f"{f}:make", "--widths", "4,8", "--input-shape", "5"], capsys)
     assert code == 2 and "--input-shape" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_watch_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "w.png"
+    code, out, _ = _run(["train", "--dataset", "moons", "--layers", "2,16,16,1", "--epochs", "40", "--batch-size", "100",
+                         "--watch", "every=5", "--plot-watch", str(png), "--json", "--no-progress"], capsys)
+    assert code == 0
+    d = json.loads(out)
+    w = d["watch"]
+    assert w["every"] == 5 and w["steps"] == list(range(0, 160, 5))
+    names = {r["name"] for r in w["rows"]}
+    assert names == {"layers.0", "layers.1", "layers.2"}
+    assert all(r["update_ratio"] is not None and r["update_ratio"] > 0 for r in w["rows"] if r["name"] == "layers.0")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--watch", "every=0"], "'--watch'"),
+    (["--watch", "often"], "'--watch'"),
+    (["--plot-watch", "w.png"], "'--plot-watch'"),
+    (["--watch", "every=2", "--plot-watch", "/no/such/dir/w.png"], "'--plot-watch'"),
+])
+def test_train_watch_bad_input(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["train", "--epochs", "1", *argv], capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1

@@ -250,3 +250,51 @@ def test_bad_arguments():
             w.log_loss("high")
     with pytest.raises(ValueError, match="'name'"):
         Watch().series("nope", "std")
+
+
+# -- initlab's own engine: the Probe callback gives the same Watch ------------------------------
+
+def test_engine_probe_callback_step_zero_equals_probe():
+    """Network.fit with the Probe callback: step 0's rows are initlab.probe's on the same (full)
+    batch. The engine's mse is mean((o − y)²) over the batch and the k outputs, so its per-sample
+    delta is 2(o − y)/k where the probe's ½‖o − y‖² gives (o − y)."""
+    from initlab.diagnostics import Probe
+    from initlab.nn import Network
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((128, 6)).astype(np.float64)
+    Y = rng.standard_normal((128, 3)).astype(np.float64)
+    net = Network([6, 30, 20, 3], "tanh", init="xavier_normal", rng=1, dtype="float64")
+    ref = initlab.probe(net, X, y=Y, loss="mse", rng=0)
+    ref_out = net.predict(X)
+    probe = Probe(every=2)
+    net.fit(X, Y, epochs=5, lr=0.05, loss="mse", progress=False, callbacks=[probe])
+    assert probe.steps == [0, 2, 4]
+    got = probe.watch.steps[0].layers
+    for a, b in zip(got, ref.layers):
+        for k in ("mean", "std", "preact_std", "saturated", "cosine", "weight_std"):
+            va, vb = getattr(a, k), getattr(b, k)
+            assert (va is None and vb is None) or va == pytest.approx(vb, rel=1e-9), (a.name, k)
+        assert a.grad_rms == pytest.approx(b.grad_rms * 2 / 3, rel=1e-9)
+        assert a.grad_weight_std == pytest.approx(b.grad_weight_std * 2 / 3, rel=1e-9)
+    # the update of plain SGD: lr · ‖∂L/∂W‖ / ‖W‖, L the engine's (mean) loss
+    for st in got:
+        assert probe.watch.steps[0].update_ratio[st.name] == pytest.approx(0.05 * st.grad_weight_ratio, rel=1e-6)
+    assert probe.watch.steps[0].loss == pytest.approx(float(np.mean((ref_out - Y) ** 2)), rel=1e-9)
+
+
+def test_engine_probe_names_a_dying_layer():
+    """A ReLU MLP with N(0, 1) weights trained by Adam at lr 0.2 on the engine: a dead layer
+    appears during training and is named with its step."""
+    from initlab.diagnostics import Probe
+    from initlab.nn import Network
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((512, 10)).astype(np.float32)
+    Y = rng.standard_normal((512, 1)).astype(np.float32)
+    net = Network([10, 64, 64, 64, 1], "relu", init="normal(std=1)", rng=0)
+    probe = Probe(every=1)
+    net.fit(X, Y, epochs=4, batch_size=64, lr=0.2, optimizer="adam", loss="mse", progress=False, rng=0,
+            callbacks=[probe])
+    dead = [v for v in probe.watch.verdicts if v.kind == "dead"]
+    assert dead and dead[0].step > 0 and dead[0].name.startswith("layers.")

@@ -31,6 +31,29 @@ def _as_option(option: str, value: Any, pyname: str | None = None) -> Iterator[N
         raise ValueError(msg) from None
 
 
+def _parse_watch(text: str) -> int:
+    """``every=N`` (or just ``N``) → N ≥ 1.
+
+    >>> _parse_watch("every=10"), _parse_watch("5")
+    (10, 5)
+    """
+    key, sep, val = text.partition("=")
+    raw = val if sep else key
+    if (sep and key.strip() != "every") or not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"The '--watch' option must look like every=N with N >= 1 (steps); got {text!r}.")
+    return int(raw)
+
+
+def _check_png(path: str, option: str) -> None:
+    import os
+
+    if not path.strip():
+        raise ValueError(f"The {option!r} option must be a file path; got ''.")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"The {option!r} option's folder {parent!r} does not exist (or is not a folder); got {path!r}.")
+
+
 @app.command()
 def train(
     dataset: str = typer.Option("moons", "--dataset", help="moons, circles, digits, mnist1d, mnist (needs --data-dir), gaussian (random labels)."),
@@ -53,6 +76,10 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print strict JSON on stdout."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Save the cost-per-epoch curve to this PNG."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (also off when stderr is not a terminal)."),
+    watch: Optional[str] = typer.Option(None, "--watch", help="Record every layer over training: every=N (steps); "
+                                        "prints the problems seen and their first step, adds 'watch' to --json."),
+    plot_watch: Optional[str] = typer.Option(None, "--plot-watch", help="Save the watch figure (colorful dimension, "
+                                             "mean/std/near-zero over steps) to this PNG; needs --watch."),
 ) -> None:
     """Train a network (initlab's NumPy engine) and print final train/test loss and accuracy."""
     import numpy as np
@@ -118,6 +145,11 @@ def train(
         check_number("--noise", noise_v, low=0.0)
     if dataset == "mnist" and data_dir is None:
         raise ValueError("The '--dataset mnist' choice needs '--data-dir FOLDER' (IDX files or mnist.npz).")
+    watch_every = _parse_watch(watch) if watch is not None else None
+    if plot_watch is not None and watch_every is None:
+        raise ValueError("The '--plot-watch' option needs '--watch every=N'.")
+    if plot_watch is not None:
+        _check_png(plot_watch, "--plot-watch")
     data_seed, net_seed = child_seeds(seed, 2)
 
     # -- data ------------------------------------------------------------------------------------
@@ -170,11 +202,17 @@ def train(
             f"got {sizes[-1]} (for {sizes[-1]} outputs use '--output linear' with '--loss ce')."
         )
 
+    callbacks = []
+    if watch_every is not None:
+        from initlab.diagnostics import Probe
+
+        callbacks.append(Probe(every=watch_every))
     hist = net.fit(
         X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, loss=lo,
         X_val=Xt if len(Xt) else None, y_val=yt if len(Xt) else None,
-        progress=False if no_progress else None,
+        progress=False if no_progress else None, callbacks=callbacks,
     )
+    watched = callbacks[0].watch if callbacks else None
     if hist.interrupted:  # Ctrl-C: say where it stopped and what it had, exit 130 (128 + SIGINT)
         import sys
 
@@ -214,6 +252,14 @@ def train(
         finally:
             plt.close(fig)
         result["plot"] = plot
+    if watched is not None:
+        if plot_watch is not None:
+            try:
+                watched.plot(plot_watch)
+            except (OSError, ValueError) as e:
+                raise ValueError(f"The '--plot-watch' option could not be written to {plot_watch!r}: {e}") from None
+            result["plot_watch"] = plot_watch
+        result["watch"] = watched.to_dict()
     if json_out:
         emit_json(result)
         return
@@ -224,3 +270,11 @@ def train(
     c.print(f"{dataset} {layers} {activation}/{out_act} init={init} {optimizer} lr={lr}: {hist.epochs_run} epochs in {hist.train_seconds:.2f} s ({status})")
     c.print(f"train loss {tr['loss']:.4f}  accuracy {100 * tr['accuracy']:.1f}%")
     c.print(f"test  loss {te['loss']:.4f}  accuracy {100 * te['accuracy']:.1f}%")
+    if watched is not None:
+        c.print(f"watched every {watched.every} steps ({len(watched.steps)} recorded):", markup=False)
+        for v in watched.verdicts:
+            c.print(f"! {v}", markup=False)
+        if not watched.verdicts:
+            c.print("no problem seen at any recorded step", markup=False)
+        if plot_watch is not None:
+            c.print(f"watch figure written to {plot_watch}", markup=False)

@@ -24,11 +24,11 @@ from initlab.diagnostics._measure import LOSSES
 from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
 from initlab.diagnostics._stats import HIST_SAMPLE
 from initlab.diagnostics._verdicts import recommend, verdicts
-from initlab.diagnostics._watch import Watch, WatchStep, WatchVerdict, watch
+from initlab.diagnostics._watch import Probe, Watch, WatchStep, WatchVerdict, watch
 from initlab.diagnostics._coord import CoordCheck, coord_check
 
 __all__ = ["probe", "fix", "apply", "verdicts", "recommend", "ProbeResult", "LayerStats", "Verdict",
-           "LSUVRecord", "ApplyRecord", "watch", "Watch", "WatchStep", "WatchVerdict", "coord_check", "CoordCheck"]
+           "LSUVRecord", "ApplyRecord", "watch", "Watch", "Probe", "WatchStep", "WatchVerdict", "coord_check", "CoordCheck"]
 
 
 def probe(

@@ -58,8 +58,9 @@ from initlab._validation import bad_type, check_choice, check_int, check_number
 from initlab.diagnostics._measure import act_stats, backward_stats, bounded_range, new_layer, preact_stats, weight_stats
 from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
 from initlab.diagnostics._stats import HIST_SAMPLE, histogram, mean_pairwise_cosine, moments
+from initlab.nn.callbacks import Callback
 
-__all__ = ["watch", "Watch", "WatchStep", "WatchVerdict", "WATCH_COLUMNS"]
+__all__ = ["watch", "Watch", "WatchStep", "WatchVerdict", "WATCH_COLUMNS", "Probe"]
 
 NEAR_ZERO = 0.05
 
@@ -412,7 +413,7 @@ class _TorchHooks:
         self.pending: _Pending | None = None
         self.in_forward = 0
         self.active = False  # inside the root forward of a recorded training step
-        self.edges: dict[tuple[str, str], np.ndarray] = {}
+        self.edges = _Edges(bins, hist_margin)
 
     # hooks ---------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -589,17 +590,30 @@ class _TorchHooks:
                             backward=backward, near_zero=near, update_ratio=upd)
 
     def _histograms(self, rows: list[_Row]) -> None:
-        """Fixed edges per (layer, quantity) from the first recorded step (see the module docstring)."""
+        self.edges.apply([r.st for r in rows], [r.samples for r in rows], [r.activation for r in rows])
+
+
+class _Edges:
+    """Fixed histogram edges per (layer, quantity), chosen at the first recorded step (see the
+    module docstring), and the histograms of later steps on them."""
+
+    def __init__(self, bins: int, margin: float) -> None:
+        self.bins = bins
+        self.margin = margin
+        self.edges: dict[tuple[str, str], np.ndarray] = {}
+
+    def apply(self, layers: list[LayerStats], samples: list[dict[str, Any]],
+              activations: list[_activations.Activation | None]) -> None:
         for key, attr in (("act", "hist"), ("preact", "preact_hist"), ("grad", "grad_hist")):
-            for r in rows:
-                vals = r.samples.get(key)
+            for st, s, act in zip(layers, samples, activations):
+                vals = s.get(key)
                 if vals is None:
                     continue
-                ek = (r.st.name, key)
+                ek = (st.name, key)
                 if ek not in self.edges:
-                    self.edges[ek] = _fixed_edges(vals, self.bins, bounded_range(r.activation) if key == "act" else None,
-                                                  self.hist_margin)
-                setattr(r.st, attr, histogram(vals, self.edges[ek]))
+                    self.edges[ek] = _fixed_edges(vals, self.bins, bounded_range(act) if key == "act" else None,
+                                                  self.margin)
+                setattr(st, attr, histogram(vals, self.edges[ek]))
 
 
 def _fixed_edges(values: np.ndarray, bins: int, bounded: tuple[float, float] | None, margin: float) -> np.ndarray:
@@ -681,3 +695,104 @@ def watch(
     w._hooks = _TorchHooks(w, model, loss_reduction=loss_reduction, bins=bins, hist_margin=hist_margin,
                            near_zero=near_zero, hist_sample=hist_sample)
     return w
+
+
+# ------------------------------------------------------------------------------------------------
+# initlab's own engine: the Probe callback of Network.fit.
+
+
+class Probe(Callback):
+    """Watch an :class:`initlab.nn.Network` while :meth:`~initlab.nn.Network.fit` trains it.
+
+    Every ``every`` steps the callback turns the step's trace (taken after its backward pass,
+    before its update) into the probe's per-layer statistics (the same function as
+    :func:`initlab.probe` on a Network: rows ``layers.i``), with ``near_zero``, the relative update
+    ‖ΔW‖/‖W‖ of that step's update, the step's loss, and fixed histogram edges; the result is a
+    :class:`Watch` in :attr:`watch` (the same object a torch :func:`watch` gives). The deltas are
+    the per-sample ∂ℓ_b/∂h of the engine's loss (the trace holds the gradient of the batch mean
+    times the optimizer's grad_scale; it is rescaled by batch/grad_scale).
+
+    >>> import numpy as np
+    >>> from initlab.nn import Network
+    >>> from initlab.data import moons
+    >>> X, y, _, _ = moons(64, 0, 0.1, rng=0)
+    >>> probe = Probe(every=5)
+    >>> hist = Network([2, 8, 1], "tanh", "sigmoid", rng=0).fit(X, y, epochs=10, lr=0.1, callbacks=[probe])
+    >>> probe.steps, probe.watch.layer_names, probe.series("std").shape
+    ([0, 5], ['layers.0', 'layers.1'], (2, 2))
+    """
+
+    wants_trace = True
+
+    def __init__(self, every: int = 1, *, bins: int = 40, hist_margin: float = 0.5, near_zero: float = NEAR_ZERO,
+                 hist_sample: int | None = HIST_SAMPLE) -> None:
+        self.watch = Watch(every=every, model="network")
+        self.every = self.watch.every
+        bins = check_int("bins", bins, low=1)
+        self._edges = _Edges(bins, check_number("hist_margin", hist_margin, low=0.0))
+        self._near = check_number("near_zero", near_zero, low=0.0)
+        self._hist_sample = None if hist_sample is None else check_int("hist_sample", hist_sample, low=1)
+        self._grad_scale = 1.0
+        self._pending: dict[str, Any] | None = None
+
+    @property
+    def steps(self) -> list[int]:
+        """The recorded steps (complete ones: a step is added once its update is known)."""
+        return [r.step for r in self.watch.steps]
+
+    def series(self, key: str) -> np.ndarray:
+        """``[layers, recorded steps]`` array of one statistic (a :data:`WATCH_COLUMNS` name)."""
+        return np.array([self.watch.series(name, key)[1] for name in self.watch.layer_names])
+
+    def wants_trace_at(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def on_train_begin(self, net: Any, history: Any, epochs: int, steps_per_epoch: int) -> None:
+        self._grad_scale = float(getattr(history, "grad_scale", 1.0)) or 1.0
+        self._pending = None
+
+    def on_step(self, net: Any, step: int, loss: float, trace: list[Any] | None) -> Any:
+        with np.errstate(all="ignore"):  # a diverging run gives inf/nan statistics, reported as diverged
+            self._finish(net)
+            if trace is not None:
+                self._record(net, step, loss, trace)
+        return None
+
+    def on_train_end(self, net: Any, history: Any) -> None:
+        with np.errstate(all="ignore"):
+            self._finish(net)
+
+    def _record(self, net: Any, step: int, loss: float, trace: list[Any]) -> None:
+        from initlab.diagnostics._probe_numpy import backward_trace_stats, forward_trace_stats, layer_weight
+
+        layers, samples = forward_trace_stats(net, trace, self._hist_sample)
+        batch = int(trace[0].inputs.shape[0])
+        backward = any(tr.grad_preact is not None for tr in trace)
+        if backward:
+            backward_trace_stats(net, trace, layers, samples, self._hist_sample, scale=batch / self._grad_scale)
+        self._edges.apply(layers, samples, [la.activation for la in net.layers])
+        xin = trace[0].inputs
+        m = moments(xin)
+        weights = [layer_weight(la) for la in net.layers]
+        self._pending = {
+            "step": step, "layers": layers, "loss": float(loss), "batch": batch, "backward": backward,
+            "input": (m.mean, m.std, mean_pairwise_cosine(xin)),
+            "near": {st.name: _near_zero(tr.act, self._near) for st, tr in zip(layers, trace)},
+            "snap": [None if w is None else w.copy() for w in weights],
+        }
+
+    def _finish(self, net: Any) -> None:
+        from initlab.diagnostics._probe_numpy import layer_weight
+
+        p, self._pending = self._pending, None
+        if p is None:
+            return
+        upd: dict[str, float | None] = {}
+        for st, la, snap in zip(p["layers"], net.layers, p["snap"]):
+            if snap is not None:
+                now = layer_weight(la)
+                n0 = float(np.linalg.norm(snap.astype(np.float64)))
+                d = float(np.linalg.norm((now - snap).astype(np.float64)))
+                upd[st.name] = d / n0 if n0 > 0 else math.inf
+        self.watch.add_step(p["step"], p["layers"], loss=p["loss"], input_stats=p["input"], batch=p["batch"],
+                            backward=p["backward"], near_zero=p["near"], update_ratio=upd)
