@@ -21,7 +21,6 @@ from initlab.nn import (
     MaxPool1d,
     MaxPool2d,
     Network,
-    Probe,
     Residual,
 )
 from initlab.nn.callbacks import Callback
@@ -196,13 +195,13 @@ def test_dropout_masks_come_from_the_dropout_stream() -> None:
 
 
 def test_probe_callback_records_with_fixed_edges_and_stops_on_request() -> None:
+    from initlab.diagnostics import Probe
     from initlab.diagnostics._stats import moments
 
     X = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.float32)
     net = Network([4, 16, 1], "tanh", "sigmoid", rng=0)
-    edges = np.linspace(-2, 2, 9)
-    probe = Probe(every=3, edges=edges)
+    probe = Probe(every=3, bins=8)
     last = {}
 
     class Stopper(Callback):
@@ -217,9 +216,11 @@ def test_probe_callback_records_with_fixed_edges_and_stops_on_request() -> None:
 
     hist = net.fit(X, y, epochs=20, batch_size=16, lr=0.1, progress=False, callbacks=[probe, Stopper()])
     assert probe.steps == [0, 3, 6] and len(hist.step_loss) == 6
-    assert all(r["act_hist"].shape == (8,) and r["act_hist"].sum() == 16 * 16 for r in probe.records[0])
-    assert probe.records[0][-1]["act_std"] == last["act_std"]
-    assert probe.series("act_std").shape == (2, 3)
+    rows = [r.layers[0] for r in probe.watch.steps]
+    assert all(r.hist.counts.shape == (8,) and r.hist.counts.sum() == 16 * 16 for r in rows)
+    assert len({tuple(r.hist.edges) for r in rows}) == 1  # fixed edges: the steps compare
+    assert rows[-1].std == last["act_std"]
+    assert probe.series("std").shape == (2, 3)
 
 
 def test_keyboard_interrupt_ends_fit_with_a_history_that_says_where() -> None:

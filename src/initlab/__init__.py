@@ -6,7 +6,8 @@
 * :mod:`initlab.nn` — a small NumPy network engine with every layer's signal open.
 * :mod:`initlab.theory` — mean-field signal propagation (length/correlation maps, χ₁, depth scales).
 * :func:`initlab.probe`, :func:`initlab.fix`, :func:`initlab.apply` — per-layer diagnostics with
-  the theory beside them, LSUV, and applying init specs to torch modules.
+  the theory beside them, LSUV, and applying init specs to torch modules; :func:`initlab.watch`
+  and :func:`initlab.coord_check` — each layer over the first steps of training.
 * :mod:`initlab.studies` and :mod:`initlab.report` — the seed experiments and the HTML report.
 
 Submodules are imported lazily, so ``import initlab`` is cheap.
@@ -20,7 +21,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = {"activations", "init", "nn", "data", "theory", "diagnostics", "studies", "report"}
-_FUNCTIONS = {"probe": "initlab.diagnostics", "fix": "initlab.diagnostics", "apply": "initlab.diagnostics"}
+_FUNCTIONS = {"probe": "initlab.diagnostics", "fix": "initlab.diagnostics", "apply": "initlab.diagnostics",
+              "watch": "initlab.diagnostics", "coord_check": "initlab.diagnostics"}
 
 __all__ = sorted(_SUBMODULES | set(_FUNCTIONS) | {"__version__"})
 

@@ -220,3 +220,39 @@ def load_npy(path: str, option: str) -> Any:
     except (OSError, EOFError) as e:
         raise ValueError(f"The {option!r} file {path!r} is not a valid .npy file (truncated?): {e}.") from None
     return arr
+
+
+def load_callable(target: str, option: str) -> Any:
+    """The callable named by ``package.module:name`` or ``path/to/file.py:name`` (a user's model
+    factory); ValueError naming ``option`` for a bad name, a missing file or module, or an import
+    that fails (the user's code: any exception becomes one line)."""
+    import importlib
+    import importlib.util
+
+    mod_name, sep, attr = target.rpartition(":")
+    if not sep or not mod_name or not attr:
+        raise ValueError(f"The {option!r} option must look like package.module:factory or path/file.py:factory; "
+                         f"got {target!r}.")
+    if mod_name.endswith(".py") or os.sep in mod_name or "/" in mod_name:
+        path = os.path.abspath(mod_name)
+        if not os.path.isfile(path):
+            raise ValueError(f"The {option!r} option names file {mod_name!r}, which does not exist.")
+        spec = importlib.util.spec_from_file_location(f"_initlab_model_{abs(hash(path))}", path)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"The {option!r} option names file {mod_name!r}, which is not a Python file.")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:  # the user's code: any failure becomes one line naming the option
+            raise ValueError(f"The {option!r} file {mod_name!r} raised {type(e).__name__} on import: {e}") from None
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(mod_name)
+        except ImportError as e:
+            raise ValueError(f"The {option!r} option names module {mod_name!r}, which cannot be imported: {e}.") from None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise ValueError(f"The {option!r} option names {attr!r}, which module {mod_name!r} has no callable of.")
+    return factory

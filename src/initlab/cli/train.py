@@ -14,6 +14,19 @@ _SIZED = ("moons", "circles", "gaussian")
 _NOISY = ("moons", "circles")
 
 
+def _parse_watch(text: str) -> int:
+    """``every=N`` (or just ``N``) → N ≥ 1.
+
+    >>> _parse_watch("every=10"), _parse_watch("5")
+    (10, 5)
+    """
+    key, sep, val = text.partition("=")
+    raw = val if sep else key
+    if (sep and key.strip() != "every") or not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"The '--watch' option must look like every=N with N >= 1 (steps); got {text!r}.")
+    return int(raw)
+
+
 @app.command()
 def train(
     dataset: str = typer.Option("moons", "--dataset", help="moons, circles, digits, mnist1d, mnist (needs --data-dir), gaussian (random labels)."),
@@ -36,6 +49,10 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print strict JSON on stdout."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Save the cost-per-epoch curve to this PNG."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (also off when stderr is not a terminal)."),
+    watch: Optional[str] = typer.Option(None, "--watch", help="Record every layer over training: every=N (steps); "
+                                        "prints the problems seen and their first step, adds 'watch' to --json."),
+    plot_watch: Optional[str] = typer.Option(None, "--plot-watch", help="Save the watch figure (colorful dimension, "
+                                             "mean/std/near-zero over steps) to this PNG; needs --watch."),
 ) -> None:
     """Train a network (initlab's NumPy engine) and print final train/test loss and accuracy."""
     import numpy as np
@@ -112,6 +129,11 @@ def train(
     # weights, gradients, two optimizer moments and an update; activations and deltas of a batch
     check_memory("--layers", n_params * itemsize * 5 + rows * sum(sizes) * itemsize * 4,
                  f"a {layers} network ({n_params:,} parameters, {dtype})")
+
+    watch_every = _parse_watch(watch) if watch is not None else None
+    if plot_watch is not None and watch_every is None:
+        raise ValueError("The '--plot-watch' option needs '--watch every=N'.")
+    watch_path = None if plot_watch is None else output_file(plot_watch, "--plot-watch", ".png")
     data_seed, net_seed = child_seeds(seed, 2)
 
     # -- data ------------------------------------------------------------------------------------
@@ -166,11 +188,17 @@ def train(
             f"got {sizes[-1]} (for {sizes[-1]} outputs use '--output linear' with '--loss ce')."
         )
 
+    callbacks = []
+    if watch_every is not None:
+        from initlab.diagnostics import Probe
+
+        callbacks.append(Probe(every=watch_every))
     hist = net.fit(
         X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, loss=lo,
         X_val=Xt if len(Xt) else None, y_val=yt if len(Xt) else None,
-        progress=False if no_progress else None,
+        progress=False if no_progress else None, callbacks=callbacks,
     )
+    watched = callbacks[0].watch if callbacks else None
     if hist.interrupted:  # Ctrl-C: say where it stopped and what it had, exit 130 (128 + SIGINT)
         import sys
 
@@ -208,6 +236,11 @@ def train(
         finally:
             plt.close(fig)
         result["plot"] = str(plot_path)
+    if watched is not None:
+        if watch_path is not None:
+            write_file(watch_path, "--plot-watch", lambda tmp: watched.plot(tmp))
+            result["plot_watch"] = str(watch_path)
+        result["watch"] = watched.to_dict()
     if json_out:
         emit_json(result)
         return
@@ -228,3 +261,11 @@ def train(
                 "finite; try a smaller --lr or a smaller --init scale")
     if plot_path is not None:
         c.print(f"figure written to {plot_path}")
+    if watched is not None:
+        c.print(f"watched every {watched.every} steps ({len(watched.steps)} recorded):", markup=False)
+        for v in watched.verdicts:
+            c.print(f"! {v}", markup=False)
+        if not watched.verdicts:
+            c.print("no problem seen at any recorded step", markup=False)
+        if watch_path is not None:
+            c.print(f"watch figure written to {watch_path}", markup=False)

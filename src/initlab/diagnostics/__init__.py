@@ -5,6 +5,8 @@
   verdicts and, for plain stacks, the prediction of :func:`initlab.theory.predict_stack`.
 * :func:`fix` — LSUV (Mishkin & Matas 2016) in place; :func:`apply` — init specs, rules or a
   residual/transformer preset (Fixup, SkipInit, ReZero, T-Fixup, DeepNet) onto a model.
+* :func:`watch` — each layer's statistics over the steps of a torch training loop (:class:`Watch`);
+  :func:`coord_check` — activation size against width over the first steps (mup's coordinate check).
 * :func:`verdicts` — the rules that turn statistics into one line per problem, a recommended init
   and a fix (an :func:`apply` rules dict or preset).
 * :func:`signal_propagation` — Signal Propagation Plots of a torch model's residual blocks
@@ -30,9 +32,12 @@ from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
 from initlab.diagnostics._spp import SPP, find_residual_blocks, plot_spp, signal_propagation
 from initlab.diagnostics._stats import HIST_SAMPLE
 from initlab.diagnostics._verdicts import recommend, verdicts
+from initlab.diagnostics._watch import Probe, Watch, WatchStep, WatchVerdict, watch
+from initlab.diagnostics._coord import CoordCheck, coord_check
 
 __all__ = ["probe", "fix", "apply", "verdicts", "recommend", "ProbeResult", "LayerStats", "Verdict",
-           "LSUVRecord", "ApplyRecord", "signal_propagation", "plot_spp", "find_residual_blocks", "SPP", "PRESETS"]
+           "LSUVRecord", "ApplyRecord", "signal_propagation", "plot_spp", "find_residual_blocks", "SPP", "PRESETS",
+           "watch", "Watch", "Probe", "WatchStep", "WatchVerdict", "coord_check", "CoordCheck"]
 
 
 def probe(

@@ -9,7 +9,7 @@ import numpy as np
 
 from initlab._validation import check_choice
 
-__all__ = ["histograms", "stats", "gradients", "summary"]
+__all__ = ["histograms", "stats", "gradients", "summary", "watch_summary", "coord_check"]
 
 
 def _plt() -> Any:
@@ -136,5 +136,80 @@ def summary(result: Any, path: str) -> Any:
     half = max(n, 2) // 2
     _stats_ax(result, fig.add_subplot(gs[1, :half]))
     _grad_ax(result, fig.add_subplot(gs[1, half:]))
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def watch_summary(watch: Any, path: str | None = None) -> Any:
+    """A :class:`~initlab.diagnostics.Watch` over time: on top, one "colorful dimension" panel per
+    layer (fastai's ActivationStats.color_dim: the activation histogram of every recorded step as
+    a column, log(1 + count) as colour, x = step, y = value); below, each layer's activation mean,
+    std and near-zero fraction against the step, and the loss when it was logged."""
+    plt = _plt()
+    names = watch.layer_names
+    n = max(len(names), 1)
+    ncol = min(n, 4)
+    nrow = -(-n // ncol)
+    fig = plt.figure(figsize=(3.4 * ncol, 2.6 * nrow + 3.2))
+    gs = fig.add_gridspec(nrow + 1, 4, height_ratios=[1.0] * nrow + [1.15])
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(gs[k // ncol, (k % ncol) * 4 // ncol:((k % ncol) + 1) * 4 // ncol])
+        steps, edges, counts = watch.histograms(name)
+        if counts.size:
+            x_edges = np.append(steps, steps[-1] + max(watch.every, 1)) if steps.size else steps
+            ax.pcolormesh(x_edges, edges, np.log1p(counts.T), shading="flat", cmap="viridis")
+        ax.set_title(f"{name}: activations", fontsize=11)
+        ax.set_xlabel("step", fontsize=11)
+        ax.tick_params(labelsize=10)
+    keys = (("mean", "mean"), ("std", "std"), ("near_zero", "near-zero fraction"))
+    for j, (key, label) in enumerate(keys):
+        ax = fig.add_subplot(gs[nrow, j])
+        for name in names:
+            s, v = watch.series(name, key)
+            ax.plot(s, v, label=name)
+        ax.set_title(label, fontsize=11)
+        ax.set_xlabel("step", fontsize=11)
+        ax.tick_params(labelsize=10)
+        if key == "std":
+            finite = [v for name in names for v in watch.series(name, key)[1] if np.isfinite(v) and v > 0]
+            if finite and max(finite) / min(finite) > 100:
+                ax.set_yscale("log")
+    ax = fig.add_subplot(gs[nrow, 3])
+    steps = [r.step for r in watch.steps if r.loss is not None]
+    if steps:
+        ax.plot(steps, [r.loss for r in watch.steps if r.loss is not None], "k-")
+        ax.set_title("loss", fontsize=11)
+    else:
+        ax.text(0.5, 0.5, "loss not logged", ha="center", va="center", transform=ax.transAxes, fontsize=11)
+        ax.set_axis_off()
+    ax.set_xlabel("step", fontsize=11)
+    ax.tick_params(labelsize=10)
+    if len(names) > 1:
+        fig.axes[-4].legend(fontsize=9, ncol=1 + len(names) // 6)
+    shown = watch.verdicts[:3]
+    for i, v in enumerate(shown):
+        fig.text(0.01, 0.005 + 0.02 * (len(shown) - 1 - i), f"! {v}"[:150], fontsize=10, color="crimson")
+    fig.tight_layout(rect=(0, 0.02 * len(shown), 1, 1))
+    return _save(fig, path)
+
+
+def coord_check(cc: Any, path: str | None = None) -> Any:
+    """mup's coordinate-check figure: one panel per step, each layer's mean |x| against the width
+    on log-log axes; flat lines mean width-stable."""
+    plt = _plt()
+    n = max(cc.steps, 1)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), squeeze=False, sharey=True)
+    for step, ax in enumerate(axes[0]):
+        for layer in cc.layers:
+            ax.loglog(cc.widths, cc.l1(layer, step), "o-", label=layer, lw=1.5, ms=4)
+        ax.set_title(f"step {step}" + (" (init)" if step == 0 else ""), fontsize=11)
+        ax.minorticks_off()
+        ax.set_xticks(cc.widths)
+        ax.set_xticklabels([str(w) for w in cc.widths])
+        ax.set_xlabel("width", fontsize=11)
+        ax.tick_params(labelsize=10)
+    axes[0][0].set_ylabel("mean |x|", fontsize=11)
+    axes[0][-1].legend(fontsize=9, loc="best")
+    fig.suptitle(f"coordinate check ({cc.optimizer}, lr {cc.lr:g}): {cc.summary()}"[:150], fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

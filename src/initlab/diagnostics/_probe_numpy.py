@@ -15,12 +15,12 @@ from initlab.diagnostics._measure import (
     preact_stats,
     weight_stats,
 )
-from initlab.diagnostics._result import ProbeResult
+from initlab.diagnostics._result import LayerStats, ProbeResult
 from initlab.diagnostics._stats import HIST_SAMPLE, mean_pairwise_cosine, moments
 from initlab.diagnostics._theory import add_theory, empirical_spec, needs_fan_in
 from initlab.init import compute_fans
 
-__all__ = ["probe_network"]
+__all__ = ["probe_network", "forward_trace_stats", "backward_trace_stats", "layer_weight"]
 
 
 def probe_network(
@@ -40,22 +40,11 @@ def probe_network(
     out, trace = net.forward(x, capture=True)
     xin = trace[0].inputs
     mi = moments(xin)
-    layers, samples = [], []
-    for i, (layer, tr) in enumerate(zip(net.layers, trace)):
-        s: dict[str, Any] = {}
-        st = new_layer(i + 1, f"layers.{i}", layer.kind, layer.activation)
-        preact_stats(st, tr.preact, s, hist_sample)
-        act_stats(st, tr.act, layer.activation, tr.preact, s, hist_sample)
-        weight_stats(st, _weight(layer))
-        layers.append(st)
-        samples.append(s)
+    layers, samples = forward_trace_stats(net, trace, hist_sample)
     if backward:
         g = loss_gradient(out, y, loss, rng)
         net.backward(g, trace)
-        for st, layer, tr, s in zip(layers, net.layers, trace, samples):
-            backward_stats(st, grad_preact=tr.grad_preact, grad_act=tr.grad_act, grad_weight=tr.grad_weight,
-                           weight=_weight(layer), samples=s, batch=int(xin.shape[0]),
-                           hist_sample=hist_sample)
+        backward_trace_stats(net, trace, layers, samples, hist_sample)
     finish_histograms(layers, samples, [la.activation for la in net.layers], bins)
     result = ProbeResult(
         layers=layers, input_mean=mi.mean, input_std=mi.std, input_cosine=mean_pairwise_cosine(xin),
@@ -73,6 +62,48 @@ def probe_network(
         result.theory = add_theory(layers, list(net.sizes), [la.activation for la in net.layers], inits, binits,
                                    mi.std ** 2 + mi.mean ** 2, result.notes)
     return result
+
+
+def forward_trace_stats(net: Any, trace: list[Any], hist_sample: int | None = HIST_SAMPLE,
+                        ) -> tuple[list[LayerStats], list[dict[str, Any]]]:
+    """One :class:`LayerStats` per layer of ``net`` from a captured forward ``trace`` (rows named
+    ``layers.i``), and each row's histogram subsamples. Shared by the probe and the
+    :class:`~initlab.diagnostics.Probe` training callback, so both measure the same way."""
+    layers, samples = [], []
+    for i, (layer, tr) in enumerate(zip(net.layers, trace)):
+        s: dict[str, Any] = {}
+        st = new_layer(i + 1, f"layers.{i}", layer.kind, layer.activation)
+        preact_stats(st, tr.preact, s, hist_sample)
+        act_stats(st, tr.act, layer.activation, tr.preact, s, hist_sample)
+        weight_stats(st, _weight(layer))
+        layers.append(st)
+        samples.append(s)
+    return layers, samples
+
+
+def backward_trace_stats(net: Any, trace: list[Any], layers: list[LayerStats], samples: list[dict[str, Any]],
+                         hist_sample: int | None = HIST_SAMPLE, *, scale: float = 1.0,
+                         weights: list[Any] | None = None) -> None:
+    """Fill the backward statistics of ``layers`` from the gradients in ``trace`` (after
+    ``net.backward``). The trace must hold the per-sample deltas Σ_b ∂ℓ_b/∂·; gradients of another
+    normalisation are multiplied by ``scale`` first. ``weights``: the weights the gradients were
+    taken at (default: the layers' current ones)."""
+    batch = int(trace[0].inputs.shape[0])
+    for k, (st, layer, tr, s) in enumerate(zip(layers, net.layers, trace, samples)):
+        gp, ga, gw = tr.grad_preact, tr.grad_act, tr.grad_weight
+        if scale != 1.0:
+            same = ga is gp
+            gp = None if gp is None else gp * scale
+            ga = gp if same else (None if ga is None else ga * scale)
+            gw = None if gw is None else gw * scale
+        w = _weight(layer) if weights is None else weights[k]
+        backward_stats(st, grad_preact=gp, grad_act=ga, grad_weight=gw, weight=w, samples=s, batch=batch,
+                       hist_sample=hist_sample)
+
+
+def layer_weight(layer: Any) -> np.ndarray | None:
+    """The layer's weight array (None for a layer without one, or a block)."""
+    return _weight(layer)
 
 
 def _general_theory(net: Any, layers: list[Any], input_sq: float, input_mean: float, notes: list[str]) -> bool:

@@ -182,8 +182,9 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> Histogram:
         counts = np.zeros(nb, dtype=np.int64)
         counts[0] = v.size
         return Histogram(edges, counts, int(v.size))
-    idx = ((v.astype(np.float64) - lo) * (nb / (hi - lo))).astype(np.intp)
-    np.clip(idx, 0, nb - 1, out=idx)
+    # clip as floats first: a value far outside the edges would overflow the integer cast
+    pos = np.clip((v.astype(np.float64) - lo) * (nb / (hi - lo)), 0, nb - 1)
+    idx = pos.astype(np.intp)
     counts = np.bincount(idx, minlength=nb).astype(np.int64)
     return Histogram(edges, counts, int(v.size))
 

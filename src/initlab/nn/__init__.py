@@ -9,7 +9,8 @@
   (``x + α·branch(x)``).
 * :mod:`losses`: ``"bce"`` (on logits, stable), ``"ce"`` (softmax cross-entropy), ``"mse"``.
 * :mod:`optimizers`: ``"sgd"``, ``"momentum"``, ``"adam"`` on one fused parameter vector.
-* :mod:`callbacks`: ``fit(..., callbacks=[...])``; :class:`Probe` records per-layer statistics.
+* :mod:`callbacks`: ``fit(..., callbacks=[...])`` (:class:`initlab.diagnostics.Probe` records
+  per-layer statistics over training).
 * :class:`Network`: a sequence of layers (or the shorthand ``Network([2, 12, 6, 1], "relu")``);
   ``forward(x, capture=True)`` returns every layer's :class:`LayerTrace`; ``backward(grad_out,
   trace)`` fills its gradients; ``fit`` returns a :class:`History`; ``evaluate``, ``predict``,
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from initlab.nn import callbacks, losses, optimizers
 from initlab.nn.blocks import BatchNorm, LayerNorm, Residual
-from initlab.nn.callbacks import Callback, Probe
+from initlab.nn.callbacks import Callback
 from initlab.nn.conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, GlobalAvgPool, MaxPool1d, MaxPool2d
 from initlab.nn.layers import Activation, Dense, Dropout, Flatten, Layer, ParamSpec
 from initlab.nn.network import Network
@@ -34,5 +35,5 @@ from initlab.nn.training import History, LayerTrace
 __all__ = [
     "Network", "Layer", "ParamSpec", "Dense", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
     "GlobalAvgPool", "Flatten", "BatchNorm", "LayerNorm", "Dropout", "Activation", "Residual", "LayerTrace",
-    "History", "Callback", "Probe", "callbacks", "losses", "optimizers",
+    "History", "Callback", "callbacks", "losses", "optimizers",
 ]

@@ -9,18 +9,21 @@ A callback subclasses :class:`Callback` and overrides any of
   outputs and their gradients) when the callback asks for it (``wants_trace`` True and
   ``wants_trace_at(step)``), else None. Returning :data:`STOP` ends training before the update.
 
-The progress bar (:class:`ProgressBar`), the divergence check (:class:`DivergenceCheck`, always
-installed by ``fit``) and :class:`Probe` (per-layer statistics over training with fixed histogram
-edges, from the probe's own statistics kernels) are callbacks.
+The progress bar (:class:`ProgressBar`) and the divergence check (:class:`DivergenceCheck`, always
+installed by ``fit``) are callbacks; so is :class:`initlab.diagnostics.Probe`, which records every
+layer's probe statistics over training into a :class:`initlab.diagnostics.Watch`.
 
 >>> import numpy as np
 >>> from initlab.nn import Network
 >>> from initlab.data import moons
 >>> X, y, _, _ = moons(64, 0, 0.1, rng=0)
->>> probe = Probe(every=5, edges=np.linspace(-3, 3, 13))
->>> hist = Network([2, 8, 1], "tanh", "sigmoid", rng=0).fit(X, y, epochs=10, lr=0.1, callbacks=[probe])
->>> probe.steps, len(probe.records[0]), probe.records[0][0]["act_hist"].shape
-([0, 5], 2, (12,))
+>>> class Losses(Callback):
+...     def __init__(self): self.seen = []
+...     def on_step(self, net, step, loss, trace): self.seen.append(step)
+>>> cb = Losses()
+>>> hist = Network([2, 8, 1], "tanh", "sigmoid", rng=0).fit(X, y, epochs=3, lr=0.1, callbacks=[cb])
+>>> cb.seen
+[0, 1, 2]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["STOP", "Callback", "DivergenceCheck", "ProgressBar", "Probe"]
+__all__ = ["STOP", "Callback", "DivergenceCheck", "ProgressBar"]
 
 #: returned by ``on_step`` to end training before that step's update
 STOP = object()
@@ -129,56 +132,3 @@ class ProgressBar(Callback):
     def on_train_end(self, net: Any, history: Any) -> None:
         if self.prog is not None:
             self.prog.stop()
-
-
-class Probe(Callback):
-    """Per-layer statistics over training, every ``every`` steps, on fixed histogram edges.
-
-    Each record (``records[layer][k]`` for step ``steps[k]``) holds the moments of the layer's
-    output and of the gradient with respect to its pre-activation, from the probe's statistics
-    kernel (:func:`initlab.diagnostics._stats.moments`: ``act_mean``, ``act_std``, ``preact_std``,
-    ``grad_std``), and ``act_hist`` / ``grad_hist`` counts on the SAME ``edges`` /
-    ``grad_edges`` at every step (:func:`initlab.diagnostics._stats.histogram`), so steps compare.
-    Default edges: [−3, 3] and [−1e-2, 1e-2] in 40 bins.
-    """
-
-    wants_trace = True
-
-    def __init__(self, every: int = 1, edges: Any = None, grad_edges: Any = None, hist_sample: int | None = 65536) -> None:
-        from initlab._validation import check_int
-
-        self.every = check_int("every", every, low=1)
-        self.edges = np.linspace(-3.0, 3.0, 41) if edges is None else np.asarray(edges, dtype=np.float64)
-        self.grad_edges = np.linspace(-1e-2, 1e-2, 41) if grad_edges is None else np.asarray(grad_edges, dtype=np.float64)
-        self.hist_sample = hist_sample
-        self.steps: list[int] = []
-        self.losses: list[float] = []
-        self.records: list[list[dict[str, Any]]] = []
-
-    def wants_trace_at(self, step: int) -> bool:
-        return step % self.every == 0
-
-    def on_step(self, net: Any, step: int, loss: float, trace: list[Any] | None) -> Any:
-        from initlab.diagnostics._stats import histogram, moments, subsample
-
-        if trace is None:
-            return None
-        if not self.records:
-            self.records = [[] for _ in trace]
-        self.steps.append(step)
-        self.losses.append(float(loss))
-        for rows, t in zip(self.records, trace):
-            ma = moments(t.act)
-            mp = ma if t.preact is t.act else moments(t.preact)
-            row: dict[str, Any] = {"act_mean": ma.mean, "act_std": ma.std, "preact_std": mp.std,
-                                   "act_hist": histogram(subsample(t.act, self.hist_sample), self.edges).counts}
-            if t.grad_preact is not None:
-                mg = moments(t.grad_preact)
-                row["grad_std"] = mg.std
-                row["grad_hist"] = histogram(subsample(t.grad_preact, self.hist_sample), self.grad_edges).counts
-            rows.append(row)
-        return None
-
-    def series(self, key: str) -> np.ndarray:
-        """``[layers, recorded steps]`` array of one scalar statistic (``"act_std"``...)."""
-        return np.array([[r[key] for r in rows] for rows in self.records], dtype=np.float64)

@@ -93,6 +93,8 @@ class History:
     interrupted: bool = False
     interrupted_epoch: int | None = None
     interrupted_step: int | None = None
+    #: the factor the loss gradients in a step's trace carry (the optimizer's grad_scale: η for sgd)
+    grad_scale: float = 1.0
 
     @property
     def last_loss(self) -> float | None:
@@ -231,6 +233,7 @@ def train(
     from_logits = bool(loss.takes_logits) and last.activation is not None and last.activation.name != "linear"
     opt.bind(flat)
     scale = opt.grad_scale
+    hist.grad_scale = float(scale)
     step_fn = opt.step
     lossfn = loss.value_and_grad
     full_batch = batch_size >= n
@@ -283,8 +286,8 @@ def train(
                     for cb in plain_cbs:
                         if cb.on_step(net, step, value, None) is STOP:
                             stop = True
-                    for cb in want:  # type: ignore[union-attr]
-                        if cb.on_step(net, step, value, trace) is STOP:
+                    for cb in trace_cbs:  # every step; the trace only where the callback asked for it
+                        if cb.on_step(net, step, value, trace if cb in want else None) is STOP:
                             stop = True
                     if stop:
                         break

@@ -170,7 +170,7 @@ def _train_pair(make: Any, split: Any, shape: tuple[int, ...], epochs: int, cfg:
 def _deep(cfg: CNNConfig, split: Any) -> dict[str, Any]:
     from initlab import theory
     from initlab.diagnostics._stats import moments
-    from initlab.nn import Probe
+    from initlab.diagnostics import Probe
 
     sw2 = float(theory.critical_sigma_w2("tanh", cfg.deep_sigma_b2))
     X = np.ascontiguousarray(split.X_train.reshape(-1, 1, 8, 8), dtype=np.float32)
@@ -198,7 +198,7 @@ def _deep(cfg: CNNConfig, split: Any) -> dict[str, Any]:
         hist = net.fit(X, split.y_train, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.deep_lr, optimizer="momentum",
                        momentum=0.9, progress=False, rng=as_generator(sub_seed(cfg.seed, 31)), callbacks=[probe, _Budget()])
         acc = net.evaluate(X, split.y_train, "ce")["accuracy"]
-        std_series = probe.series("act_std")[: cfg.deep_depth]
+        std_series = probe.series("std")[: cfg.deep_depth]
         out[kind] = {
             "predicted_preact_var": [r.preact_var for r in pred.layers[: cfg.deep_depth]],
             "measured_preact_sq": q_meas,

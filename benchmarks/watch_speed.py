@@ -1,0 +1,89 @@
+"""Watch overhead: a torch training loop with and without ``initlab.watch``.
+
+Target (issue 13): watching every step of a 784-256-256-256-256-10 ReLU MLP (batch 128, SGD with
+momentum, cross-entropy) costs ≤ 1.3× the plain training time; every 10 steps ≤ 1.05×.
+Each variant trains the same model from the same state for ``--steps`` steps; the timings are
+medians of interleaved repeats. Writes benchmarks/results/watch_speed.json.
+Run: .venv/bin/python benchmarks/watch_speed.py [--repeats N] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=128)
+    args = ap.parse_args()
+
+    import torch
+
+    import initlab
+
+    torch.manual_seed(0)
+    sizes = [784, 256, 256, 256, 256, 10]
+    layers: list[Any] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((args.steps * args.batch, 784)).astype(np.float32))
+    y = torch.from_numpy(rng.integers(0, 10, args.steps * args.batch))
+
+    def run(every: int | None) -> float:
+        model.load_state_dict(state)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        t0 = time.perf_counter()
+
+        def loop(w: Any = None) -> None:
+            for s in range(args.steps):
+                xb, yb = x[s * args.batch:(s + 1) * args.batch], y[s * args.batch:(s + 1) * args.batch]
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+                if w is not None:
+                    w.log_loss(loss)
+
+        if every is None:
+            loop()
+        else:
+            with initlab.watch(model, every=every) as w:
+                loop(w)
+        return time.perf_counter() - t0
+
+    variants = {"plain": None, "every_1": 1, "every_10": 10}
+    for v in variants.values():
+        run(v)  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(args.repeats):
+        for k, v in variants.items():
+            times[k].append(run(v))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    res = {
+        "machine": platform.platform(), "torch_threads": torch.get_num_threads(), "steps": args.steps,
+        "batch": args.batch, "seconds": med,
+        "ratio_every_1": med["every_1"] / med["plain"], "ratio_every_10": med["every_10"] / med["plain"],
+        "targets": {"every_1": 1.3, "every_10": 1.05},
+    }
+    print(f"plain {med['plain']:.3f} s for {args.steps} steps; watch every step {res['ratio_every_1']:.2f}x "
+          f"(target <= 1.3); every 10 steps {res['ratio_every_10']:.3f}x (target <= 1.05)")
+    out = Path(__file__).parent / "results" / "watch_speed.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""initlab.watch: a torch training loop watched layer by layer, bitwise unchanged."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import initlab  # noqa: E402
+from initlab.diagnostics import Watch, watch  # noqa: E402
+
+
+def _mlp(std: float | None, *, width: int = 64, depth: int = 3, d_in: int = 10, seed: int = 0,
+         dropout: float = 0.0, norm: bool = False) -> "torch.nn.Module":
+    g = torch.Generator().manual_seed(seed)
+    layers: list[torch.nn.Module] = []
+    d = d_in
+    for _ in range(depth):
+        layers += [torch.nn.Linear(d, width)]
+        if norm:
+            layers += [torch.nn.BatchNorm1d(width)]
+        layers += [torch.nn.ReLU()]
+        if dropout:
+            layers += [torch.nn.Dropout(dropout)]
+        d = width
+    m = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
+    with torch.no_grad():
+        for mod in m:
+            if isinstance(mod, torch.nn.Linear):
+                mod.weight.normal_(0, std if std is not None else math.sqrt(2 / mod.in_features), generator=g)
+                mod.bias.zero_()
+    return m
+
+
+def _data(n: int = 512, d_in: int = 10) -> tuple["torch.Tensor", "torch.Tensor"]:
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((n, d_in)).astype(np.float32))
+    y = torch.from_numpy(rng.standard_normal((n, 1)).astype(np.float32))
+    return x, y
+
+
+def _train(model, opt, x, y, steps, w=None, batch=64):
+    for s in range(steps):
+        i = (s * batch) % x.shape[0]
+        opt.zero_grad()
+        loss = ((model(x[i:i + batch]) - y[i:i + batch]) ** 2).mean()
+        loss.backward()
+        opt.step()
+        if w is not None:
+            w.log_loss(loss)
+
+
+def _hook_count(model) -> int:
+    n = 0
+    for m in model.modules():
+        n += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+    for p in model.parameters():
+        n += len(p._backward_hooks or {})
+    return n
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_training_is_bitwise_the_same_with_and_without_watch(every):
+    """Dropout (torch's RNG) and BatchNorm (buffers) included: parameters, buffers and the RNG
+    stream after training are identical."""
+    x, y = _data()
+    results = []
+    for watched in (False, True):
+        torch.manual_seed(123)
+        model = _mlp(None, dropout=0.2, norm=True)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        if watched:
+            with watch(model, every=every) as w:
+                _train(model, opt, x, y, 12, w)
+            assert [r.step for r in w.steps] == list(range(0, 12, every))
+        else:
+            _train(model, opt, x, y, 12)
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        results.append((state, torch.random.get_rng_state().clone()))
+    (s0, r0), (s1, r1) = results
+    assert s0.keys() == s1.keys()
+    for k in s0:
+        assert torch.equal(s0[k], s1[k]), k
+    assert torch.equal(r0, r1)
+
+
+def test_step_zero_equals_probe_on_the_same_batch():
+    """Forward and backward statistics at step 0 are the probe's on that batch: the loss ½‖o − y‖²
+    per sample, batch mean (loss_reduction="mean"), is the probe's "mse" with these targets."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 40), torch.nn.Tanh(), torch.nn.Linear(40, 30), torch.nn.ReLU(),
+                                torch.nn.Linear(30, 5))
+    rng = np.random.default_rng(1)
+    xb = rng.standard_normal((128, 12)).astype(np.float32)
+    yb = rng.standard_normal((128, 5)).astype(np.float32)
+    ref = initlab.probe(model, xb, y=yb, loss="mse", rng=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with watch(model, every=1) as w:
+        opt.zero_grad()
+        out = model(torch.from_numpy(xb))
+        loss = 0.5 * ((out - torch.from_numpy(yb)) ** 2).sum(dim=1).mean()
+        loss.backward()
+        opt.step()
+        w.log_loss(loss)
+    got = w.steps[0].layers
+    assert [s.name for s in got] == [s.name for s in ref.layers]
+    keys = ("mean", "std", "sq_mean", "chan_var", "min", "max", "preact_mean", "preact_std", "saturated", "dead",
+            "cosine", "weight_std", "grad_std", "grad_rms", "grad_act_std", "grad_weight_std", "grad_weight_ratio")
+    for a, b in zip(got, ref.layers):
+        for k in keys:
+            va, vb = getattr(a, k), getattr(b, k)
+            if vb is None:
+                assert va is None, (a.name, k)
+            else:
+                assert va == pytest.approx(vb, rel=1e-5, abs=1e-9), (a.name, k)
+    assert w.steps[0].loss == pytest.approx(loss.item())
+    # the relative update of plain SGD is lr·‖∇W‖/‖W‖, the probe's mean-loss gradient ratio
+    for st in got:
+        upd = w.steps[0].update_ratio[st.name]
+        assert upd == pytest.approx(0.01 * st.grad_weight_ratio, rel=1e-4)
+
+
+def test_hooks_removed_also_after_an_exception():
+    model = _mlp(None)
+    before = _hook_count(model)
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(RuntimeError, match="boom"):
+        with watch(model, every=1):
+            opt.zero_grad()
+            loss = ((model(x[:32]) - y[:32]) ** 2).mean()  # forward of a recorded step: param hooks are live
+            raise RuntimeError("boom")
+    assert _hook_count(model) == before
+    # the graph of the failed step still backpropagates without touching the (removed) watch
+    loss.backward()
+    w2 = watch(model, every=1)
+    with w2:
+        _train(model, opt, x, y, 2, w2)
+    assert _hook_count(model) == before
+    assert len(w2.steps) == 2
+
+
+def test_eval_forwards_are_not_steps():
+    model = _mlp(None)
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with watch(model, every=1) as w:
+        for _ in range(3):
+            _train(model, opt, x, y, 1, w)
+            model.eval()
+            with torch.no_grad():
+                model(x)
+            model.train()
+    assert [r.step for r in w.steps] == [0, 1, 2]
+
+
+def test_dying_relu_layer_named_with_its_step():
+    """ReLU MLP with N(0, 1) weights and Adam at lr 0.2: the updates push units dead within the
+    first steps; the dead verdict names the layer and the first recorded step that shows it."""
+    model = _mlp(1.0)
+    x, y = _data()
+    opt = torch.optim.Adam(model.parameters(), lr=0.2)
+    with watch(model, every=1) as w:
+        _train(model, opt, x, y, 30, w)
+    dead = [v for v in w.verdicts if v.kind == "dead"]
+    assert dead, [str(v) for v in w.verdicts]
+    v = dead[0]
+    assert v.step > 0  # not dead at initialization: it died while training
+    assert v.name in w.layer_names
+    row = w.steps[[r.step for r in w.steps].index(v.step)].layers
+    st = next(s for s in row if s.name == v.name)
+    assert st.dead > 0.1
+    prev = w.steps[[r.step for r in w.steps].index(v.step) - 1].layers
+    assert all((s.dead or 0.0) <= 0.1 for s in prev)  # the step before shows no dead layer
+    assert f"step {v.step}" in str(v)
+
+
+def test_well_initialized_net_gets_no_verdict():
+    model = _mlp(None)
+    x, y = _data()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with watch(model, every=5) as w:
+        _train(model, opt, x, y, 100, w)
+    assert w.verdicts == []
+    assert "no problem seen" in str(w)
+
+
+def test_divergence_is_a_verdict_not_nan_noise():
+    model = _mlp(1.0)
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    with watch(model, every=1) as w:
+        _train(model, opt, x, y, 6, w)
+    kinds = [v.kind for v in w.verdicts]
+    assert "diverged" in kinds
+    d = next(v for v in w.verdicts if v.kind == "diverged")
+    assert all(v.step <= d.step for v in w.verdicts)
+
+
+def test_table_exports(tmp_path):
+    pd = pytest.importorskip("pandas")
+    model = _mlp(None)
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with watch(model, every=2) as w:
+        _train(model, opt, x, y, 6, w)
+    rows = w.rows()
+    assert len(rows) == 3 * len(w.layer_names)
+    df = w.to_pandas()
+    assert list(df["step"].unique()) == [0, 2, 4]
+    assert df.loc[df["name"] == "0", "std"].tolist() == [r["std"] for r in rows if r["name"] == "0"]
+    w.to_csv(str(tmp_path / "w.csv"))
+    back = pd.read_csv(tmp_path / "w.csv")
+    assert np.allclose(back["std"].to_numpy(), df["std"].to_numpy())
+    w.to_parquet(str(tmp_path / "w.parquet"))
+    assert pd.read_parquet(tmp_path / "w.parquet")["loss"].tolist() == df["loss"].tolist()
+    steps, edges, counts = w.histograms("2")
+    assert counts.shape == (3, edges.size - 1) and steps.tolist() == [0, 2, 4]
+    assert counts.sum(axis=1).tolist() == [65536 if c > 65536 else c for c in counts.sum(axis=1).tolist()]
+    path = w.plot(str(tmp_path / "w.png"))
+    assert (tmp_path / "w.png").stat().st_size > 10_000 and path.endswith("w.png")
+
+
+def test_fixed_histogram_edges_across_steps():
+    model = _mlp(None)
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with watch(model, every=1) as w:
+        _train(model, opt, x, y, 4, w)
+    for name in w.layer_names:
+        edges = {tuple(s.hist.edges) for r in w.steps for s in r.layers if s.name == name}
+        assert len(edges) == 1
+
+
+def test_bad_arguments():
+    model = _mlp(None)
+    with pytest.raises(TypeError, match="'model'"):
+        watch(object())
+    with pytest.raises(ValueError, match="'every'"):
+        watch(model, every=0)
+    with pytest.raises(ValueError, match="'loss_reduction'.*mean"):
+        watch(model, loss_reduction="avg")
+    with pytest.raises(TypeError, match="'loss'"):
+        w = watch(model)
+        with w:
+            model(torch.ones(2, 10))
+            w.log_loss("high")
+    with pytest.raises(ValueError, match="'name'"):
+        Watch().series("nope", "std")
+
+
+# -- initlab's own engine: the Probe callback gives the same Watch ------------------------------
+
+def test_engine_probe_callback_step_zero_equals_probe():
+    """Network.fit with the Probe callback: step 0's rows are initlab.probe's on the same (full)
+    batch. The engine's mse is mean((o − y)²) over the batch and the k outputs, so its per-sample
+    delta is 2(o − y)/k where the probe's ½‖o − y‖² gives (o − y)."""
+    from initlab.diagnostics import Probe
+    from initlab.nn import Network
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((128, 6)).astype(np.float64)
+    Y = rng.standard_normal((128, 3)).astype(np.float64)
+    net = Network([6, 30, 20, 3], "tanh", init="xavier_normal", rng=1, dtype="float64")
+    ref = initlab.probe(net, X, y=Y, loss="mse", rng=0)
+    ref_out = net.predict(X)
+    probe = Probe(every=2)
+    net.fit(X, Y, epochs=5, lr=0.05, loss="mse", progress=False, callbacks=[probe])
+    assert probe.steps == [0, 2, 4]
+    got = probe.watch.steps[0].layers
+    for a, b in zip(got, ref.layers):
+        for k in ("mean", "std", "preact_std", "saturated", "cosine", "weight_std"):
+            va, vb = getattr(a, k), getattr(b, k)
+            assert (va is None and vb is None) or va == pytest.approx(vb, rel=1e-9), (a.name, k)
+        assert a.grad_rms == pytest.approx(b.grad_rms * 2 / 3, rel=1e-9)
+        assert a.grad_weight_std == pytest.approx(b.grad_weight_std * 2 / 3, rel=1e-9)
+    # the update of plain SGD: lr · ‖∂L/∂W‖ / ‖W‖, L the engine's (mean) loss
+    for st in got:
+        assert probe.watch.steps[0].update_ratio[st.name] == pytest.approx(0.05 * st.grad_weight_ratio, rel=1e-6)
+    assert probe.watch.steps[0].loss == pytest.approx(float(np.mean((ref_out - Y) ** 2)), rel=1e-9)
+
+
+def test_engine_probe_names_a_dying_layer():
+    """A ReLU MLP with N(0, 1) weights trained by Adam at lr 0.2 on the engine: a dead layer
+    appears during training and is named with its step."""
+    from initlab.diagnostics import Probe
+    from initlab.nn import Network
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((512, 10)).astype(np.float32)
+    Y = rng.standard_normal((512, 1)).astype(np.float32)
+    net = Network([10, 64, 64, 64, 1], "relu", init="normal(std=1)", rng=0)
+    probe = Probe(every=1)
+    net.fit(X, Y, epochs=4, batch_size=64, lr=0.2, optimizer="adam", loss="mse", progress=False, rng=0,
+            callbacks=[probe])
+    dead = [v for v in probe.watch.verdicts if v.kind == "dead"]
+    assert dead and dead[0].step > 0 and dead[0].name.startswith("layers.")
