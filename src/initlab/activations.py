@@ -70,7 +70,7 @@ _RHO = 3.0  # grading ratio of the panels around a feature
 _TOP = 2.0  # graded offsets stop here: _BASE resolves anything broader
 _A_MIN = 1e-12  # a feature narrower than this (z units) is not refined further
 _ORDER_1D = 12
-_ORDER_2D = 10
+_ORDER_2D = 12
 _GL_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
@@ -88,28 +88,40 @@ def _n_graded(a: np.ndarray) -> np.ndarray:
     return np.where(a < _TOP, k, 0.0).astype(np.int64)
 
 
+def _n_nodes(n_graded: int, order: int, centred: bool) -> int:
+    """Nodes of a _composite rule: ``order`` per panel."""
+    return order * (_BASE.size - 1 + 2 * n_graded + int(centred))
+
+
 def _composite(
-    p: np.ndarray | None, a: np.ndarray, n_graded: int, order: int
+    p: np.ndarray | None, a: np.ndarray, n_graded: int, order: int, *, centred: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nodes z and weights w (Gaussian density included) of E_z[h(z)], one rule per entry of ``a``.
 
-    ``p`` (same shape as ``a``; None means 0, already a breakpoint of _BASE) is where h bends and
-    ``a`` how narrow the bend is, in z units. Offsets beyond _TOP become empty panels, so every row
-    has ``order·(len(_BASE) + 2·n_graded)`` nodes (one more panel when ``p`` is given).
+    ``p`` (shape of ``a``; None means 0, a breakpoint of _BASE already) is where h bends and ``a``
+    how narrow the bend is, in z units; ``centred``: p itself is a breakpoint (a kink there). Offsets beyond _TOP become empty panels, so every rule has
+    :func:`_n_nodes` nodes. Node-major: shapes ``(n,) + a.shape`` (the elementwise work then runs
+    along the long trailing axes).
     """
     gx, gw = _gauss_legendre(order)
     shape = a.shape
-    offs = np.maximum(a, _A_MIN)[..., None] * _RHO ** np.arange(n_graded)
+    lead = (1,) * a.ndim
+    offs = np.maximum(a, _A_MIN) * (_RHO ** np.arange(n_graded)).reshape((-1,) + lead)
     offs = np.where(offs < _TOP, offs, 0.0)
-    centre = np.zeros(shape + (1,)) if p is None else p[..., None]
-    parts = [np.broadcast_to(_BASE, shape + (_BASE.size,)), centre - offs, centre + offs]
-    if p is not None:
-        parts.append(centre)
-    br = np.sort(np.clip(np.concatenate(parts, axis=-1), -_Z, _Z), axis=-1)
-    lo = br[..., :-1, None]
-    half = (br[..., 1:, None] - lo) / 2.0
-    z = (lo + half * (gx + 1.0)).reshape(shape + (-1,))
-    w = (half * gw).reshape(shape + (-1,)) * np.exp(-0.5 * z * z) * _INV_SQRT_2PI
+    centre = np.zeros(lead) if p is None else p
+    parts = [np.broadcast_to(_BASE.reshape((-1,) + lead), (_BASE.size,) + shape), centre - offs, centre + offs]
+    if p is not None and centred:
+        parts.append(p[None])
+    br = np.sort(np.clip(np.concatenate(parts, axis=0), -_Z, _Z), axis=0)
+    lo = br[:-1]
+    half = (br[1:] - lo) * 0.5
+    z = (lo + half * (gx + 1.0).reshape((-1, 1) + lead)).reshape((-1,) + shape)
+    # w = half·gw·exp(−z²/2)/√(2π), as exp(log(gw/√(2π)) − z²/2)·half in place (fewer passes)
+    w = z * z
+    w *= -0.5
+    w += np.broadcast_to(np.log(gw * _INV_SQRT_2PI).reshape((-1, 1) + lead), (order,) + half.shape).reshape(w.shape)
+    np.exp(w, out=w)
+    w *= np.broadcast_to(half, (order,) + half.shape).reshape(w.shape)
     return z, w
 
 
@@ -147,9 +159,8 @@ def gaussian_nodes(q: Any, *, scale: float = 4.0, order: int = _ORDER_1D) -> tup
     s = np.sqrt(q_arr)
     with np.errstate(divide="ignore"):
         a = np.where(s > 0, (scale / 4.0) / np.where(s > 0, s, 1.0), np.inf)
-    n_graded = int(np.max(_n_graded(a), initial=0))
-    z, w = _composite(None, a, n_graded, int(order))
-    return s[..., None] * z, w
+    z, w = _composite(None, a, int(np.max(_n_graded(a), initial=0)), int(order))
+    return np.moveaxis(s * z, 0, -1), np.moveaxis(w, 0, -1)
 
 
 def gaussian_expectation(g: Callable[[Array], Array], q: Any, *, scale: float = 4.0, order: int = _ORDER_1D) -> Any:
@@ -169,7 +180,7 @@ def gaussian_expectation(g: Callable[[Array], Array], q: Any, *, scale: float = 
 def _pair_plan(
     q: np.ndarray, c: np.ndarray, scale: float, smooth: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(σ, s_y, a_out, a_in) of the rule of :func:`gaussian_nodes_2d` (flat arrays)."""
+    """(σ, s_y, a_out, a_in) of the rule of :func:`gaussian_nodes_2d`."""
     h = scale / 4.0
     ac = np.abs(c)
     sig = np.sqrt(q * (1.0 - ac))
@@ -183,26 +194,36 @@ def _pair_plan(
 
 
 def _pair_nodes(
-    sig: np.ndarray, sy: np.ndarray, a_out: np.ndarray, a_in: np.ndarray, neg: np.ndarray, order: int
+    sig: np.ndarray,
+    sy: np.ndarray,
+    a_out: np.ndarray,
+    a_in: np.ndarray,
+    neg: np.ndarray,
+    order: int,
+    smooth: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The rule of gaussian_nodes_2d for flat parameter arrays (one shared panel layout)."""
+    """The rule of gaussian_nodes_2d for 1-D parameter arrays, node-major: x1, x2 of shape
+    (n_i, n_o, rows), w_in of that shape or (n_i, 1, 1) when the inner rule is shared (a smooth
+    integrand with no narrow feature), w_out of shape (n_o, rows)."""
     if np.all(sy == 0):  # c = 0 or q = 0: u₁, u₂ independent; one outer node, w = 0
-        wz, w_out = np.zeros(sy.shape + (1,)), np.ones(sy.shape + (1,))
+        wz, w_out = np.zeros((1,) + sy.shape), np.ones((1,) + sy.shape)
     else:
         wz, w_out = _composite(None, a_out, int(np.max(_n_graded(a_out))), order)
-        w_out = w_out / np.sum(w_out, axis=-1, keepdims=True)
-    y = sy[..., None] * wz  # [..., n_o]
+        w_out /= np.sum(w_out, axis=0)
+    y = sy * wz  # [n_o, rows]
+    n_graded = int(np.max(_n_graded(a_in)))
     if np.all(sig == 0):  # c = ±1 or q = 0: u₂ = ±u₁; one inner node, e = 0
-        x = y[..., None]
-        w_in = np.ones(x.shape)
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            centre = np.where(sig[..., None] > 0, -y / np.where(sig > 0, sig, 1.0)[..., None], 0.0)
-        a = np.broadcast_to(a_in[..., None], centre.shape)
-        ez, w_in = _composite(centre, a, int(np.max(_n_graded(a_in))), order)
-        w_in = w_in / np.sum(w_in, axis=-1, keepdims=True)
-        x = y[..., None] + sig[..., None, None] * ez
-    x2 = np.where(neg[..., None, None], -x, x) if np.any(neg) else x
+        x = y[None]
+        w_in = np.ones((1, 1, 1))
+    elif smooth and n_graded == 0:  # nothing to align: one inner rule for all
+        ez, w_in = _composite(None, np.zeros((1, 1)), 0, order)
+        x = y + sig * ez
+    else:  # the kink or switch of φ(y + σe) at e = −y/σ is a panel edge (smooth: the middle of one)
+        safe = np.where(sig > 0, sig, 1.0)
+        centre = np.where(sig > 0, -y / safe, 0.0)
+        ez, w_in = _composite(centre, np.broadcast_to(a_in, centre.shape), n_graded, order, centred=not smooth)
+        x = y + sig * ez
+    x2 = np.where(neg, -x, x) if np.any(neg) else x
     return x, x2, w_in, w_out
 
 
@@ -215,20 +236,38 @@ def gaussian_nodes_2d(
     E[g1(u₁) g2(u₂)] ≈ Σᵢ w_outᵢ · (Σⱼ w_inᵢⱼ g1(x1ᵢⱼ)) · (Σⱼ w_inᵢⱼ g2(x2ᵢⱼ)).
 
     It rests on u₁ = √q(√|c| w + √(1−|c|) e₁), u₂ = √q(±√|c| w + √(1−|c|) e₂) with w, e₁, e₂
-    independent N(0, 1) (sign of c): the pair's expectation is E_w[ψ1(y) ψ2(±y)], y = √(q|c|) w, of
-    the 1-D smoothings ψ(y) = E_e[g(y + σe)], σ = √(q(1−|c|)). Both integrals are composite
-    Gauss–Legendre rules (:func:`gaussian_nodes`' panels) split where the integrand bends: the
-    outer at y = 0, graded from the smoothed kink's width σ (``smooth=False``: φ or φ′ has a kink
-    at 0) or from max(σ, scale/4); the inner at x = 0, i.e. e = −y/σ, graded from (scale/4)/σ. So the
-    kink and saturation lines u₁ = 0 and u₂ = 0 are panel edges, where a tensor product of 1-D rules
-    (or Gauss–Hermite) cuts through them. c = ±1 (σ = 0) and c = 0 (y = 0) are exact limits: one
-    inner or outer node, and at c = 1 the rule is :func:`gaussian_nodes`' rule, so E[φ(u₁)φ(u₂)] at
-    c = 1 equals the 1-D E[φ²] to rounding. x2 is x1 (c >= 0) or −x1 (c < 0). Shapes:
-    ``broadcast(q, c).shape + (n_o, n_i)`` and ``+ (n_o,)``.
+    independent N(0, 1) (± the sign of c): the pair's expectation is E_w[ψ1(y) ψ2(±y)],
+    y = √(q|c|) w, of the 1-D smoothings ψ(y) = E_e[g(y + σe)], σ = √(q(1−|c|)). Both integrals are
+    composite Gauss–Legendre rules (:func:`gaussian_nodes`' panels) split where the integrand
+    bends: the outer at y = 0, graded from the blurred kink's width σ (``smooth=False``: g has a
+    kink at 0) or from max(σ, scale/4); the inner at y + σe = 0, graded from (scale/4)/σ. The kink and
+    saturation lines u₁ = 0 and u₂ = 0 are thus panel edges, where a tensor product of 1-D rules
+    (or Gauss–Hermite) cuts across them. c = ±1 (σ = 0) and c = 0 (y = 0) are exact limits (one
+    inner or one outer node); at c = 1 the outer rule is :func:`gaussian_nodes`' rule for
+    ``order``. x2 is x1 (c >= 0) or −x1 (c < 0). Shapes ``broadcast(q, c).shape + (n_o, n_i)``
+    and ``+ (n_o,)``.
+
+    >>> x1, x2, w_in, w_out = gaussian_nodes_2d(2.0, 0.3)
+    >>> round(float(np.sum(w_out * np.sum(w_in * x1, -1) * np.sum(w_in * x2, -1))), 12)  # q·c
+    0.6
     """
     q_b, c_b = np.broadcast_arrays(_check_q(q), _check_c(c))
-    sig, sy, a_out, a_in = _pair_plan(q_b, c_b, scale, smooth)
-    return _pair_nodes(sig, sy, a_out, a_in, c_b < 0, int(order))
+    shape = q_b.shape
+    qf, cf = q_b.ravel(), c_b.ravel()
+    sig, sy, a_out, a_in = _pair_plan(qf, cf, scale, smooth)
+    x1, x2, w_in, w_out = _pair_nodes(sig, sy, a_out, a_in, cf < 0, int(order), smooth)
+    w_in = np.broadcast_to(w_in, x1.shape)
+
+    def rows_first(v: np.ndarray) -> np.ndarray:
+        return np.moveaxis(v, -1, 0).reshape(shape + v.shape[:-1])
+
+    def swap(v: np.ndarray) -> np.ndarray:  # (rows..., n_i, n_o) -> (rows..., n_o, n_i)
+        return np.swapaxes(v, -1, -2)
+
+    return swap(rows_first(x1)), swap(rows_first(x2)), swap(rows_first(w_in)), rows_first(w_out)
+
+
+_CHUNK = 1 << 20  # nodes per block: keeps the temporaries in cache-sized pieces
 
 
 def _pair_expectations(
@@ -243,26 +282,36 @@ def _pair_expectations(
     """[E[a1ₖ(u₁) a2ₖ(u₂)] for the pairs (a1ₖ, a2ₖ) = values(x1, x2)], shape broadcast(q, c).
 
     The rule of :func:`gaussian_nodes_2d`, with the points grouped by their panel layout so that
-    none pays for another's panels (the phase diagram mixes q from 1e-3 to 1e3).
+    none pays for another's panels (the phase diagram mixes q from 1e-3 to 1e3), in blocks of
+    about 2²⁰ nodes. ``values`` gets node arrays (x2 is x1 when c >= 0: reuse its evaluation)
+    and returns the integrand pairs; ψ is summed once per distinct array.
     """
     q_b, c_b = np.broadcast_arrays(_check_q(q), _check_c(c))
     shape = q_b.shape
     qf, cf = q_b.ravel(), c_b.ravel()
     sig, sy, a_out, a_in = _pair_plan(qf, cf, scale, smooth)
-    key = np.stack([np.where(sy > 0, _n_graded(a_out), -1), np.where(sig > 0, _n_graded(a_in), -1)], axis=1)
+    k_out = np.where(sy > 0, _n_graded(a_out), -1)
+    k_in = np.where(sig > 0, _n_graded(a_in), -1)
     outs: list[np.ndarray] | None = None
-    groups = np.unique(key, axis=0, return_inverse=True)[1].reshape(-1) if qf.size else np.zeros(0, dtype=int)
-    for gid in range(int(groups.max(initial=-1)) + 1):
-        idx = np.flatnonzero(groups == gid)
-        x1, x2, w_in, w_out = _pair_nodes(sig[idx], sy[idx], a_out[idx], a_in[idx], cf[idx] < 0, order)
-        pairs = values(x1, x2)
-        if outs is None:
-            outs = [np.zeros(qf.size) for _ in pairs]
-        for k, (v1, v2) in enumerate(pairs):
-            psi1 = np.sum(w_in * v1, axis=-1)
-            psi2 = psi1 if v2 is v1 else np.sum(w_in * v2, axis=-1)
-            outs[k][idx] = np.sum(w_out * psi1 * psi2, axis=-1)
-    if outs is None:  # empty input: ask for the number of pairs on a dummy point
+    for ko, ki in sorted(set(zip(k_out.tolist(), k_in.tolist()))):
+        idx = np.flatnonzero((k_out == ko) & (k_in == ki))
+        n_o = 1 if ko < 0 else _n_nodes(ko, order, False)
+        n_i = 1 if ki < 0 else _n_nodes(ki, order, not smooth)
+        step = max(1, _CHUNK // (n_o * n_i))
+        for start in range(0, idx.size, step):
+            j = idx[start:start + step]
+            x1, x2, w_in, w_out = _pair_nodes(sig[j], sy[j], a_out[j], a_in[j], cf[j] < 0, order, smooth)
+            w_in = np.broadcast_to(w_in, x1.shape)
+            pairs = values(x1, x2)
+            if outs is None:
+                outs = [np.zeros(qf.size) for _ in pairs]
+            psi: dict[int, np.ndarray] = {}  # ψ(y) = Σⱼ w_in·v, once per distinct array v
+            for k, (v1, v2) in enumerate(pairs):
+                for v in (v1, v2):
+                    if id(v) not in psi:
+                        psi[id(v)] = np.einsum("ijk,ijk->jk", w_in, v)
+                outs[k][j] = np.einsum("ik,ik,ik->k", w_out, psi[id(v1)], psi[id(v2)])
+    if outs is None:  # no points: ask values() how many pairs it makes
         outs = [np.zeros(0) for _ in values(np.zeros((1, 1, 1)), np.zeros((1, 1, 1)))]
     return [o.reshape(shape) for o in outs]
 
