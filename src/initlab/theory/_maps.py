@@ -383,13 +383,84 @@ def phase(activation: str | Activation, sigma_w2: float, sigma_b2: float, *, q0:
 # ---------------------------------------------------------------------------------------------
 # The edge of chaos
 # ---------------------------------------------------------------------------------------------
+def _chi1_q(act: Activation, sw: np.ndarray, sb: np.ndarray, order1d: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """(χ₁, q*) on 1-D arrays: _solve's χ₁ without the correlation map."""
+    q = _q_star(act, sw, sb, 1.0, order=order1d)
+    d = _moments(act, np.where(np.isfinite(q), q, 1e12), order1d)[1]
+    return sw * d, q
+
+
+def _edges_between(
+    act: Activation, sb: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """The σ_w² in [lo, hi] where χ₁ = 1, per entry of ``sb`` (χ₁(lo) < 1 <= χ₁(hi) assumed).
+
+    The one root-finder of the edge of chaos (:func:`critical_sigma_w2` and the phase diagram's
+    critical line): 1/φ′(0)² exactly for an odd φ with σ_b = 0 when it lies in the bracket;
+    otherwise the Illinois variant of regula falsi, vectorised over the entries, to
+    |Δσ_w²| <= 1e-13 + 4ε·σ_w². Returns (roots, reasons): nan and a reason where χ₁ jumps over 1 at
+    the root (the length map starts to diverge there) or reaches 1 only where q* = inf.
+    """
+    sb = np.asarray(sb, dtype=np.float64)
+    x0, x1 = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
+    root = np.full(sb.shape, np.nan)
+    zero = np.zeros(1)
+    if float(act.fn(zero)[0]) == 0.0 and float(act.deriv(zero)[0]) != 0.0:
+        s = 1.0 / float(act.deriv(zero)[0]) ** 2
+        cand = (sb == 0) & (x0 <= s) & (s <= x1)
+        if np.any(cand):
+            k = np.flatnonzero(cand)
+            g = _chi1_q(act, np.array([s * (1 - 1e-6), s * (1 + 1e-6)]), np.zeros(2))[0] - 1.0
+            if g[0] < 0 < g[1]:
+                root[k] = s
+    todo = np.flatnonzero(np.isnan(root))
+    if todo.size:
+        a, b, s_b = x0[todo], x1[todo], sb[todo]
+        fa = _chi1_q(act, a, s_b)[0] - 1.0
+        fb = _chi1_q(act, b, s_b)[0] - 1.0
+        active = np.ones(todo.size, dtype=bool)
+        for _ in range(200):
+            i = np.flatnonzero(active)
+            if i.size == 0:
+                break
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = b[i] - fb[i] * (b[i] - a[i]) / (fb[i] - fa[i])
+            lo_i, hi_i = np.minimum(a[i], b[i]), np.maximum(a[i], b[i])
+            x = np.where(np.isfinite(x) & (x > lo_i) & (x < hi_i), x, 0.5 * (a[i] + b[i]))
+            fx = _chi1_q(act, x, s_b[i])[0] - 1.0
+            flip = fx * fb[i] < 0
+            a[i] = np.where(flip, b[i], a[i])
+            fa[i] = np.where(flip, fb[i], 0.5 * fa[i])  # Illinois: halve the stale end's value
+            b[i], fb[i] = x, fx
+            active[i] = (np.abs(b[i] - a[i]) > 1e-13 + 4 * np.finfo(float).eps * np.abs(b[i])) & (fx != 0)
+        root[todo] = b
+    reasons = [""] * sb.size
+    chi, q = _chi1_q(act, root, sb) if sb.size else (np.zeros(0), np.zeros(0))
+    up = _chi1_q(act, root * (1 + 1e-9), sb)[0] if sb.size else np.zeros(0)
+    for k in range(sb.size):
+        if abs(chi[k] - 1.0) > 1e-6:
+            reasons[k] = (
+                f"no edge of chaos: chi1 jumps from below 1 to {up[k]:.6g} at sigma_w2 = {root[k]:.6g}, where the "
+                "length map starts to diverge (q* = inf)"
+            )
+        elif not math.isfinite(float(q[k])):
+            # χ₁ = 1 only in the large-q limit (softplus: σ_w² → 2 like ReLU), where q* = inf: the
+            # root is an artefact of the divergent length map, not a critical point
+            reasons[k] = f"no edge of chaos: chi1 reaches 1 only at sigma_w2 = {root[k]:.6g}, where the length map diverges (q* = inf)"
+        if reasons[k]:
+            root[k] = np.nan
+    return root, reasons
+
+
 def critical_sigma_w2(activation: str | Activation, sigma_b2: float = 0.0) -> float:
     """The σ_w² where χ₁ = 1 for the given σ_b²: the edge of chaos (Schoenholz et al. 2017).
 
     Closed form for homogeneous φ (χ₁ = σ_w² E[φ′²] does not depend on q*): 2 for ReLU,
     2/(1 + a²) for leaky ReLU, 1 for linear. For odd smooth φ with σ_b = 0 the ordered phase has
-    q* = 0 and χ₁ = σ_w² φ′(0)², so the edge is 1/φ′(0)² (1 for tanh). Otherwise Brent's method
-    on χ₁(σ_w²) − 1 with q* solved at every trial (sigmoid: σ_w² ≈ 1e2 with σ_b = 0).
+    q* = 0 and χ₁ = σ_w² φ′(0)², so the edge is 1/φ′(0)² (1 for tanh). Otherwise regula falsi
+    (Illinois) on χ₁(σ_w²) − 1 with q* solved at every trial (sigmoid: σ_w² ≈ 1e2 with σ_b = 0),
+    from the first upward crossing on a geometric scan. The phase diagram's critical line uses the
+    same root-finder between its grid points, so the two agree to ~1e-12.
 
     Raises ValueError where χ₁ = 1 is not reached at a finite fixed point: where χ₁ jumps over 1
     as the length map starts to diverge (gelu, silu, mish with σ_b = 0), or reaches 1 only in the
@@ -400,15 +471,13 @@ def critical_sigma_w2(activation: str | Activation, sigma_b2: float = 0.0) -> fl
     >>> round(critical_sigma_w2("tanh", 0.05), 3)
     1.761
     """
-    from scipy.optimize import brentq
-
     act = _act(activation)
     sb = check_number("sigma_b2", sigma_b2, low=0.0)
     if act.homogeneous:
         return 1.0 / float(act.deriv_second_moment(1.0))
 
     def f(sw: float) -> float:
-        return float(_solve(act, sw, sb)["chi1"]) - 1.0
+        return float(_chi1_q(act, np.array([sw]), np.array([sb]))[0][0]) - 1.0
 
     zero = np.zeros(1)
     if sb == 0.0 and float(act.fn(zero)[0]) == 0.0:
@@ -432,26 +501,19 @@ def critical_sigma_w2(activation: str | Activation, sigma_b2: float = 0.0) -> fl
     # cross 1, then fall back to its large-q limit where q* = inf (elu with σ_b > 0), and a
     # crossing into q* = inf is where the length map starts to diverge, not an edge of chaos
     grid = np.geomspace(lo, hi, 65)
-    r = _solve(act, grid, np.full_like(grid, sb))
-    g, fin = np.asarray(r["chi1"]) - 1.0, np.isfinite(np.asarray(r["q_star"]))
+    chi, q = _chi1_q(act, grid, np.full_like(grid, sb))
+    g, fin = chi - 1.0, np.isfinite(q)
     up = (g[:-1] < 0) & (g[1:] >= 0)
     good = np.flatnonzero(up & fin[:-1] & fin[1:])
     j = int(good[0]) if good.size else int(np.flatnonzero(up)[0])
-    root = float(brentq(f, grid[j], grid[j + 1], xtol=1e-13, rtol=4 * np.finfo(float).eps, maxiter=200))
-    no_edge = f"No edge of chaos with a finite fixed point for activation {act.spec!r} with sigma_b2={sb!r}: "
-    if abs(f(root)) > 1e-6:
-        # χ₁ jumps over 1 here: the length map starts to diverge (q* = inf) before χ₁ reaches 1
+    root, reasons = _edges_between(act, np.array([sb]), grid[j : j + 1], grid[j + 1 : j + 2])
+    if reasons[0]:
         raise ValueError(
-            no_edge + f"chi1 jumps from below 1 to {f(root * (1 + 1e-9)) + 1:.4g} at sigma_w2 = {root:.6g}, where the "
-            "length map starts to diverge (q* = inf)."
+            f"No edge of chaos with a finite fixed point for activation {act.spec!r} with sigma_b2={sb!r}: "
+            + reasons[0].removeprefix("no edge of chaos: ")
+            + "."
         )
-    if not math.isfinite(float(_solve(act, root, sb)["q_star"])):
-        # χ₁ = 1 only in the large-q limit (softplus: σ_w² → 2 like ReLU), where q* = inf: the
-        # root is an artefact of the divergent length map, not a critical point
-        raise ValueError(
-            no_edge + f"chi1 reaches 1 only at sigma_w2 = {root:.6g}, where the length map diverges (q* = inf)."
-        )
-    return root
+    return float(root[0])
 
 
 # ---------------------------------------------------------------------------------------------
