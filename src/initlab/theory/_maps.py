@@ -222,9 +222,11 @@ def _c_star(
 
     Newton's method on c ↦ [σ_w² K(c) + σ_b²]/K₁ − c, K(c) = E[φ(u₁)φ(u₂)], with the slope
     σ_w² q K′(c) = σ_w² q E[φ′(u₁)φ′(u₂)] (Price's theorem). It runs on a coarse rule (half the
-    ``order``) until the step is below 1e-7, then polishes on the full rule (quadratic
-    convergence: one or two steps), so the result has the accuracy of the full rule at little more
-    than its cost for two evaluations.
+    ``order``) until the step is below 1e-7 (or c > 0.99, where only the full rule resolves the
+    map's distance from the diagonal), then polishes on the full rule (quadratic convergence: one
+    or two steps), so the result has the accuracy of the full rule at little more than the cost
+    of two evaluations. Safeguarded: a step right of c* that Newton cannot take halves back
+    towards the last point left of it.
     """
     closed = "kernel" in act.closed_form and "deriv_kernel" in act.closed_form
 
@@ -246,12 +248,16 @@ def _c_star(
         k, kd = _acts._pair_expectations(values, qi, ci, scale=act.scale, smooth=act.smooth, order=o)
         return k, kd
 
-    den = sw * kernels(q, np.ones_like(q), order)[0] + sb
+    coarse_order = max(6, order // 2)
+    # the c-map's denominator on each rule, so that c = 1 maps to 1 exactly on both (the rules'
+    # errors at c ≈ 1 and at c = 1 then cancel, which matters near the edge of chaos)
+    den_fine = sw * kernels(q, np.ones_like(q), order)[0] + sb
+    den_coarse = sw * kernels(q, np.ones_like(q), coarse_order)[0] + sb
     c = np.zeros_like(q)
+    below = np.zeros_like(q)  # largest c seen left of c* (the c-map above the diagonal)
     chi_c = np.full(q.shape, np.nan)
     active = np.ones(q.shape, dtype=bool)
     fine = np.zeros(q.shape, dtype=bool)  # on the full rule
-    coarse_order = max(4, order // 2)
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
@@ -262,19 +268,26 @@ def _c_star(
             sel = fi == on_fine
             if np.any(sel):
                 k[sel], kd[sel] = kernels(qi[sel], ci[sel], o)
-        f = (sw[idx] * k + sb[idx]) / den[idx]
-        fp = sw[idx] * qi * kd / den[idx]
+        den = np.where(fi, den_fine[idx], den_coarse[idx])
+        f = (sw[idx] * k + sb[idx]) / den
+        fp = sw[idx] * qi * kd / den
         g = f - ci
         with np.errstate(divide="ignore", invalid="ignore"):
             newton = ci - g / (fp - 1.0)
-        cn = np.clip(np.where((fp < 1.0) & np.isfinite(newton), newton, f), 0.0, 1.0)
+        lo = np.where(g > 0, np.maximum(below[idx], ci), below[idx])
+        below[idx] = lo
+        # Newton where it is safe; else c ↦ f(c) from the left of c* (monotone: f increases) or
+        # halving back towards the last point left of c* (right of c* the slope can exceed 1)
+        ok = (fp < 1.0) & np.isfinite(newton) & (newton >= lo) & (newton <= 1.0)
+        cn = np.where(ok, newton, np.where(g > 0, f, 0.5 * (lo + ci)))
+        cn = np.clip(cn, 0.0, 1.0)
         step = np.abs(cn - ci)
         # on the full rule a step below 1e-10 leaves c* to ~1e-18 (quadratic convergence) and
         # χ_c, taken at ci, to ~1e-10 relative: below the rule's own error
         done = fi & ((step <= 1e-10) | (np.abs(g) <= 1e-15))
         chi_c[idx[done]] = sw[idx[done]] * kd[done]
         c[idx] = cn
-        fine[idx] = fi | (step <= 1e-7)
+        fine[idx] = fi | (step <= 1e-7) | (cn > 0.99)  # near c = 1 only the full rule resolves g
         active[idx] = ~done
     left = np.flatnonzero(np.isnan(chi_c))  # did not settle within max_iter: report where it is
     if left.size:
