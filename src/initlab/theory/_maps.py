@@ -287,8 +287,11 @@ def _c_star(
         done = fi & ((step <= 1e-10) | (np.abs(g) <= 1e-15))
         chi_c[idx[done]] = sw[idx[done]] * kd[done]
         c[idx] = cn
-        fine[idx] = fi | (step <= 1e-7) | (cn > 0.99)  # near c = 1 only the full rule resolves g
+        to_fine = ~fi & ((step <= 1e-7) | (cn > 0.99))  # near c = 1 only the full rule resolves g
+        below[idx[to_fine]] = 0.0  # the coarse rule's c* is not the full rule's: forget its bracket
+        fine[idx] = fi | to_fine
         active[idx] = ~done
+    c = np.where(c < 1e-15, 0.0, c)  # odd φ with σ_b = 0: c* = 0 exactly (Newton lands on ~1e-32)
     left = np.flatnonzero(np.isnan(chi_c))  # did not settle within max_iter: report where it is
     if left.size:
         chi_c[left] = sw[left] * kernels(q[left], c[left], order)[1]
