@@ -682,6 +682,36 @@ def _gelu() -> Activation:
     def cdf(x: Array) -> Array:
         return 0.5 * (1 + special.erf(x * np.asarray(inv_sqrt2, dtype=x.dtype)))
 
+    def orthant(q: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
+        """ρ = qc, a = q + 1, det(I + Σ) and θ = arccos(ρ/a), the angle of v = u − ε, ε ~ N(0, I)."""
+        rho = q * c
+        a = q + 1.0
+        det = a * a - rho * rho
+        theta = np.arccos(np.clip(rho / a, -1.0, 1.0))
+        return rho, a, det, theta
+
+    def kern(q: Any, c: Any) -> Any:
+        # φ(u) = u·P(ε <= u): E[u₁u₂ 1{v₁ >= 0, v₂ >= 0}], v = u − ε; regress u on v (B = Σ(Σ+I)⁻¹,
+        # C = Σ − BΣ) and use the orthant moments of v (Cho & Saul 2009's arc-cosine kernels)
+        qa, ca = _qc(q, c)
+        rho, a, det, th = orthant(qa, ca)
+        p0 = (math.pi - th) / (2 * math.pi)
+        m12 = a * (np.sin(th) + (math.pi - th) * np.cos(th)) / (2 * math.pi)
+        m11 = a * (math.pi - th + np.sin(th) * np.cos(th)) / (2 * math.pi)
+        b11, b12 = (qa * a - rho * rho) / det, rho / det
+        c12 = rho - (rho * (qa * a - rho * rho) + rho * qa) / det
+        return _as_out(c12 * p0 + 2 * b11 * b12 * m11 + (b11 * b11 + b12 * b12) * m12)
+
+    def dkern(q: Any, c: Any) -> Any:
+        # φ′ = Φ(u) + uϕ(u): E[Φ(u₁)Φ(u₂)] (an orthant probability), 2·E[Φ(u₁)u₂ϕ(u₂)] (tilt by ϕ(u₂),
+        # then Stein's lemma), E[u₁ϕ(u₁)u₂ϕ(u₂)] = ρ / (2π det(I + Σ)^{3/2})
+        qa, ca = _qc(q, c)
+        rho, a, det, th = orthant(qa, ca)
+        t1 = (math.pi - th) / (2 * math.pi)
+        t2 = rho / a / np.sqrt(a) / (2 * math.pi) / np.sqrt(1.0 + qa - rho * rho / a)
+        t3 = rho / (2 * math.pi * det**1.5)
+        return _as_out(t1 + 2 * t2 + t3)
+
     return Activation(
         name="gelu",
         fn=lambda x: x * cdf(x),
@@ -690,6 +720,7 @@ def _gelu() -> Activation:
         torch_module="GELU",
         scale=5.0,
         max_deriv=1.1289,
+        closed_form={"kernel": kern, "deriv_kernel": dkern},
     )
 
 

@@ -93,13 +93,19 @@ def _critical_line(
         fin = np.isfinite(q[i])
         up = (g[:-1] < 0) & (g[1:] >= 0)
         # a crossing into q* = inf is where the length map starts to diverge, not the edge of
-        # chaos (the rule of critical_sigma_w2); such a crossing is refined too, to say so
+        # chaos (the rule of critical_sigma_w2)
         good = np.flatnonzero(up & fin[:-1] & fin[1:])
-        cross = good if good.size else np.flatnonzero(up)
-        if cross.size:
+        bad = np.flatnonzero(up)
+        if good.size:
             rows.append(i)
-            lo.append(sw[cross[0]])
-            hi.append(sw[cross[0] + 1])
+            lo.append(sw[good[0]])
+            hi.append(sw[good[0] + 1])
+        elif bad.size:
+            j = bad[0]
+            notes[i] = (
+                f"no edge of chaos: chi1 jumps over 1 between sigma_w2 = {sw[j]:.6g} and {sw[j + 1]:.6g}, where "
+                "the length map starts to diverge (q* = inf)"
+            )
         elif np.all(g < 0):
             notes[i] = f"outside the grid: chi1 < 1 for every sigma_w2 in {span} (the edge, if any, lies beyond)"
         elif np.all(g >= 0):
