@@ -278,8 +278,13 @@ def _pair_expectations(
     scale: float = 4.0,
     smooth: bool = False,
     order: int = _ORDER_2D,
+    smoothed: Callable[[Array, Array, Array], list[tuple[Array, Array]]] | None = None,
 ) -> list[np.ndarray]:
     """[E[a1ₖ(u₁) a2ₖ(u₂)] for the pairs (a1ₖ, a2ₖ) = values(x1, x2)], shape broadcast(q, c).
+
+    ``smoothed(y1, y2, σ)``, when given, returns the same pairs' inner integrals
+    ψ(y) = E_e[a(y + σe)] in closed form (ELU, SELU) at y1 = y and y2 = ±y; the inner rule is then
+    skipped (σ > 0; σ = 0 needs no inner rule).
 
     The rule of :func:`gaussian_nodes_2d`, with the points grouped by their panel layout so that
     none pays for another's panels (the phase diagram mixes q from 1e-3 to 1e3), in blocks of
@@ -297,6 +302,20 @@ def _pair_expectations(
         idx = np.flatnonzero((k_out == ko) & (k_in == ki))
         n_o = 1 if ko < 0 else _n_nodes(ko, order, False)
         n_i = 1 if ki < 0 else _n_nodes(ki, order, not smooth)
+        if smoothed is not None and ki >= 0:
+            if ko < 0:
+                wz, w_out = np.zeros((1, idx.size)), np.ones((1, idx.size))
+            else:
+                wz, w_out = _composite(None, a_out[idx], ko, order)
+                w_out /= np.sum(w_out, axis=0)
+            y = sy[idx] * wz
+            neg = cf[idx] < 0
+            pairs = smoothed(y, np.where(neg, -y, y) if np.any(neg) else y, np.broadcast_to(sig[idx], y.shape))
+            if outs is None:
+                outs = [np.zeros(qf.size) for _ in pairs]
+            for k, (p1, p2) in enumerate(pairs):
+                outs[k][idx] = np.einsum("ik,ik,ik->k", w_out, p1, p2)
+            continue
         step = max(1, _CHUNK // (n_o * n_i))
         for start in range(0, idx.size, step):
             j = idx[start:start + step]
@@ -469,13 +488,29 @@ class Activation:
         """
         if "kernel" in self.closed_form:
             return self.closed_form["kernel"](q, c)
-        return gaussian_expectation_2d(self.fn, self.fn, q, c, scale=self.scale, smooth=self.smooth)
+        return self._kernel(q, c, derivative=False)
 
     def deriv_kernel(self, q: Any, c: Any) -> Any:
         """E[φ′(u₁)φ′(u₂)] (variance q, correlation c): χ_c = σ_w² times this at c*."""
         if "deriv_kernel" in self.closed_form:
             return self.closed_form["deriv_kernel"](q, c)
-        return gaussian_expectation_2d(self.deriv, self.deriv, q, c, scale=self.scale, smooth=self.smooth)
+        return self._kernel(q, c, derivative=True)
+
+    def _kernel(self, q: Any, c: Any, *, derivative: bool) -> Any:
+        g = self.deriv if derivative else self.fn
+        if "smoothed" not in self.closed_form:
+            return gaussian_expectation_2d(g, g, q, c, scale=self.scale, smooth=self.smooth)
+        psi = self.closed_form["smoothed"]
+
+        def values(x1: Array, x2: Array) -> list[tuple[Array, Array]]:
+            v1 = g(x1)
+            return [(v1, v1 if x2 is x1 else g(x2))]
+
+        def smoothed(y1: Array, y2: Array, sig: Array) -> list[tuple[Array, Array]]:
+            return [(psi(y1, sig)[int(derivative)], psi(y2, sig)[int(derivative)])]
+
+        out = _pair_expectations(values, q, c, scale=self.scale, smooth=self.smooth, smoothed=smoothed)[0]
+        return float(out) if np.ndim(out) == 0 else out
 
     @property
     def spec(self) -> str:
@@ -650,6 +685,15 @@ def _elu_like(name: str, alpha: float, lam: float) -> Activation:
     def from_y(x: Array, y: Array) -> Array:
         return np.where(x > 0, np.asarray(lam, dtype=y.dtype), y + np.asarray(alpha * lam, dtype=y.dtype))
 
+    def smoothed(y: Array, sig: Array) -> tuple[Array, Array]:
+        """(E[φ(X)], E[φ′(X)]) for X ~ N(y, σ²), σ > 0: E[X; X > 0] = yΦ(y/σ) + σϕ(y/σ) and
+        E[eˣ; X <= 0] = exp(y + σ²/2)·Φ(−(y + σ²)/σ), taken through log Φ so nothing overflows."""
+        t = y / sig
+        tail = np.exp(y + 0.5 * sig * sig + special.log_ndtr(-(y + sig * sig) / sig))
+        below = special.ndtr(-t)
+        pos = y * special.ndtr(t) + sig * np.exp(-0.5 * t * t) * _INV_SQRT_2PI
+        return lam * pos + alpha * lam * (tail - below), lam * special.ndtr(t) + alpha * lam * tail
+
     return Activation(
         name=name,
         fn=fn,
@@ -662,6 +706,7 @@ def _elu_like(name: str, alpha: float, lam: float) -> Activation:
         scale=6.0,
         max_deriv=max(lam, alpha * lam),
         smooth=False,
+        closed_form={"smoothed": smoothed},
     )
 
 

@@ -245,7 +245,18 @@ def _c_star(
             f2 = act.fn(x2)
             return [(f1, f2), (d1, act.derivative(x2, f2))]
 
-        k, kd = _acts._pair_expectations(values, qi, ci, scale=act.scale, smooth=act.smooth, order=o)
+        smoothed = None
+        if "smoothed" in act.closed_form:  # ψ(y) = E_e[φ(y + σe)] in closed form (ELU, SELU)
+            psi = act.closed_form["smoothed"]
+
+            def smoothed(y1: np.ndarray, y2: np.ndarray, sig: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+                p1 = psi(y1, sig)
+                p2 = p1 if y2 is y1 else psi(y2, sig)
+                return [(p1[0], p2[0]), (p1[1], p2[1])]
+
+        k, kd = _acts._pair_expectations(
+            values, qi, ci, scale=act.scale, smooth=act.smooth, order=o, smoothed=smoothed
+        )
         return k, kd
 
     coarse_order = max(6, order // 2)
