@@ -126,8 +126,9 @@ def phase_diagram(
 ) -> PhaseDiagram:
     """χ₁, q*, c*, ξ_q, ξ_c and the phase on the grid ``sigma_b2_grid × sigma_w2_grid``.
 
-    ``order`` is the Gauss–Legendre order per panel of the 2-D rule for c* (smooth activations;
-    8 gives E[φ(u₁)φ(u₂)] to ~1e-8 relative, 12 — :func:`initlab.theory.point`'s — to ~1e-11).
+    ``order`` is the Gauss–Legendre order per panel of the 2-D rule for c* (activations without
+    a closed form; measured: 8 gives E[φ(u₁)φ(u₂)] to ~1e-7 relative and c* to ~2e-8, 12 —
+    :func:`initlab.theory.point`'s — to ~4e-11 and ~1e-13).
     The critical line is :func:`initlab.theory.critical_sigma_w2`'s root where the grid brackets
     it; ``critical_note`` says why a row has none.
 
