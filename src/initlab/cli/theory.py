@@ -120,8 +120,9 @@ def _default_w_max(act: Any, b_max: float) -> float:
 
 _N_MIN = 5  # fewer grid points cannot bracket the edge of chaos usefully
 _SIGMA2_MAX = 1e4  # the theory's quadrature is validated for q* up to ~1e3; no useful grid goes further
-_BYTES_PER_POINT = 2000  # measured peak of phase_diagram per grid point (the 1-D rule's node arrays)
-_SECONDS_PER_POINT = 1e-4  # about 1 s for the 100 x 100 grid here
+_BYTES_PER_POINT = 1000  # result arrays and their JSON lists, per grid point (solved in blocks of rows)
+_BYTES_FIXED = 512 << 20  # one block's quadrature arrays (measured ~23 kB a point for GELU, 10,000 points)
+_SECONDS_PER_POINT = 2e-4  # 1.4 s for tanh's 100 x 100 grid unloaded; GELU up to twice that
 _SECONDS_MAX = 3600.0
 
 
@@ -129,7 +130,7 @@ def _check_grid_size(n: int) -> None:
     """Refuse an --n whose n x n grid needs more memory than is available, or more than an hour."""
     import os
 
-    need = n * n * _BYTES_PER_POINT
+    need = n * n * _BYTES_PER_POINT + _BYTES_FIXED
     try:
         avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):  # not POSIX: assume 4 GiB
@@ -137,7 +138,7 @@ def _check_grid_size(n: int) -> None:
     if need > avail:
         raise ValueError(
             f"The '--n' option {n} needs about {need / 2**30:.3g} GiB of memory for its {n} x {n} grid; "
-            f"{avail / 2**30:.3g} GiB is available (use --n {max(_N_MIN, int((avail / _BYTES_PER_POINT) ** 0.5))} or less)."
+            f"{avail / 2**30:.3g} GiB is available (use --n {max(_N_MIN, int((max(avail - _BYTES_FIXED, 0) / _BYTES_PER_POINT) ** 0.5))} or less)."
         )
     seconds = n * n * _SECONDS_PER_POINT
     if seconds > _SECONDS_MAX:

@@ -22,6 +22,7 @@ from initlab.theory._maps import _CRIT_TOL, _edges_between, _solve
 __all__ = ["PhaseDiagram", "phase_diagram", "plot_phase_diagram"]
 
 _PHASE_ORDER = ("ordered", "critical", "chaotic")
+_BLOCK_POINTS = 10_000  # grid points solved at once
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,15 @@ def phase_diagram(
     sw = _grid("sigma_w2_grid", sigma_w2_grid)
     sb = _grid("sigma_b2_grid", sigma_b2_grid)
     SW, SB = np.meshgrid(sw, sb)
-    r = _solve(act, SW, SB, order=order)
+    # blocks of rows: the quadrature's node arrays (~25 kB a point) stay bounded whatever the grid
+    keys = ("q_star", "c_star", "chi1", "xi_q", "xi_c")
+    r = {k: np.empty(SW.shape) for k in keys}
+    step = max(1, _BLOCK_POINTS // sw.size)
+    for start in range(0, sb.size, step):
+        rows = slice(start, start + step)
+        part = _solve(act, SW[rows], SB[rows], order=order)
+        for k in keys:
+            r[k][rows] = part[k]
     chi = r["chi1"]
     ph = np.where(np.abs(chi - 1.0) <= _CRIT_TOL, 1, np.where(chi < 1.0, 0, 2)).astype(np.int8)
     line, notes = _critical_line(act, sw, sb, chi, r["q_star"])
