@@ -93,12 +93,20 @@ def _moments(act: Activation, q: np.ndarray, order: int = 12) -> tuple[np.ndarra
         d = np.asarray(act.deriv_second_moment(q), dtype=np.float64) * np.ones_like(q)
         return m, d, np.zeros_like(q)
     # q = 0 as the limit q → 0⁺ (a kink at 0, as SELU's φ′, averages its two sides)
-    x, w = _acts.gaussian_nodes(np.maximum(q, 1e-300), scale=act.scale, order=order)
-    w = w / np.sum(w, axis=-1, keepdims=True)  # E[1] = 1 exactly: no bias in h = L(q) − q near q = 0
-    f = act.fn(x)
-    d = act.derivative(x, f)
-    dd = act.deriv2(x)
-    return np.sum(w * f * f, axis=-1), np.sum(w * d * d, axis=-1), np.sum(w * f * dd, axis=-1)
+    q = np.maximum(q, 1e-300)
+    # group the q's by their number of graded panels, so that none pays for another's
+    n_graded = _acts._n_graded((act.scale / 4.0) / np.sqrt(q))
+    out = np.empty((3,) + q.shape)
+    for k in np.unique(n_graded):
+        idx = n_graded == k
+        x, w = _acts.gaussian_nodes(q[idx], scale=act.scale, order=order)
+        w = w / np.sum(w, axis=-1, keepdims=True)  # E[1] = 1 exactly: no bias in h = L(q) − q near q = 0
+        f = act.fn(x)
+        d = act.derivative(x, f)
+        dd = act.deriv2(x)
+        out[0][idx], out[1][idx], out[2][idx] = (np.sum(w * f * f, axis=-1), np.sum(w * d * d, axis=-1),
+                                                 np.sum(w * f * dd, axis=-1))
+    return out[0], out[1], out[2]
 
 
 # ---------------------------------------------------------------------------------------------
