@@ -90,3 +90,36 @@ def test_softplus_has_no_edge_but_a_phase_diagram(capsys) -> None:
     code, out, _ = _run(["theory", "phase", "-a", "softplus", "--n", "8", "--json"], capsys)
     d = json.loads(out)
     assert code == 0 and d["critical_line"] == [None] * 8
+
+
+@pytest.mark.parametrize("args, option", [
+    (["theory", "phase", "--n", "3"], "'--n'"),
+    (["theory", "phase", "--n", "100000"], "'--n'"),
+    (["theory", "phase", "--sigma-w2-max", "1e300"], "'--sigma-w2-max'"),
+    (["theory", "phase", "--sigma-b2-max", "1e300"], "'--sigma-b2-max'"),
+])
+def test_phase_refuses_nonsense_ranges(args: list[str], option: str, capsys) -> None:
+    code, out, err = _run(args, capsys)
+    assert code == 2 and option in err and err.count("\n") == 1 and out == "", err
+
+
+def test_phase_huge_grid_is_refused_by_its_memory_estimate(capsys) -> None:
+    code, _, err = _run(["theory", "phase", "--n", "100000"], capsys)
+    assert code == 2 and "GiB" in err and "available" in err
+
+
+@pytest.mark.parametrize("act, why", [("gelu", "diverge"), ("softplus", "diverge")])
+def test_phase_explains_every_nan_row(act: str, why: str, capsys) -> None:
+    code, out, _ = _run(["theory", "phase", "-a", act, "--n", "10"], capsys)
+    assert code == 0
+    rows = [line for line in out.splitlines() if "sigma_w2 = nan" in line]
+    assert rows and all("(" in line and why in line for line in rows), out
+
+
+def test_phase_edge_at_zero_bias_is_critical_sigma_w2(capsys) -> None:
+    code, out, _ = _run(["theory", "phase", "-a", "tanh", "--n", "20", "--json"], capsys)
+    d = json.loads(out)
+    assert d["critical_line"][0] == T.critical_sigma_w2("tanh", 0.0) == 1.0
+    for i in (5, 19):
+        assert d["critical_line"][i] == pytest.approx(T.critical_sigma_w2("tanh", d["sigma_b2"][i]), abs=1e-8)
+    assert d["critical_note"] == [""] * 20

@@ -199,3 +199,23 @@ def test_edge_below_a_return_to_the_large_q_limit() -> None:
     s = T.critical_sigma_w2("elu", 0.5)
     assert 1.5 < s < 1.9 and math.isfinite(T.fixed_point("elu", s, 0.5)[0])
     assert T.chi1("elu", s, 0.5) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["tanh", "selu", "erf", "sigmoid"])
+def test_phase_diagram_critical_line_is_critical_sigma_w2(name: str) -> None:
+    """One definition of the edge of chaos: the phase diagram's line is critical_sigma_w2's root."""
+    hi = 2.0 * T.critical_sigma_w2(name, 0.4)
+    sb = np.linspace(0.0, 0.4, 5)
+    d = T.phase_diagram(name, np.linspace(hi / 40, hi, 40), sb)
+    for i, b in enumerate(sb):
+        assert d.critical_line[i] == pytest.approx(T.critical_sigma_w2(name, float(b)), abs=1e-8)
+        assert d.critical_note[i] == ""
+
+
+def test_phase_diagram_says_why_a_row_has_no_edge() -> None:
+    d = T.phase_diagram("tanh", np.linspace(0.1, 0.9, 5), [0.0, 0.1])
+    assert np.all(np.isnan(d.critical_line)) and all("outside the grid" in n for n in d.critical_note)
+    d = T.phase_diagram("gelu", np.linspace(0.1, 3.0, 20), [0.0, 0.01])
+    assert math.isnan(d.critical_line[0]) and "diverge" in d.critical_note[0]
+    d = T.phase_diagram("linear", np.linspace(2.0, 3.0, 4), [0.0, 0.1])
+    assert np.all(np.isnan(d.critical_line)) and "sigma_w2 = 1" in d.critical_note[0]

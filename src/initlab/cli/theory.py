@@ -120,6 +120,36 @@ def _default_w_max(act: Any, b_max: float) -> float:
     return max(4.0, 2.5 / max(act.max_deriv, 1e-12) ** 2)
 
 
+_N_MIN = 5  # fewer grid points cannot bracket the edge of chaos usefully
+_SIGMA2_MAX = 1e4  # the theory's quadrature is validated for q* up to ~1e3; no useful grid goes further
+_BYTES_PER_POINT = 1000  # result arrays and their JSON lists, per grid point (solved in blocks of rows)
+_BYTES_FIXED = 512 << 20  # one block's quadrature arrays (measured ~23 kB a point for GELU, 10,000 points)
+_SECONDS_PER_POINT = 2e-4  # 1.4 s for tanh's 100 x 100 grid unloaded; GELU up to twice that
+_SECONDS_MAX = 3600.0
+
+
+def _check_grid_size(n: int) -> None:
+    """Refuse an --n whose n x n grid needs more memory than is available, or more than an hour."""
+    import os
+
+    need = n * n * _BYTES_PER_POINT + _BYTES_FIXED
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not POSIX: assume 4 GiB
+        avail = 4 << 30
+    if need > avail:
+        raise ValueError(
+            f"The '--n' option {n} needs about {need / 2**30:.3g} GiB of memory for its {n} x {n} grid; "
+            f"{avail / 2**30:.3g} GiB is available (use --n {max(_N_MIN, int((max(avail - _BYTES_FIXED, 0) / _BYTES_PER_POINT) ** 0.5))} or less)."
+        )
+    seconds = n * n * _SECONDS_PER_POINT
+    if seconds > _SECONDS_MAX:
+        raise ValueError(
+            f"The '--n' option {n} would take about {seconds / 3600:.3g} hours for its {n} x {n} grid; "
+            f"it must be at most {int((_SECONDS_MAX / _SECONDS_PER_POINT) ** 0.5)}."
+        )
+
+
 @theory_app.command("phase")
 def phase_cmd(
     activation: str = typer.Option("tanh", "--activation", "-a", help=_ACT_HELP),
@@ -128,7 +158,7 @@ def phase_cmd(
         None, "--sigma-w2-max", help="Largest sigma_w2 (default: past the edge of chaos at the largest sigma_b2)."
     ),
     sigma_b2_max: float = typer.Option(0.5, "--sigma-b2-max", help="Largest sigma_b2."),
-    n: int = typer.Option(100, "--n", help="Grid points per axis (>= 2)."),
+    n: int = typer.Option(100, "--n", help="Grid points per axis (>= 5; refused if the grid would not fit in memory or take over an hour)."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Write the phase diagram as a PNG file."),
     json_out: bool = typer.Option(False, "--json", help="Print strict JSON (the grids; nan/inf as null)."),
 ) -> None:
@@ -141,12 +171,13 @@ def phase_cmd(
     from initlab._validation import check_int, check_number
 
     act = _activation(activation, param)
-    n = check_int("--n", n, low=2)
-    b_max = check_number("--sigma-b2-max", sigma_b2_max, low=0.0, low_open=True)
+    n = check_int("--n", n, low=_N_MIN)
+    _check_grid_size(n)
+    b_max = check_number("--sigma-b2-max", sigma_b2_max, low=0.0, low_open=True, high=_SIGMA2_MAX)
     if sigma_w2_max is None:
         w_max = _default_w_max(act, b_max)
     else:
-        w_max = check_number("--sigma-w2-max", sigma_w2_max, low=0.0, low_open=True)
+        w_max = check_number("--sigma-w2-max", sigma_w2_max, low=0.0, low_open=True, high=_SIGMA2_MAX)
     from initlab.cli._common import output_file, write_file
 
     plot_path = None if plot is None else output_file(plot, "--plot", ".png")  # never creates folders
@@ -167,7 +198,8 @@ def phase_cmd(
                f"({seconds:.2f} s)")
     typer.echo("edge of chaos (chi1 = 1), sigma_w2 at:")
     for i in np.unique(np.linspace(0, n - 1, min(n, 6)).astype(int)):
-        typer.echo(f"  sigma_b2 = {sb[i]:<8.4g} sigma_w2 = {_fmt(float(d.critical_line[i]))}")
+        why = f"  ({d.critical_note[i]})" if d.critical_note[i] else ""
+        typer.echo(f"  sigma_b2 = {sb[i]:<8.4g} sigma_w2 = {_fmt(float(d.critical_line[i]))}{why}")
     frac = {name: float(np.mean(d.phase == k)) for k, name in enumerate(("ordered", "critical", "chaotic"))}
     typer.echo("phases: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in frac.items()))
     if np.any(np.isnan(d.xi_c)):

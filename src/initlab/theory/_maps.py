@@ -86,19 +86,27 @@ def _out(x: np.ndarray, scalar: bool) -> Any:
     return float(np.reshape(x, ())) if scalar else x
 
 
-def _moments(act: Activation, q: np.ndarray, order: int = 48) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _moments(act: Activation, q: np.ndarray, order: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(E[φ²], E[φ′²], E[φφ″]) at variances q (1-D array), sharing one evaluation of φ."""
     if act.homogeneous:
         m = np.asarray(act.second_moment(q), dtype=np.float64) * np.ones_like(q)
         d = np.asarray(act.deriv_second_moment(q), dtype=np.float64) * np.ones_like(q)
         return m, d, np.zeros_like(q)
     # q = 0 as the limit q → 0⁺ (a kink at 0, as SELU's φ′, averages its two sides)
-    x, w = _acts.gaussian_nodes(np.maximum(q, 1e-300), scale=act.scale, order=order)
-    w = w / np.sum(w, axis=-1, keepdims=True)  # E[1] = 1 exactly: no bias in h = L(q) − q near q = 0
-    f = act.fn(x)
-    d = act.derivative(x, f)
-    dd = act.deriv2(x)
-    return np.sum(w * f * f, axis=-1), np.sum(w * d * d, axis=-1), np.sum(w * f * dd, axis=-1)
+    q = np.maximum(q, 1e-300)
+    # group the q's by their number of graded panels, so that none pays for another's
+    n_graded = _acts._n_graded((act.scale / 4.0) / np.sqrt(q))
+    out = np.empty((3,) + q.shape)
+    for k in np.unique(n_graded):
+        idx = n_graded == k
+        x, w = _acts.gaussian_nodes(q[idx], scale=act.scale, order=order)
+        w = w / np.sum(w, axis=-1, keepdims=True)  # E[1] = 1 exactly: no bias in h = L(q) − q near q = 0
+        f = act.fn(x)
+        d = act.derivative(x, f)
+        dd = act.deriv2(x)
+        out[0][idx], out[1][idx], out[2][idx] = (np.sum(w * f * f, axis=-1), np.sum(w * d * d, axis=-1),
+                                                 np.sum(w * f * dd, axis=-1))
+    return out[0], out[1], out[2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +127,7 @@ def length_map(activation: str | Activation, q: Any, sigma_w2: Any, sigma_b2: An
 
 
 def _q_star(
-    act: Activation, sw: np.ndarray, sb: np.ndarray, q0: float, max_iter: int = 300, order: int = 48
+    act: Activation, sw: np.ndarray, sb: np.ndarray, q0: float, max_iter: int = 300, order: int = 12
 ) -> np.ndarray:
     """Stable fixed point of the length map reached from q0, vectorised over 1-D sw, sb.
 
@@ -218,55 +226,99 @@ def correlation_map(
 def _c_star(
     act: Activation, sw: np.ndarray, sb: np.ndarray, q: np.ndarray, order: int, max_iter: int = 60
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(c*, χ_c*) for chaotic points (χ₁ > 1, 0 < q* < inf), vectorised; Newton from c = 0."""
+    """(c*, χ_c*) for chaotic points (χ₁ > 1, 0 < q* < inf), vectorised; Newton from c = 0.
 
+    Newton's method on c ↦ [σ_w² K(c) + σ_b²]/K₁ − c, K(c) = E[φ(u₁)φ(u₂)], with the slope
+    σ_w² q K′(c) = σ_w² q E[φ′(u₁)φ′(u₂)] (Price's theorem). It runs on a coarse rule (half the
+    ``order``) until the step is below 1e-7 (or c > 0.99, where only the full rule resolves the
+    map's distance from the diagonal), then polishes on the full rule (quadratic convergence: one
+    or two steps), so the result has the accuracy of the full rule at little more than the cost
+    of two evaluations. Safeguarded: a step right of c* that Newton cannot take halves back
+    towards the last point left of it.
+    """
     closed = "kernel" in act.closed_form and "deriv_kernel" in act.closed_form
 
-    def kernels(qi: np.ndarray, ci: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def kernels(qi: np.ndarray, ci: np.ndarray, o: int) -> tuple[np.ndarray, np.ndarray]:
         """(E[φ(u₁)φ(u₂)], E[φ′(u₁)φ′(u₂)]) sharing one evaluation of φ on the 2-D rule."""
         if closed:
             k = np.asarray(act.closed_form["kernel"](qi, ci), dtype=np.float64)
             kd = np.asarray(act.closed_form["deriv_kernel"](qi, ci), dtype=np.float64)
             return k, kd
-        if np.all(ci == 0.0) or np.all(ci == 1.0):  # independent or identical inputs: 1-D integrals
-            x, w1 = _acts.gaussian_nodes(qi, scale=act.scale, order=order)
-            f = act.fn(x)
-            d = act.derivative(x, f)
-            if ci[0] == 1.0:
-                return np.sum(w1 * f * f, axis=-1), np.sum(w1 * d * d, axis=-1)
-            return np.sum(w1 * f, axis=-1) ** 2, np.sum(w1 * d, axis=-1) ** 2
-        u1, _, w = _acts.gaussian_nodes_2d(qi, ci, scale=act.scale, order=order)
-        f1 = act.fn(u1)
-        d1 = act.derivative(u1, f1)
-        # u₂ = u₁ with z₂ → −z₂, i.e. the node axis reversed (the rule is symmetric)
-        return np.sum(w * f1 * f1[..., ::-1], axis=(-2, -1)), np.sum(w * d1 * d1[..., ::-1], axis=(-2, -1))
 
-    den = sw * kernels(q, np.ones_like(q))[0] + sb
+        def values(x1: np.ndarray, x2: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+            f1 = act.fn(x1)
+            d1 = act.derivative(x1, f1)
+            if x2 is x1:
+                return [(f1, f1), (d1, d1)]
+            f2 = act.fn(x2)
+            return [(f1, f2), (d1, act.derivative(x2, f2))]
+
+        smoothed = None
+        if "smoothed" in act.closed_form:  # ψ(y) = E_e[φ(y + σe)] in closed form (ELU, SELU)
+            psi = act.closed_form["smoothed"]
+
+            def smoothed(y1: np.ndarray, y2: np.ndarray, sig: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+                p1 = psi(y1, sig)
+                p2 = p1 if y2 is y1 else psi(y2, sig)
+                return [(p1[0], p2[0]), (p1[1], p2[1])]
+
+        k, kd = _acts._pair_expectations(
+            values, qi, ci, scale=act.scale, smooth=act.smooth, order=o, smoothed=smoothed
+        )
+        return k, kd
+
+    coarse_order = max(6, order // 2)
+    # the c-map's denominator on each rule, so that c = 1 maps to 1 exactly on both (the rules'
+    # errors at c ≈ 1 and at c = 1 then cancel, which matters near the edge of chaos)
+    den_fine = sw * kernels(q, np.ones_like(q), order)[0] + sb
+    den_coarse = sw * kernels(q, np.ones_like(q), coarse_order)[0] + sb
     c = np.zeros_like(q)
+    below = np.zeros_like(q)  # largest c seen left of c* (the c-map above the diagonal)
+    chi_c = np.full(q.shape, np.nan)
     active = np.ones(q.shape, dtype=bool)
+    fine = np.zeros(q.shape, dtype=bool)  # on the full rule
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        qi, ci = q[idx], c[idx]
-        k, kd = kernels(qi, ci)
-        f = (sw[idx] * k + sb[idx]) / den[idx]
-        fp = sw[idx] * qi * kd / den[idx]
+        qi, ci, fi = q[idx], c[idx], fine[idx]
+        k, kd = np.empty(idx.size), np.empty(idx.size)
+        for on_fine, o in ((False, coarse_order), (True, order)):
+            sel = fi == on_fine
+            if np.any(sel):
+                k[sel], kd[sel] = kernels(qi[sel], ci[sel], o)
+        den = np.where(fi, den_fine[idx], den_coarse[idx])
+        f = (sw[idx] * k + sb[idx]) / den
+        fp = sw[idx] * qi * kd / den
         g = f - ci
         with np.errstate(divide="ignore", invalid="ignore"):
             newton = ci - g / (fp - 1.0)
-        cn = np.where((fp < 1.0) & np.isfinite(newton), newton, f)
+        lo = np.where(g > 0, np.maximum(below[idx], ci), below[idx])
+        below[idx] = lo
+        # Newton where it is safe; else c ↦ f(c) from the left of c* (monotone: f increases) or
+        # halving back towards the last point left of c* (right of c* the slope can exceed 1)
+        ok = (fp < 1.0) & np.isfinite(newton) & (newton >= lo) & (newton <= 1.0)
+        cn = np.where(ok, newton, np.where(g > 0, f, 0.5 * (lo + ci)))
         cn = np.clip(cn, 0.0, 1.0)
         step = np.abs(cn - ci)
+        # on the full rule a step below 1e-10 leaves c* to ~1e-18 (quadratic convergence) and
+        # χ_c, taken at ci, to ~1e-10 relative: below the rule's own error
+        done = fi & ((step <= 1e-10) | (np.abs(g) <= 1e-15))
+        chi_c[idx[done]] = sw[idx[done]] * kd[done]
         c[idx] = cn
-        active[idx] = (step > 1e-10) & (np.abs(g) > 1e-14)
-    c = np.where(c < 1e-15, 0.0, c)
-    chi_c = sw * kernels(q, c)[1]
+        to_fine = ~fi & ((step <= 1e-7) | (cn > 0.99))  # near c = 1 only the full rule resolves g
+        below[idx[to_fine]] = 0.0  # the coarse rule's c* is not the full rule's: forget its bracket
+        fine[idx] = fi | to_fine
+        active[idx] = ~done
+    c = np.where(c < 1e-15, 0.0, c)  # odd φ with σ_b = 0: c* = 0 exactly (Newton lands on ~1e-32)
+    left = np.flatnonzero(np.isnan(chi_c))  # did not settle within max_iter: report where it is
+    if left.size:
+        chi_c[left] = sw[left] * kernels(q[left], c[left], order)[1]
     return c, chi_c
 
 
 def _solve(
-    act: Activation, sigma_w2: Any, sigma_b2: Any, *, q0: float = 1.0, order: int = 16, order1d: int = 48
+    act: Activation, sigma_w2: Any, sigma_b2: Any, *, q0: float = 1.0, order: int = 12, order1d: int = 12
 ) -> dict[str, Any]:
     """Everything at once, vectorised: q*, c*, χ₁, χ_c*, ξ_q, ξ_c (scalars in → floats out).
 
@@ -366,13 +418,84 @@ def phase(activation: str | Activation, sigma_w2: float, sigma_b2: float, *, q0:
 # ---------------------------------------------------------------------------------------------
 # The edge of chaos
 # ---------------------------------------------------------------------------------------------
+def _chi1_q(act: Activation, sw: np.ndarray, sb: np.ndarray, order1d: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """(χ₁, q*) on 1-D arrays: _solve's χ₁ without the correlation map."""
+    q = _q_star(act, sw, sb, 1.0, order=order1d)
+    d = _moments(act, np.where(np.isfinite(q), q, 1e12), order1d)[1]
+    return sw * d, q
+
+
+def _edges_between(
+    act: Activation, sb: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """The σ_w² in [lo, hi] where χ₁ = 1, per entry of ``sb`` (χ₁(lo) < 1 <= χ₁(hi) assumed).
+
+    The one root-finder of the edge of chaos (:func:`critical_sigma_w2` and the phase diagram's
+    critical line): 1/φ′(0)² exactly for an odd φ with σ_b = 0 when it lies in the bracket;
+    otherwise the Illinois variant of regula falsi, vectorised over the entries, to
+    |Δσ_w²| <= 1e-13 + 4ε·σ_w². Returns (roots, reasons): nan and a reason where χ₁ jumps over 1 at
+    the root (the length map starts to diverge there) or reaches 1 only where q* = inf.
+    """
+    sb = np.asarray(sb, dtype=np.float64)
+    x0, x1 = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
+    root = np.full(sb.shape, np.nan)
+    zero = np.zeros(1)
+    if float(act.fn(zero)[0]) == 0.0 and float(act.deriv(zero)[0]) != 0.0:
+        s = 1.0 / float(act.deriv(zero)[0]) ** 2
+        cand = (sb == 0) & (x0 <= s) & (s <= x1)
+        if np.any(cand):
+            k = np.flatnonzero(cand)
+            g = _chi1_q(act, np.array([s * (1 - 1e-6), s * (1 + 1e-6)]), np.zeros(2))[0] - 1.0
+            if g[0] < 0 < g[1]:
+                root[k] = s
+    todo = np.flatnonzero(np.isnan(root))
+    if todo.size:
+        a, b, s_b = x0[todo], x1[todo], sb[todo]
+        fa = _chi1_q(act, a, s_b)[0] - 1.0
+        fb = _chi1_q(act, b, s_b)[0] - 1.0
+        active = np.ones(todo.size, dtype=bool)
+        for _ in range(200):
+            i = np.flatnonzero(active)
+            if i.size == 0:
+                break
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = b[i] - fb[i] * (b[i] - a[i]) / (fb[i] - fa[i])
+            lo_i, hi_i = np.minimum(a[i], b[i]), np.maximum(a[i], b[i])
+            x = np.where(np.isfinite(x) & (x > lo_i) & (x < hi_i), x, 0.5 * (a[i] + b[i]))
+            fx = _chi1_q(act, x, s_b[i])[0] - 1.0
+            flip = fx * fb[i] < 0
+            a[i] = np.where(flip, b[i], a[i])
+            fa[i] = np.where(flip, fb[i], 0.5 * fa[i])  # Illinois: halve the stale end's value
+            b[i], fb[i] = x, fx
+            active[i] = (np.abs(b[i] - a[i]) > 1e-13 + 4 * np.finfo(float).eps * np.abs(b[i])) & (fx != 0)
+        root[todo] = b
+    reasons = [""] * sb.size
+    chi, q = _chi1_q(act, root, sb) if sb.size else (np.zeros(0), np.zeros(0))
+    up = _chi1_q(act, root * (1 + 1e-9), sb)[0] if sb.size else np.zeros(0)
+    for k in range(sb.size):
+        if abs(chi[k] - 1.0) > 1e-6:
+            reasons[k] = (
+                f"no edge of chaos: chi1 jumps from below 1 to {up[k]:.6g} at sigma_w2 = {root[k]:.6g}, where the "
+                "length map starts to diverge (q* = inf)"
+            )
+        elif not math.isfinite(float(q[k])):
+            # χ₁ = 1 only in the large-q limit (softplus: σ_w² → 2 like ReLU), where q* = inf: the
+            # root is an artefact of the divergent length map, not a critical point
+            reasons[k] = f"no edge of chaos: chi1 reaches 1 only at sigma_w2 = {root[k]:.6g}, where the length map diverges (q* = inf)"
+        if reasons[k]:
+            root[k] = np.nan
+    return root, reasons
+
+
 def critical_sigma_w2(activation: str | Activation, sigma_b2: float = 0.0) -> float:
     """The σ_w² where χ₁ = 1 for the given σ_b²: the edge of chaos (Schoenholz et al. 2017).
 
     Closed form for homogeneous φ (χ₁ = σ_w² E[φ′²] does not depend on q*): 2 for ReLU,
     2/(1 + a²) for leaky ReLU, 1 for linear. For odd smooth φ with σ_b = 0 the ordered phase has
-    q* = 0 and χ₁ = σ_w² φ′(0)², so the edge is 1/φ′(0)² (1 for tanh). Otherwise Brent's method
-    on χ₁(σ_w²) − 1 with q* solved at every trial (sigmoid: σ_w² ≈ 1e2 with σ_b = 0).
+    q* = 0 and χ₁ = σ_w² φ′(0)², so the edge is 1/φ′(0)² (1 for tanh). Otherwise regula falsi
+    (Illinois) on χ₁(σ_w²) − 1 with q* solved at every trial (sigmoid: σ_w² ≈ 1e2 with σ_b = 0),
+    from the first upward crossing on a geometric scan. The phase diagram's critical line uses the
+    same root-finder between its grid points, so the two agree to ~1e-12.
 
     Raises ValueError where χ₁ = 1 is not reached at a finite fixed point: where χ₁ jumps over 1
     as the length map starts to diverge (gelu, silu, mish with σ_b = 0), or reaches 1 only in the
@@ -383,15 +506,13 @@ def critical_sigma_w2(activation: str | Activation, sigma_b2: float = 0.0) -> fl
     >>> round(critical_sigma_w2("tanh", 0.05), 3)
     1.761
     """
-    from scipy.optimize import brentq
-
     act = _act(activation)
     sb = check_number("sigma_b2", sigma_b2, low=0.0)
     if act.homogeneous:
         return 1.0 / float(act.deriv_second_moment(1.0))
 
     def f(sw: float) -> float:
-        return float(_solve(act, sw, sb)["chi1"]) - 1.0
+        return float(_chi1_q(act, np.array([sw]), np.array([sb]))[0][0]) - 1.0
 
     zero = np.zeros(1)
     if sb == 0.0 and float(act.fn(zero)[0]) == 0.0:
@@ -415,26 +536,19 @@ def critical_sigma_w2(activation: str | Activation, sigma_b2: float = 0.0) -> fl
     # cross 1, then fall back to its large-q limit where q* = inf (elu with σ_b > 0), and a
     # crossing into q* = inf is where the length map starts to diverge, not an edge of chaos
     grid = np.geomspace(lo, hi, 65)
-    r = _solve(act, grid, np.full_like(grid, sb))
-    g, fin = np.asarray(r["chi1"]) - 1.0, np.isfinite(np.asarray(r["q_star"]))
+    chi, q = _chi1_q(act, grid, np.full_like(grid, sb))
+    g, fin = chi - 1.0, np.isfinite(q)
     up = (g[:-1] < 0) & (g[1:] >= 0)
     good = np.flatnonzero(up & fin[:-1] & fin[1:])
     j = int(good[0]) if good.size else int(np.flatnonzero(up)[0])
-    root = float(brentq(f, grid[j], grid[j + 1], xtol=1e-13, rtol=4 * np.finfo(float).eps, maxiter=200))
-    no_edge = f"No edge of chaos with a finite fixed point for activation {act.spec!r} with sigma_b2={sb!r}: "
-    if abs(f(root)) > 1e-6:
-        # χ₁ jumps over 1 here: the length map starts to diverge (q* = inf) before χ₁ reaches 1
+    root, reasons = _edges_between(act, np.array([sb]), grid[j : j + 1], grid[j + 1 : j + 2])
+    if reasons[0]:
         raise ValueError(
-            no_edge + f"chi1 jumps from below 1 to {f(root * (1 + 1e-9)) + 1:.4g} at sigma_w2 = {root:.6g}, where the "
-            "length map starts to diverge (q* = inf)."
+            f"No edge of chaos with a finite fixed point for activation {act.spec!r} with sigma_b2={sb!r}: "
+            + reasons[0].removeprefix("no edge of chaos: ")
+            + "."
         )
-    if not math.isfinite(float(_solve(act, root, sb)["q_star"])):
-        # χ₁ = 1 only in the large-q limit (softplus: σ_w² → 2 like ReLU), where q* = inf: the
-        # root is an artefact of the divergent length map, not a critical point
-        raise ValueError(
-            no_edge + f"chi1 reaches 1 only at sigma_w2 = {root:.6g}, where the length map diverges (q* = inf)."
-        )
-    return root
+    return float(root[0])
 
 
 # ---------------------------------------------------------------------------------------------
