@@ -96,7 +96,7 @@ def run_cmd(
             if prog is not None:
                 prog.stop()
             typer.echo(f"initlab: interrupted; finished cells are in {store}: rerun the same command to resume", err=True)
-            raise typer.Exit(130) from None
+            raise SystemExit(130) from None  # not typer.Exit: main() would add a second "interrupted" line
         if prog is not None:
             prog.stop()
     if as_json:

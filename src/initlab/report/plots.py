@@ -201,11 +201,18 @@ def _decision(fig_spec: FigureSpec) -> Any:
     return fig
 
 
+def _trainability(fig_spec: FigureSpec) -> Any:
+    from initlab.sweep.plot import figure
+
+    return figure(fig_spec)
+
+
 KINDS: dict[str, Callable[[FigureSpec], Any]] = {
     "curves": _curves,
     "ridges": _ridges,
     "histograms": _histograms,
     "decision": _decision,
+    "trainability_heatmap": _trainability,
 }
 
 

@@ -14,7 +14,7 @@ Every study takes a frozen config dataclass (seeded; ``quick=True`` shrinks size
 is deterministic for a given config. :func:`registry` lists them; :func:`run` runs one by name.
 
 >>> [s.name for s in registry()]
-['seed000', 'seed001', 'seed002', 'seed003']
+['seed000', 'seed001', 'seed002', 'seed003', 'trainability']
 >>> get("seed001").config(quick=True, seed=3).seed
 3
 """
@@ -36,6 +36,7 @@ from initlab.studies.seed000 import seed000
 from initlab.studies.seed001 import seed001
 from initlab.studies.seed002 import seed002
 from initlab.studies.seed003 import seed003
+from initlab.studies.trainability import trainability
 
 __all__ = [
     "Study",
@@ -50,6 +51,7 @@ __all__ = [
     "seed001",
     "seed002",
     "seed003",
+    "trainability",
 ]
 
 
@@ -84,6 +86,7 @@ _REGISTRY: tuple[Study, ...] = (
     Study("seed001", "Seed 001: zeros, large random and He on two moons", "seed001", "Seed001Config"),
     Study("seed002", "Seed 002: sigmoid histograms and the MNIST-style loss comparison", "seed002", "Seed002Config"),
     Study("seed003", "Seed 003: per-layer mean and std of a deep tanh network", "seed003", "Seed003Config"),
+    Study("trainability", "Trainability: depth × σ_w² against ξ_c", "trainability", "TrainabilityConfig"),
 )
 
 

@@ -154,6 +154,9 @@ def trainability(config: TrainabilityConfig | None = None) -> StudyResult:
     return StudyResult(
         study="trainability", title=TITLE, config=asdict(cfg), numbers=numbers, tables=[table, grid_table],
         figures=[fig], summary=summary, verdict=verdict, explanation=explanation,
+        takeaway=("How deep a network can be and still train is set by its initialization: the trainable depth is "
+                  "largest at the edge of chaos (χ₁ = 1) and shrinks to a few ξ_c away from it."),
+        headline="heatmap",
         command=f"initlab report --only trainability --seed {cfg.seed}" + (" --quick" if cfg.quick else ""),
         seconds=time.perf_counter() - t0,
     )

@@ -153,8 +153,10 @@ def trainable_boundary(data: dict[str, Any], threshold: float) -> dict[str, Any]
     return out
 
 
-def draw(data: dict[str, Any], title: str = "") -> Any:
-    """A matplotlib Figure: the heat map, the critical line and the c·ξ_c curves."""
+def draw(data: dict[str, Any], title: str = "", *, figsize: tuple[float, float] = (7.0, 4.8),
+         legend_pt: float = 8.0) -> Any:
+    """A matplotlib Figure: the heat map, the critical line and the c·ξ_c curves (``figsize`` in
+    inches; ``legend_pt``: the legend's font size, the smallest text of the figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,7 +177,7 @@ def draw(data: dict[str, Any], title: str = "") -> Any:
         e = np.concatenate([[u[0] - (mid[0] - u[0])], mid, [u[-1] + (u[-1] - mid[-1])]])
         return np.exp(e) if log else e
 
-    fig, ax = plt.subplots(figsize=(7.0, 4.8))
+    fig, ax = plt.subplots(figsize=figsize)
     logx, logy = is_log(xs), is_log(ys)
     ex, ey = edges(xs, logx), edges(ys, logy)
     if logx:
@@ -216,7 +218,7 @@ def draw(data: dict[str, Any], title: str = "") -> Any:
         sub.append(", ".join(f"{k}={v}" for k, v in data["where"].items()))
     ax.set_title((title or f"{data['metric'].replace('_', ' ')}") + (f"\n({'; '.join(sub)})" if sub else ""), fontsize=10)
     if data.get("curves") or data.get("critical_x") is not None:
-        ax.legend(loc="upper right", fontsize=8, facecolor="#333333", labelcolor="white", framealpha=0.7)
+        ax.legend(loc="upper right", fontsize=legend_pt, facecolor="#333333", labelcolor="white", framealpha=0.7)
     fig.tight_layout()
     return fig
 
@@ -245,5 +247,8 @@ def render(data: dict[str, Any], path: str | Path, title: str = "") -> Path:
 
 
 def figure(fig_spec: Any) -> Any:
-    """Renderer for a report FigureSpec of kind ``"trainability_heatmap"`` (data = :func:`heatmap_data`)."""
-    return draw(fig_spec.data, fig_spec.title)
+    """Renderer for a report FigureSpec of kind ``"trainability_heatmap"`` (data = :func:`heatmap_data`):
+    the report's column width and minimum font (:mod:`initlab.report.plots`)."""
+    from initlab.report.plots import MIN_PT, WIDTH_IN
+
+    return draw(fig_spec.data, fig_spec.title, figsize=(WIDTH_IN, 5.4), legend_pt=MIN_PT + 0.5)
