@@ -44,6 +44,7 @@ copy when it is not the CPU).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -248,6 +249,10 @@ class _Capture:
         if h is not None:
             def call(*a: Any, **k: Any) -> Any:
                 try:
+                    if name in _RNNS:  # run layer by layer on the module's weights: cuDNN warns they are not one chunk
+                        with warnings.catch_warnings():
+                            warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
+                            return func(*a, **k)
                     return func(*a, **k)
                 except Exception as e:  # the model's operation failed: tag it as the model's error
                     e._initlab_model = True  # type: ignore[attr-defined]

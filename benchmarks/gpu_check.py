@@ -1,0 +1,118 @@
+"""Device check (run on a CUDA machine): the torch probe, LSUV, apply and watch on CUDA models.
+
+For a zoo of models on ``cuda``: the probe runs, its statistics equal the same probe on a CPU copy
+of the model (rel 1e-3: different kernels), parameters, buffers, training flags and the CUDA and
+CPU RNG states are bitwise unchanged; ``initlab.fix`` and ``initlab.apply`` change only the
+weights; ``initlab.watch`` leaves a CUDA training bitwise the same. Prints one line per check and
+exits 1 if any fails. Run: python benchmarks/gpu_check.py
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+
+import numpy as np
+from typing import Any
+
+
+def main() -> int:
+    import torch
+
+    import initlab
+
+    if not torch.cuda.is_available():
+        print("no CUDA device")
+        return 2
+    dev = torch.device("cuda")
+    print("device:", torch.cuda.get_device_name(0), "torch", torch.__version__)
+    torch.manual_seed(0)
+    nn = torch.nn
+    zoo = {
+        "mlp": (nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.Tanh(), nn.Linear(256, 10)),
+                lambda: np.random.default_rng(0).standard_normal((128, 64)).astype(np.float32)),
+        "cnn_bn": (nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)),
+                   lambda: np.random.default_rng(0).standard_normal((32, 3, 16, 16)).astype(np.float32)),
+        "transformer": (nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 128, dropout=0.1, batch_first=True), 2),
+                        lambda: np.random.default_rng(0).standard_normal((8, 16, 64)).astype(np.float32)),
+        "lstm": (nn.LSTM(32, 64, num_layers=2, batch_first=True),
+                 lambda: np.random.default_rng(0).standard_normal((8, 12, 32)).astype(np.float32)),
+    }
+    failures = 0
+
+    def check(name: str, ok: bool, detail: str = "") -> None:
+        nonlocal failures
+        failures += 0 if ok else 1
+        print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}")
+
+    def state(m: torch.nn.Module) -> tuple[dict[str, torch.Tensor], list[bool], torch.Tensor, list[torch.Tensor]]:
+        return ({k: v.detach().clone() for k, v in m.state_dict().items()}, [x.training for x in m.modules()],
+                torch.get_rng_state().clone(), [s.clone() for s in torch.cuda.get_rng_state_all()])
+
+    def same(a: Any, b: Any) -> bool:
+        return (a[0].keys() == b[0].keys() and all(torch.equal(a[0][k], b[0][k]) for k in a[0]) and a[1] == b[1]
+                and torch.equal(a[2], b[2]) and all(torch.equal(x, y) for x, y in zip(a[3], b[3])))
+
+    for name, (model, make_x) in zoo.items():
+        cpu_model = copy.deepcopy(model)
+        model = model.to(dev)
+        x = make_x()
+        s0 = state(model)
+        t0 = time.perf_counter()
+        res = initlab.probe(model, x, rng=0)
+        dt = time.perf_counter() - t0
+        check(f"{name}: probe on cuda leaves the model and RNG bitwise unchanged", same(s0, state(model)),
+              f"{len(res.layers)} rows in {dt:.2f} s, unexamined {len(res.unexamined)}")
+        ref = initlab.probe(cpu_model, x, rng=0)
+        rel = max((abs(a.std - b.std) / max(abs(b.std), 1e-12) for a, b in zip(res.layers, ref.layers)), default=0.0)
+        gr = [abs(a.grad_rms - b.grad_rms) / max(abs(b.grad_rms), 1e-12) for a, b in zip(res.layers, ref.layers)
+              if a.grad_rms is not None and b.grad_rms is not None]
+        check(f"{name}: cuda statistics equal the cpu probe's",
+              [a.name for a in res.layers] == [b.name for b in ref.layers] and rel < 1e-3 and max(gr, default=0) < 1e-3,
+              f"max rel diff std {rel:.1e}, grad rms {max(gr, default=0):.1e}")
+        if name in ("mlp", "cnn_bn", "transformer"):
+            s1 = state(model)
+            initlab.fix(model, x)
+            s2 = state(model)
+            bufs_same = all(torch.equal(s1[0][k], s2[0][k]) for k in s1[0] if "running" in k or "num_batches" in k)
+            check(f"{name}: fix (LSUV) on cuda keeps buffers, flags and RNG", bufs_same and s1[1] == s2[1]
+                  and torch.equal(s1[2], s2[2]) and all(torch.equal(a, b) for a, b in zip(s1[3], s2[3])))
+            initlab.apply(model, "kaiming_normal(nonlinearity=relu)", rng=0)
+            check(f"{name}: apply on cuda writes on the device", all(p.device.type == "cuda" for p in model.parameters()))
+
+    # watch: a CUDA training loop with and without it
+    def train(watched: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(1)
+        m = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, 10)).to(dev)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+        xb = torch.randn(512, 64, device=dev)
+        yb = torch.randint(0, 10, (512,), device=dev)
+
+        def loop(w: Any = None) -> None:
+            for s in range(20):
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(m(xb[s % 8 * 64:(s % 8 + 1) * 64]), yb[s % 8 * 64:(s % 8 + 1) * 64])
+                loss.backward()
+                opt.step()
+                if w is not None:
+                    w.log_loss(loss)
+
+        if watched:
+            with initlab.watch(m, every=3) as w:
+                loop(w)
+            check("watch on cuda records steps", [r.step for r in w.steps] == list(range(0, 20, 3)))
+        else:
+            loop()
+        return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+    a, b = train(False), train(True)
+    check("watch on cuda: training bitwise the same with and without it", all(torch.equal(a[k], b[k]) for k in a))
+    print(f"{failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
