@@ -25,11 +25,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     args = ap.parse_args()
 
     import torch
 
     import initlab
+
+    torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     sizes = [784, 256, 256, 256, 256, 10]

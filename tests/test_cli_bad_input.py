@@ -81,7 +81,7 @@ WRITERS = [
     (["sample", "normal", "--shape", "4x3"], "--save", ".npy"),
     (["train", "--epochs", "2", "--no-progress"], "--plot", ".png"),
     (["probe", "--layers", "4,3", "--batch", "16"], "--plot", ".png"),
-    (["theory", "phase", "--n", "3"], "--plot", ".png"),
+    (["theory", "phase", "--n", "5"], "--plot", ".png"),
 ]
 
 

@@ -14,9 +14,10 @@ on logits for a sigmoid output) averaged over each network's own batch, and the 
 :mod:`initlab.nn.optimizers` (sgd, momentum, adam) applied per network.
 
 A cell's numbers depend on its config only, never on which cells share its stack: its weights
-come from ``initlab.init`` drawn with the cell's own ``np.random.default_rng(seed)`` in the order
-:class:`initlab.nn.Network` draws them (W₀, b₀, W₁, b₁, ...), its mini-batches from the same
-stream (one permutation per epoch, as :meth:`Network.fit` shuffles), and every per-slice
+come from ``initlab.init`` drawn with the cell's own seed's ``init`` stream
+(:func:`initlab._rng.streams`) in the order :class:`initlab.nn.Network` draws them (W₀, b₀, W₁,
+b₁, ...), its mini-batches from that seed's ``data`` stream (one permutation per epoch, as
+:meth:`Network.fit` shuffles, so changing the init never changes the batches), and every per-slice
 operation (BLAS product, elementwise op, row reduction) computes a slice the same way whatever K.
 
 Divergence: a network whose loss or gradient becomes non-finite is marked diverged at that step,
@@ -45,6 +46,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from initlab._rng import streams
 from initlab.sweep.spec import STACKABLE
 
 __all__ = ["train_stack", "stack_key", "load_data", "network_sizes", "init_specs", "theory_values", "auto_threads", "EVAL_CHUNK"]
@@ -127,22 +129,25 @@ def init_specs(cell: dict[str, Any], n_in: int, n_out: int) -> tuple[str, str]:
 
 
 def theory_values(cells: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """q*, χ₁, ξ_c (``initlab.theory``) for each cell's (activation, σ_w², σ_b²); NaN → None."""
+    """q*, χ₁, ξ_c (``initlab.theory``) for each cell's (activation, σ_w², σ_b²); NaN → None.
+
+    Each distinct triple is computed on its own (scalars), so a cell's values never depend on
+    which other cells share its stack or its worker (the theory's vectorised quadrature may round
+    differently in the last bit for a different batch of points)."""
     from initlab import theory
 
-    out: list[dict[str, Any]] = [{} for _ in cells]
-    by_act: dict[str, list[int]] = {}
-    for i, c in enumerate(cells):
-        by_act.setdefault(c["activation"], []).append(i)
-    for act, idx in by_act.items():
-        sw = np.array([cells[i]["sigma_w2"] for i in idx], dtype=np.float64)
-        sb = np.array([cells[i]["sigma_b2"] for i in idx], dtype=np.float64)
-        q, _ = theory.fixed_point(act, sw, sb)
-        chi = theory.chi1(act, sw, sb)
-        _, xi = theory.depth_scales(act, sw, sb)
-        for j, i in enumerate(idx):
-            vals = {"q_star": float(np.asarray(q)[j]), "chi1": float(np.asarray(chi)[j]), "xi_c": float(np.asarray(xi)[j])}
-            out[i] = {k: (None if math.isnan(v) else v) for k, v in vals.items()}
+    cache: dict[tuple[str, float, float], dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for c in cells:
+        key = (c["activation"], float(c["sigma_w2"]), float(c["sigma_b2"]))
+        if key not in cache:
+            act, sw, sb = key
+            q, _ = theory.fixed_point(act, sw, sb)
+            chi = theory.chi1(act, sw, sb)
+            _, xi = theory.depth_scales(act, sw, sb)
+            vals = {"q_star": float(np.asarray(q)), "chi1": float(np.asarray(chi)), "xi_c": float(np.asarray(xi))}
+            cache[key] = {k: (None if math.isnan(v) else v) for k, v in vals.items()}
+        out.append(dict(cache[key]))
     return out
 
 
@@ -285,12 +290,12 @@ def train_stack(cells: list[dict[str, Any]], *, threads: int | None = None) -> l
     st = _Stack(sizes, K, dtype)
     gens = []
     for k, c in enumerate(cells):
-        gen = np.random.default_rng(c["seed"])
+        rngs = streams(int(c["seed"]))  # by purpose, as Network: the init never moves the batches
         for i in range(L):
             ws, bs = init_specs(c, sizes[i], sizes[i + 1])
-            st.W[i][k] = _init.get(ws)((sizes[i + 1], sizes[i]), rng=gen, dtype=dtype)
-            st.B[i][k, 0] = _init.get(bs)((sizes[i + 1],), rng=gen, dtype=dtype)
-        gens.append(gen)
+            st.W[i][k] = _init.get(ws)((sizes[i + 1], sizes[i]), rng=rngs["init"], dtype=dtype)
+            st.B[i][k, 0] = _init.get(bs)((sizes[i + 1],), rng=rngs["init"], dtype=dtype)
+        gens.append(rngs["data"])
     theory = theory_values(cells)
 
     lr = np.array([c["lr"] for c in cells], dtype=dtype)[:, None]
