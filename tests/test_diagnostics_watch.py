@@ -201,7 +201,7 @@ def test_divergence_is_a_verdict_not_nan_noise():
 
 
 def test_table_exports(tmp_path):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd  # in the test extra
     model = _mlp(None)
     x, y = _data()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
