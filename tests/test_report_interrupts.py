@@ -238,16 +238,16 @@ def test_a_worker_that_dies_shows_its_study_failed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("platform", ["linux", "other"])
 def test_a_worker_dies_with_its_parent(platform: str) -> None:
-    """``_die_with_parent``: PR_SET_PDEATHSIG on Linux, a thread polling getppid() elsewhere."""
+    """``die_with_parent`` (shared by every worker): PR_SET_PDEATHSIG on Linux, a thread polling
+    getppid() elsewhere."""
     code = (
         "import os, sys, time\n"
-        "import initlab.report\n"
-        "b = sys.modules['initlab.report.build']\n"
+        "from initlab import _workers as b\n"
         "parent = os.getpid()\n"
         "pid = os.fork()\n"
         "if pid == 0:\n"
         f"    sys.platform = {'linux' if platform == 'linux' else 'darwin'!r}\n"
-        "    b._die_with_parent(parent)\n"
+        "    b.die_with_parent(parent)\n"
         "    time.sleep(60)\n"
         "    os._exit(0)\n"
         "print(pid, flush=True)\n"
