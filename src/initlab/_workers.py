@@ -88,6 +88,27 @@ def signals_held() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+@contextlib.contextmanager
+def sigterm_as_exit(*, only_if_default: bool = False) -> Iterator[None]:
+    """In the main thread of the main process: SIGTERM raises ``SystemExit(143)`` meanwhile, so
+    ``finally`` blocks run (workers stopped, temporary files removed); with ``only_if_default``, only
+    where SIGTERM has no handler yet (a caller's own handler is kept). Workers never keep this
+    handler (:func:`worker_signals`)."""
+    if threading.current_thread() is not threading.main_thread() or (
+            only_if_default and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def _term(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, _term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def start_method() -> str:
     """``"fork"`` while this process has a single thread (cheap, and safe then), else ``"spawn"``.
 
@@ -167,7 +188,8 @@ def run_tasks(fn: Callable[..., Any], args_list: Sequence[tuple[Any, ...]], jobs
     A task that raises, or whose worker dies, gives a :class:`Failure` in its place. A worker killed
     by SIGINT (Ctrl-C reached it first) raises KeyboardInterrupt here, unless SIGINT is ignored.
     On any exception here (Ctrl-C, SystemExit from a SIGTERM handler) the running workers are
-    stopped (:func:`stop`) before it propagates. Results travel through files in ``folder``
+    stopped (:func:`stop`) before it propagates; meanwhile SIGTERM raises SystemExit(143) where it
+    had no handler (:func:`sigterm_as_exit`). Results travel through files in ``folder``
     (default: a temporary folder, removed afterwards). ``on_start`` gets the indices running after
     each start, ``on_done`` the index of each finished task.
 
@@ -187,9 +209,19 @@ def run_tasks(fn: Callable[..., Any], args_list: Sequence[tuple[Any, ...]], jobs
             if on_done is not None:
                 on_done(i)
         return results
+    with sigterm_as_exit(only_if_default=True):
+        return _run_in_workers(fn, args_list, jobs, folder, names, on_start, on_done, grace)
+
+
+def _run_in_workers(fn: Callable[..., Any], args_list: Sequence[tuple[Any, ...]], jobs: int,
+                    folder: str | os.PathLike[str] | None, names: Sequence[str] | None,
+                    on_start: Callable[[list[int]], None] | None, on_done: Callable[[int], None] | None,
+                    grace: float) -> list[Any]:
     import multiprocessing as mp
     from multiprocessing.connection import wait
 
+    n = len(args_list)
+    results: list[Any] = [None] * n
     own = folder is None
     where = Path(tempfile.mkdtemp(prefix="initlab-tasks-") if folder is None else folder)
     ctx = mp.get_context(start_method())

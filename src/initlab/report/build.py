@@ -216,27 +216,6 @@ def _check_replaceable(out: Path) -> None:
         )
 
 
-@contextlib.contextmanager
-def _signals_as_exceptions() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit while building, so the temporary folder is cleaned up.
-
-    Only the main process keeps this handler: a worker resets SIGTERM to its default disposition
-    first thing (:func:`initlab._workers.worker_signals`), so it never inherits a handler that would keep it alive.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _term(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    old = signal.signal(signal.SIGTERM, _term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 # -- temporary folders owned by a process -----------------------------------------------------
 
 
@@ -502,7 +481,7 @@ def build(
     full_command = shlex.join(full_parts + ["--out", str(out_dir)])
 
     provenance = _provenance(command, seed, quick, names, mnist_s)
-    with _signals_as_exceptions():
+    with _workers.sigterm_as_exit():  # SIGTERM cleans up the temporary folder
         tmp = _make_tmp(out)
         try:
             bar = _progress(progress)
