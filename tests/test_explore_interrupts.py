@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,8 @@ def test_signal_to_the_group_mid_build_ends_it_promptly(tmp_path: Path, sig: sig
     proc, out, tmp = start(tmp_path)
     try:
         workers = workers_running(proc)
-        assert wait_for(lambda: len(alive(workers)) == 2 and any(tmp.iterdir()), 30.0)  # the workers build
+        time.sleep(1.0)  # the workers build
+        assert len(alive(workers)) == 2
         members = group(proc.pid)
         os.killpg(proc.pid, sig)
         _, err = proc.communicate(timeout=20)  # promptly: a hang raises TimeoutExpired
@@ -69,5 +71,6 @@ def test_kill_9_of_the_main_process_takes_the_workers_with_it(tmp_path: Path) ->
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert wait_gone(workers, 5.0) == set()
+    # at once (the kernel's parent-death signal), not once a worker finishes its task (seconds later)
+    assert wait_gone(workers, 1.5) == set()
     assert group(proc.pid) == set()
