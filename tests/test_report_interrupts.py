@@ -32,9 +32,20 @@ def leftovers(out: Path) -> list[Path]:
     return sorted(p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
 
 
+def tmpdir(out: Path) -> Path:
+    """The TMPDIR of a run on ``out`` (where the explorer's workers leave their results)."""
+    return out.parent / "tmpdir"
+
+
 def start(out: Path) -> subprocess.Popen[bytes]:
+    tmpdir(out).mkdir(exist_ok=True)
     return subprocess.Popen([*CLI, "report", "--quick", "--out", str(out), "--json", "--jobs", "2"],
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(tmpdir(out))})
+
+
+def _explorer_running(out: Path) -> bool:
+    return any(p.name.startswith("initlab-tasks-") for p in tmpdir(out).iterdir())
 
 
 def _previous(folder: Path) -> Path:
@@ -58,12 +69,14 @@ def _tmp_has(out: Path, what: str) -> bool:
     return any(any(p.name.endswith(what) for p in d.iterdir()) for d in leftovers(out) if d.is_dir())
 
 
-#: moments of the run at which Ctrl-C arrives: while Python starts, once the workers run, and once
-#: a study has finished (its figures drawn) while another worker still runs
+#: moments of the run at which Ctrl-C arrives: while Python starts, once the workers run, once
+#: a study has finished (its figures drawn) while another worker still runs, and once the studies are
+#: done and the explorer's workers run
 MOMENTS = {
     "startup": lambda out: time.sleep(0.5) or True,
     "workers running": lambda out: wait_for(lambda: bool(leftovers(out))) and (time.sleep(1.0) or True),
     "a study finished": lambda out: wait_for(lambda: _tmp_has(out, ".png")),
+    "the explorer running": lambda out: wait_for(lambda: _explorer_running(out)) and (time.sleep(1.0) or True),
 }
 
 
@@ -93,6 +106,7 @@ def test_signal_to_the_group_ends_the_run_and_keeps_the_previous_report(shared_p
     assert wait_gone(members | group(proc.pid), 5.0) == set()
     assert snapshot(previous) == before
     assert leftovers(previous) == []
+    assert not _explorer_running(previous)
 
 
 def test_workers_keep_default_signal_dispositions_and_die_with_kill_9(previous: Path) -> None:
