@@ -3,10 +3,14 @@ through /proc, never by a global process search (other initlab runs may share th
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 #: the command line of a run; SIGINT gets Python's default handler (KeyboardInterrupt), as when a
 #: terminal starts it, even if the test runner was started with SIGINT ignored
@@ -52,3 +56,31 @@ def wait_for(predicate, timeout: float = 300.0) -> bool:  # type: ignore[no-unty
             return True
         time.sleep(0.02)
     return False
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """Kill ``proc``'s process group on the way out if it still runs (a failed test leaves nothing)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: int, timeout: float = 20.0) -> tuple[set[int], str]:
+    """Send ``sig`` to the process group of ``proc`` (started in its own session) and wait for it to end,
+    promptly (a hang raises TimeoutExpired): the group's members before, and its standard error."""
+    members = group(proc.pid)
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=timeout)
+    return members, err.decode()
+
+
+def assert_interrupted(proc: subprocess.Popen[bytes], sig: int, err: str) -> None:
+    """The CLI ended as interrupted: 130 and one line for Ctrl-C, 128 + N for SIGTERM; no traceback."""
+    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), err
+    if sig == signal.SIGINT:
+        assert err.strip().splitlines()[-1] == "initlab: interrupted"
+    assert "Traceback" not in err

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from _procs import CLI, alive, group, wait_for, wait_gone
+from _procs import CLI, alive, assert_interrupted, group, reaped, signal_group, wait_for, wait_gone
 
 
 def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
@@ -39,21 +39,12 @@ def workers_running(proc: subprocess.Popen[bytes]) -> set[int]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_to_the_group_mid_build_ends_it_promptly(tmp_path: Path, sig: signal.Signals) -> None:
     proc, out, tmp = start(tmp_path)
-    try:
+    with reaped(proc):
         workers = workers_running(proc)
         time.sleep(1.0)  # the workers build
         assert len(alive(workers)) == 2
-        members = group(proc.pid)
-        os.killpg(proc.pid, sig)
-        _, err = proc.communicate(timeout=20)  # promptly: a hang raises TimeoutExpired
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), err.decode()
-    if sig == signal.SIGINT:
-        assert err.decode().strip().splitlines()[-1] == "initlab: interrupted"
-    assert "Traceback" not in err.decode()
+        members, err = signal_group(proc, sig)
+    assert_interrupted(proc, sig, err)
     assert wait_gone(members | group(proc.pid), 5.0) == set()
     assert not (out / "index.html").exists()
     assert list(tmp.iterdir()) == []  # the workers' result folder is removed
@@ -61,15 +52,11 @@ def test_signal_to_the_group_mid_build_ends_it_promptly(tmp_path: Path, sig: sig
 
 def test_kill_9_of_the_main_process_takes_the_workers_with_it(tmp_path: Path) -> None:
     proc, _, _ = start(tmp_path)
-    try:
+    with reaped(proc):
         workers = workers_running(proc)
         assert len(alive(workers)) == 2
         os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.communicate(timeout=10)  # orphaned workers would hold its pipes open
     assert proc.returncode == -signal.SIGKILL
     # at once (the kernel's parent-death signal), not once a worker finishes its task (seconds later)
     assert wait_gone(workers, 1.5) == set()
