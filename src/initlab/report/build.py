@@ -11,7 +11,8 @@ renames of the fallback swap, puts the previous report back). A folder that exis
 initlab report (it has files but no ``results.json`` written by initlab) is never replaced: that
 raises ValueError.
 
-Studies run in worker processes (``jobs`` > 1), one process per study. A worker starts with
+Studies run in worker processes (``jobs`` > 1), one process per study, by :func:`initlab._workers.run_tasks`
+(the mechanism shared with the explorer and the sweep). A worker starts with
 SIGINT and SIGTERM at their default dispositions (SIGINT stays ignored when the main process
 ignores it, as under ``nohup``), so Ctrl-C, which the terminal sends to the whole process group,
 ends it at once; it dies with the main process (``PR_SET_PDEATHSIG`` on Linux, a thread polling
@@ -34,16 +35,14 @@ import platform
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from initlab import _workers
 from initlab import studies as _studies
