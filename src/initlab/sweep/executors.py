@@ -142,7 +142,8 @@ class _Pool:
         parent_conn, child_conn = self.ctx.Pipe()
         p = self.ctx.Process(target=_worker_main, args=(child_conn, os.getpid(), self.threads), daemon=True,
                              name="initlab-sweep-worker")
-        p.start()
+        with _workers.signals_held():  # unblocked in the worker once its dispositions are set
+            p.start()
         child_conn.close()
         if slot is None:
             self.procs.append(p)
