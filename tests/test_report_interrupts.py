@@ -19,43 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from _procs import CLI, alive, assert_interrupted, group, reaped, signal_group, wait_for, wait_gone
+
 from initlab.report import build
-
-#: the command line of a run; SIGINT gets Python's default handler (KeyboardInterrupt), as when a
-#: terminal starts it, even if the test runner was started with SIGINT ignored
-CLI = [sys.executable, "-c",
-       "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-       "from initlab.cli import main; main()"]
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2:].split()  # state, ppid, pgrp, ...
-
-
-def group(pgid: int) -> set[int]:
-    """Live (non-zombie) processes of process group ``pgid``."""
-    out = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            f = _stat(int(entry))
-            if f is not None and int(f[2]) == pgid and f[0] != "Z":
-                out.add(int(entry))
-    return out
-
-
-def alive(pids: set[int]) -> set[int]:
-    return {p for p in pids if (f := _stat(p)) is not None and f[0] != "Z"}
-
-
-def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while alive(pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return alive(pids)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -66,18 +32,20 @@ def leftovers(out: Path) -> list[Path]:
     return sorted(p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
 
 
-def wait_for(predicate, timeout: float = 300.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+def tmpdir(out: Path) -> Path:
+    """The TMPDIR of a run on ``out`` (where the explorer's workers leave their results)."""
+    return out.parent / "tmpdir"
 
 
 def start(out: Path) -> subprocess.Popen[bytes]:
+    tmpdir(out).mkdir(exist_ok=True)
     return subprocess.Popen([*CLI, "report", "--quick", "--out", str(out), "--json", "--jobs", "2"],
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(tmpdir(out))})
+
+
+def _explorer_running(out: Path) -> bool:
+    return any(p.name.startswith("initlab-tasks-") for p in tmpdir(out).iterdir())
 
 
 def _previous(folder: Path) -> Path:
@@ -101,12 +69,14 @@ def _tmp_has(out: Path, what: str) -> bool:
     return any(any(p.name.endswith(what) for p in d.iterdir()) for d in leftovers(out) if d.is_dir())
 
 
-#: moments of the run at which Ctrl-C arrives: while Python starts, once the workers run, and once
-#: a study has finished (its figures drawn) while another worker still runs
+#: moments of the run at which Ctrl-C arrives: while Python starts, once the workers run, once
+#: a study has finished (its figures drawn) while another worker still runs, and once the studies are
+#: done and the explorer's workers run
 MOMENTS = {
     "startup": lambda out: time.sleep(0.5) or True,
     "workers running": lambda out: wait_for(lambda: bool(leftovers(out))) and (time.sleep(1.0) or True),
     "a study finished": lambda out: wait_for(lambda: _tmp_has(out, ".png")),
+    "the explorer running": lambda out: wait_for(lambda: _explorer_running(out)) and (time.sleep(1.0) or True),
 }
 
 
@@ -116,26 +86,17 @@ def test_signal_to_the_group_ends_the_run_and_keeps_the_previous_report(shared_p
                                                                          sig: signal.Signals) -> None:
     previous = shared_previous
     before = snapshot(previous)
-    proc = start(previous)
-    try:
+    with reaped(start(previous)) as proc:
         assert MOMENTS[moment](previous), "the run never reached the moment"
-        members = group(proc.pid)
         assert proc.poll() is None, "the run ended before the signal"
-        os.killpg(proc.pid, sig)
-        _, err = proc.communicate(timeout=20)  # promptly: a hang raises TimeoutExpired
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        members, err = signal_group(proc, sig)
     assert proc.returncode != 0
     if moment != "startup":
-        assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), err.decode()
-        if sig == signal.SIGINT:
-            assert err.decode().strip().splitlines()[-1] == "initlab: interrupted"
-        assert "Traceback" not in err.decode()
+        assert_interrupted(proc, sig, err)
     assert wait_gone(members | group(proc.pid), 5.0) == set()
     assert snapshot(previous) == before
     assert leftovers(previous) == []
+    assert not _explorer_running(previous)
 
 
 def test_workers_keep_default_signal_dispositions_and_die_with_kill_9(previous: Path) -> None:
@@ -238,16 +199,16 @@ def test_a_worker_that_dies_shows_its_study_failed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("platform", ["linux", "other"])
 def test_a_worker_dies_with_its_parent(platform: str) -> None:
-    """``_die_with_parent``: PR_SET_PDEATHSIG on Linux, a thread polling getppid() elsewhere."""
+    """``die_with_parent`` (shared by every worker): PR_SET_PDEATHSIG on Linux, a thread polling
+    getppid() elsewhere."""
     code = (
         "import os, sys, time\n"
-        "import initlab.report\n"
-        "b = sys.modules['initlab.report.build']\n"
+        "from initlab import _workers as b\n"
         "parent = os.getpid()\n"
         "pid = os.fork()\n"
         "if pid == 0:\n"
         f"    sys.platform = {'linux' if platform == 'linux' else 'darwin'!r}\n"
-        "    b._die_with_parent(parent)\n"
+        "    b.die_with_parent(parent)\n"
         "    time.sleep(60)\n"
         "    os._exit(0)\n"
         "print(pid, flush=True)\n"

@@ -11,7 +11,8 @@ renames of the fallback swap, puts the previous report back). A folder that exis
 initlab report (it has files but no ``results.json`` written by initlab) is never replaced: that
 raises ValueError.
 
-Studies run in worker processes (``jobs`` > 1), one process per study. A worker starts with
+Studies run in worker processes (``jobs`` > 1), one process per study, by :func:`initlab._workers.run_tasks`
+(the mechanism shared with the explorer and the sweep). A worker starts with
 SIGINT and SIGTERM at their default dispositions (SIGINT stays ignored when the main process
 ignores it, as under ``nohup``), so Ctrl-C, which the terminal sends to the whole process group,
 ends it at once; it dies with the main process (``PR_SET_PDEATHSIG`` on Linux, a thread polling
@@ -30,22 +31,20 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import pickle
 import platform
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
+from initlab import _workers
 from initlab import studies as _studies
 from initlab._validation import bad_type, check_int
 from initlab._json import to_jsonable
@@ -216,41 +215,6 @@ def _check_replaceable(out: Path) -> None:
         )
 
 
-@contextlib.contextmanager
-def _signals_as_exceptions() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit while building, so the temporary folder is cleaned up.
-
-    Only the main process keeps this handler: a worker resets SIGTERM to its default disposition
-    first thing (:func:`_worker_main`), so it never inherits a handler that would keep it alive.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _term(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    old = signal.signal(signal.SIGTERM, _term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold back SIGINT/SIGTERM (delivered afterwards) while the folders are swapped or a worker
-    is started (a worker inherits the blocked mask and unblocks once its handlers are reset)."""
-    can = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    if can:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        if can:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 # -- temporary folders owned by a process -----------------------------------------------------
 
 
@@ -337,7 +301,7 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
-    with _signals_held():
+    with _workers.signals_held():
         if out.exists() and _exchange(tmp, out):
             old: Path | None = tmp  # tmp now holds the previous report
         else:
@@ -401,153 +365,36 @@ def _study_job(name: str, quick: bool, seed: int, mnist: str | None, folder: str
 #: studies in the order that balances two workers best (longest first)
 _COST_ORDER = ("seed002", "seed000", "seed001", "seed003")
 
-_PR_SET_PDEATHSIG = 1
 
-
-def _die_with_parent(parent: int) -> None:
-    """In a worker: end as soon as the main process ``parent`` ends, however it ends.
-
-    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``);
-    elsewhere a daemon thread polls ``os.getppid()`` every 0.2 s. Either way, a parent already
-    gone when the worker starts ends it at once.
-    """
-    armed = False
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
-        except (OSError, AttributeError):
-            armed = False
-    if os.getppid() != parent:
-        os._exit(1)
-    if armed:
-        return
-
-    def _watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.2)
-        os._exit(1)
-
-    threading.Thread(target=_watch, name="initlab-parent-watch", daemon=True).start()
-
-
-def _worker_main(name: str, quick: bool, seed: int, mnist: str | None, folder: str, result_path: str,
-                 parent: int, sigint_ignored: bool) -> None:
-    """A worker process: run one study, draw its figures, pickle the outcome to ``result_path``.
-
-    Started with SIGINT/SIGTERM blocked (:func:`_signals_held`); the dispositions are reset to the
-    defaults (SIGINT stays ignored if the main process ignores it) before they are unblocked, so
-    a Python handler inherited through fork is never in force here.
-    """
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN if sigint_ignored else signal.SIG_DFL)
-    _die_with_parent(parent)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        outcome: Any = _study_job(name, quick, seed, mnist, folder)
-        data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as e:  # the job itself isolates study errors; this catches e.g. unpicklable results
-        study = _studies.get(name)
-        data = pickle.dumps((StudyResult.failed(name, study.title, e, command=rerun_command(name, seed=seed, quick=quick,
-                                                                                          mnist=mnist)), {}, {}))
-    part = result_path + ".part"
-    with open(part, "wb") as fh:
-        fh.write(data)
-    os.replace(part, result_path)
-
-
-def _start_method() -> str:
-    import multiprocessing as mp
-
-    return "fork" if "fork" in mp.get_all_start_methods() and threading.active_count() == 1 else "spawn"
-
-
-def _stop(procs: list[Any], grace: float = 2.0) -> None:
-    """Terminate the worker processes (SIGTERM, then SIGKILL after ``grace`` s) and reap them."""
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.terminate()
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.join(max(0.0, deadline - time.monotonic()))
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            if proc.is_alive():
-                proc.kill()
-            proc.join(5.0)
-
-
-def _collect(name: str, proc: Any, path: Path, *, seed: int, quick: bool, mnist: str | None,
-             sigint_ignored: bool) -> tuple[StudyResult, dict[str, str], dict[str, str]]:
-    """The outcome a finished worker left in ``path``, or a failed result saying how it died."""
-    code = proc.exitcode
-    if code == 0 and path.is_file():
-        with open(path, "rb") as fh:
-            outcome = pickle.load(fh)
-        path.unlink()
-        return outcome  # type: ignore[no-any-return]
-    if code is not None and code < 0 and -code == signal.SIGINT and not sigint_ignored:
-        raise KeyboardInterrupt  # Ctrl-C reached the worker first: the whole run is interrupted
-    if code is not None and code < 0:
-        try:
-            how = f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            how = f"was killed by signal {-code}"
-    else:
-        how = f"exited with status {code} without a result"
+def _failed(name: str, failure: _workers.Failure, *, seed: int, quick: bool,
+            mnist: str | None) -> tuple[StudyResult, dict[str, str], dict[str, str]]:
+    """A failed result for a study whose worker raised or died (out of memory, killed)."""
+    err = failure.error if failure.error is not None else RuntimeError(f"{failure.message}, running {name}")
     study = _studies.get(name)
-    err = RuntimeError(f"the worker process running {name} {how} (out of memory, or killed)")
     return StudyResult.failed(name, study.title, err, command=rerun_command(name, seed=seed, quick=quick, mnist=mnist)), {}, {}
 
 
 def _run_all(names: list[str], *, quick: bool, seed: int, mnist: str | None, folder: Path, jobs: int,
              bar: Any, task: Any) -> list[tuple[StudyResult, dict[str, str], dict[str, str]]]:
-    done: dict[str, tuple[StudyResult, dict[str, str], dict[str, str]]] = {}
-    if jobs <= 1:
-        for name in names:
-            if bar is not None:
-                bar.update(task, description=f"running {name}{' (quick)' if quick else ''}")
-            done[name] = _study_job(name, quick, seed, mnist, str(folder))
-            if bar is not None:
-                bar.advance(task)
-        return [done[n] for n in names]
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
+    """Run the studies, each in its own worker process (:func:`initlab._workers.run_tasks`; in this
+    process with ``jobs <= 1``), longest first; their figures are drawn into ``folder``."""
+    order = sorted(names, key=lambda n: _COST_ORDER.index(n) if n in _COST_ORDER else -1) if jobs > 1 else list(names)
+    suffix = " (quick)" if quick else ""
 
-    ctx = mp.get_context(_start_method())
-    sigint_ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    pending = sorted(names, key=lambda n: _COST_ORDER.index(n) if n in _COST_ORDER else -1)
-    running: dict[Any, tuple[str, Any, Path]] = {}
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                name = pending.pop(0)
-                path = folder / f".{name}.result.pickle"
-                proc = ctx.Process(target=_worker_main, name=f"initlab-report-{name}", daemon=True,
-                                   args=(name, quick, seed, mnist, str(folder), str(path), os.getpid(), sigint_ignored))
-                with _signals_held():
-                    proc.start()
-                running[proc.sentinel] = (name, proc, path)
-                if bar is not None:
-                    bar.update(task, description=f"running {', '.join(n for n, _, _ in running.values())}"
-                                                 f"{' (quick)' if quick else ''}")
-            for sentinel in wait(list(running)):
-                name, proc, path = running[sentinel]
-                proc.join()
-                done[name] = _collect(name, proc, path, seed=seed, quick=quick, mnist=mnist, sigint_ignored=sigint_ignored)
-                del running[sentinel]
-                with contextlib.suppress(Exception):
-                    proc.close()
-                if bar is not None:
-                    bar.advance(task)
-                    bar.update(task, description=f"finished {name}")
-    except BaseException:
-        _stop([proc for _, proc, _ in running.values()])
-        raise
+    def started(idx: list[int]) -> None:
+        if bar is not None:
+            bar.update(task, description=f"running {', '.join(order[i] for i in idx)}{suffix}")
+
+    def finished(i: int) -> None:
+        if bar is not None:
+            bar.advance(task)
+            bar.update(task, description=f"finished {order[i]}")
+
+    outcomes = _workers.run_tasks(_study_job, [(n, quick, seed, mnist, str(folder)) for n in order], jobs,
+                                  folder=folder, names=[f"initlab-report-{n}" for n in order],
+                                  on_start=started, on_done=finished)
+    done = {n: (_failed(n, o, seed=seed, quick=quick, mnist=mnist) if isinstance(o, _workers.Failure) else o)
+            for n, o in zip(order, outcomes)}
     return [done[n] for n in names]
 
 
@@ -633,7 +480,7 @@ def build(
     full_command = shlex.join(full_parts + ["--out", str(out_dir)])
 
     provenance = _provenance(command, seed, quick, names, mnist_s)
-    with _signals_as_exceptions():
+    with _workers.sigterm_as_exit():  # SIGTERM cleans up the temporary folder
         tmp = _make_tmp(out)
         try:
             bar = _progress(progress)

@@ -244,17 +244,18 @@ def explorer_data(seed: int = 0, *, jobs: int | None = None, activations: Sequen
     seed = check_int("seed", seed, low=0)
     n_jobs = max(1, min(2, os.cpu_count() or 1)) if jobs is None else check_int("jobs", jobs, low=1)
     acts = list(activations)
-    results: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-    if n_jobs == 1 or len(acts) == 1:
-        results = [_activation_job(a, seed, grid) for a in acts]
-    else:
-        import multiprocessing as mp
-        import threading
-        from concurrent.futures import ProcessPoolExecutor
+    from initlab import _workers
 
-        method = "fork" if "fork" in mp.get_all_start_methods() and threading.active_count() == 1 else "spawn"
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(acts)), mp_context=mp.get_context(method)) as pool:
-            results = list(pool.map(_activation_job, acts, [seed] * len(acts), [grid] * len(acts)))
+    # one worker process per activation (:func:`initlab._workers.run_tasks`): Ctrl-C or SIGTERM stops
+    # them within seconds, and they die with this process even under kill -9
+    outcomes = _workers.run_tasks(_activation_job, [(a, seed, grid) for a in acts], min(n_jobs, len(acts)),
+                                  names=[f"initlab-explore-{a}" for a in acts])
+    for a, o in zip(acts, outcomes):
+        if isinstance(o, _workers.Failure):
+            if o.error is not None:
+                raise o.error
+            raise RuntimeError(f"explorer data for activation {a!r}: {o.message}")
+    results: list[tuple[str, dict[str, Any], dict[str, Any]]] = outcomes
     from initlab import __version__
 
     return {

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import sys
-import threading
 import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from initlab import _workers
 from initlab._validation import check_choice, check_int
 from initlab.sweep.spec import SweepSpec, cell_key, parse_spec
 from initlab.sweep.stacked import stack_key, train_stack
@@ -110,32 +108,10 @@ class SweepRun:
 
 
 # -- process pool ----------------------------------------------------------------------------------
-def _die_with_parent(parent: int) -> None:
-    """Make this worker die when ``parent`` dies: PR_SET_PDEATHSIG (Linux) and a watchdog thread."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        except Exception:  # noqa: BLE001 - fall back to the watchdog
-            pass
-    if os.getppid() != parent:  # the parent died before the death signal was armed
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="initlab-parent-watch").start()
-
-
 def _worker_main(conn: Any, parent: int, threads: int) -> None:
     """A pool worker: receive tasks, send back results, until told to stop or orphaned."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
+    _workers.worker_signals(sigint_ignored=True)
+    _workers.die_with_parent(parent)
     while True:
         try:
             msg = conn.recv()
@@ -166,7 +142,8 @@ class _Pool:
         parent_conn, child_conn = self.ctx.Pipe()
         p = self.ctx.Process(target=_worker_main, args=(child_conn, os.getpid(), self.threads), daemon=True,
                              name="initlab-sweep-worker")
-        p.start()
+        with _workers.signals_held():  # unblocked in the worker once its dispositions are set
+            p.start()
         child_conn.close()
         if slot is None:
             self.procs.append(p)
@@ -190,13 +167,8 @@ class _Pool:
                     c.send(None)
                 except (OSError, BrokenPipeError):
                     pass
-        deadline = time.monotonic() + (5.0 if graceful else 0.0)
-        for p in self.procs:
-            p.join(timeout=max(0.0, deadline - time.monotonic()))
-        for p in self.procs:
-            if p.is_alive():
-                p.kill()
-            p.join(timeout=5)
+        # told to exit: 5 s to finish; else SIGTERM (their default disposition ends them), then SIGKILL
+        _workers.stop(self.procs, 5.0 if graceful else 2.0, terminate=not graceful)
         for c in self.conns:
             try:
                 c.close()
