@@ -9,8 +9,8 @@ import pytest
 from initlab import studies
 
 
-@pytest.mark.parametrize("name", studies.names())
-def test_every_study_has_a_probe_verdict_table(name: str) -> None:
+@pytest.mark.parametrize("name", [n for n in studies.names() if n.startswith("seed")])
+def test_every_seed_study_has_a_probe_verdict_table(name: str) -> None:
     small = {"seed000": {"n_inputs": 60}, "seed001": {"epochs": 3, "grid": 10},
              "seed002": {"iterations": 3, "mnist1d_samples": 200, "n_inputs": 50},
              "seed003": {}}[name]
