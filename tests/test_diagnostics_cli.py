@@ -191,3 +191,35 @@ def test_torch_bad_inputs_exit_2_with_one_line(zoo_file: Path, tmp_path: Path,
         assert needle in err, (extra, err)
     code, out, err = _run(["probe", "--model", f"{tmp_path / 'missing.py'}:cnn"], capsys)
     assert code == 2 and "'--model'" in err and err.count("\n") == 1
+
+
+def test_residual_model_prints_each_fix_and_plots_its_signal_propagation(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    f = tmp_path / "res.py"
+    f.write_text(textwrap.dedent("""
+        import torch
+        class Block(torch.nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.fc1, self.fc2 = torch.nn.Linear(d, 4 * d), torch.nn.Linear(4 * d, d)
+            def forward(self, x):
+                return x + self.fc2(torch.relu(self.fc1(x)))
+        def make():
+            torch.manual_seed(0)
+            m = torch.nn.Sequential(torch.nn.Linear(32, 64), *[Block(64) for _ in range(8)], torch.nn.Linear(64, 10))
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.Linear):
+                    torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+            return m
+    """))
+    png = tmp_path / "spp.png"
+    code, out, _ = _run(["probe", "--model", f"{f}:make", "--input-shape", "32", "--batch", "128", "--plot", str(png)],
+                        capsys)
+    assert code == 0 and "residual stream variance grows" in out
+    fix = next(line for line in out.splitlines() if line.strip().startswith("fix:"))
+    assert json.loads(fix.split("fix:", 1)[1]) == {"preset": "fixup", "blocks": [str(i) for i in range(1, 9)]}
+    from PIL import Image
+
+    with Image.open(png) as im:  # the three-panel Signal Propagation Plot, not the per-layer figure
+        assert im.size[0] > 2.5 * im.size[1]

@@ -346,7 +346,14 @@ def probe(
         raise ValueError(f"the model rejected an input of shape {_shape_text(e.shapes)}; pass --input-shape/--input "
                          f"({reason})") from None
     if plot_path is not None:
-        write_file(plot_path, "--plot", result.plot)
+        spp = None
+        if model is not None and any(str(s.kind) == "add" for s in result.layers):
+            # a residual model: the Signal Propagation Plot (Brock, De & Smith 2021) is its figure
+            try:
+                spp = initlab.diagnostics.signal_propagation(net, x)
+            except ValueError:  # adds, but no residual block found (e.g. a bias added by hand)
+                spp = None
+        write_file(plot_path, "--plot", result.plot if spp is None else spp.plot)
     if as_json:
         emit_json(result.to_dict())
         return

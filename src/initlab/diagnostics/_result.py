@@ -332,8 +332,12 @@ class ProbeResult:
         from rich.text import Text
 
         parts: list[Any] = [self.table()]
+        import json as _json
+
         for v in self.verdicts:
             parts.append(Text(f"! {v}"))
+            if v.fix is not None:  # machine-readable: initlab.apply(model, fix, rng=0)
+                parts.append(Text(f"  fix: {_json.dumps(v.fix, ensure_ascii=False)}"))
         parts.append(Text(self.summary()))
         for n in self.notes:
             parts.append(Text(f"note: {n}"))
