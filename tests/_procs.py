@@ -67,6 +67,9 @@ def reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        for f in (proc.stdin, proc.stdout, proc.stderr):  # no unclosed pipe left for the GC to warn about
+            if f is not None:
+                f.close()
 
 
 def signal_group(proc: subprocess.Popen[bytes], sig: int, timeout: float = 20.0) -> tuple[set[int], str]:
