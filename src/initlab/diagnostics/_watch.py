@@ -324,6 +324,21 @@ class Watch:
         pq.write_table(table, path)
         return path
 
+    def save(self, path: str) -> str:
+        """Write this Watch to the JSON file ``path`` (atomically, no pickle); :meth:`load` reads
+        it back with the same rows, histograms and verdicts (:mod:`initlab.diagnostics._watch_io`)."""
+        from initlab.diagnostics._watch_io import save_watch
+
+        return save_watch(self, path)
+
+    @classmethod
+    def load(cls, path: str) -> "Watch":
+        """The Watch saved in ``path`` by :meth:`save`; ValueError saying why for a file that is
+        not an initlab watch file or is damaged, FileNotFoundError for a missing one."""
+        from initlab.diagnostics._watch_io import load_watch
+
+        return load_watch(path)
+
     def plot(self, path: str | None = None) -> Any:
         """The colorful-dimension plot (per layer, the activation histogram over the recorded
         steps, log counts) with each layer's mean, std and near-zero fraction over time below."""
