@@ -53,6 +53,8 @@ def train(
                                         "prints the problems seen and their first step, adds 'watch' to --json."),
     plot_watch: Optional[str] = typer.Option(None, "--plot-watch", help="Save the watch figure (colorful dimension, "
                                              "mean/std/near-zero over steps) to this PNG; needs --watch."),
+    save_watch: Optional[str] = typer.Option(None, "--save-watch", help="Save the watch to this .json file (reload "
+                                             "with initlab.Watch.load, render with initlab watch-report); needs --watch."),
 ) -> None:
     """Train a network (initlab's NumPy engine) and print final train/test loss and accuracy."""
     import numpy as np
@@ -134,6 +136,9 @@ def train(
     if plot_watch is not None and watch_every is None:
         raise ValueError("The '--plot-watch' option needs '--watch every=N'.")
     watch_path = None if plot_watch is None else output_file(plot_watch, "--plot-watch", ".png")
+    if save_watch is not None and watch_every is None:
+        raise ValueError("The '--save-watch' option needs '--watch every=N'.")
+    save_watch_path = None if save_watch is None else output_file(save_watch, "--save-watch", ".json")
     data_seed, net_seed = child_seeds(seed, 2)
 
     # -- data ------------------------------------------------------------------------------------
@@ -240,6 +245,9 @@ def train(
         if watch_path is not None:
             write_file(watch_path, "--plot-watch", lambda tmp: watched.plot(tmp))
             result["plot_watch"] = str(watch_path)
+        if save_watch_path is not None:
+            write_file(save_watch_path, "--save-watch", lambda tmp: watched.save(tmp))
+            result["save_watch"] = str(save_watch_path)
         result["watch"] = watched.to_dict()
     if json_out:
         emit_json(result)
@@ -269,3 +277,5 @@ def train(
             c.print("no problem seen at any recorded step", markup=False)
         if watch_path is not None:
             c.print(f"watch figure written to {watch_path}", markup=False)
+        if save_watch_path is not None:
+            c.print(f"watch saved to {save_watch_path} (initlab watch-report {save_watch_path} --out DIR)", markup=False)

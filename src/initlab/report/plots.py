@@ -12,6 +12,9 @@ Studies return plot *data*; this module is the only place in the report that dra
   layer scaled to its own peak, ``note`` (e.g. its std) written at the right.
 * ``"histograms"`` — a grid of histogram panels: ``data["rows"]`` is a list of
   ``{"label", "panels": [{"title", "edges", "density", "xlim"?}]}``.
+* ``"colordim"`` — the colorful-dimension plot of watches: ``data["panels"]`` is a list of
+  ``{"title", "ylabel", "x_edges" (steps), "y_edges" (values), "z" (log counts, [bin][step]),
+  "marks": [{"x", "label"}]}`` or ``{"blank": true}``; ``data["ncols"]`` per row.
 * ``"decision"`` — decision regions of 2-D classifiers: ``data["panels"]`` is a list of
   ``{"title", "x_range", "y_range", "grid" (rows of P(class 1)), "points", "labels"}``.
 
@@ -201,6 +204,37 @@ def _decision(fig_spec: FigureSpec) -> Any:
     return fig
 
 
+def _colordim(fig_spec: FigureSpec) -> Any:
+    """Colorful-dimension panels of a Watch (:func:`initlab.studies._watchview.colordim_figure`)."""
+    import numpy as np
+
+    panels = fig_spec.data["panels"]
+    fig, axes, _, ncols = _grid(len(panels), int(fig_spec.data.get("ncols", 4)), 2.0, extra=0.3)
+    for k, p in enumerate(panels):
+        ax = axes[k // ncols][k % ncols]
+        if p.get("blank"):
+            ax.set_visible(False)
+            continue
+        z = np.asarray(p["z"], dtype=float)
+        if z.size:
+            ax.pcolormesh(p["x_edges"], p["y_edges"], z, shading="flat", cmap="viridis")
+        else:
+            ax.text(0.5, 0.5, "no histogram", ha="center", va="center", transform=ax.transAxes, fontsize=MIN_PT + 0.5)
+        for j, m in enumerate(p.get("marks", [])):
+            ax.axvline(float(m["x"]), color="#ff4040", linewidth=1.4, linestyle="--")
+            ax.text(0.97, 0.95 - 0.17 * j, str(m["label"]), transform=ax.transAxes, ha="right", va="top",
+                    fontsize=MIN_PT, color="#b00020",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+        ax.set_title(str(p.get("title", "")), fontsize=MIN_PT + 0.5)
+        if p.get("ylabel"):
+            ax.set_ylabel(str(p["ylabel"]), fontsize=MIN_PT + 0.5)
+        if k >= len(panels) - ncols:
+            ax.set_xlabel("step", fontsize=MIN_PT + 0.5)
+        ax.tick_params(labelsize=MIN_PT, pad=1)
+    fig.tight_layout(h_pad=0.4, w_pad=0.4)
+    return fig
+
+
 def _trainability(fig_spec: FigureSpec) -> Any:
     from initlab.sweep.plot import figure
 
@@ -213,6 +247,7 @@ KINDS: dict[str, Callable[[FigureSpec], Any]] = {
     "histograms": _histograms,
     "decision": _decision,
     "trainability_heatmap": _trainability,
+    "colordim": _colordim,
 }
 
 

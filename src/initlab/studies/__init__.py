@@ -9,12 +9,15 @@ One module per seed document (``../shared/seeds/``):
   loss comparison of std 0.01, Xavier and He.
 * :func:`seed003` — per-layer mean and std of a 10 × 500 tanh network, with the mean-field
   prediction beside every measured std.
+* :func:`trainability` — depth × σ_w² against the mean-field depth scale ξ_c.
+* :func:`watch` — a ReLU MLP watched over its first ~100 training steps: the layer that dies and
+  its step (N(0, 1) weights, Adam at lr 0.2) beside He init at lr 1e-3 (no verdict).
 
 Every study takes a frozen config dataclass (seeded; ``quick=True`` shrinks sizes and epochs) and
 is deterministic for a given config. :func:`registry` lists them; :func:`run` runs one by name.
 
 >>> [s.name for s in registry()]
-['seed000', 'seed001', 'seed002', 'seed003', 'trainability']
+['seed000', 'seed001', 'seed002', 'seed003', 'trainability', 'watch']
 >>> get("seed001").config(quick=True, seed=3).seed
 3
 """
@@ -37,6 +40,7 @@ from initlab.studies.seed001 import seed001
 from initlab.studies.seed002 import seed002
 from initlab.studies.seed003 import seed003
 from initlab.studies.trainability import trainability
+from initlab.studies.watch import watch
 
 __all__ = [
     "Study",
@@ -52,6 +56,7 @@ __all__ = [
     "seed002",
     "seed003",
     "trainability",
+    "watch",
 ]
 
 
@@ -87,6 +92,7 @@ _REGISTRY: tuple[Study, ...] = (
     Study("seed002", "Seed 002: sigmoid histograms and the MNIST-style loss comparison", "seed002", "Seed002Config"),
     Study("seed003", "Seed 003: per-layer mean and std of a deep tanh network", "seed003", "Seed003Config"),
     Study("trainability", "Trainability: depth × σ_w² against ξ_c", "trainability", "TrainabilityConfig"),
+    Study("watch", "Watching training: the step where a layer dies", "watch", "WatchConfig"),
 )
 
 
