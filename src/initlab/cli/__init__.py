@@ -42,7 +42,7 @@ def _root(
     """initlab: exact initializers, a NumPy engine, signal diagnostics with theory, and a report."""
 
 
-_VERBS = ("inits", "train", "probe", "theory", "report", "explore", "sweep", "coord")
+_VERBS = ("inits", "train", "probe", "theory", "report", "explore", "sweep", "coord", "watch_report")
 for _verb in _VERBS:
     if importlib.util.find_spec(f"initlab.cli.{_verb}") is not None:
         importlib.import_module(f"initlab.cli.{_verb}")

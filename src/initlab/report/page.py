@@ -99,12 +99,16 @@ def render_page(
     seed: int,
     full_command: str,
     explore_href: str | None = None,
+    page: dict[str, str] | None = None,
 ) -> str:
     """The HTML text of index.html.
 
     ``figure_files`` maps ``(study, figure name)`` to the PNG's relative path; ``figure_errors``
     to the error of a figure that could not be drawn; ``explore_href`` is the relative link to the
-    explorer page when one was written beside the report.
+    explorer page when one was written beside the report. ``page`` overrides the page's frame for
+    another kind of page on the same template (``initlab watch-report``): ``kind`` (not "report":
+    no seed line, no explorer link), ``title``, ``heading``, ``summary_heading``, ``subtitle`` and
+    ``python_code`` (the rerun code shown instead of the study call).
 
     Layout (one registration per study: any :class:`StudyResult` renders the same way): the study's
     one-sentence ``takeaway``, its ``headline`` figure at column width, a short ``verdict``; then
@@ -141,7 +145,12 @@ def render_page(
             "tables": [_table_view(t) for t in r.tables if t.name != "probe"],
             "probe_tables": [_table_view(t) for t in r.tables if t.name == "probe"],
         })
+    frame = {"kind": "report", "title": "initlab report",
+             "heading": "Weight initialization, seen: the four seed posts reproduced",
+             "summary_heading": "What the four posts teach", "subtitle": "", "python_code": ""}
+    frame.update(page or {})
     return template.render(
+        page=frame,
         results=views,
         provenance=provenance,
         quick=quick,
