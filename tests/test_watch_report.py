@@ -189,7 +189,7 @@ def test_study_he_at_a_small_lr_has_no_verdict(study) -> None:
     assert good["init"] == "he_normal" and good["lr"] == 1e-3
     assert good["verdicts"] == [] and good["dies"] is None
     assert good["max_dead_fraction"] <= 0.10 and good["test_accuracy"] > 0.85
-    assert "He init at lr 1e-3 stays clean" in study.takeaway
+    assert "He at lr 1e-3 stays clean" in study.takeaway
 
 
 def test_study_update_ratio_tells_the_learning_rates_apart(study) -> None:

@@ -122,7 +122,7 @@ def curves_figure(watch: Any, *, name: str = "curves", title: str, caption: str)
 
 
 def verdict_table(runs: Sequence[tuple[str, Any]], *, name: str = "verdicts", title: str = "Verdicts over time",
-                  fixes: bool = True) -> Table:
+                  fixes: bool = True, note: str = "Each problem once, at the first recorded step showing it.") -> Table:
     """Each problem once per run: the first recorded step showing it, the layer, what, the fix
     (left out with ``fixes=False``: the report states each of the probe's fixes once per page)."""
     rows = []
@@ -137,8 +137,7 @@ def verdict_table(runs: Sequence[tuple[str, Any]], *, name: str = "verdicts", ti
         cols, rows = cols[:5] + cols[6:], [r[:5] + r[6:] for r in rows]
     if len(runs) == 1:
         cols, rows = cols[1:], [r[1:] for r in rows]
-    return Table(name, title, cols, rows,
-                 note="Each problem once, at the first recorded step showing it.")
+    return Table(name, title, cols, rows, note=note)
 
 
 def layer_table(watch: Any, *, name: str = "layers", title: str = "Each layer, first and last recorded step") -> Table:

@@ -29,7 +29,7 @@ from initlab.studies._result import FigureSpec, StudyResult, Table
 
 __all__ = ["WatchConfig", "watch", "watch_runs", "dying"]
 
-TITLE = "Watching training: the step where a layer dies"
+TITLE = "Watching training: when a layer dies"
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ def _data(cfg: WatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 
 def watch_runs(cfg: WatchConfig) -> list[dict[str, Any]]:
-    """Train and watch every run of ``cfg``: [{"label", "init", "lr", "watch", "test_accuracy", "diverged"}]."""
+    """Train and watch every run of ``cfg``: [{"label", "init", "lr", "watch", "test_accuracy", "diverged",
+    "train_steps"}]."""
     from initlab.diagnostics import Probe
     from initlab.nn import Network
 
@@ -85,8 +86,8 @@ def watch_runs(cfg: WatchConfig) -> list[dict[str, Any]]:
         hist = net.fit(X, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, optimizer=cfg.optimizer,
                        progress=False, rng=sub_seed(cfg.seed, 2), callbacks=[probe], threads=1)
         acc = net.evaluate(Xt, yt)["accuracy"]
-        out.append({"label": label, "init": init, "lr": lr, "watch": probe.watch,
-                    "test_accuracy": float(acc), "diverged": bool(hist.diverged)})
+        out.append({"label": label, "init": init, "lr": lr, "watch": probe.watch, "test_accuracy": float(acc),
+                    "diverged": bool(hist.diverged), "train_steps": cfg.epochs * -(-len(X) // cfg.batch_size)})
     return out
 
 
@@ -109,7 +110,7 @@ def watch(config: WatchConfig | None = None) -> StudyResult:
     t0 = time.perf_counter()
     runs = watch_runs(cfg)
     pairs = [(r["label"], r["watch"]) for r in runs]
-    numbers: dict[str, Any] = {"runs": []}
+    numbers: dict[str, Any] = {"runs": [], "train_steps": runs[0]["train_steps"] if runs else 0}
     rows = []
     for r in runs:
         w = r["watch"]
@@ -132,44 +133,36 @@ def watch(config: WatchConfig | None = None) -> StudyResult:
         rows.append([r["label"], entry["loss_first"], entry["loss_last"], r["test_accuracy"],
                      "-" if dead is None else f"{dead.name} at step {dead.step}", worst, len(w.verdicts)])
     last_step = runs[0]["watch"].steps[-1].step if runs and runs[0]["watch"].steps else 0
-    n_steps = last_step + 1
+    n_steps = runs[0]["train_steps"] if runs else 0
     table = Table(
-        "runs", "Each run: loss, test accuracy, the first dead layer and its step",
+        "runs", "Runs",
         ["run", "loss, step 0", f"loss, step {last_step}", "test accuracy", "first dead layer",
          "largest dead fraction (hidden layers)", "verdicts"], rows,
         formats=[None, ".3g", ".3g", ".1%", None, ".1%", None],
-        note=f"{'-'.join(map(str, cfg.layers))} {cfg.activation} MLP, standardised digits, {cfg.optimizer}, batch "
-             f"{cfg.batch_size}, {n_steps} steps recorded every {cfg.every}; dead: inactive on the whole batch "
-             "(flagged above 10%).",
+        note="Standardised digits (raw pixels: He starts ~10% dead); dead = inactive on the whole batch, flagged "
+             "above 10%.",
     )
     bad, good = numbers["runs"][0], numbers["runs"][-1]
     head = colordim_figure(
-        pairs, title="Activation histograms over the first steps, one row per run",
+        pairs, title="Each layer's activations over the steps",
         kinds=("dead", "diverged"),
-        caption=("Per layer: x = step, y = activation value, colour = log(1 + count); red: the step where the probe "
-                 "finds the layer dead."),
+        caption="Colour: log(1 + count); red: where the probe finds the layer dead.",
     )
     curves = _compare_curves(runs, bad["dies"]["layer"] if bad["dies"] else runs[0]["watch"].layer_names[1])
-    takeaway = ("Watching the first 100 steps names the dying layer and its step: "
-                + (f"N(0, 1) weights with Adam at lr {cfg.runs[0][2]:g} lose {bad['dies']['layer']} at step "
+    takeaway = (f"Watched over {n_steps} steps, "
+                + (f"N(0, 1) weights at lr {cfg.runs[0][2]:g} lose {bad['dies']['layer']} at step "
                    f"{bad['dies']['step']}" if bad["dies"] else "no layer dies with N(0, 1) weights")
-                + ("; He init at lr 1e-3 stays clean." if not good["verdicts"] else "."))
+                + ("; He at lr 1e-3 stays clean." if not good["verdicts"] else "."))
     ctrl = numbers["runs"][1] if len(numbers["runs"]) > 2 else None
     verdict = (
-        f"N(0, 1): exploding at step 0; {_dies_text(bad)}. "
-        + (f"He at lr {ctrl['lr']:g}: {_dies_text(ctrl)}; the large lr kills units, the N(0, 1) init adds the "
-           "explosion. " if ctrl else "")
-        + f"He at lr 1e-3: {len(good['verdicts'])} verdicts, at most {100 * good['max_dead_fraction']:.1f}% dead, "
-        f"{100 * good['test_accuracy']:.1f}% test accuracy. First-update ‖ΔW‖/‖W‖: "
-        + ", ".join(_g(e["first_update_ratio"]) for e in numbers["runs"])
-        + ". Fix: He init and a learning rate whose updates are a small fraction of the weights."
+        "N(0, 1) also explodes at step 0. "
+        + (f"He at lr {ctrl['lr']:g}: {_dies_text(ctrl)}; the lr kills units. " if ctrl else "")
+        + "First-update ‖ΔW‖/‖W‖: " + ", ".join(_g(e["first_update_ratio"]) for e in numbers["runs"])
+        + ". Fix: He init, smaller lr."
     )
-    explanation = [
-        "A ReLU unit whose pre-activation is negative for every input gets no gradient and stays dead. Inputs are "
-        "standardised: on raw [0, 1] pixels He init already leaves about 10% of first-layer units inactive at step 0.",
-    ]
+    explanation: list[str] = []
     return StudyResult(
-        study="watch", title=TITLE, config=asdict(cfg), numbers=numbers, tables=[table, verdict_table(pairs, fixes=False)],
+        study="watch", title=TITLE, config=asdict(cfg), numbers=numbers, tables=[table, verdict_table(pairs, fixes=False, note="")],
         figures=[head, curves], summary=takeaway, takeaway=takeaway, verdict=verdict, explanation=explanation,
         headline="colordim",
         command=f"initlab report --only watch --seed {cfg.seed}" + (" --quick" if cfg.quick else ""),
@@ -187,7 +180,7 @@ def _dies_text(entry: dict[str, Any]) -> str:
         return "no layer dies"
     if d["kind"] == "diverged":
         return f"diverged at step {d['step']}"
-    return f"{d['layer']} dead from step {d['step']} ({100 * (d['dead_fraction'] or 0):.0f}% of units)"
+    return f"{d['layer']} dead at step {d['step']}"
 
 
 def _compare_curves(runs: list[dict[str, Any]], layer: str) -> FigureSpec:
@@ -205,5 +198,5 @@ def _compare_curves(runs: list[dict[str, Any]], layer: str) -> FigureSpec:
                 x, y = [int(a) for a in s_], [None if not np.isfinite(b) else float(b) for b in v]
             series.append({"label": r["label"] if not panels else "", "x": x, "y": y, "color_index": i})
         panels.append({"title": title, "xlabel": "step", "ylabel": "", "series": series, "logy": logy})
-    return FigureSpec("curves", f"Loss and {layer} over the steps, per run", "curves", {"panels": panels, "ncols": 2},
-                      caption=f"{layer}, the first run's dying layer, in every run.")
+    return FigureSpec("curves", f"Loss and {layer}, per run", "curves", {"panels": panels, "ncols": 2},
+                      caption="Dead: the probe's fraction.")
