@@ -29,7 +29,7 @@ from initlab.studies._result import FigureSpec, StudyResult, Table
 
 __all__ = ["WatchConfig", "watch", "watch_runs", "dying"]
 
-TITLE = "Watching training: when a layer dies"
+TITLE = "Watching training"
 
 
 @dataclass(frozen=True)
@@ -139,26 +139,25 @@ def watch(config: WatchConfig | None = None) -> StudyResult:
         ["run", "loss, step 0", f"loss, step {last_step}", "test accuracy", "first dead layer",
          "largest dead fraction (hidden layers)", "verdicts"], rows,
         formats=[None, ".3g", ".3g", ".1%", None, ".1%", None],
-        note="Standardised digits (raw pixels: He starts ~10% dead); dead = inactive on the whole batch, flagged "
-             "above 10%.",
+        note=f"Standardised digits (raw pixels: He starts ~10% dead), {n_steps} steps.",
     )
     bad, good = numbers["runs"][0], numbers["runs"][-1]
     head = colordim_figure(
         pairs, title="Each layer's activations over the steps",
         kinds=("dead", "diverged"),
-        caption="Colour: log(1 + count); red: where the probe finds the layer dead.",
+        caption="Colour: log(1 + count); red: the probe finds over 10% of units dead on the batch.",
     )
     curves = _compare_curves(runs, bad["dies"]["layer"] if bad["dies"] else runs[0]["watch"].layer_names[1])
-    takeaway = (f"Watched over {n_steps} steps, "
-                + (f"N(0, 1) weights at lr {cfg.runs[0][2]:g} lose {bad['dies']['layer']} at step "
+    takeaway = ((f"N(0, 1) weights at Adam lr {cfg.runs[0][2]:g} lose {bad['dies']['layer']} at step "
                    f"{bad['dies']['step']}" if bad["dies"] else "no layer dies with N(0, 1) weights")
                 + ("; He at lr 1e-3 stays clean." if not good["verdicts"] else "."))
     ctrl = numbers["runs"][1] if len(numbers["runs"]) > 2 else None
     verdict = (
-        "N(0, 1) also explodes at step 0. "
-        + (f"He at lr {ctrl['lr']:g}: {_dies_text(ctrl)}; the lr kills units. " if ctrl else "")
-        + "First-update ‖ΔW‖/‖W‖: " + ", ".join(_g(e["first_update_ratio"]) for e in numbers["runs"])
-        + ". Fix: He init, smaller lr."
+        "N(0, 1) also explodes at step 0"
+        + ((f"; He at lr {ctrl['lr']:g} dies too ({_dies_text(ctrl)})" if ctrl["dies"] else
+            f"; He at lr {ctrl['lr']:g} does not die") if ctrl else "")
+        + ". First-update ‖ΔW‖/‖W‖: " + ", ".join(_g(e["first_update_ratio"]) for e in numbers["runs"])
+        + "; fix: He init, smaller lr."
     )
     explanation: list[str] = []
     return StudyResult(
@@ -180,7 +179,7 @@ def _dies_text(entry: dict[str, Any]) -> str:
         return "no layer dies"
     if d["kind"] == "diverged":
         return f"diverged at step {d['step']}"
-    return f"{d['layer']} dead at step {d['step']}"
+    return f"{d['layer']}, step {d['step']}"
 
 
 def _compare_curves(runs: list[dict[str, Any]], layer: str) -> FigureSpec:
@@ -199,4 +198,4 @@ def _compare_curves(runs: list[dict[str, Any]], layer: str) -> FigureSpec:
             series.append({"label": r["label"] if not panels else "", "x": x, "y": y, "color_index": i})
         panels.append({"title": title, "xlabel": "step", "ylabel": "", "series": series, "logy": logy})
     return FigureSpec("curves", f"Loss and {layer}, per run", "curves", {"panels": panels, "ncols": 2},
-                      caption="Dead: the probe's fraction.")
+                      caption="Dead: units inactive on the whole batch.")
