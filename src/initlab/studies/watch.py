@@ -150,7 +150,7 @@ def watch(config: WatchConfig | None = None) -> StudyResult:
     curves = _compare_curves(runs, bad["dies"]["layer"] if bad["dies"] else runs[0]["watch"].layer_names[1])
     takeaway = ((f"N(0, 1) weights at Adam lr {cfg.runs[0][2]:g} lose {bad['dies']['layer']} at step "
                    f"{bad['dies']['step']}" if bad["dies"] else "no layer dies with N(0, 1) weights")
-                + ("; He at lr 1e-3 stays clean." if not good["verdicts"] else "."))
+                + (f"; He at lr {good['lr']:g} stays clean." if not good["verdicts"] else "."))
     ctrl = numbers["runs"][1] if len(numbers["runs"]) > 2 else None
     verdict = (
         "N(0, 1) also explodes at step 0"
