@@ -129,3 +129,46 @@ def test_load_missing_file_and_folder(tmp_path):
         Watch.load(str(tmp_path))
     with pytest.raises(TypeError, match="'path'"):
         Watch.load(3)  # type: ignore[arg-type]
+
+
+def test_torch_watch_round_trip_and_page(tmp_path):
+    """A torch watch (op/module names, BatchNorm rows) saved, reloaded and rendered: the same rows,
+    and a deep model's page shows at most 16 layers, those with a verdict among them."""
+    torch = pytest.importorskip("torch")
+    from initlab.diagnostics import watch
+    from initlab.report.watch import build_watch_report
+    from initlab.studies._watchview import MAX_LAYERS, colordim_panels
+
+    g = torch.Generator().manual_seed(0)
+    layers: list = []
+    for i in range(12):
+        lin = torch.nn.Linear(16, 16)
+        with torch.no_grad():
+            lin.weight.normal_(0.0, 1.0, generator=g)
+        layers += [lin, torch.nn.BatchNorm1d(16), torch.nn.ReLU()] if i % 4 == 3 else [lin, torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(16, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(64, 16, generator=g)
+    y = torch.randn(64, 1, generator=g)
+    with watch(model, every=1) as w:
+        for _ in range(3):
+            opt.zero_grad()
+            loss = ((model(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            w.log_loss(loss)
+    back = Watch.load(w.save(str(tmp_path / "torch.json")))
+    assert len(w.layer_names) > MAX_LAYERS
+    for ra, rb in zip(w.rows(), back.rows()):
+        assert all(_same(ra[k], rb[k]) for k in ra)
+    assert [v.to_dict() for v in back.verdicts] == [v.to_dict() for v in w.verdicts]
+    panels = colordim_panels(back)
+    assert len(panels) == MAX_LAYERS
+    flagged = {v.name for v in back.verdicts}
+    assert flagged  # N(0, 1) weights: the probe has something to say
+    shown = {p["title"].lstrip("…") for p in panels}
+    assert all(any(name.endswith(t) for t in shown) for name in list(flagged)[:MAX_LAYERS])
+    summary = build_watch_report(str(tmp_path / "torch.json"), tmp_path / "page")
+    html = summary.index.read_text(encoding="utf-8")
+    assert f"{MAX_LAYERS} of {len(w.layer_names)} layers shown" in html
+    assert len(summary.figures) == 2

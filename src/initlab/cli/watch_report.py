@@ -10,7 +10,7 @@ from initlab.cli import app
 
 @app.command("watch-report")
 def watch_report(
-    run: str = typer.Argument(..., help="A watch file written by 'initlab train --save-watch' or Watch.save (.json)."),
+    run: str = typer.Argument(..., metavar="RUN", help="A watch file written by 'initlab train --save-watch' or Watch.save (.json)."),
     out: str = typer.Option("watch-report", "--out", help="Folder for index.html, results.json and the PNG figures."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:

@@ -50,7 +50,7 @@ class WatchReportSummary:
 
 def watch_result(watch: Any, *, source: str = "watch", command: str = "") -> StudyResult:
     """The page's content for ``watch`` as a :class:`~initlab.studies.StudyResult` (plain data)."""
-    from initlab.studies._watchview import colordim_figure, curves_figure, layer_table, verdict_table
+    from initlab.studies._watchview import MAX_LAYERS, MAX_LINES, colordim_figure, curves_figure, layer_table, verdict_table
 
     steps = [s.step for s in watch.steps]
     if not steps:
@@ -79,13 +79,17 @@ def watch_result(watch: Any, *, source: str = "watch", command: str = "") -> Stu
         takeaway = f"No problem at any of the {len(steps)} recorded steps ({span})."
         verdict = "The probe's verdict engine found nothing at any recorded step."
     name = Path(source).name
+    n_layers = len(watch.layer_names)
+    shown = "" if n_layers <= MAX_LAYERS else f" {MAX_LAYERS} of {n_layers} layers shown (those with a problem first)."
+    lines = "" if n_layers <= MAX_LINES else f" {MAX_LINES} of {n_layers} layers drawn."
     figures = [
         colordim_figure([("", watch)], title=f"Each layer's activations over {span}",
                         caption="Per layer: x = step, y = activation value, colour = log(1 + count) of the layer's "
-                                "histogram (fixed edges per layer); red: the first step of each of the layer's problems."),
+                                "histogram (fixed edges per layer); red: the first step of each of the layer's problems."
+                                + shown),
         curves_figure(watch, title="Each layer's statistics and the loss over the steps",
                       caption="One line per layer; near-zero: |x| ≤ 0.05; dead: units inactive on the whole batch; "
-                              "update: ‖ΔW‖/‖W‖ of the optimizer step after the recorded one."),
+                              "update: ‖ΔW‖/‖W‖ of the optimizer step after the recorded one." + lines),
     ]
     losses = [s.loss for s in watch.steps if s.loss is not None]
     return StudyResult(

@@ -22,7 +22,13 @@ import numpy as np
 
 from initlab.studies._result import FigureSpec, Table
 
-__all__ = ["colordim_panels", "colordim_figure", "curves_figure", "verdict_table", "layer_table", "short_kind"]
+#: the most layers a figure shows (those with a verdict first, then evenly spaced ones)
+MAX_LAYERS = 16
+#: the most layers drawn as lines of one panel
+MAX_LINES = 8
+
+__all__ = ["pick_layers", "MAX_LAYERS", "MAX_LINES", "colordim_panels", "colordim_figure", "curves_figure",
+           "verdict_table", "layer_table", "short_kind"]
 
 #: short names of the verdict kinds for the figure marks
 _SHORT = {"dead": "dead", "exploding": "explodes", "vanishing": "vanishes", "collapsed": "collapse",
@@ -39,6 +45,36 @@ def short_kind(kind: str) -> str:
     return _SHORT.get(kind, kind.replace("_", " "))
 
 
+def pick_layers(watch: Any, limit: int) -> list[str]:
+    """At most ``limit`` layer names of ``watch`` in forward order: every layer with a verdict
+    first (up to the limit), then evenly spaced others (the first and last included).
+
+    >>> from initlab.diagnostics import Watch
+    >>> pick_layers(Watch(), 4)
+    []
+    """
+    names = list(watch.layer_names)
+    if len(names) <= limit:
+        return names
+    flagged = [n for n in names if any(v.name == n for v in watch.verdicts)][:limit]
+    rest = [n for n in names if n not in flagged]
+    k = limit - len(flagged)
+    if k > 0 and rest:
+        idx = np.unique(np.round(np.linspace(0, len(rest) - 1, k)).astype(int))
+        flagged += [rest[i] for i in idx]
+    keep = set(flagged)
+    return [n for n in names if n in keep]
+
+
+def _short(name: str, limit: int = 26) -> str:
+    """A layer name short enough for a panel title (its tail kept).
+
+    >>> _short("encoder.layers.11.self_attn.out_proj", 20)
+    '…self_attn.out_proj'
+    """
+    return name if len(name) <= limit else "…" + name[-(limit - 1):]
+
+
 def _finite(x: Any) -> float | None:
     if x is None:
         return None
@@ -46,16 +82,18 @@ def _finite(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def colordim_panels(watch: Any, *, label: str = "", kinds: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """One colordim panel per layer of ``watch``: {"title", "ylabel", "x_edges", "y_edges", "z",
-    "marks"}; ``z[bin][step]`` = log(1 + count). ``marks`` are the first steps of the layer's
-    verdicts (only the ``kinds`` given, all when None). ``label`` goes on the first panel's y axis."""
+def colordim_panels(watch: Any, *, label: str = "", kinds: Sequence[str] | None = None,
+                    limit: int = MAX_LAYERS) -> list[dict[str, Any]]:
+    """One colordim panel per layer of ``watch`` (at most ``limit``, :func:`pick_layers`): {"title",
+    "ylabel", "x_edges", "y_edges", "z", "marks"}; ``z[bin][step]`` = log(1 + count). ``marks`` are
+    the first steps of the layer's verdicts (only the ``kinds`` given, all when None). ``label``
+    goes on the first panel's y axis."""
     by_layer: dict[str, list[Any]] = {}
     for v in watch.verdicts:
         if kinds is None or v.kind in kinds:
             by_layer.setdefault(v.name, []).append(v)
     panels = []
-    for k, name in enumerate(watch.layer_names):
+    for k, name in enumerate(pick_layers(watch, limit)):
         steps, edges, counts = watch.histograms(name)
         if counts.size:
             last = int(steps[-1]) + max(int(watch.every), 1)
@@ -65,7 +103,7 @@ def colordim_panels(watch: Any, *, label: str = "", kinds: Sequence[str] | None 
             x_edges, z = [], np.zeros((0, 0))
         marks = [{"x": int(v.step), "label": f"{short_kind(v.kind)} @ {v.step}"} for v in by_layer.get(name, [])]
         panels.append({
-            "title": name, "ylabel": (f"{label}\nvalue" if label else "value") if k == 0 else "",
+            "title": _short(name), "ylabel": (f"{label}\nvalue" if label else "value") if k == 0 else "",
             "x_edges": x_edges, "y_edges": [float(e) for e in edges], "z": [[round(float(c), 4) for c in row] for row in z],
             "marks": marks[:2],
         })
@@ -76,7 +114,7 @@ def colordim_figure(runs: Sequence[tuple[str, Any]], *, name: str = "colordim", 
                     kinds: Sequence[str] | None = None, ncols: int | None = None) -> FigureSpec:
     """The colorful-dimension figure of one or more watches (one row of panels per run)."""
     panels: list[dict[str, Any]] = []
-    n = max((len(w.layer_names) for _, w in runs), default=1)
+    n = max((min(len(w.layer_names), MAX_LAYERS) for _, w in runs), default=1)
     cols = ncols or min(max(n, 1), 4)
     for label, w in runs:
         row = colordim_panels(w, label=label, kinds=kinds)
@@ -100,11 +138,11 @@ def curves_figure(watch: Any, *, name: str = "curves", title: str, caption: str)
             if pts:
                 series.append({"label": "", "x": [p[0] for p in pts], "y": [p[1] for p in pts], "color": "#24292f"})
         else:
-            for i, layer in enumerate(watch.layer_names):
+            for i, layer in enumerate(pick_layers(watch, MAX_LINES)):
                 s, v = watch.series(layer, key)
                 if not np.any(np.isfinite(v)):
                     continue
-                series.append({"label": layer, "x": [int(x) for x in s], "y": [_finite(y) for y in v], "color_index": i})
+                series.append({"label": _short(layer, 30), "x": [int(x) for x in s], "y": [_finite(y) for y in v], "color_index": i})
         if not series:
             continue
         ys = [y for s in series for y in s["y"] if y is not None]
