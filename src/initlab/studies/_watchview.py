@@ -70,7 +70,7 @@ def _short(name: str, limit: int = 26) -> str:
     """A layer name short enough for a panel title (its tail kept).
 
     >>> _short("encoder.layers.11.self_attn.out_proj", 20)
-    '…self_attn.out_proj'
+    '….self_attn.out_proj'
     """
     return name if len(name) <= limit else "…" + name[-(limit - 1):]
 
