@@ -211,6 +211,9 @@ def train(
         loss_txt = f"{last:.4f}" if last is not None else "none (no step finished)"
         print(f"interrupted at epoch {(hist.interrupted_epoch or 0) + 1}/{epochs} (step {hist.interrupted_step}), "
               f"loss {loss_txt}", file=sys.stderr)
+        if save_watch_path is not None and watched is not None and watched.steps:  # what was watched is kept
+            write_file(save_watch_path, "--save-watch", lambda tmp: watched.save(tmp))
+            print(f"watch of the steps before the interrupt saved to {save_watch_path}", file=sys.stderr)
         raise SystemExit(130)  # not typer.Exit: main() would add its own "interrupted" line
     tr = net.evaluate(X, y, lo)
     te = net.evaluate(Xt, yt, lo) if len(Xt) else {"loss": float("nan"), "accuracy": float("nan")}
