@@ -136,7 +136,7 @@ def watch(config: WatchConfig | None = None) -> StudyResult:
     n_steps = runs[0]["train_steps"] if runs else 0
     table = Table(
         "runs", "Runs",
-        ["run", "loss, step 0", f"loss, step {last_step}", "test accuracy", "first dead layer",
+        ["run", "loss, step 0", f"loss, step {last_step}", "test accuracy", "layer that dies",
          "largest dead fraction (hidden layers)", "verdicts"], rows,
         formats=[None, ".3g", ".3g", ".1%", None, ".1%", None],
         note=f"Standardised digits (raw pixels: He starts ~10% dead), {n_steps} steps.",
@@ -148,20 +148,30 @@ def watch(config: WatchConfig | None = None) -> StudyResult:
         caption="Colour: log(1 + count); red: the probe finds over 10% of units dead on the batch.",
     )
     curves = _compare_curves(runs, bad["dies"]["layer"] if bad["dies"] else runs[0]["watch"].layer_names[1])
-    takeaway = ((f"N(0, 1) weights at Adam lr {cfg.runs[0][2]:g} lose {bad['dies']['layer']} at step "
-                   f"{bad['dies']['step']}" if bad["dies"] else "no layer dies with N(0, 1) weights")
-                + (f"; He at lr {good['lr']:g} stays clean." if not good["verdicts"] else "."))
+    def name(e: dict[str, Any]) -> str:  # "N(0, 1), lr 0.2" -> "N(0, 1)"
+        return str(e["label"]).split(", lr")[0]
+
+    def lr(e: dict[str, Any]) -> str:  # "He, lr 1e-3" -> "lr 1e-3" (the label's spelling)
+        tail = str(e["label"]).rsplit(", ", 1)[-1]
+        return tail if tail.startswith("lr ") else f"lr {e['lr']:g}"
+
+    takeaway = ((f"{name(bad)} weights at {cfg.optimizer.capitalize()} {lr(bad)} lose {bad['dies']['layer']} "
+                 f"at step {bad['dies']['step']}" if bad["dies"] else f"no layer dies with {name(bad)} weights")
+                + (f"; {name(good)} at {lr(good)} stays clean." if not good["verdicts"] else "."))
     ctrl = numbers["runs"][1] if len(numbers["runs"]) > 2 else None
+    at0 = [v for v in bad["verdicts"] if v["step"] == 0]
     verdict = (
-        "N(0, 1) also explodes at step 0"
-        + ((f"; He at lr {ctrl['lr']:g} dies too ({_dies_text(ctrl)})" if ctrl["dies"] else
-            f"; He at lr {ctrl['lr']:g} does not die") if ctrl else "")
+        (f"{name(bad)} is also flagged {at0[0]['kind'].replace('_', ' ')} at step 0" if at0 else
+         f"{name(bad)} is not flagged at step 0")
+        + ((f"; {name(ctrl)} at {lr(ctrl)} dies too ({_dies_text(ctrl)})" if ctrl["dies"] else
+            f"; {name(ctrl)} at {lr(ctrl)} does not die") if ctrl else "")
         + ". First-update ‖ΔW‖/‖W‖: " + ", ".join(_g(e["first_update_ratio"]) for e in numbers["runs"])
         + "; fix: He init, smaller lr."
     )
     explanation: list[str] = []
     return StudyResult(
-        study="watch", title=TITLE, config=asdict(cfg), numbers=numbers, tables=[table, verdict_table(pairs, fixes=False, note="")],
+        study="watch", title=TITLE, config=asdict(cfg), numbers=numbers,
+        tables=[table, verdict_table(pairs, fixes=False, note="")],
         figures=[head, curves], summary=takeaway, takeaway=takeaway, verdict=verdict, explanation=explanation,
         headline="colordim",
         command=f"initlab report --only watch --seed {cfg.seed}" + (" --quick" if cfg.quick else ""),
