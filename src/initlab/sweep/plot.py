@@ -157,10 +157,9 @@ def draw(data: dict[str, Any], title: str = "", *, figsize: tuple[float, float] 
          legend_pt: float = 8.0) -> Any:
     """A matplotlib Figure: the heat map, the critical line and the c·ξ_c curves (``figsize`` in
     inches; ``legend_pt``: the legend's font size, the smallest text of the figure)."""
-    import matplotlib
+    from initlab._mpl import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     xs, ys = np.asarray(data["x"], dtype=float), np.asarray(data["y"], dtype=float)
     z = np.array([[np.nan if v is None else v for v in row] for row in data["z"]], dtype=float)
@@ -228,7 +227,9 @@ def render(data: dict[str, Any], path: str | Path, title: str = "") -> Path:
     import os
     import tempfile
 
-    import matplotlib.pyplot as plt
+    from initlab._mpl import pyplot
+
+    plt = pyplot()
 
     p = Path(path)
     if not p.parent.is_dir():
