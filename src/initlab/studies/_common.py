@@ -174,12 +174,9 @@ def single_thread() -> Any:
     The studies multiply small matrices (batches of 128 by 100 units) thousands of times; a
     multi-threaded BLAS gains nothing there and, on a busy 2-core machine, loses 10× to thread
     contention (measured: seed 002 quick took 94 s with the default threads, 8 s with one).
-    threadpoolctl ships with scikit-learn; without it this is a no-op.
+    Every native thread pool is capped (:func:`initlab._threads.limit_threads` with
+    ``user_api=None``), BLAS and OpenMP alike.
     """
-    import contextlib
+    from initlab._threads import limit_threads
 
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn depends on it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1)
+    return limit_threads(1, user_api=None)

@@ -38,11 +38,10 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -161,15 +160,11 @@ def auto_threads(sizes: list[int], batch: int) -> int | None:
     return 1 if work < SMALL_MATMUL else None
 
 
-@contextlib.contextmanager
-def _blas(threads: int | None) -> Iterator[None]:
-    if threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
+def _blas(threads: int | None) -> Any:
+    """BLAS capped at ``threads`` (None: unchanged), :func:`initlab._threads.limit_threads`."""
+    from initlab._threads import limit_threads
 
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield
+    return limit_threads(threads)
 
 
 class _Stack:
