@@ -49,6 +49,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from initlab._rng import derive
 from initlab._validation import bad_type, check_int
 
 __all__ = ["GRID", "ACTIVATIONS", "INITS", "BATCH", "BINS", "ExploreSummary", "build_explorer", "compute_setting",
@@ -125,7 +126,7 @@ def init_spec(act: str, init_key: str) -> str:
 
 def _seeds(seed: int, act_i: int, init_i: int, depth: int, width: int, sb_i: int) -> tuple[int, int, int]:
     """(net_seed, x_seed, probe_seed): plain ints, written into the page for reproduction."""
-    ss = np.random.SeedSequence([int(seed), act_i, init_i, int(depth), int(width), sb_i])
+    ss = derive(int(seed), act_i, init_i, int(depth), int(width), sb_i)
     a, b, c = (int(v) for v in ss.generate_state(3))
     return a, b, c
 
