@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from initlab._validation import bad_type, bad_value, check_number
-from initlab.nn.layers import Layer, ParamSpec, spec_moments
+from initlab.nn.layers import Layer, ParamSpec, _WeightBiasMixin, spec_moments
 from initlab.theory._predict import LayerMF, Signal, backward_fold, fold
 
 __all__ = ["BatchNorm", "LayerNorm", "Residual"]
@@ -44,26 +44,12 @@ def _norm_backward(g: Array, xhat: Array, inv: Array, gamma: Array, axes: tuple[
     return (inv / M) * (M * gh - s1 - xhat * s2)
 
 
-class _Norm(Layer):
+class _Norm(_WeightBiasMixin, Layer):
+    """A norm's affine gain (``weight``) and shift (``bias``): :class:`_WeightBiasMixin`."""
+
     def _affine_params(self, shape: tuple[int, ...]) -> None:
         self._add("weight", shape, "ones")
         self._add("bias", shape, "zeros")
-
-    @property
-    def weight(self) -> Array:
-        return self.arrays[0]
-
-    @weight.setter
-    def weight(self, value: Any) -> None:
-        self.set_param("weight", value)
-
-    @property
-    def bias(self) -> Array:
-        return self.arrays[1]
-
-    @bias.setter
-    def bias(self, value: Any) -> None:
-        self.set_param("bias", value)
 
     def propagate(self, s: Signal) -> LayerMF:
         g_mean, g_var = spec_moments(self.params[0].init, self.params[0].shape)
