@@ -200,13 +200,13 @@ def draw(data: dict[str, Any], title: str = "", *, figsize: tuple[float, float] 
         ax.axvline(data["critical_x"], color="#ff5555", lw=1.5, label="χ₁ = 1 (critical)")
     ax.set_xlim(ex[0], ex[-1])
     ax.set_ylim(ey[0], ey[-1])
-    from matplotlib.ticker import FixedLocator, NullLocator
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     for axis, vals, log in ((ax.xaxis, xs, logx), (ax.yaxis, ys, logy)):
         if log:  # label the measured values, not powers of ten
             axis.set_major_locator(FixedLocator(vals))
             axis.set_minor_locator(NullLocator())
-            axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     names = {"sigma_w2": "σ_w²", "depth": "depth (hidden layers)", "sigma_b2": "σ_b²"}
     ax.set_xlabel(names.get(data["x_label"], data["x_label"]))
     ax.set_ylabel(names.get(data["y_label"], data["y_label"]))
