@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Moments", "Histogram", "moments", "histogram", "subsample", "mean_pairwise_cosine"]
+__all__ = ["Moments", "Histogram", "moments", "histogram", "subsample", "mean_pairwise_cosine", "near_zero"]
 
 _EXACT_FALLBACK = 1e-3  # recompute the variance centered when var < this · E[x²]
 HIST_SAMPLE = 65536
@@ -187,6 +187,20 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> Histogram:
     idx = pos.astype(np.intp)
     counts = np.bincount(idx, minlength=nb).astype(np.int64)
     return Histogram(edges, counts, int(v.size))
+
+
+def near_zero(x: np.ndarray, threshold: float) -> float:
+    """The fraction of the values of ``x`` with |x| ≤ ``threshold`` (fastai's ActivationStats
+    near-zero fraction with threshold 0.05; the seed 000 study's spike of deltas at 0 with
+    threshold 0.01·std). 0.0 for an empty array.
+
+    >>> import numpy as np
+    >>> near_zero(np.array([-0.1, -0.05, 0.0, 0.2]), 0.05)
+    0.5
+    """
+    flat = np.asarray(x).reshape(-1)
+    t = float(threshold)
+    return float(np.count_nonzero((flat <= t) & (flat >= -t))) / max(flat.size, 1)
 
 
 def mean_pairwise_cosine(x: np.ndarray, k: int = 64, max_features: int = 4096) -> float:
