@@ -199,9 +199,11 @@ def _decision(fig_spec: FigureSpec) -> Any:
 
 
 def _trainability(fig_spec: FigureSpec) -> Any:
-    from initlab.sweep.plot import figure
+    """Kind ``"trainability_heatmap"`` (data = :func:`initlab.sweep.plot.heatmap_data`): the
+    sweep's heat map at the report's column width and minimum font."""
+    from initlab.sweep.plot import draw
 
-    return figure(fig_spec)
+    return draw(fig_spec.data, fig_spec.title, figsize=(WIDTH_IN, 5.4), legend_pt=MIN_PT + 0.5)
 
 
 KINDS: dict[str, Callable[[FigureSpec], Any]] = {

@@ -121,16 +121,16 @@ def verdict_cell(verdicts: Sequence[str]) -> str:
 
 def predicted_act_std(sizes: Sequence[int], activations: Sequence[str], inits: Sequence[Any],
                       input_var: float = 1.0) -> list[float]:
-    """Mean-field prediction of each layer's activation std (:func:`initlab.theory.predict_stack`)."""
-    from initlab.theory import predict_stack
+    """Mean-field prediction of each layer's activation std (:func:`initlab.nn.predict_stack`)."""
+    from initlab.nn import predict_stack
 
     pred = predict_stack(list(sizes), list(activations), list(inits), input_var=input_var)
     return [float(v) for v in np.asarray(pred.act_std, dtype=float)]
 
 
 def predicted(sizes: Sequence[int], activations: Sequence[str], inits: Sequence[Any], input_var: float = 1.0) -> Any:
-    """The full :class:`StackPrediction` of :func:`initlab.theory.predict_stack`."""
-    from initlab.theory import predict_stack
+    """The full :class:`StackPrediction` of :func:`initlab.nn.predict_stack`."""
+    from initlab.nn import predict_stack
 
     return predict_stack(list(sizes), list(activations), list(inits), input_var=input_var)
 

@@ -237,7 +237,7 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
     from initlab.data import gaussian
     from initlab.diagnostics._stats import near_zero
     from initlab.nn import Network
-    from initlab.theory import predict_stack
+    from initlab.nn import predict_stack
 
     cfg = config or Seed000Config.make()
     t0 = time.perf_counter()

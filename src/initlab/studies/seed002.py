@@ -277,7 +277,7 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
     ln10 = math.log(10.0)
     table_h = Table("hist_std", "Part 1: activation std per layer, measured (mean-field prediction)",
                     ["case"] + [f"layer {i + 1}" for i in range(cfg.depth)], std_rows,
-                    note=f"{cfg.n_inputs} N(0, I) inputs of dimension {cfg.width}; prediction from initlab.theory.predict_stack.")
+                    note=f"{cfg.n_inputs} N(0, I) inputs of dimension {cfg.width}; prediction from initlab.nn.predict_stack.")
     table_p = Table("probe", "Part 1: the probe's findings per case", ["case", "finding (verdict)"], verdict_rows)
     table_l = Table(
         "training", f"Part 2: training loss after {cfg.iterations} SGD iterations",

@@ -6,7 +6,7 @@ N(0, 0.01²) ("small"), N(0, 1) ("big") and N(0, 1/fan_in) (which it calls Xavie
 Bengio 2010, "Understanding the difficulty of training deep feedforward neural networks"; with
 fan_in = fan_out = 500 it equals Glorot's 2/(fan_in+fan_out)). The prediction is the length map of
 Poole et al. 2016 ("Exponential expressivity in deep neural networks through transient chaos"),
-computed per layer by :func:`initlab.theory.predict_stack`.
+computed per layer by :func:`initlab.nn.predict_stack`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Ganguli & Sohl-Dickstein 2017, "Deep Information Propagation").
 (x, y) grid (σ_w² × depth by default), the critical σ_w² where χ₁ = 1 (for the sweep's
 activation and σ_b²), and the curves depth = c·ξ_c(σ_w²) for a few c; :func:`trainable_boundary`
 measures, per σ_w², the deepest trainable network; :func:`draw` / :func:`render` make the PNG.
-A report registers the figure kind ``"trainability_heatmap"`` with :func:`figure`.
+The report draws its figure kind ``"trainability_heatmap"`` with :func:`draw` (:mod:`initlab.report.plots`).
 
 >>> rows = [{"sigma_w2": s, "depth": d, "seed": 0, "activation": "tanh", "sigma_b2": 0.05,
 ...          "train_accuracy": 0.9 if d < 10 else 0.1} for s in (1.0, 2.0) for d in (5, 20)]
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["heatmap_data", "trainable_boundary", "draw", "render", "figure", "XI_MULTIPLES"]
+__all__ = ["heatmap_data", "trainable_boundary", "draw", "render", "XI_MULTIPLES"]
 
 #: default multiples c of ξ_c drawn over the heat map (6ξ_c: Schoenholz et al.'s trainable depth)
 XI_MULTIPLES = (2.0, 6.0)
@@ -245,11 +245,3 @@ def render(data: dict[str, Any], path: str | Path, title: str = "") -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return p
-
-
-def figure(fig_spec: Any) -> Any:
-    """Renderer for a report FigureSpec of kind ``"trainability_heatmap"`` (data = :func:`heatmap_data`):
-    the report's column width and minimum font (:mod:`initlab.report.plots`)."""
-    from initlab.report.plots import MIN_PT, WIDTH_IN
-
-    return draw(fig_spec.data, fig_spec.title, figsize=(WIDTH_IN, 5.4), legend_pt=MIN_PT + 0.5)
