@@ -21,7 +21,6 @@ builds: :mod:`initlab.theory` takes numbers and imports neither :mod:`initlab.in
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -30,7 +29,7 @@ import numpy as np
 from initlab import activations as _acts
 from initlab._validation import bad_type, bad_value, check_number
 from initlab.nn.layers import Dense
-from initlab.theory._predict import predict
+from initlab.theory._predict import predict, std_of
 
 __all__ = ["LayerPrediction", "StackPrediction", "predict_stack"]
 
@@ -60,12 +59,12 @@ class LayerPrediction:
     @property
     def preact_std(self) -> float:
         """√q^l."""
-        return math.sqrt(self.preact_var) if self.preact_var >= 0 else math.nan
+        return std_of(self.preact_var)
 
     @property
     def grad_std(self) -> float:
         """√grad_var (the seeds' "delta" std relative to the output gradient's)."""
-        return math.sqrt(self.grad_var) if self.grad_var >= 0 else math.nan
+        return std_of(self.grad_var)
 
 
 @dataclass(frozen=True)
