@@ -282,7 +282,7 @@ def test_recommendation_uses_the_rows_own_activation_or_names_the_main_one() -> 
 
 # -- 7. the theory column includes the bias variance -------------------------------------------------------------
 def test_cli_theory_reflects_bias_variance(capsys: pytest.CaptureFixture[str]) -> None:
-    from initlab.theory import predict_stack
+    from initlab.nn import predict_stack
 
     sizes = [50, 200, 200, 200, 3]
     code, out = _cli(["probe", "--layers", ",".join(map(str, sizes)), "--activation", "tanh", "--init",

@@ -120,7 +120,7 @@ def test_torch_default_bias_is_predicted_with_the_layer_fan_in() -> None:
     assert res.theory and not any("bias" in n for n in res.notes), res.notes
     ex2 = float(np.mean(x**2))
     assert res.layers[0].theory_preact_std == pytest.approx(math.sqrt(ex2 + 1 / 150), rel=1e-6)  # float32 input
-    pred = initlab.theory.predict_stack([50, 400, 400], "tanh", "lecun_normal", bias_inits="torch_default_bias")
+    pred = initlab.nn.predict_stack([50, 400, 400], "tanh", "lecun_normal", bias_inits="torch_default_bias")
     assert [round(layer.sigma_b2, 12) for layer in pred.layers] == [round(1 / 150, 12), round(1 / 1200, 12)]
 
 

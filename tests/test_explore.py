@@ -97,14 +97,14 @@ def _close(shown: str, want: float | None, rel: float = 1e-4) -> bool:
 def _recompute(act: str, depth: int, width: int, sb2: float, seeds: dict[str, str]) -> tuple[Any, Any, float]:
     from initlab import probe, theory
     from initlab.data import gaussian
-    from initlab.nn import Network
+    from initlab.nn import Network, predict_stack
 
     x = gaussian(64, width, rng=int(seeds["x"]))
     with np.errstate(all="ignore"):
         net = Network([width] * (depth + 1), activation=act, output=act, init=seeds["spec"], bias_init=seeds["bias"],
                       rng=int(seeds["net"]))
         res = probe(net, x, theory=True, rng=int(seeds["probe"]), bins=30)
-    pred = theory.predict_stack([width, width], act, seeds["spec"])
+    pred = predict_stack([width, width], act, seeds["spec"])
     sw2 = float(pred.layers[0].sigma_w2)
     return res, theory.point(act, sw2, sb2), sw2
 

@@ -52,9 +52,9 @@ def test_trainability_study_quick() -> None:
     fig = r.figures[0]
     assert fig.kind == "trainability_heatmap" and len(fig.data["z"]) == 4
     assert "ξ_c" in r.summary and r.numbers["cells"] == 20
-    from initlab.sweep.plot import figure
+    from initlab.report.plots import KINDS
 
-    f = figure(fig)
+    f = KINDS[fig.kind](fig)
     assert len(f.axes) == 2  # heat map and colorbar
     import matplotlib.pyplot as plt
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import initlab.theory as T
-from initlab.nn import BatchNorm, Conv1d, Conv2d, Dense, LayerNorm, Network, Residual
+from initlab.nn import BatchNorm, Conv1d, Conv2d, Dense, LayerNorm, Network, Residual, predict_stack
 
 
 def _measure(make, x: np.ndarray, nets: int, *, train: bool = False) -> list[dict[str, float]]:
@@ -52,7 +52,7 @@ def test_dense_stack_matches_monte_carlo_and_predict_stack() -> None:
         assert m["q"] == pytest.approx(r.preact_var + r.preact_mean ** 2, rel=tol)
         assert m["s"] == pytest.approx(r.act_second_moment, rel=tol)
         assert m["g"] == pytest.approx(r.grad_var, rel=2 * tol)
-    old = T.predict_stack([width] * (depth + 1), "tanh", "normal(std=0.06)", bias_inits="normal(std=0.2)")
+    old = predict_stack([width] * (depth + 1), "tanh", "normal(std=0.06)", bias_inits="normal(std=0.2)")
     np.testing.assert_allclose(old.preact_var, pred.preact_var, rtol=1e-12)
     np.testing.assert_allclose(old.grad_var, pred.grad_var, rtol=1e-12)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 RngLike = Union[None, int, np.integer, np.random.Generator, np.random.SeedSequence]
 
-__all__ = ["RngLike", "as_generator", "child_seeds", "derive", "streams", "PURPOSES"]
+__all__ = ["RngLike", "as_generator", "child_seeds", "spawn_root", "derive", "streams", "PURPOSES"]
 
 
 def as_generator(rng: RngLike, *, name: str = "rng") -> np.random.Generator:
@@ -50,9 +50,19 @@ def child_seeds(rng: RngLike, n: int, *, name: str = "rng") -> list[np.random.Se
     >>> a == b and a[0] != a[1]
     True
     """
+    return spawn_root(rng, name=name).spawn(n)
+
+
+def spawn_root(rng: RngLike, *, name: str = "rng") -> np.random.SeedSequence:
+    """The SeedSequence whose children :func:`child_seeds` returns, made by one draw from ``rng``:
+    child ``i`` is ``derive(spawn_root(rng), i)``, so a worker can make its own child seed.
+
+    >>> root = spawn_root(3)
+    >>> derive(root, 1).generate_state(1).tolist() == child_seeds(3, 2)[1].generate_state(1).tolist()
+    True
+    """
     gen = as_generator(rng, name=name)
-    entropy = int(gen.integers(0, 2**63 - 1, dtype=np.int64))
-    return np.random.SeedSequence(entropy).spawn(n)
+    return np.random.SeedSequence(int(gen.integers(0, 2**63 - 1, dtype=np.int64)))
 
 
 #: the purposes a Network draws for, with the key of each derived stream ("init" is the seed's own

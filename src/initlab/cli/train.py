@@ -228,10 +228,9 @@ def train(
         "train_seconds": hist.train_seconds, "history": hist.epoch_loss,
     }
     if plot_path is not None:
-        import matplotlib
+        from initlab._mpl import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(np.arange(1, len(hist.epoch_loss) + 1), hist.epoch_loss)

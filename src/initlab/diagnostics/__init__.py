@@ -2,7 +2,7 @@
 
 * :func:`probe` — forward (and backward) statistics of every layer of an :class:`initlab.nn.Network`
   or a ``torch.nn.Module`` on one batch: a :class:`ProbeResult` of :class:`LayerStats`, with
-  verdicts and, for plain stacks, the prediction of :func:`initlab.theory.predict_stack`.
+  verdicts and, for plain stacks, the prediction of :func:`initlab.nn.predict_stack`.
 * :func:`fix` — LSUV (Mishkin & Matas 2016) in place; :func:`apply` — init specs, rules or a
   residual/transformer preset (Fixup, SkipInit, ReZero, T-Fixup, DeepNet) onto a model.
 * :func:`watch` — each layer's statistics over the steps of a torch training loop (:class:`Watch`);

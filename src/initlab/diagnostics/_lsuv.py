@@ -36,6 +36,7 @@ import numpy as np
 
 from initlab._rng import RngLike, as_generator
 from initlab._validation import check_int, check_number
+from initlab.diagnostics._stats import moments
 
 __all__ = ["LSUVRecord", "fix"]
 
@@ -75,8 +76,8 @@ class LSUVRecord:
 
 
 def _var(z: np.ndarray) -> float:
-    z = np.asarray(z, dtype=np.float64)
-    return float(z.var())
+    """The variance (ddof = 0) of all of ``z``, as the probe measures it (:func:`moments`)."""
+    return moments(np.asarray(z, dtype=np.float64)).std ** 2
 
 
 def _fix_network(net: Any, x: Any, tol: float, max_iter: int, gen: np.random.Generator) -> LSUVRecord:
@@ -206,7 +207,7 @@ def _fix_torch(model: Any, x: Any, tol: float, max_iter: int, gen: np.random.Gen
 
                 def grab(mod: Any, inp: Any, out: Any) -> None:
                     o = out[0] if isinstance(out, tuple) else out
-                    box["v"] = float(o.detach().double().var(unbiased=False))
+                    box["v"] = _var(o.detach().double().cpu().numpy())
                     raise _Stop
 
                 h = m.register_forward_hook(grab)

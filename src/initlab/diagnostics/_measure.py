@@ -16,7 +16,7 @@ from initlab._validation import check_choice
 from initlab.activations import Activation
 from initlab.init import compute_fans
 from initlab.diagnostics._result import LayerStats
-from initlab.diagnostics._stats import HIST_SAMPLE, histogram, mean_pairwise_cosine, moments, subsample
+from initlab.diagnostics._stats import HIST_SAMPLE, hist_edges, histogram, mean_pairwise_cosine, moments, subsample
 
 __all__ = ["LOSSES", "bounded_range", "new_layer", "preact_stats", "act_stats", "weight_stats", "forward_stats", "backward_stats", "finish_histograms", "loss_gradient"]
 
@@ -143,18 +143,6 @@ def backward_stats(
             st.grad_weight_ratio = gn / wn if wn > 0 else math.inf
 
 
-def _edges(values: list[np.ndarray], bins: int, bounded: tuple[float, float] | None) -> np.ndarray:
-    finite = [v[np.isfinite(v)] for v in values if v.size]
-    lo = min((float(v.min()) for v in finite if v.size), default=-1.0)
-    hi = max((float(v.max()) for v in finite if v.size), default=1.0)
-    if bounded is not None:
-        lo, hi = bounded
-    if not hi > lo:
-        c = lo
-        lo, hi = c - 1.0, c + 1.0
-    return np.linspace(lo, hi, bins + 1)
-
-
 def bounded_range(activation: Activation | None) -> tuple[float, float] | None:
     """The output range (lo, hi) of an activation bounded on both sides, read off the activation
     itself: φ(∓1e3) when φ has levelled off there (|φ(±1e6) − φ(±1e3)| < 1e-2); else None.
@@ -197,7 +185,7 @@ def finish_histograms(
             if key in s:
                 groups.setdefault(ranges[i] if key == "act" else None, []).append(i)
         for rng_, members in groups.items():
-            edges = _edges([samples[i][key] for i in members], bins, rng_)
+            edges = hist_edges([samples[i][key] for i in members], bins, bounds=rng_)
             for i in members:
                 setattr(layers[i], attr, histogram(samples[i][key], edges))
 

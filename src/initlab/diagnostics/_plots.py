@@ -13,12 +13,9 @@ __all__ = ["histograms", "stats", "gradients", "summary", "watch_summary", "coor
 
 
 def _plt() -> Any:
-    import matplotlib
+    from initlab._mpl import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _save(fig: Any, path: str | None) -> Any:

@@ -80,7 +80,7 @@ class LayerStats:
 
     Theory (plain stacks with ``theory=True``): ``theory_std`` (predicted activation std),
     ``theory_preact_std`` and ``theory_grad_std`` (predicted pre-activation gradient std, scaled
-    to the measured one at the last layer) from :func:`initlab.theory.predict_stack`.
+    to the measured one at the last layer) from :func:`initlab.nn.predict_stack`.
     """
 
     index: int

@@ -19,8 +19,16 @@ as few times as possible:
   layer sitting at 0.5 with std 1e-4); when the variance falls below 1e-3 of the second moment the
   kernel recomputes it exactly with a centered two-pass float64 formula, so the fast path is never
   the inaccurate one.
+* :func:`hist_edges` is initlab's one rule for a histogram's range (the probe, the watch, the
+  training :class:`~initlab.diagnostics.Probe` callback and the studies' figures all use it):
+  given ``bounds`` exactly; else the smallest to the largest finite value (or the ``central``
+  fraction of them, between the quantiles (1 − central)/2 and (1 + central)/2), a range of zero
+  width widened to ±1 around the value, then widened by ``margin`` × its width on each side.
+  Equal-width bins.
 * :func:`histogram` bins values on fixed edges (chosen once per quantity for all layers, so the
-  rows are comparable as in the seeds' plots) with ``np.bincount`` on precomputed bin indices.
+  rows are comparable as in the seeds' plots) with ``np.bincount`` on precomputed bin indices;
+  values outside the edges are counted in the end bins (``outside="clip"``) or left out
+  (``outside="drop"``).
   By default it reads a deterministic strided subsample of at most 65 536 values (the stride is
   made coprime with the channel count so every unit is visited); ``counts`` are those of the
   subsample and ``n_sampled`` says how many values were binned. ``density`` is the normalised
@@ -37,10 +45,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Moments", "Histogram", "moments", "histogram", "subsample", "mean_pairwise_cosine"]
+__all__ = ["Moments", "Histogram", "moments", "hist_edges", "histogram", "subsample", "mean_pairwise_cosine",
+           "near_zero"]
 
 _EXACT_FALLBACK = 1e-3  # recompute the variance centered when var < this · E[x²]
 HIST_SAMPLE = 65536
@@ -165,19 +175,73 @@ class Histogram:
         return self.counts / (total * width)
 
 
-def histogram(values: np.ndarray, edges: np.ndarray) -> Histogram:
-    """Bin ``values`` (1-D) on equal-width ``edges`` with one ``np.bincount``.
+def hist_edges(values: np.ndarray | Sequence[np.ndarray], bins: int, *, bounds: tuple[float, float] | None = None,
+               central: float = 1.0, margin: float = 0.0) -> np.ndarray:
+    """The ``bins + 1`` equal-width edges of a histogram of ``values`` (one array, or several
+    binned on common edges, e.g. the layers of one group) — initlab's one range rule:
+
+    1. ``bounds`` (lo, hi) when given (a bounded activation's range, a figure's fixed range);
+       ``margin`` does not apply to them;
+    2. else the smallest to the largest finite value over all the arrays (``central`` = 1), or the
+       quantiles (1 − central)/2 and (1 + central)/2 of all of them (``central`` < 1: a long tail
+       does not squeeze the bulk into one bin); (−1, 1) when there is no finite value;
+    3. a range of zero width (hi ≤ lo) becomes (lo − 1, hi + 1);
+    4. a range read off the values is widened by ``margin`` × its width on each side (the watch
+       keeps the edges of its first step, so later steps need room).
+
+    >>> hist_edges(np.array([0.0, 2.0]), 4).tolist()
+    [0.0, 0.5, 1.0, 1.5, 2.0]
+    >>> hist_edges([np.array([3.0]), np.array([3.0])], 2).tolist()
+    [2.0, 3.0, 4.0]
+    >>> hist_edges(np.array([0.0, 1.0]), 2, margin=0.5).tolist()
+    [-0.5, 0.5, 1.5]
+    >>> hist_edges(np.array([5.0]), 2, bounds=(-1.0, 1.0), margin=0.5).tolist()
+    [-1.0, 0.0, 1.0]
+    """
+    if bounds is not None:
+        lo, hi = float(bounds[0]), float(bounds[1])
+    else:
+        arrays = [values] if isinstance(values, np.ndarray) else list(values)
+        finite = [f for f in (np.asarray(a).reshape(-1) for a in arrays) if f.size]
+        finite = [f for f in (f[np.isfinite(f)] for f in finite) if f.size]
+        if not finite:
+            lo, hi = -1.0, 1.0
+        elif central >= 1.0:
+            lo = min(float(f.min()) for f in finite)
+            hi = max(float(f.max()) for f in finite)
+        else:
+            tail = (1.0 - central) / 2.0
+            v = np.concatenate([f.astype(np.float64) for f in finite])
+            lo, hi = (float(q) for q in np.quantile(v, [tail, 1.0 - tail]))
+    if not hi > lo:
+        lo, hi = lo - 1.0, hi + 1.0
+    if bounds is None and margin:
+        span = hi - lo
+        lo, hi = lo - margin * span, hi + margin * span
+    return np.linspace(lo, hi, int(bins) + 1)
+
+
+def histogram(values: np.ndarray, edges: np.ndarray, *, outside: str = "clip") -> Histogram:
+    """Bin ``values`` on equal-width ``edges`` (:func:`hist_edges`) with one ``np.bincount``;
+    non-finite values are left out, values outside the edges are counted in the end bins
+    (``outside="clip"``) or left out (``"drop"``, also from ``n_sampled``).
 
     >>> import numpy as np
     >>> h = histogram(np.array([-0.9, -0.1, 0.1, 0.2, 5.0]), np.linspace(-1, 1, 5))
     >>> h.counts.tolist()
     [1, 1, 2, 1]
+    >>> histogram(np.array([-0.9, -0.1, 0.1, 0.2, 5.0]), np.linspace(-1, 1, 5), outside="drop").counts.tolist()
+    [1, 1, 2, 0]
     """
     edges = np.asarray(edges, dtype=np.float64)
     nb = edges.size - 1
     lo, hi = float(edges[0]), float(edges[-1])
     v = np.asarray(values).reshape(-1)
     v = v[np.isfinite(v)]
+    if outside == "drop":
+        v = v[(v >= lo) & (v <= hi)]
+    elif outside != "clip":
+        raise ValueError(f"The 'outside' argument must be one of 'clip', 'drop'; got {outside!r}.")
     if hi <= lo:
         counts = np.zeros(nb, dtype=np.int64)
         counts[0] = v.size
@@ -187,6 +251,20 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> Histogram:
     idx = pos.astype(np.intp)
     counts = np.bincount(idx, minlength=nb).astype(np.int64)
     return Histogram(edges, counts, int(v.size))
+
+
+def near_zero(x: np.ndarray, threshold: float) -> float:
+    """The fraction of the values of ``x`` with |x| ≤ ``threshold`` (fastai's ActivationStats
+    near-zero fraction with threshold 0.05; the seed 000 study's spike of deltas at 0 with
+    threshold 0.01·std). 0.0 for an empty array.
+
+    >>> import numpy as np
+    >>> near_zero(np.array([-0.1, -0.05, 0.0, 0.2]), 0.05)
+    0.5
+    """
+    flat = np.asarray(x).reshape(-1)
+    t = float(threshold)
+    return float(np.count_nonzero((flat <= t) & (flat >= -t))) / max(flat.size, 1)
 
 
 def mean_pairwise_cosine(x: np.ndarray, k: int = 64, max_features: int = 4096) -> float:

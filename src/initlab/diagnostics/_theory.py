@@ -1,4 +1,4 @@
-"""The theory columns of a probe: :func:`initlab.theory.predict_stack` for the probed stack."""
+"""The theory columns of a probe: :func:`initlab.nn.predict_stack` for the probed stack."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def add_theory(
     under ``loss="sum"``). The prediction's notes (e.g. layers it cannot
     predict) are appended to ``notes``. Returns True (theory columns were filled).
     """
-    from initlab.theory import predict_stack
+    from initlab.nn import predict_stack
 
     pred = predict_stack(sizes, activations, inits, input_var=input_var, bias_inits=bias_inits)
     notes.extend(pred.notes)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from initlab._rng import RngLike, as_generator
+from initlab._rng import RngLike, as_generator, derive, spawn_root
 from initlab._validation import check_int
 
 __all__ = ["BLOCK", "resolve_threads", "parallel", "fill", "fill_value"]
@@ -110,8 +110,9 @@ def parallel(nitems: int, threads: int, run: Callable[[int], None]) -> None:
 def _blocks(n: int, rng: RngLike, num_threads: Any, job: Callable[[np.random.Generator, int, int], None]) -> None:
     """Run ``job(gen, start, stop)`` over fixed-size blocks of ``range(n)``, one stream per block.
 
-    Block i's stream is child i of ``SeedSequence(entropy)`` (what ``spawn`` would give), made
-    inside the worker so that the seeding runs in parallel too.
+    Block i's stream is child i of one :func:`~initlab._rng.spawn_root` draw (what
+    :func:`~initlab._rng.child_seeds` would give), made inside the worker so that the seeding runs
+    in parallel too.
     """
     gen = as_generator(rng)
     threads = resolve_threads(num_threads)
@@ -119,10 +120,10 @@ def _blocks(n: int, rng: RngLike, num_threads: Any, job: Callable[[np.random.Gen
     if nblocks == 1:
         job(gen, 0, n)
         return
-    entropy = int(gen.integers(0, 2**63 - 1, dtype=np.int64))
+    root = spawn_root(gen)
 
     def run(i: int) -> None:
-        seed = np.random.SeedSequence(entropy, spawn_key=(i,))
+        seed = derive(root, i)
         job(np.random.Generator(np.random.SFC64(seed)), i * BLOCK, min(n, (i + 1) * BLOCK))
 
     parallel(nblocks, threads, run)

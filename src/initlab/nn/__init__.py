@@ -30,10 +30,11 @@ from initlab.nn.callbacks import Callback
 from initlab.nn.conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, GlobalAvgPool, MaxPool1d, MaxPool2d
 from initlab.nn.layers import Activation, Dense, Dropout, Flatten, Layer, ParamSpec
 from initlab.nn.network import Network
+from initlab.nn._stack import LayerPrediction, StackPrediction, predict_stack
 from initlab.nn.training import History, LayerTrace
 
 __all__ = [
     "Network", "Layer", "ParamSpec", "Dense", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
     "GlobalAvgPool", "Flatten", "BatchNorm", "LayerNorm", "Dropout", "Activation", "Residual", "LayerTrace",
-    "History", "Callback", "callbacks", "losses", "optimizers",
+    "History", "Callback", "callbacks", "losses", "optimizers", "predict_stack", "StackPrediction", "LayerPrediction",
 ]

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from initlab._validation import bad_type, bad_value, check_number
-from initlab.nn.layers import Layer, ParamSpec, spec_moments
+from initlab.nn.layers import Layer, ParamSpec, _WeightBiasMixin, spec_moments
 from initlab.theory._predict import LayerMF, Signal, backward_fold, fold
 
 __all__ = ["BatchNorm", "LayerNorm", "Residual"]
@@ -44,26 +44,24 @@ def _norm_backward(g: Array, xhat: Array, inv: Array, gamma: Array, axes: tuple[
     return (inv / M) * (M * gh - s1 - xhat * s2)
 
 
-class _Norm(Layer):
+def _affine_grads(g: Array, xhat: Array, axes: tuple[int, ...], out: Sequence[Array] | None) -> tuple[Array, Array]:
+    """The gradients of a norm's gain and shift, Σ g·x̂ and Σ g over ``axes`` (into ``out`` when
+    given: the Network's flat gradient views)."""
+    gg = (g * xhat).sum(axis=axes)
+    gb = g.sum(axis=axes)
+    if out is not None:
+        out[0][...] = gg
+        out[1][...] = gb
+        gg, gb = out[0], out[1]
+    return gg, gb
+
+
+class _Norm(_WeightBiasMixin, Layer):
+    """A norm's affine gain (``weight``) and shift (``bias``): :class:`_WeightBiasMixin`."""
+
     def _affine_params(self, shape: tuple[int, ...]) -> None:
         self._add("weight", shape, "ones")
         self._add("bias", shape, "zeros")
-
-    @property
-    def weight(self) -> Array:
-        return self.arrays[0]
-
-    @weight.setter
-    def weight(self, value: Any) -> None:
-        self.set_param("weight", value)
-
-    @property
-    def bias(self) -> Array:
-        return self.arrays[1]
-
-    @bias.setter
-    def bias(self, value: Any) -> None:
-        self.set_param("bias", value)
 
     def propagate(self, s: Signal) -> LayerMF:
         g_mean, g_var = spec_moments(self.params[0].init, self.params[0].shape)
@@ -128,12 +126,7 @@ class BatchNorm(_Norm):
         xhat, inv, train = cache
         axes = (0, *range(2, g.ndim))
         sh = self._shape(g)
-        gg = (g * xhat).sum(axis=axes)
-        gb = g.sum(axis=axes)
-        if out is not None:
-            out[0][...] = gg
-            out[1][...] = gb
-            gg, gb = out[0], out[1]
+        gg, gb = _affine_grads(g, xhat, axes, out)
         if not need_input_grad:
             return None, [gg, gb]
         gamma = self.weight.reshape(sh)
@@ -200,12 +193,7 @@ class LayerNorm(_Norm):
         k = len(self.normalized_shape)
         axes = tuple(range(g.ndim - k, g.ndim))
         batch_axes = tuple(range(g.ndim - k))
-        gg = (g * xhat).sum(axis=batch_axes)
-        gb = g.sum(axis=batch_axes)
-        if out is not None:
-            out[0][...] = gg
-            out[1][...] = gb
-            gg, gb = out[0], out[1]
+        gg, gb = _affine_grads(g, xhat, batch_axes, out)
         if not need_input_grad:
             return None, [gg, gb]
         return _norm_backward(g, xhat, inv, self.weight, axes), [gg, gb]

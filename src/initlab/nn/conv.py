@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from initlab import activations as _activations
 from initlab._validation import bad_value, check_choice, check_int
-from initlab.nn.layers import Layer, ParamSpec, _ActivationMixin, spec_moments
+from initlab.nn.layers import Layer, _ActivationMixin, _WeightBiasMixin, spec_moments
 from initlab.theory._predict import LayerMF, Signal, activation_record
 
 __all__ = ["Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalAvgPool"]
@@ -54,7 +54,7 @@ def _windows(xp: Array, out: tuple[int, ...], k: tuple[int, ...], stride: tuple[
     return as_strided(xp, shape=shape, strides=strides, writeable=False)
 
 
-class _ConvNd(_ActivationMixin, Layer):
+class _ConvNd(_WeightBiasMixin, _ActivationMixin, Layer):
     d = 2
     kind = "conv"
 
@@ -82,35 +82,7 @@ class _ConvNd(_ActivationMixin, Layer):
         if self.has_bias:
             self._add("bias", (self.out_channels,), bias_init, None if isinstance(bias, bool) else bias)
 
-    # -- parameters ----------------------------------------------------------------------------
-    @property
-    def weight(self) -> Array:
-        return self.arrays[0]
-
-    @weight.setter
-    def weight(self, value: Any) -> None:
-        self.set_param("weight", value)
-
-    @property
-    def bias(self) -> Array | None:
-        return self.arrays[1] if self.has_bias else None
-
-    @bias.setter
-    def bias(self, value: Any) -> None:
-        self.set_param("bias", value)
-
-    @property
-    def init_spec(self) -> Any:
-        return self.params[0].init
-
-    @init_spec.setter
-    def init_spec(self, spec: Any) -> None:
-        self.params[0] = ParamSpec("weight", self.params[0].shape, spec)
-
-    @property
-    def bias_init_spec(self) -> Any:
-        return self.params[1].init if self.has_bias else None
-
+    # -- parameters (weight, bias, init_spec, bias_init_spec: _WeightBiasMixin) ----------------
     @property
     def shape(self) -> tuple[int, ...]:
         return self.params[0].shape

@@ -178,6 +178,58 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
+class _WeightBiasMixin:
+    """``weight`` and ``bias`` of a layer whose first parameter is ``"weight"`` and whose second,
+    when it has one, is ``"bias"`` (Dense, Conv, the norms' gain and shift), with their init specs.
+
+    Reading gives a view of the layer's storage; assigning copies the values into it
+    (:meth:`Layer.set_param`: shape- and type-checked), so a Network's fused parameter buffer stays
+    valid. ``bias`` and ``bias_init_spec`` are None for a layer without a bias.
+    """
+
+    params: list[ParamSpec]
+    arrays: list[Array]
+    set_param: Any
+
+    @property
+    def weight(self) -> Array:
+        """The weight (a view of the layer's storage; Dense: ``[out, in]``, Conv: ``[out, in/groups, *kernel]``)."""
+        return self.arrays[0]
+
+    @weight.setter
+    def weight(self, value: Any) -> None:
+        self.set_param("weight", value)
+
+    @property
+    def bias(self) -> Array | None:
+        """The bias vector ``[out]`` (None for a layer without a bias)."""
+        return self.arrays[1] if len(self.arrays) > 1 else None
+
+    @bias.setter
+    def bias(self, value: Any) -> None:
+        self.set_param("bias", value)
+
+    @property
+    def init_spec(self) -> Any:
+        """The weight's init spec (``initlab.init.get`` syntax)."""
+        return self.params[0].init
+
+    @init_spec.setter
+    def init_spec(self, spec: Any) -> None:
+        self.params[0] = ParamSpec("weight", self.params[0].shape, spec)
+
+    @property
+    def bias_init_spec(self) -> Any:
+        """The bias's init spec (None for a layer without a bias)."""
+        return self.params[1].init if len(self.params) > 1 else None
+
+    @bias_init_spec.setter
+    def bias_init_spec(self, spec: Any) -> None:
+        if len(self.params) < 2:
+            raise ValueError(f"The 'bias_init_spec' cannot be set: this {type(self).__name__} has no bias; got {spec!r}.")
+        self.params[1] = ParamSpec("bias", self.params[1].shape, spec)
+
+
 class _ActivationMixin:
     """A fused activation φ after a linear map: preact z, output a = φ(z)."""
 
@@ -214,7 +266,7 @@ class _ActivationMixin:
         return [cls()]
 
 
-class Dense(_ActivationMixin, Layer):
+class Dense(_WeightBiasMixin, _ActivationMixin, Layer):
     """A fully connected layer ``a = φ(x Wᵀ + b)`` with W stored ``[out, in]`` (torch layout).
 
     Args:
@@ -250,41 +302,7 @@ class Dense(_ActivationMixin, Layer):
         self._add("bias", (self.n_out,), bias_init, bias)
         self._ones: dict[int, Array] = {}  # [1, batch] ones for the bias gradient, by batch size
 
-    # -- parameters ----------------------------------------------------------------------------
-    @property
-    def weight(self) -> Array:
-        """The weight matrix, shape ``[out, in]`` (a view of the layer's storage)."""
-        return self.arrays[0]
-
-    @weight.setter
-    def weight(self, value: Any) -> None:
-        self.set_param("weight", value)
-
-    @property
-    def bias(self) -> Array:
-        """The bias vector, shape ``[out]``."""
-        return self.arrays[1]
-
-    @bias.setter
-    def bias(self, value: Any) -> None:
-        self.set_param("bias", value)
-
-    @property
-    def init_spec(self) -> Any:
-        return self.params[0].init
-
-    @init_spec.setter
-    def init_spec(self, spec: Any) -> None:
-        self.params[0] = ParamSpec("weight", self.params[0].shape, spec)
-
-    @property
-    def bias_init_spec(self) -> Any:
-        return self.params[1].init
-
-    @bias_init_spec.setter
-    def bias_init_spec(self, spec: Any) -> None:
-        self.params[1] = ParamSpec("bias", self.params[1].shape, spec)
-
+    # -- parameters (weight, bias, init_spec, bias_init_spec: _WeightBiasMixin) ----------------
     @property
     def shape(self) -> tuple[int, int]:
         """``(out, in)``."""

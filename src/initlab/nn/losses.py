@@ -31,7 +31,7 @@ from scipy import special
 
 from initlab._validation import bad_type, check_choice
 
-__all__ = ["Loss", "BCE", "CrossEntropy", "MSE", "get", "names"]
+__all__ = ["Loss", "BCE", "CrossEntropy", "MSE", "get", "names", "bce_terms"]
 
 Array = np.ndarray
 
@@ -80,6 +80,23 @@ def _as_2d_targets(y: Any, n_out: int, dtype: np.dtype, name: str) -> Array:
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def bce_terms(t: Array, y: Array) -> Array:
+    """The per-element binary cross-entropy of logits ``t`` against targets ``y`` in [0, 1],
+    ``log(1 + e^{−|t|}) + max(t, 0) − t·y`` (= −y log σ(t) − (1 − y) log(1 − σ(t)), never log(0));
+    a new array. Shared by :class:`BCE` and the stacked sweep.
+
+    >>> round(float(bce_terms(np.array([0.0]), np.array([1.0]))[0]), 6)   # log 2
+    0.693147
+    """
+    terms = np.abs(t)
+    np.negative(terms, out=terms)
+    np.exp(terms, out=terms)
+    np.log1p(terms, out=terms)
+    terms += np.maximum(t, 0)
+    terms -= t * y
+    return terms
+
+
 class BCE(Loss):
     """Binary cross-entropy on logits (numerically stable; targets in [0, 1])."""
 
@@ -95,13 +112,7 @@ class BCE(Loss):
 
     def value_and_grad(self, t: Array, y: Array, grad: Array | None = None, scale: float = 1.0) -> tuple[float, Array]:
         n = t.size
-        # log(1 + e^{-|z|}) + max(z, 0) - z y
-        terms = np.abs(t)
-        np.negative(terms, out=terms)
-        np.exp(terms, out=terms)
-        np.log1p(terms, out=terms)
-        terms += np.maximum(t, 0)
-        terms -= t * y
+        terms = bce_terms(t, y)
         loss = float(terms.sum(dtype=np.float64)) / n if n else float("nan")
         g = special.expit(t, out=grad)
         g -= y

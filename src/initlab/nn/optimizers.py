@@ -136,25 +136,39 @@ class Adam(Optimizer):
             raise RuntimeError("Adam.step called before bind(params).")
         f = params.dtype.type
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        m *= f(b1)
-        np.multiply(grads, f(1 - b1), out=tmp)
-        m += tmp
-        v *= f(b2)
-        np.multiply(grads, grads, out=tmp)
-        tmp *= f(1 - b2)
-        v += tmp
-        bc1 = 1 - b1**self.t
-        bc2 = 1 - b2**self.t
-        np.sqrt(v, out=tmp)
-        tmp *= f(1 / math.sqrt(bc2))
-        tmp += f(self.eps)
-        np.divide(m, tmp, out=tmp)
-        tmp *= f(self.lr / bc1)
+        adam_direction(m, v, grads, tmp, beta1=self.beta1, beta2=self.beta2, eps=self.eps, t=self.t)
+        tmp *= f(self.lr / (1 - self.beta1**self.t))
         params -= tmp
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+def adam_direction(m: Array, v: Array, grads: Array, tmp: Array, *, beta1: float, beta2: float, eps: float,
+                   t: int) -> Array:
+    """Adam's moment updates in place and its step direction in ``tmp`` (Kingma & Ba 2015):
+    m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², tmp = m / (√v / √(1 − β₂ᵗ) + ε); the caller
+    multiplies by lr / (1 − β₁ᵗ). Shared by :class:`Adam` and the stacked sweep (same arithmetic,
+    in the dtype of ``m``).
+
+    >>> m, v, tmp = np.zeros(1), np.zeros(1), np.zeros(1)
+    >>> d = adam_direction(m, v, np.array([2.0]), tmp, beta1=0.9, beta2=0.999, eps=0.0, t=1)
+    >>> round(float(d[0] / (1 - 0.9)), 6)      # the first step is sign(g)·lr
+    1.0
+    """
+    f = m.dtype.type
+    m *= f(beta1)
+    np.multiply(grads, f(1 - beta1), out=tmp)
+    m += tmp
+    v *= f(beta2)
+    np.multiply(grads, grads, out=tmp)
+    tmp *= f(1 - beta2)
+    v += tmp
+    np.sqrt(v, out=tmp)
+    tmp *= f(1 / math.sqrt(1 - beta2**t))
+    tmp += f(eps)
+    np.divide(m, tmp, out=tmp)
+    return tmp
 
 
 _OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam}

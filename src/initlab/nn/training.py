@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from initlab._threads import limit_threads
 from initlab.nn.callbacks import STOP, Callback, DivergenceCheck
 
 __all__ = ["LayerTrace", "History", "forward_layers", "backward_layers", "train", "SMALL_MATMUL"]
@@ -194,11 +195,7 @@ def blas_threads(layers: Sequence[Any], batch: int, threads: int | None) -> Any:
         if work >= SMALL_MATMUL:
             return contextlib.nullcontext()
         threads = 1
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads, user_api="blas")
+    return limit_threads(threads)
 
 
 def train(

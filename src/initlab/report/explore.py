@@ -10,7 +10,7 @@ Every number on the page comes from initlab itself, computed when the page is bu
 * each setting is an :class:`initlab.nn.Network` (``[width] * (depth + 1)``, the activation on every
   layer, the output too) probed by :func:`initlab.probe` with ``theory=True`` on a batch of
   ``BATCH`` N(0, I) inputs (measured std, histogram, gradient RMS, verdicts; the mean-field
-  prediction is :func:`initlab.theory.predict_stack`, which the probe calls);
+  prediction is :func:`initlab.nn.predict_stack`, which the probe calls);
 * the phase-diagram point is :func:`initlab.theory.point` at the network's σ_w² = fan_in·Var(W)
   and σ_b²; the background is :func:`initlab.theory.phase_diagram`.
 
@@ -49,6 +49,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from initlab._rng import derive
 from initlab._validation import bad_type, check_int
 
 __all__ = ["GRID", "ACTIVATIONS", "INITS", "BATCH", "BINS", "ExploreSummary", "build_explorer", "compute_setting",
@@ -125,7 +126,7 @@ def init_spec(act: str, init_key: str) -> str:
 
 def _seeds(seed: int, act_i: int, init_i: int, depth: int, width: int, sb_i: int) -> tuple[int, int, int]:
     """(net_seed, x_seed, probe_seed): plain ints, written into the page for reproduction."""
-    ss = np.random.SeedSequence([int(seed), act_i, init_i, int(depth), int(width), sb_i])
+    ss = derive(int(seed), act_i, init_i, int(depth), int(width), sb_i)
     a, b, c = (int(v) for v in ss.generate_state(3))
     return a, b, c
 
@@ -158,7 +159,7 @@ def compute_setting(act: str, init_key: str, depth: int, width: int, sigma_b2: f
     with np.errstate(all="ignore"):
         net = Network([width] * (depth + 1), activation=act, output=act, init=spec, bias_init=bspec, rng=net_seed)
         res = probe(net, x, theory=True, rng=probe_seed, bins=BINS)
-    from initlab.theory import predict_stack
+    from initlab.nn import predict_stack
 
     sw2 = float(predict_stack([width, width], act, spec).layers[0].sigma_w2)
     pt = theory.point(act, sw2, sigma_b2)

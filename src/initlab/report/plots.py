@@ -59,12 +59,9 @@ _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    from initlab._mpl import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _style(ax: Any) -> None:
@@ -236,9 +233,11 @@ def _colordim(fig_spec: FigureSpec) -> Any:
 
 
 def _trainability(fig_spec: FigureSpec) -> Any:
-    from initlab.sweep.plot import figure
+    """Kind ``"trainability_heatmap"`` (data = :func:`initlab.sweep.plot.heatmap_data`): the
+    sweep's heat map at the report's column width and minimum font."""
+    from initlab.sweep.plot import draw
 
-    return figure(fig_spec)
+    return draw(fig_spec.data, fig_spec.title, figsize=(WIDTH_IN, 5.4), legend_pt=MIN_PT + 0.5)
 
 
 KINDS: dict[str, Callable[[FigureSpec], Any]] = {

@@ -26,39 +26,26 @@ def sub_seed(seed: int, *keys: int) -> np.random.SeedSequence:
 
 def hist_panel(values: np.ndarray, *, bins: int = 50, value_range: tuple[float, float] | None = None,
                title: str = "", central: float = 0.99, pad: float = 0.0) -> dict[str, Any]:
-    """A histogram as plot data: ``{"title", "edges", "density"}`` (density integrates to 1).
+    """A histogram as plot data: ``{"title", "edges", "density", "xlim"}`` (density integrates to 1),
+    binned by the probe's histogram (:func:`initlab.diagnostics._stats.hist_edges`,
+    :func:`~initlab.diagnostics._stats.histogram`: one range rule and one binning in initlab).
 
     With no ``value_range`` the range covers the ``central`` fraction of the values (quantiles
-    (1 − central)/2 and (1 + central)/2), widened to a non-zero width when the values are (nearly)
-    constant, then widened by ``pad`` × its width on each side; values outside that automatic range are
-    piled into the edge bins (so a tail stays visible). With an explicit ``value_range`` values
-    outside it are left out.
+    (1 − central)/2 and (1 + central)/2; ±1 around a constant), widened by ``pad`` × its width on
+    each side; values outside that automatic range are piled into the end bins (so a tail stays
+    visible). With an explicit ``value_range`` values outside it are left out.
 
     >>> p = hist_panel(np.array([0.0, 0.0, 1.0]), bins=2, value_range=(0.0, 1.0))
     >>> p["density"]
     [1.3333333333333333, 0.6666666666666666]
     """
+    from initlab.diagnostics._stats import hist_edges, histogram
+
     v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
-    if value_range is None:
-        if v.size == 0:
-            lo, hi = -1.0, 1.0
-        else:
-            tail = (1.0 - central) / 2.0
-            lo, hi = (float(q) for q in np.quantile(v, [tail, 1.0 - tail]))
-            if not hi - lo > 1e-12 * max(1.0, abs(lo), abs(hi)):
-                c = float(np.median(v))
-                w = max(abs(c) * 0.1, 1e-12)
-                lo, hi = c - w, c + w
-            lo, hi = lo - pad * (hi - lo), hi + pad * (hi - lo)
-    else:
-        lo, hi = value_range
-        v = v[(v >= lo) & (v <= hi)]
-    counts, edges = np.histogram(np.clip(v, lo, hi), bins=bins, range=(lo, hi))
-    width = (hi - lo) / bins
-    total = counts.sum()
-    density = counts / (total * width) if total > 0 else counts.astype(float)
-    return {"title": title, "edges": edges.tolist(), "density": density.tolist(), "xlim": [lo, hi]}
+    edges = hist_edges(v, bins, bounds=value_range, central=central, margin=pad)
+    h = histogram(v, edges, outside="clip" if value_range is None else "drop")
+    return {"title": title, "edges": edges.tolist(), "density": h.density.tolist(),
+            "xlim": [float(edges[0]), float(edges[-1])]}
 
 
 def probe_verdicts(net: Any, x: np.ndarray, y: np.ndarray | None = None, *, loss: str = "mse",
@@ -134,16 +121,16 @@ def verdict_cell(verdicts: Sequence[str]) -> str:
 
 def predicted_act_std(sizes: Sequence[int], activations: Sequence[str], inits: Sequence[Any],
                       input_var: float = 1.0) -> list[float]:
-    """Mean-field prediction of each layer's activation std (:func:`initlab.theory.predict_stack`)."""
-    from initlab.theory import predict_stack
+    """Mean-field prediction of each layer's activation std (:func:`initlab.nn.predict_stack`)."""
+    from initlab.nn import predict_stack
 
     pred = predict_stack(list(sizes), list(activations), list(inits), input_var=input_var)
     return [float(v) for v in np.asarray(pred.act_std, dtype=float)]
 
 
 def predicted(sizes: Sequence[int], activations: Sequence[str], inits: Sequence[Any], input_var: float = 1.0) -> Any:
-    """The full :class:`StackPrediction` of :func:`initlab.theory.predict_stack`."""
-    from initlab.theory import predict_stack
+    """The full :class:`StackPrediction` of :func:`initlab.nn.predict_stack`."""
+    from initlab.nn import predict_stack
 
     return predict_stack(list(sizes), list(activations), list(inits), input_var=input_var)
 
@@ -174,12 +161,9 @@ def single_thread() -> Any:
     The studies multiply small matrices (batches of 128 by 100 units) thousands of times; a
     multi-threaded BLAS gains nothing there and, on a busy 2-core machine, loses 10× to thread
     contention (measured: seed 002 quick took 94 s with the default threads, 8 s with one).
-    threadpoolctl ships with scikit-learn; without it this is a no-op.
+    Every native thread pool is capped (:func:`initlab._threads.limit_threads` with
+    ``user_api=None``), BLAS and OpenMP alike.
     """
-    import contextlib
+    from initlab._threads import limit_threads
 
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn depends on it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1)
+    return limit_threads(1, user_api=None)

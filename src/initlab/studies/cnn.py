@@ -128,8 +128,10 @@ def _deep_net(kind: str, cfg: CNNConfig, sw2: float, rng: Any) -> Any:
 def _layer_rows(net: Any, x: np.ndarray, bins: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per weight layer: measured output std and the prediction; histogram panels."""
     from initlab import theory
+    from initlab.diagnostics._probe_numpy import forward_trace_stats
 
     _, trace = net.forward(x, capture=True)
+    stats, _ = forward_trace_stats(net, trace)  # the probe's statistics (one source of truth)
     try:
         pred = theory.predict(net, input_var=float(np.mean(np.square(x, dtype=np.float64))),
                               input_mean=float(np.mean(x, dtype=np.float64)))
@@ -141,7 +143,7 @@ def _layer_rows(net: Any, x: np.ndarray, bins: int) -> tuple[list[dict[str, Any]
         if not layer.params:
             continue
         a = np.asarray(t.act, dtype=np.float64)
-        std = float(a.std())
+        std = float(stats[i].std)
         rows.append({"layer": i + 1, "kind": layer.kind, "std": std, "predicted_std": p_std[i]})
         panels.append(hist_panel(a, bins=bins, title=f"{layer.kind} {i + 1}: std {sig(std)}"))
     return rows, panels
@@ -169,8 +171,8 @@ def _train_pair(make: Any, split: Any, shape: tuple[int, ...], epochs: int, cfg:
 
 def _deep(cfg: CNNConfig, split: Any) -> dict[str, Any]:
     from initlab import theory
-    from initlab.diagnostics._stats import moments
     from initlab.diagnostics import Probe
+    from initlab.diagnostics._probe_numpy import backward_trace_stats, forward_trace_stats
 
     sw2 = float(theory.critical_sigma_w2("tanh", cfg.deep_sigma_b2))
     X = np.ascontiguousarray(split.X_train.reshape(-1, 1, 8, 8), dtype=np.float32)
@@ -182,9 +184,12 @@ def _deep(cfg: CNNConfig, split: Any) -> dict[str, Any]:
         pred = theory.predict(net, input_var=1.0)
         xb = X[: cfg.n_probe]
         loss0, trace = net.gradients(xb, split.y_train[: cfg.n_probe], loss="ce")
-        convs = [t for t, la in zip(trace, net.layers) if la.kind == "conv2d"]
-        q_meas = [float(np.mean(np.square(t.preact, dtype=np.float64))) for t in convs]
-        g_rms = [float(np.sqrt(np.mean(np.square(t.grad_preact, dtype=np.float64)))) for t in convs]
+        # the probe's statistics of the gradients' trace (as they are: scale 1)
+        st, samples = forward_trace_stats(net, trace)
+        backward_trace_stats(net, trace, st, samples)
+        convs = [s for s, la in zip(st, net.layers) if la.kind == "conv2d"]
+        q_meas = [float(s.preact_std) ** 2 + float(s.preact_mean) ** 2 for s in convs]
+        g_rms = [float(s.grad_rms) for s in convs]
         probe = Probe(every=cfg.deep_every)
         steps_per_epoch = math.ceil(len(X) / cfg.batch_size)
         epochs = math.ceil(cfg.deep_steps / steps_per_epoch)
@@ -211,7 +216,7 @@ def _deep(cfg: CNNConfig, split: Any) -> dict[str, Any]:
             "probe_act_std_first": std_series[0].tolist() if len(std_series) else [],
             "probe_act_std_last": std_series[-1].tolist() if len(std_series) else [],
             "diverged": hist.diverged,
-            "moments_of_last_conv": moments(convs[-1].act).std,
+            "moments_of_last_conv": convs[-1].std,
         }
     return out
 

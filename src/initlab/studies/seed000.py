@@ -235,8 +235,9 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
     """Run seed 000: forward and backward statistics for every case, and the variance table."""
     from initlab import activations as _act
     from initlab.data import gaussian
+    from initlab.diagnostics._stats import near_zero
     from initlab.nn import Network
-    from initlab.theory import predict_stack
+    from initlab.nn import predict_stack
 
     cfg = config or Seed000Config.make()
     t0 = time.perf_counter()
@@ -265,20 +266,20 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
         net.backward(out - y, trace)  # per-sample squared error ½‖out − y‖², as the seed's deltas
         acts = [np.asarray(t.act, dtype=np.float64) for t in trace]
         deltas = [np.asarray(t.grad_preact, dtype=np.float64) for t in trace]
-        act_std = [float(a.std()) for a in acts]
-        act_mean = [float(a.mean()) for a in acts]
-        delta_std = [float(d.std()) for d in deltas]
         pred = predicted_act_std(sizes, [act_name] * n_layers, [spec] * n_layers, input_var=1.0)
         sw2 = [float(la.sigma_w2) for la in predict_stack(sizes, [act_name] * n_layers, [spec] * n_layers).layers]
+        # one source of truth: every per-layer statistic is the probe's (its deltas are the same
+        # per-sample squared-error gradients out − y; saturated is None where it does not apply)
         verdicts, pres = probe_run(net, x, y, loss="mse", rng=as_generator(sub_seed(cfg.seed, 5, ci)))
         fixes.update(verdict_fixes(pres))
-        # one source of truth: the saturated fraction is the probe's (None where it does not apply)
+        act_std = [float(s.std) for s in pres.layers]
+        act_mean = [float(s.mean) for s in pres.layers]
+        delta_std = [float(s.grad_std) for s in pres.layers]
         saturated = [None if s.saturated is None else float(s.saturated) for s in pres.layers]
-        w_factor = [math.sqrt(sizes[li + 2]) * float(np.asarray(net.layers[li + 1].weight, dtype=np.float64).std())
-                    for li in range(n_layers - 1)]
+        w_factor = [math.sqrt(sizes[li + 2]) * float(pres.layers[li + 1].weight_std) for li in range(n_layers - 1)]
         d_rms = [float(np.sqrt(np.mean(np.asarray(act.derivative(np.asarray(t.preact, dtype=np.float64)),
                                                    dtype=np.float64) ** 2))) for t in trace]
-        spike = [float(np.mean(np.abs(d) < 0.01 * sd)) if sd > 0 else None for d, sd in zip(deltas, delta_std)]
+        spike = [near_zero(d, 0.01 * sd) if sd > 0 else None for d, sd in zip(deltas, delta_std)]
         kurt = [float(np.mean(d**4) / np.mean(d**2) ** 2 - 3.0) if sd > 0 else None for d, sd in zip(deltas, delta_std)]
         numbers["cases"][key] = {
             "label": label, "activation": act_name, "init": spec, "seed_name": seed_name, "sigma_w2": sw2,

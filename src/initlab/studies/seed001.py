@@ -112,9 +112,11 @@ def _seed001(config: Seed001Config | None = None) -> StudyResult:
         net = Network(list(cfg.sizes), activation="relu", output="sigmoid", init=spec, bias_init="zeros",
                       rng=as_generator(sub_seed(cfg.seed, 1, i)))
         p0 = np.asarray(net.predict(Xtr)).ravel()
-        _, trace0 = net.forward(Xtr, capture=True)
-        init_std = [float(np.asarray(t.act, dtype=np.float64).std()) for t in trace0]
-        out_pre_std = float(np.asarray(trace0[-1].preact, dtype=np.float64).std())
+        # the per-layer statistics at init are the probe's (one source of truth)
+        verdicts, pres = probe_run(net, Xtr, ytr.astype(np.float32).reshape(-1, 1), loss="mse",
+                                   rng=as_generator(sub_seed(cfg.seed, 3, i)))
+        init_std = [float(s.std) for s in pres.layers]
+        out_pre_std = float(pres.layers[-1].preact_std)
         n_l = len(cfg.sizes) - 1
         pred = predicted(list(cfg.sizes), ["relu"] * (n_l - 1) + ["sigmoid"], [spec] * n_l,
                          input_var=float(np.mean(np.asarray(Xtr, dtype=np.float64) ** 2)))
@@ -122,8 +124,6 @@ def _seed001(config: Seed001Config | None = None) -> StudyResult:
         pred_pre = float(np.sqrt(np.asarray(pred.preact_var, dtype=float)[-1]))
         init_rows.append([label] + [f"{sig(m)} ({sig(q)})" for m, q in zip(init_std, pred_std)]
                          + [f"{sig(out_pre_std)} ({sig(pred_pre)})"])
-        verdicts, pres = probe_run(net, Xtr, ytr.astype(np.float32).reshape(-1, 1), loss="mse",
-                                   rng=as_generator(sub_seed(cfg.seed, 3, i)))
         fixes.update(verdict_fixes(pres))
         hist = net.fit(Xtr, ytr, epochs=cfg.epochs, lr=cfg.lr, optimizer="sgd", loss="bce", progress=False,
                        rng=as_generator(sub_seed(cfg.seed, 2, i)))

@@ -211,14 +211,12 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
         net = Network(sizes, activation=act, output=act, init=spec, rng=as_generator(sub_seed(cfg.seed, 1, i)))
         _, trace = net.forward(x, capture=True)
         acts = [np.asarray(t.act, dtype=np.float64) for t in trace]
-        stds = [float(a.std()) for a in acts]
-        means = [float(a.mean()) for a in acts]
         pred = predicted_act_std(sizes, [act] * cfg.depth, [spec] * cfg.depth, input_var=1.0)
-        from initlab import activations as _act
-
-        a_obj = _act.get(act)
-        sat = [float(np.mean(a_obj.saturated_mask(np.asarray(t.preact)))) for t in trace]
+        # the per-layer statistics are the probe's (one source of truth; saturated: None for ReLU)
         verdicts, pres = probe_run(net, x, rng=as_generator(sub_seed(cfg.seed, 2, i)))
+        stds = [float(s.std) for s in pres.layers]
+        means = [float(s.mean) for s in pres.layers]
+        sat = [None if s.saturated is None else float(s.saturated) for s in pres.layers]
         fixes.update(verdict_fixes(pres))
         if act == "sigmoid":
             vr: tuple[float, float] | None = (0.0, 1.0)
@@ -279,7 +277,7 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
     ln10 = math.log(10.0)
     table_h = Table("hist_std", "Part 1: activation std per layer, measured (mean-field prediction)",
                     ["case"] + [f"layer {i + 1}" for i in range(cfg.depth)], std_rows,
-                    note=f"{cfg.n_inputs} N(0, I) inputs of dimension {cfg.width}; prediction from initlab.theory.predict_stack.")
+                    note=f"{cfg.n_inputs} N(0, I) inputs of dimension {cfg.width}; prediction from initlab.nn.predict_stack.")
     table_p = Table("probe", "Part 1: the probe's findings per case", ["case", "finding (verdict)"], verdict_rows)
     table_l = Table(
         "training", f"Part 2: training loss after {cfg.iterations} SGD iterations",

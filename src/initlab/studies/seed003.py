@@ -6,7 +6,7 @@ N(0, 0.01²) ("small"), N(0, 1) ("big") and N(0, 1/fan_in) (which it calls Xavie
 Bengio 2010, "Understanding the difficulty of training deep feedforward neural networks"; with
 fan_in = fan_out = 500 it equals Glorot's 2/(fan_in+fan_out)). The prediction is the length map of
 Poole et al. 2016 ("Exponential expressivity in deep neural networks through transient chaos"),
-computed per layer by :func:`initlab.theory.predict_stack`.
+computed per layer by :func:`initlab.nn.predict_stack`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ class Seed003Config:
 
 def _seed003(config: Seed003Config | None = None) -> StudyResult:
     """Run seed 003: the per-layer tables, mean/std plots and histograms, with the prediction."""
-    from initlab import activations as _act
     from initlab.data import gaussian
     from initlab.nn import Network
 
@@ -76,7 +75,6 @@ def _seed003(config: Seed003Config | None = None) -> StudyResult:
     t0 = time.perf_counter()
     x = np.asarray(gaussian(cfg.n_inputs, cfg.width, rng=as_generator(sub_seed(cfg.seed, 0))), dtype=np.float32)
     sizes = [cfg.width] * (cfg.depth + 1)
-    tanh = _act.get("tanh")
     numbers: dict[str, Any] = {"inits": {}}
     tables: list[Table] = []
     ridge_panels: list[dict[str, Any]] = []
@@ -89,14 +87,15 @@ def _seed003(config: Seed003Config | None = None) -> StudyResult:
         net = Network(sizes, activation="tanh", output="tanh", init=spec, rng=as_generator(sub_seed(cfg.seed, 1, i)))
         _, trace = net.forward(x, capture=True)
         acts = [np.asarray(t.act, dtype=np.float64) for t in trace]
-        means = [float(a.mean()) for a in acts]
-        stds = [float(a.std()) for a in acts]
-        sat = [float(np.mean(tanh.saturated_mask(np.asarray(t.preact)))) for t in trace]
         pred = predicted(sizes, ["tanh"] * cfg.depth, [spec] * cfg.depth, input_var=1.0)
         p_std = [float(v) for v in np.asarray(pred.act_std, dtype=float)]
         p_mean = [float(v) for v in np.asarray(pred.act_mean, dtype=float)]
         sw2 = float(pred.layers[0].sigma_w2)
+        # the per-layer statistics are the probe's (one source of truth)
         verdicts, pres = probe_run(net, x, rng=as_generator(sub_seed(cfg.seed, 2, i)))
+        means = [float(s.mean) for s in pres.layers]
+        stds = [float(s.std) for s in pres.layers]
+        sat = [float(s.saturated) for s in pres.layers]
         fixes.update(verdict_fixes(pres))
         rows = []
         for l_i in range(cfg.depth):

@@ -5,7 +5,7 @@ Ganguli & Sohl-Dickstein 2017, "Deep Information Propagation").
 (x, y) grid (σ_w² × depth by default), the critical σ_w² where χ₁ = 1 (for the sweep's
 activation and σ_b²), and the curves depth = c·ξ_c(σ_w²) for a few c; :func:`trainable_boundary`
 measures, per σ_w², the deepest trainable network; :func:`draw` / :func:`render` make the PNG.
-A report registers the figure kind ``"trainability_heatmap"`` with :func:`figure`.
+The report draws its figure kind ``"trainability_heatmap"`` with :func:`draw` (:mod:`initlab.report.plots`).
 
 >>> rows = [{"sigma_w2": s, "depth": d, "seed": 0, "activation": "tanh", "sigma_b2": 0.05,
 ...          "train_accuracy": 0.9 if d < 10 else 0.1} for s in (1.0, 2.0) for d in (5, 20)]
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["heatmap_data", "trainable_boundary", "draw", "render", "figure", "XI_MULTIPLES"]
+__all__ = ["heatmap_data", "trainable_boundary", "draw", "render", "XI_MULTIPLES"]
 
 #: default multiples c of ξ_c drawn over the heat map (6ξ_c: Schoenholz et al.'s trainable depth)
 XI_MULTIPLES = (2.0, 6.0)
@@ -157,10 +157,9 @@ def draw(data: dict[str, Any], title: str = "", *, figsize: tuple[float, float] 
          legend_pt: float = 8.0) -> Any:
     """A matplotlib Figure: the heat map, the critical line and the c·ξ_c curves (``figsize`` in
     inches; ``legend_pt``: the legend's font size, the smallest text of the figure)."""
-    import matplotlib
+    from initlab._mpl import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     xs, ys = np.asarray(data["x"], dtype=float), np.asarray(data["y"], dtype=float)
     z = np.array([[np.nan if v is None else v for v in row] for row in data["z"]], dtype=float)
@@ -201,13 +200,13 @@ def draw(data: dict[str, Any], title: str = "", *, figsize: tuple[float, float] 
         ax.axvline(data["critical_x"], color="#ff5555", lw=1.5, label="χ₁ = 1 (critical)")
     ax.set_xlim(ex[0], ex[-1])
     ax.set_ylim(ey[0], ey[-1])
-    from matplotlib.ticker import FixedLocator, NullLocator
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     for axis, vals, log in ((ax.xaxis, xs, logx), (ax.yaxis, ys, logy)):
         if log:  # label the measured values, not powers of ten
             axis.set_major_locator(FixedLocator(vals))
             axis.set_minor_locator(NullLocator())
-            axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     names = {"sigma_w2": "σ_w²", "depth": "depth (hidden layers)", "sigma_b2": "σ_b²"}
     ax.set_xlabel(names.get(data["x_label"], data["x_label"]))
     ax.set_ylabel(names.get(data["y_label"], data["y_label"]))
@@ -228,7 +227,9 @@ def render(data: dict[str, Any], path: str | Path, title: str = "") -> Path:
     import os
     import tempfile
 
-    import matplotlib.pyplot as plt
+    from initlab._mpl import pyplot
+
+    plt = pyplot()
 
     p = Path(path)
     if not p.parent.is_dir():
@@ -244,11 +245,3 @@ def render(data: dict[str, Any], path: str | Path, title: str = "") -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return p
-
-
-def figure(fig_spec: Any) -> Any:
-    """Renderer for a report FigureSpec of kind ``"trainability_heatmap"`` (data = :func:`heatmap_data`):
-    the report's column width and minimum font (:mod:`initlab.report.plots`)."""
-    from initlab.report.plots import MIN_PT, WIDTH_IN
-
-    return draw(fig_spec.data, fig_spec.title, figsize=(WIDTH_IN, 5.4), legend_pt=MIN_PT + 0.5)

@@ -38,15 +38,16 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from initlab._rng import streams
+from initlab.nn.losses import bce_terms
+from initlab.nn.optimizers import adam_direction
 from initlab.sweep.spec import STACKABLE
 
 __all__ = ["train_stack", "stack_key", "load_data", "network_sizes", "init_specs", "theory_values", "auto_threads", "EVAL_CHUNK"]
@@ -161,15 +162,11 @@ def auto_threads(sizes: list[int], batch: int) -> int | None:
     return 1 if work < SMALL_MATMUL else None
 
 
-@contextlib.contextmanager
-def _blas(threads: int | None) -> Iterator[None]:
-    if threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
+def _blas(threads: int | None) -> Any:
+    """BLAS capped at ``threads`` (None: unchanged), :func:`initlab._threads.limit_threads`."""
+    from initlab._threads import limit_threads
 
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield
+    return limit_threads(threads)
 
 
 class _Stack:
@@ -201,12 +198,7 @@ def _loss_grad(t: Array, y: Array, onehot: Array | None, binary: bool, grad: Arr
     K, m, c = t.shape
     f = t.dtype.type
     if binary:
-        terms = np.abs(t)
-        np.negative(terms, out=terms)
-        np.exp(terms, out=terms)
-        np.log1p(terms, out=terms)
-        terms += np.maximum(t, 0)
-        terms -= t * y
+        terms = bce_terms(t, y)
         loss = terms.reshape(K, -1).sum(axis=1, dtype=np.float64) / (m * c)
         special.expit(t, out=grad)
         grad -= y
@@ -392,19 +384,8 @@ def train_stack(cells: list[dict[str, Any]], *, threads: int | None = None) -> l
                 st.flat -= gflat
             else:
                 t = step + 1
-                b1, b2 = c0["beta1"], c0["beta2"]
-                m1 *= f(b1)
-                np.multiply(gflat, f(1 - b1), out=tmp)
-                m1 += tmp
-                m2 *= f(b2)
-                np.multiply(gflat, gflat, out=tmp)
-                tmp *= f(1 - b2)
-                m2 += tmp
-                np.sqrt(m2, out=tmp)
-                tmp *= f(1 / math.sqrt(1 - b2**t))
-                tmp += f(c0["eps"])
-                np.divide(m1, tmp, out=tmp)
-                tmp *= lr * f(1 / (1 - b1**t))
+                adam_direction(m1, m2, gflat, tmp, beta1=c0["beta1"], beta2=c0["beta2"], eps=c0["eps"], t=t)
+                tmp *= lr * f(1 / (1 - c0["beta1"]**t))
                 st.flat -= tmp
             step += 1
         for k, p in saved.items():

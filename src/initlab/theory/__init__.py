@@ -8,8 +8,10 @@
   sigmoid in deep learning through dynamical isometry".
 * :func:`predict`: per-layer prediction for any :class:`initlab.nn.Network` (dense, conv,
   residual, norm layers) by folding each layer's ``propagate``; :func:`critical_gain`.
-* :func:`predict_stack`: per-layer pre-activation variance, activation mean/std and backward
-  gradient variance for the exact finite stack a probe measures.
+* The theory takes numbers: it imports neither :mod:`initlab.init` nor :mod:`initlab.nn` (each
+  layer turns its init spec into Var(W) itself; ``init.gain(..., "critical")`` calls
+  :func:`critical_gain`). The init-spec convenience ``predict_stack(sizes, activations, inits)``
+  lives in :mod:`initlab.nn` (:func:`initlab.nn.predict_stack`), beside the Dense layers it builds.
 * :func:`phase_diagram` / :func:`plot_phase_diagram`: χ₁ = 1 line and ξ_c heat map over (σ_w², σ_b²).
 
 Gaussian expectations come from :mod:`initlab.activations` (closed forms for the ReLU family —
@@ -35,12 +37,9 @@ from initlab.theory._maps import (
 )
 from initlab.theory._phase import PhaseDiagram, phase_diagram, plot_phase_diagram
 from initlab.theory._predict import LayerMF, Prediction, Signal, critical_gain, predict
-from initlab.theory._stack import LayerPrediction, StackPrediction, predict_stack
 
 __all__ = [
     "MeanFieldPoint",
-    "LayerPrediction",
-    "StackPrediction",
     "length_map",
     "correlation_map",
     "fixed_point",
@@ -50,7 +49,6 @@ __all__ = [
     "trainable_depth",
     "phase",
     "point",
-    "predict_stack",
     "predict",
     "Prediction",
     "LayerMF",

@@ -165,11 +165,11 @@ def plot_phase_diagram(diagram: PhaseDiagram, path: str | Path, *, max_xi: float
     Infinite ξ_c (criticality) is drawn at the colour scale's top; nan (divergent length map) is
     left blank. Returns the path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+
+    from initlab._mpl import pyplot
+
+    plt = pyplot()
 
     out = Path(path)
     if out.suffix.lower() != ".png":

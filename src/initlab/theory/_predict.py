@@ -33,7 +33,17 @@ from initlab import activations as _acts
 from initlab._validation import bad_type, check_number
 from initlab.theory._maps import critical_sigma_w2
 
-__all__ = ["Signal", "LayerMF", "Prediction", "predict", "critical_gain", "gaussian_moments", "activation_record"]
+__all__ = ["Signal", "LayerMF", "Prediction", "predict", "critical_gain", "gaussian_moments", "activation_record",
+           "std_of"]
+
+
+def std_of(var: float) -> float:
+    """√var, nan for a negative or nan variance (a layer the theory does not predict).
+
+    >>> std_of(4.0), std_of(-1.0)
+    (2.0, nan)
+    """
+    return math.sqrt(var) if var >= 0 else math.nan
 
 
 @dataclass(frozen=True)
@@ -91,11 +101,11 @@ class LayerMF:
 
     @property
     def preact_std(self) -> float:
-        return math.sqrt(self.preact_var) if self.preact_var >= 0 else math.nan
+        return std_of(self.preact_var)
 
     @property
     def grad_std(self) -> float:
-        return math.sqrt(self.grad_var) if self.grad_var >= 0 else math.nan
+        return std_of(self.grad_var)
 
 
 @dataclass

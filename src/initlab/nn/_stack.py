@@ -14,12 +14,13 @@ to the output gradient's follows the χ recursion weighted by fan-out:
 
 A thin wrapper: it builds the :class:`initlab.nn.Dense` layers of the stack and folds their
 ``propagate`` with :func:`initlab.theory.predict` (each layer reads Var(W) from its init spec,
-torch layout, so σ_w,l² = Var(W^l) · n_{l−1}).
+torch layout, so σ_w,l² = Var(W^l) · n_{l−1}). It lives in :mod:`initlab.nn`, beside the layers it
+builds: :mod:`initlab.theory` takes numbers and imports neither :mod:`initlab.init` nor
+:mod:`initlab.nn`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -27,7 +28,8 @@ import numpy as np
 
 from initlab import activations as _acts
 from initlab._validation import bad_type, bad_value, check_number
-from initlab.theory._predict import predict
+from initlab.nn.layers import Dense
+from initlab.theory._predict import predict, std_of
 
 __all__ = ["LayerPrediction", "StackPrediction", "predict_stack"]
 
@@ -57,12 +59,12 @@ class LayerPrediction:
     @property
     def preact_std(self) -> float:
         """√q^l."""
-        return math.sqrt(self.preact_var) if self.preact_var >= 0 else math.nan
+        return std_of(self.preact_var)
 
     @property
     def grad_std(self) -> float:
         """√grad_var (the seeds' "delta" std relative to the output gradient's)."""
-        return math.sqrt(self.grad_var) if self.grad_var >= 0 else math.nan
+        return std_of(self.grad_var)
 
 
 @dataclass(frozen=True)
@@ -183,8 +185,6 @@ def predict_stack(
     w_specs = _per_layer("inits", inits, n)
     b_specs = _per_layer("bias_inits", bias_inits, n)
     ex2 = check_number("input_var", input_var, low=0.0)
-
-    from initlab.nn.layers import Dense  # the wrapper builds the layer list; theory itself takes numbers
 
     layers = []
     for i in range(n):
