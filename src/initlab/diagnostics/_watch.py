@@ -55,9 +55,9 @@ import numpy as np
 
 from initlab import activations as _activations
 from initlab._validation import bad_type, check_choice, check_int, check_number
-from initlab.diagnostics._measure import act_stats, backward_stats, bounded_range, new_layer, preact_stats, weight_stats
+from initlab.diagnostics._measure import bounded_range, new_layer
 from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
-from initlab.diagnostics._stats import HIST_SAMPLE, histogram, mean_pairwise_cosine, moments
+from initlab.diagnostics._stats import HIST_SAMPLE, Histogram, cosine_from_gram, histogram, mean_pairwise_cosine, moments
 from initlab.nn.callbacks import Callback
 
 __all__ = ["watch", "Watch", "WatchStep", "WatchVerdict", "WATCH_COLUMNS", "Probe"]
@@ -367,19 +367,269 @@ def _as_float(loss: Any) -> float:
 
 # ------------------------------------------------------------------------------------------------
 # The torch side: hooks that read, never write.
+#
+# Speed. A recorded step computes every statistic with torch operations on the tensors' own
+# device and dtype (float16/bfloat16 are read as float32), never through a float64 copy of a
+# whole tensor: per-channel means, centered sums of squares (two passes: x − mean, then Σ(x −
+# mean)², so no cancellation), maxima and minima, the Gram matrix of the first 64 samples for the
+# cosine, counts for the near-zero fraction and saturation, and histogram counts on the fixed
+# edges. Each of these small results is kept on the device in a :class:`_Deferred`; when the step
+# is complete they are concatenated and copied to NumPy ONCE (one synchronisation on CUDA), and
+# the final scalars (pooled mean and std, sq_mean, chan_var, cosine...) are formed in float64
+# from those few numbers. A step that is not recorded costs two hook calls on the root module:
+# the per-module forward hooks exist only during the forward pass of a recorded step, and the
+# gradient hooks only on its tensors.
+
+_COS_SAMPLES, _COS_FEATURES = 64, 4096  # mean_pairwise_cosine's defaults (k, max_features)
+_NORM_OPS = {"LayerNorm": ("layer_norm", -1), "RMSNorm": ("rms_norm", -1), "GroupNorm": ("group_norm", 1)}
+_ACT_OPS = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "GELU": "gelu",
+            "SiLU": "silu", "ELU": "elu", "SELU": "selu", "Mish": "mish", "Softplus": "softplus"}
+
+
+class _Deferred:
+    """The numbers of one recorded step, kept on the device until the step is complete, then
+    concatenated (one concatenation per dtype, no conversion) and copied to NumPy at once; read
+    back by (dtype, slice). On CUDA this is the step's one synchronisation."""
+
+    def __init__(self) -> None:
+        self.parts: dict[Any, list[Any]] = {}
+        self.sizes: dict[Any, int] = {}
+        self.host: dict[Any, np.ndarray] = {}
+
+    def put(self, t: Any) -> tuple[Any, slice]:
+        flat = t.reshape(-1)
+        key = flat.dtype
+        self.parts.setdefault(key, []).append(flat)
+        start = self.sizes.get(key, 0)
+        self.sizes[key] = start + flat.numel()
+        return key, slice(start, start + flat.numel())
+
+    def resolve(self) -> None:
+        import torch
+
+        for key, parts in self.parts.items():
+            dev = parts[0].device
+            flat = torch.cat([q if q.device == dev else q.to(dev) for q in parts]) if len(parts) > 1 else parts[0]
+            self.host[key] = flat.cpu().numpy().astype(np.float64)
+        self.parts = {}
+
+    def __getitem__(self, ref: tuple[Any, slice]) -> np.ndarray:
+        return self.host[ref[0]][ref[1]]
+
+
+@dataclass
+class _TMoments:
+    """Where one tensor's per-channel numbers sit in the step's :class:`_Deferred`: the channel
+    means, the centered sums of squares Σ(x − mean_c)² and (optionally) the channel maxima and
+    minima; ``per_chan`` values per channel (the tensor viewed [batch, channels, rest] as
+    :func:`initlab.diagnostics._stats.moments` views it)."""
+
+    per_chan: int
+    mean: Any
+    ssq: Any
+    cmax: Any = None
+    cmin: Any = None
+
+
+def _readable(t: Any) -> Any:
+    import torch
+
+    t = t.detach()
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _tmoments(d: _Deferred, x: Any, extremes: bool = True) -> _TMoments:
+    """Per-channel mean, centered sum of squares, max and min of ``x`` by torch ops (see above)."""
+    x = _readable(x)
+    if x.ndim == 0:
+        x = x.reshape(1, 1)
+    elif x.ndim == 1:
+        x = x.reshape(-1, 1)
+    elif x.ndim > 2:
+        x = x.reshape(x.shape[0], x.shape[1], -1)
+    if x.ndim == 2:  # [rows, channels]
+        m = x.mean(0)
+        c = x - m
+        ssq = (c * c).sum(0)
+        per = x.shape[0]
+        dims: Any = 0
+    else:  # [batch, channels, positions]
+        dims = (0, 2)
+        m = x.mean(dims)
+        c = x - m[:, None]
+        ssq = (c * c).sum(dims)
+        per = x.shape[0] * x.shape[2]
+    tm = _TMoments(per, d.put(m), d.put(ssq))
+    if extremes:
+        tm.cmax, tm.cmin = d.put(x.amax(dims)), d.put(x.amin(dims))
+    return tm
+
+
+@dataclass
+class _HMoments:
+    """:class:`_TMoments` read back: pooled mean, std (ddof 0), sq_mean, chan_var, min, max and
+    the channel maxima, formed in float64 (pooled variance = mean of the channel variances +
+    variance of the channel means: the law of total variance for equal channel sizes)."""
+
+    mean: float
+    std: float
+    sq_mean: float
+    chan_var: float
+    min: float
+    max: float
+    chan_max: np.ndarray | None
+
+
+def _host_moments(d: _Deferred, tm: _TMoments) -> _HMoments:
+    m = d[tm.mean]
+    c = m.size
+    mean = float(m.sum()) / c
+    chan_var = float(d[tm.ssq].sum()) / (tm.per_chan * c)
+    sq_mean = float(np.dot(m, m)) / c
+    dm = m - mean
+    var = chan_var + float(np.dot(dm, dm)) / c
+    cmax = None if tm.cmax is None else d[tm.cmax]
+    lo = math.nan if tm.cmin is None else float(d[tm.cmin].min())
+    hi = math.nan if cmax is None else float(cmax.max())
+    return _HMoments(mean, math.sqrt(max(var, 0.0)), sq_mean, max(chan_var, 0.0), lo, hi, cmax)
+
+
+def _tpooled(d: _Deferred, x: Any) -> _TMoments:
+    """Pooled mean and centered sum of squares of ``x`` (two passes; one "channel"): the deltas,
+    whose statistics are pooled."""
+    import torch
+
+    x = _readable(x).reshape(-1)
+    m = x.mean()
+    c = x - m
+    return _TMoments(int(x.numel()), d.put(m), d.put(torch.dot(c, c)))
+
+
+@dataclass
+class _TSums:
+    """Σx and Σx² of a weight or weight gradient (float32 sums: one pass each), with the tensor
+    kept for the exact centered recomputation when Σx²/n − mean² cancels (as
+    :func:`~initlab.diagnostics._stats.moments` falls back)."""
+
+    n: int
+    s: Any
+    q: Any
+    ref: Any
+
+
+def _tsums(d: _Deferred, x: Any) -> _TSums:
+    import torch
+
+    flat = _readable(x).reshape(-1)
+    return _TSums(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), x)
+
+
+def _host_sums(d: _Deferred, ts: _TSums) -> tuple[float, float, float]:
+    """(mean, std (ddof 0), Σx²) of a :class:`_TSums`; the variance is recomputed centered in
+    float64 from the kept tensor when it is below 1e-3 of E[x²] (the probe's fallback rule)."""
+    n = max(ts.n, 1)
+    total, sumsq = float(d[ts.s][0]), float(d[ts.q][0])
+    mean, ex2 = total / n, sumsq / n
+    var = ex2 - mean * mean
+    if math.isfinite(var) and var < 1e-3 * ex2:
+        import torch
+
+        x64 = ts.ref.detach().reshape(-1).to(torch.float64)
+        mean = float(x64.mean())
+        var = float(((x64 - mean) ** 2).mean())
+    return mean, math.sqrt(max(var, 0.0)), sumsq
+
+
+def _tgram(d: _Deferred, x: Any) -> tuple[Any, int] | None:
+    """The Gram matrix of the first samples of ``x`` (batch on axis 0) on the strided feature
+    subset that :func:`~initlab.diagnostics._stats.mean_pairwise_cosine` reads; the cosine is
+    formed on the host by :func:`~initlab.diagnostics._stats.cosine_from_gram`."""
+    head = _readable(x[:_COS_SAMPLES])
+    r = head.reshape(head.shape[0], -1)
+    if r.shape[0] < 2:
+        return None
+    if r.shape[1] > _COS_FEATURES:
+        r = r[:, ::-(-r.shape[1] // _COS_FEATURES)]
+    return d.put(r @ r.T), int(r.shape[0])
+
+
+def _host_cosine(d: _Deferred, g: tuple[Any, int] | None) -> float:
+    if g is None:
+        return math.nan
+    sl, k = g
+    return cosine_from_gram(d[sl].reshape(k, k))
+
+
+def _torch_histogram(values: Any, edges: np.ndarray) -> Any:
+    """Counts of ``values`` on fixed equal-width ``edges``, by torch ops on the values' device:
+    the rule of :func:`initlab.diagnostics._stats.histogram` (bin = ⌊(v − lo)·bins/(hi − lo)⌋
+    in float64, clipped into the end bins; non-finite values dropped), so the counts are the
+    same. Returns an int64 tensor of len(edges) − 1 counts (their sum is the number binned)."""
+    import torch
+
+    nb = int(edges.size) - 1
+    lo, hi = float(edges[0]), float(edges[-1])
+    v = values.detach().reshape(-1)
+    pos = v.to(dtype=torch.float64, copy=True)  # a copy: the in-place ops below never touch v
+    if hi > lo:
+        pos.sub_(lo).mul_(nb / (hi - lo))
+    else:
+        pos.zero_()
+    # v − v is 0 where v is finite and NaN where it is ±inf or NaN: those go to the extra bin nb
+    idx = pos.add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long()
+    if idx.device.type == "cpu":
+        counts = torch.bincount(idx, minlength=nb + 1)
+    else:  # bincount sizes its output from the data on CUDA (a synchronisation); scatter does not
+        counts = torch.zeros(nb + 1, dtype=torch.int64, device=idx.device).scatter_add_(0, idx, torch.ones_like(idx))
+    return counts[:nb]
+
+
+def _tsample(x: Any, k: int | None) -> Any:
+    """:func:`~initlab.diagnostics._stats.subsample` as a torch view: every ``step``-th value,
+    the stride coprime with the channel count (x.shape[1])."""
+    flat = x.detach().reshape(-1)
+    if k is None or flat.numel() <= k:
+        return flat
+    step = -(-flat.numel() // k)
+    chans = x.shape[1] if x.ndim >= 2 else 1
+    while math.gcd(step, chans) != 1:
+        step += 1
+    return flat[::step]
+
+
+def _fview(t: Any, axis: int) -> Any:
+    """The tensor as [rows, units] (feature axis last) or [batch, channels, *rest] (axis 1), as
+    the probe's ``_Capture._fview`` lays it out."""
+    if t.ndim <= 2:
+        return t
+    if axis in (-1, t.ndim - 1):
+        return t.reshape(-1, t.shape[-1])
+    if axis == 1:
+        return t
+    return t.movedim(axis, -1).reshape(-1, t.shape[axis])
+
+
+def _per_sample(t: Any, batch: int) -> Any:
+    """Batch on axis 0 (a sequence-first tensor [T, B, ...] is read with its axes swapped)."""
+    if t.ndim >= 2 and t.shape[0] != batch and t.shape[1] == batch:
+        return t.transpose(0, 1)
+    return t
 
 
 @dataclass
 class _Row:
     st: LayerStats
     module: Any
-    kind: str  # param | act | norm
+    kind: str  # the probe's kinds: linear | conv | activation | norm
     activation: _activations.Activation | None
-    samples: dict[str, Any]
+    axis: int
     out: Any = None
     paired: bool = False
-    grads: dict[str, np.ndarray] = field(default_factory=dict)
-    near_zero: float | None = None
+    fw: dict[str, Any] = field(default_factory=dict)  # deferred forward numbers
+    grads: dict[str, _TMoments] = field(default_factory=dict)  # deferred gradient moments
+    hist: dict[str, Any] = field(default_factory=dict)  # key -> ("counts", ref) | ("sample", tensor)
+    near: Any = None
+    weight: Any = None  # the parameter whose gradient and update the row reports
 
 
 class _Pending:
@@ -387,13 +637,16 @@ class _Pending:
 
     def __init__(self, step: int) -> None:
         self.step = step
+        self.d = _Deferred()
         self.rows: list[_Row] = []
-        self.loss: float | None = None
-        self.input_stats: tuple[float, float, float | None] = (0.0, 0.0, None)
+        self.loss: Any = None
+        self.input: tuple[_TMoments, Any] | None = None
         self.batch = 0
-        self.snapshots: dict[int, Any] = {}
-        self.weight_grads: dict[int, np.ndarray] = {}
+        self.snapshots: dict[int, tuple[Any, Any]] = {}  # id(param) -> (param, copy before the step)
+        self.weight_grads: dict[int, _TSums] = {}
+        self.weights: dict[int, _TSums] = {}
         self.grad_handles: list[Any] = []
+        self.names: dict[str, int] = {}
 
 
 class _TorchHooks:
@@ -407,36 +660,35 @@ class _TorchHooks:
         self.near_zero = near_zero
         self.hist_sample = hist_sample
         self.handles: list[Any] = []
+        self.module_handles: list[Any] = []
         self.names: dict[Any, str] = {}
         self.kinds: dict[Any, str] = {}
+        self.acts: dict[Any, _activations.Activation | None] = {}
         self.step = -1
         self.pending: _Pending | None = None
         self.in_forward = 0
-        self.active = False  # inside the root forward of a recorded training step
         self.edges = _Edges(bins, hist_margin)
 
     # hooks ---------------------------------------------------------------------------------------
     def install(self) -> None:
-
         if self.handles:
             raise RuntimeError("This watch is already active; a Watch can be entered once.")
         for name, mod in self.model.named_modules():
             kind = _module_kind(mod)
-            if kind in ("param", "act", "norm"):
+            if kind is not None:
                 self.names[mod] = name or type(mod).__name__
                 self.kinds[mod] = kind
-                self.handles.append(mod.register_forward_hook(self._module_hook))
+                self.acts[mod] = _activations.from_torch(mod) if kind == "activation" else None
         if not self.names:
-            self.remove()
             raise ValueError(f"The 'model' argument has no module to watch (Linear, ConvNd, activation or norm "
                              f"modules); got {type(self.model).__name__}.")
         self.handles.append(self.model.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self.handles.append(self.model.register_forward_hook(self._root_post, always_call=True))
 
     def remove(self) -> None:
-        for h in self.handles:
+        for h in (*self.handles, *self.module_handles):
             h.remove()
-        self.handles = []
+        self.handles, self.module_handles = [], []
         if self.pending is not None:
             for h in self.pending.grad_handles:
                 h.remove()
@@ -453,98 +705,197 @@ class _TorchHooks:
         import torch
 
         p = _Pending(self.step)
-        self.active = True
         x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
-        if x is not None and x.is_floating_point() and x.numel():
-            xn = _np(x)
-            with np.errstate(all="ignore"):
-                m = moments(xn)
-                p.input_stats = (m.mean, m.std, mean_pairwise_cosine(xn))
+        if x is not None:
             p.batch = int(x.shape[0]) if x.ndim else 1
-        for m_, kind in self.kinds.items():
-            w = getattr(m_, "weight", None)
-            if kind == "param" and isinstance(w, torch.Tensor):
-                p.snapshots[id(m_)] = w.detach().clone()
-                if w.requires_grad:
-                    p.grad_handles.append(w.register_hook(self._weight_grad(p, id(m_))))
+            if x.is_floating_point() and x.numel():
+                p.input = (_tpooled(p.d, x), _tgram(p.d, x))
+        with torch.no_grad():
+            for m_ in self.kinds:
+                w = getattr(m_, "weight", None)
+                if isinstance(w, torch.Tensor) and w.is_floating_point() and id(w) not in p.snapshots:
+                    snap = w.detach().clone()  # W before this step's update
+                    p.snapshots[id(w)] = (w, snap)
+                    p.weights[id(w)] = _tsums(p.d, snap)
+                    if w.requires_grad:
+                        p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
         self.pending = p
+        self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds]
 
     def _root_post(self, mod: Any, args: Any, out: Any) -> None:
         self.in_forward = max(self.in_forward - 1, 0)
-        if self.in_forward == 0:
-            self.active = False
+        if self.in_forward == 0 and self.module_handles:
+            if mod in self.kinds and self.pending is not None:  # the model is itself one watched module
+                self._module_hook(mod, args, out)
+            for h in self.module_handles:
+                h.remove()
+            self.module_handles = []
+            p = self.pending
+            if p is not None:
+                for r in p.rows:
+                    self._near(p, r)
+                    r.out = None  # the forward is over: no more pairing, keep no tensor alive
+
+    def _near(self, p: _Pending, r: _Row) -> None:
+        if r.near is None and r.out is not None:
+            o = _readable(r.out)
+            r.near = p.d.put((o.abs() <= self.near_zero).sum())
 
     def _weight_grad(self, p: _Pending, key: int) -> Any:
         def fn(g: Any) -> None:
-            p.weight_grads[key] = _np(g).copy()
+            import torch
+
+            with torch.no_grad():
+                p.weight_grads[key] = _tsums(p.d, g)
         return fn
 
-    def _grad(self, row: _Row, key: str) -> Any:
+    def _grad(self, p: _Pending, row: _Row, key: str) -> Any:
+        scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
+
         def fn(g: Any) -> None:
-            row.grads[key] = _np(g).copy()
+            import torch
+
+            with torch.no_grad():
+                gv = _fview(g, row.axis)
+                row.grads[key] = _tpooled(p.d, gv)
+                if key == "preact" or (key == "act" and row.kind == "norm"):
+                    self._hist(p, row, "grad", _tsample(gv, self.hist_sample) * scale)
         return fn
+
+    def _hist(self, p: _Pending, row: _Row, key: str, sample: Any) -> None:
+        edges = self.edges.edges.get((row.st.name, key))
+        if edges is None:  # the first recorded step: the edges come from this sample, at the end
+            row.hist[key] = ("sample", _readable(sample).clone())
+        else:
+            row.hist[key] = ("counts", p.d.put(_torch_histogram(sample, edges)))
 
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
-        if self.pending is None or not self.active:
-            return
-        with np.errstate(all="ignore"):  # a diverging run gives inf/nan statistics, reported as diverged
-            self._record(mod, inp, out)
-
-    def _record(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         p = self.pending
-        if p is None:
+        if p is None or not self.module_handles:
             return
         import torch
 
-        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        with torch.no_grad():  # the statistics are not part of the model's graph
+            self._record(p, mod, inp, out)
+
+    def _record(self, p: _Pending, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
+        import torch
+
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point() or not out.numel():
             return
-        kind = self.kinds[mod]
-        name = self.names[mod]
-        o = _np(out)
         xin = inp[0] if inp and isinstance(inp[0], torch.Tensor) else None
-        if kind == "act":
-            act = _activations.from_torch(mod)
-            prev = p.rows[-1] if p.rows else None
-            if prev is not None and prev.kind == "param" and not prev.paired and xin is prev.out:
-                pre = None if xin is out else _np(xin)
-                prev.samples.pop("preact_moments", None)
-                act_stats(prev.st, o, act, pre, prev.samples, self.hist_sample)
-                prev.activation, prev.paired, prev.out = act, True, out
-                prev.near_zero = _near_zero(o, self.near_zero)
-                if out.requires_grad:
-                    out.register_hook(self._grad(prev, "act"))
+        prev = p.rows[-1] if p.rows else None
+        kind = self.kinds[mod]
+        if kind == "activation" and prev is not None and prev.kind in ("linear", "conv") and not prev.paired \
+                and xin is not None and xin is prev.out:
+            self._pair(p, prev, mod, xin, out)
+            return
+        if prev is not None:
+            self._near(p, prev)
+        d = p.d
+        base = self.names[mod]
+        n_seen = p.names.get(base, 0)  # a module called again in one forward: .1, .2 (as the probe)
+        p.names[base] = n_seen + 1
+        name = base if n_seen == 0 else f"{base}.{n_seen}"
+        hs = self.hist_sample
+        if kind in ("linear", "conv"):
+            axis = -1 if kind == "linear" else 1
+            if kind == "conv" and out.ndim < 3:
                 return
-            row = _Row(new_layer(len(p.rows) + 1, name, "activation", act), mod, "act", act, {}, out)
-            if xin is not None and xin is not out:
-                pi = _np(xin)
-                preact_stats(row.st, pi, row.samples, self.hist_sample)
-                row.samples.pop("preact_moments", None)
-                act_stats(row.st, o, act, pi, row.samples, self.hist_sample)
+            row = _Row(new_layer(len(p.rows) + 1, name, kind, _activations.get("linear")), mod, kind,
+                       _activations.get("linear"), axis, out)
+            row.st.op = _conv_op(mod) if kind == "conv" else "linear"
+            o = _fview(out, axis)
+            row.fw["pre"] = row.fw["act"] = _tmoments(d, o)
+            row.fw["gram"] = _tgram(d, _per_sample(out, p.batch))
+            row.fw["width"] = int(o.shape[1]) if o.ndim >= 2 else 1
+            self._hist(p, row, "preact", _tsample(o, hs))
+            w = mod.weight
+            row.fw["weight"] = p.weights.get(id(w))
+            row.st.fan_in = _fan_in(mod)
+            row.weight = w
+            if out.requires_grad:
+                out.register_hook(self._grad(p, row, "preact"))
+        elif kind == "activation":
+            act = self.acts[mod]
+            axis = prev.axis if (prev is not None and xin is prev.out) else (1 if out.ndim >= 4 else -1)
+            row = _Row(new_layer(len(p.rows) + 1, name, "activation", act), mod, "activation", act, axis, out)
+            row.st.op = _ACT_OPS.get(type(mod).__name__, type(mod).__name__.lower())
+            pre = None
+            if xin is not None and xin is not out and xin.is_floating_point():
+                pre = _fview(xin, axis)
+                if prev is not None and xin is prev.out and prev.axis == axis and "act" in prev.fw:
+                    row.fw["pre"], row.fw["gram"] = prev.fw["act"], prev.fw["gram"]  # measured just before
+                else:
+                    row.fw["pre"] = _tmoments(d, pre)
+                    row.fw["gram"] = _tgram(d, _per_sample(xin, p.batch))
+                self._hist(p, row, "preact", _tsample(pre, hs))
                 if xin.requires_grad:
-                    xin.register_hook(self._grad(row, "preact"))
-            else:
-                act_stats(row.st, o, act, None, row.samples, self.hist_sample)
-        elif kind == "param":
-            linear = _activations.get("linear")
-            row = _Row(new_layer(len(p.rows) + 1, name, type(mod).__name__.lower(), linear), mod, "param", linear, {}, out)
-            preact_stats(row.st, o, row.samples, self.hist_sample)
-            act_stats(row.st, o, linear, o, row.samples, self.hist_sample)
-            weight_stats(row.st, _np(mod.weight))
-        else:
-            row = _Row(new_layer(len(p.rows) + 1, name, type(mod).__name__.lower(), None), mod, "norm", None, {}, out)
-            act_stats(row.st, o, None, None, row.samples, self.hist_sample)
+                    xin.register_hook(self._grad(p, row, "preact"))
+            a = _fview(out, axis)
+            row.fw["act"] = _tmoments(d, a)
+            if "gram" not in row.fw:
+                row.fw["gram"] = _tgram(d, _per_sample(out, p.batch))
+            row.fw["width"] = int(a.shape[1]) if a.ndim >= 2 else 1
+            self._saturation(d, row, act, pre, a)
+            self._hist(p, row, "act", _tsample(a, hs))
+            if out.requires_grad:
+                out.register_hook(self._grad(p, row, "act"))
+        else:  # norm
+            op, axis = _norm_op(mod)
+            if out.ndim < 2:
+                axis = -1
+            row = _Row(new_layer(len(p.rows) + 1, name, "norm", None), mod, "norm", None, axis, out)
+            row.st.op = op
+            a = _fview(out, axis)
+            row.fw["act"] = _tmoments(d, a)
+            row.fw["gram"] = _tgram(d, _per_sample(out, p.batch))
+            row.fw["width"] = int(a.shape[1]) if a.ndim >= 2 else 1
+            self._hist(p, row, "act", _tsample(a, hs))
             w = getattr(mod, "weight", None)
             if isinstance(w, torch.Tensor):
-                weight_stats(row.st, _np(w))
-        row.near_zero = _near_zero(o, self.near_zero)
-        if out.requires_grad:
-            out.register_hook(self._grad(row, "act" if kind != "param" else "preact"))
+                row.fw["gain"] = p.weights.get(id(w))
+                row.weight = w
+            if out.requires_grad:
+                out.register_hook(self._grad(p, row, "act"))
+        row.st.module = type(mod).__name__
         p.rows.append(row)
 
+    def _pair(self, p: _Pending, prev: _Row, mod: Any, xin: Any, out: Any) -> None:
+        """An activation module taking the linear/conv row's output directly: merged into that row
+        (pre-activation → activation), as the probe merges it."""
+        act = self.acts[mod]
+        a = _fview(out, prev.axis)
+        prev.fw["act"] = _tmoments(p.d, a)
+        pre = None if xin is out else _fview(xin, prev.axis)  # in place: the input is gone
+        self._saturation(p.d, prev, act, pre, a)
+        self._hist(p, prev, "act", _tsample(a, self.hist_sample))
+        prev.activation, prev.paired, prev.out = act, True, out
+        prev.st.activation = None if act is None else act.spec
+        if out.requires_grad:
+            out.register_hook(self._grad(p, prev, "act"))
+
+    @staticmethod
+    def _saturation(d: _Deferred, row: _Row, act: _activations.Activation | None, pre: Any, a: Any) -> None:
+        """The count of saturated values (:meth:`Activation.saturated_mask`): from the output by
+        torch ops where φ′ has a formula in y = φ(x) (tanh, sigmoid), else on a NumPy copy."""
+        if act is None or not act.saturating:
+            return
+        if act.deriv_from_output is not None:
+            dv = act.deriv_from_output(_readable(a) if pre is None else _readable(pre), _readable(a))
+            row.fw["sat"] = d.put((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
+        elif pre is None:
+            row.fw["sat_host"] = math.nan
+        else:
+            from initlab.diagnostics._probe_torch import to_numpy
+
+            row.fw["sat_host"] = float(np.count_nonzero(act.saturated_mask(to_numpy(pre), to_numpy(a))))
+
     def log_loss(self, loss: Any) -> None:
-        value = _as_float(loss)
-        if self.pending is not None and self.pending.step == self.step:
-            self.pending.loss = value
+        value = _loss_value(loss)  # checked on every step; read (a sync on CUDA) only when recorded
+        p = self.pending
+        if p is not None and p.step == self.step:
+            p.loss = value
 
     # finishing a step ----------------------------------------------------------------------------
     def finish(self) -> None:
@@ -560,36 +911,103 @@ class _TorchHooks:
 
         for h in p.grad_handles:
             h.remove()
+        d = p.d
+        with torch.no_grad():
+            upd_sl = {key: d.put(torch.dist(w.detach(), snap)) for key, (w, snap) in p.snapshots.items()}
+        loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
+        d.resolve()
         backward = any(r.grads for r in p.rows)
         scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
+        wscale = scale / max(p.batch, 1)  # the probe's ∂L/∂W of the mean loss
         layers, near, upd = [], {}, {}
         for r in p.rows:
             st = r.st
-            gpre = r.grads.get("act") if r.kind == "norm" else r.grads.get("preact")
-            gact = r.grads.get("act", gpre if r.kind == "param" and not r.paired else None)
-            gw = p.weight_grads.get(id(r.module)) if r.kind == "param" else None
+            self._fill_forward(d, r)
+            w_norm = None
+            wm = r.fw.get("weight") or r.fw.get("gain")
+            if wm is not None:
+                w_mean, w_std, w_sq = _host_sums(d, wm)
+                w_norm = math.sqrt(max(w_sq, 0.0))
+                if r.fw.get("weight") is not None:
+                    st.weight_std = w_std
+                else:
+                    st.gain_mean, st.gain_std = w_mean, w_std
             if backward:
-                w = getattr(r.module, "weight", None) if r.kind == "param" else None
-                backward_stats(st, grad_preact=None if gpre is None else gpre * scale,
-                               grad_act=None if gact is None else (gpre * scale if gact is gpre else gact * scale),
-                               grad_weight=None if gw is None else gw * scale,
-                               weight=None if w is None else _np(p.snapshots.get(id(r.module), w)),
-                               samples=r.samples, batch=max(p.batch, 1), hist_sample=self.hist_sample)
-            snap = p.snapshots.get(id(r.module))
-            if snap is not None:
-                with torch.no_grad():
-                    now = r.module.weight.detach()
-                    n0 = float(torch.linalg.vector_norm(snap.double()))
-                    d = float(torch.linalg.vector_norm((now - snap).double()))
-                upd[st.name] = d / n0 if n0 > 0 else math.inf
-            near[st.name] = r.near_zero
+                has_pre = r.kind in ("linear", "conv")
+                gpre = r.grads.get("preact") if r.kind != "norm" else r.grads.get("act")
+                gact = r.grads.get("act", gpre if has_pre and not r.paired else None)
+                if r.kind == "norm":
+                    gact = gpre
+                if gpre is not None:
+                    hg = _host_moments(d, gpre)
+                    st.grad_std = hg.std * scale
+                    st.grad_rms = math.sqrt(max(hg.std * hg.std + hg.mean * hg.mean, 0.0)) * scale
+                if gact is not None:
+                    st.grad_act_std = st.grad_std if gact is gpre else _host_moments(d, gact).std * scale
+                gw = p.weight_grads.get(id(r.weight)) if r.weight is not None else None
+                if gw is not None:
+                    _, gw_std, gw_sq = _host_sums(d, gw)
+                    st.grad_weight_std = gw_std * wscale
+                    if w_norm is not None:
+                        gn = math.sqrt(max(gw_sq, 0.0)) * wscale
+                        st.grad_weight_ratio = gn / w_norm if w_norm > 0 else math.inf
+            if r.weight is not None and id(r.weight) in upd_sl and w_norm is not None:
+                dn = float(d[upd_sl[id(r.weight)]][0])
+                upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
+            near[st.name] = None if r.near is None else float(d[r.near][0]) / max(r.fw["n"], 1)
             layers.append(st)
-        self._histograms(p.rows)
-        self.watch.add_step(p.step, layers, loss=p.loss, input_stats=p.input_stats, batch=p.batch,
+        self._histograms(d, p.rows)
+        inp = (0.0, 0.0, None)
+        if p.input is not None:
+            hi = _host_moments(d, p.input[0])
+            inp = (hi.mean, hi.std, _host_cosine(d, p.input[1]))
+        loss = float(d[loss_sl][0]) if loss_sl is not None else p.loss
+        self.watch.add_step(p.step, layers, loss=loss, input_stats=inp, batch=p.batch,
                             backward=backward, near_zero=near, update_ratio=upd)
 
-    def _histograms(self, rows: list[_Row]) -> None:
-        self.edges.apply([r.st for r in rows], [r.samples for r in rows], [r.activation for r in rows])
+    def _fill_forward(self, d: _Deferred, r: _Row) -> None:
+        """The probe's forward statistics (preact_stats / act_stats) from the deferred numbers."""
+        st = r.st
+        st.width = r.fw.get("width", 0)
+        pre = _host_moments(d, r.fw["pre"]) if "pre" in r.fw else None
+        act = _host_moments(d, r.fw["act"])
+        if pre is not None:
+            st.preact_mean, st.preact_std, st.preact_sq_mean = pre.mean, pre.std, pre.sq_mean
+            st.preact_min, st.preact_max = pre.min, pre.max
+        st.mean, st.std, st.sq_mean, st.chan_var, st.min, st.max = (act.mean, act.std, act.sq_mean, act.chan_var,
+                                                                    act.min, act.max)
+        st.cosine = _host_cosine(d, r.fw.get("gram"))
+        n = r.fw["act"].per_chan * max(st.width, 1)  # values in the layer's output
+        r.fw["n"] = n
+        a = r.activation
+        st.saturated, st.dead = None, None
+        if a is not None and a.saturating:
+            if "sat" in r.fw:
+                st.saturated = float(d[r.fw["sat"]][0]) / n
+            else:
+                sh = r.fw.get("sat_host", math.nan)
+                st.saturated = sh / n if math.isfinite(sh) else math.nan
+        if a is not None and a.can_die and pre is not None and pre.chan_max is not None:
+            st.dead = float(np.mean(a.inactive_mask(pre.chan_max)))
+
+    def _histograms(self, d: _Deferred, rows: list[_Row]) -> None:
+        for r in rows:
+            if not r.paired and r.kind in ("linear", "conv") and "preact" in r.hist:
+                r.hist["act"] = r.hist["preact"]  # the layer's output is its pre-activation
+            for key, attr in (("act", "hist"), ("preact", "preact_hist"), ("grad", "grad_hist")):
+                h = r.hist.get(key)
+                if h is None:
+                    continue
+                ek = (r.st.name, key)
+                if h[0] == "sample":
+                    values = h[1].cpu().numpy()
+                    if ek not in self.edges.edges:
+                        bounded = bounded_range(r.activation) if key == "act" else None
+                        self.edges.edges[ek] = _fixed_edges(values, self.bins, bounded, self.hist_margin)
+                    setattr(r.st, attr, histogram(values, self.edges.edges[ek]))
+                else:
+                    counts = d[h[1]].astype(np.int64)
+                    setattr(r.st, attr, Histogram(self.edges.edges[ek], counts, int(counts.sum())))
 
 
 class _Edges:
@@ -616,22 +1034,65 @@ class _Edges:
 
 
 def _module_kind(module: Any) -> str | None:
-    """What the watch records of a module: "param" (Linear, ConvNd: its output is a
-    pre-activation), "act" (a leaf activation module :func:`initlab.activations.from_torch`
-    knows), "norm" (BatchNorm, LayerNorm, GroupNorm), else None. The watch records modules (its
-    hooks run inside the user's own forward); the probe's op-level capture also sees functional
-    calls, attention and recurrent internals."""
+    """The probe's row kind for a module the watch records: "linear" (nn.Linear), "conv" (ConvNd,
+    ConvTransposeNd), "activation" (a leaf activation module
+    :func:`initlab.activations.from_torch` knows), "norm" (BatchNorm, InstanceNorm, LayerNorm,
+    GroupNorm, RMSNorm), else None. The watch's hooks run on modules; the probe's op-level
+    capture also sees functional calls, residual adds, attention and recurrent internals (see
+    :func:`watch`)."""
     import torch.nn as nn
     from torch.nn.modules.batchnorm import _NormBase
     from torch.nn.modules.conv import _ConvNd
 
-    if isinstance(module, (nn.Linear, _ConvNd)):
-        return "param"
-    if isinstance(module, (_NormBase, nn.LayerNorm, nn.GroupNorm)):
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, _ConvNd):
+        return "conv"
+    norms: tuple[Any, ...] = (_NormBase, nn.LayerNorm, nn.GroupNorm) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
+    if isinstance(module, norms):
         return "norm"
     if not list(module.children()) and _activations.from_torch(module) is not None:
-        return "act"
+        return "activation"
     return None
+
+
+def _conv_op(module: Any) -> str:
+    """The functional op of a conv module, as the probe names it (conv2d, conv_transpose1d...)."""
+    dims = len(module.kernel_size)
+    return f"conv_transpose{dims}d" if getattr(module, "transposed", False) else f"conv{dims}d"
+
+
+def _fan_in(module: Any) -> int | None:
+    """The probe's fan-in of a linear/conv weight (a transposed conv: per output unit)."""
+    from initlab.init import compute_fans
+
+    w = module.weight
+    if w.ndim < 2:
+        return None
+    if getattr(module, "transposed", False):
+        return int(w.shape[0] * math.prod(w.shape[2:]))
+    return int(compute_fans(tuple(w.shape))[0])
+
+
+def _norm_op(module: Any) -> tuple[str, int]:
+    """(the probe's op name, feature axis) of a norm module."""
+    name = type(module).__name__
+    if name in _NORM_OPS:
+        return _NORM_OPS[name]
+    return ("instance_norm", 1) if name.startswith("InstanceNorm") else ("batch_norm", 1)
+
+
+def _loss_value(loss: Any) -> Any:
+    """A logged loss, checked: a one-element tensor is kept detached (read at the end of the
+    step, with the step's other numbers), anything else converted to float."""
+    if hasattr(loss, "detach") and hasattr(loss, "numel"):
+        if loss.numel() != 1:
+            raise ValueError(f"The 'loss' argument must be a scalar; got a tensor of shape {tuple(loss.shape)}.")
+        return loss.detach()
+    try:
+        return float(loss)
+    except (TypeError, ValueError):
+        bad_type("loss", "a number or a 0-d tensor", loss)
 
 
 def _fixed_edges(values: np.ndarray, bins: int, bounded: tuple[float, float] | None, margin: float) -> np.ndarray:
@@ -648,13 +1109,6 @@ def _fixed_edges(values: np.ndarray, bins: int, bounded: tuple[float, float] | N
 def _near_zero(a: np.ndarray, t: float) -> float:
     flat = a.reshape(-1)
     return float(np.count_nonzero((flat <= t) & (flat >= -t))) / max(flat.size, 1)
-
-
-def _np(t: Any) -> np.ndarray:
-    t = t.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    return t.numpy()
 
 
 def watch(
