@@ -63,6 +63,8 @@ from initlab.nn.callbacks import Callback
 __all__ = ["watch", "Watch", "WatchStep", "WatchVerdict", "WATCH_COLUMNS", "Probe"]
 
 NEAR_ZERO = 0.05
+WATCH_HIST_SAMPLE = 4096  # values per layer and step in the watch's histograms (the probe: HIST_SAMPLE)
+CAPTURES = ("modules", "ops")
 
 # The columns of Watch.rows(), in order: the step, the layer, then the probe's statistics.
 WATCH_COLUMNS = (
@@ -640,20 +642,26 @@ class _Pending:
         self.d = _Deferred()
         self.rows: list[_Row] = []
         self.loss: Any = None
-        self.input: tuple[_TMoments, Any] | None = None
+        self.input: Any = None  # modules: (moments, gram) deferred; ops: (mean, std, cosine)
         self.batch = 0
         self.snapshots: dict[int, tuple[Any, Any]] = {}  # id(param) -> (param, copy before the step)
         self.weight_grads: dict[int, _TSums] = {}
         self.weights: dict[int, _TSums] = {}
         self.grad_handles: list[Any] = []
         self.names: dict[str, int] = {}
+        self.cap: Any = None  # capture="ops": the probe's op-level capture of this step
+        self.cap_handles: list[Any] = []
+        self.mode: Any = None
+        self.param_grads: dict[int, Any] = {}
+        self.near: dict[str, float] = {}
 
 
 class _TorchHooks:
     def __init__(self, watch: Watch, model: Any, *, loss_reduction: str, bins: int, hist_margin: float,
-                 near_zero: float, hist_sample: int | None) -> None:
+                 near_zero: float, hist_sample: int | None, capture: str = "modules") -> None:
         self.watch = watch
         self.model = model
+        self.capture = capture
         self.loss_reduction = loss_reduction
         self.bins = bins
         self.hist_margin = hist_margin
@@ -679,7 +687,7 @@ class _TorchHooks:
                 self.names[mod] = name or type(mod).__name__
                 self.kinds[mod] = kind
                 self.acts[mod] = _activations.from_torch(mod) if kind == "activation" else None
-        if not self.names:
+        if not self.names and self.capture == "modules":
             raise ValueError(f"The 'model' argument has no module to watch (Linear, ConvNd, activation or norm "
                              f"modules); got {type(self.model).__name__}.")
         self.handles.append(self.model.register_forward_pre_hook(self._root_pre, with_kwargs=True))
@@ -690,6 +698,8 @@ class _TorchHooks:
             h.remove()
         self.handles, self.module_handles = [], []
         if self.pending is not None:
+            if self.pending.mode is not None:  # an exception inside a recorded forward (ops capture)
+                self._ops_end(self.pending)
             for h in self.pending.grad_handles:
                 h.remove()
             self.pending.grad_handles = []
@@ -705,6 +715,9 @@ class _TorchHooks:
         import torch
 
         p = _Pending(self.step)
+        if self.capture == "ops":
+            self._ops_begin(p, mod, args, kwargs)
+            return
         x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
         if x is not None:
             p.batch = int(x.shape[0]) if x.ndim else 1
@@ -724,6 +737,8 @@ class _TorchHooks:
 
     def _root_post(self, mod: Any, args: Any, out: Any) -> None:
         self.in_forward = max(self.in_forward - 1, 0)
+        if self.in_forward == 0 and self.pending is not None and self.pending.mode is not None:
+            self._ops_end(self.pending)
         if self.in_forward == 0 and self.module_handles:
             if mod in self.kinds and self.pending is not None:  # the model is itself one watched module
                 self._module_hook(mod, args, out)
@@ -911,6 +926,9 @@ class _TorchHooks:
 
         for h in p.grad_handles:
             h.remove()
+        if p.cap is not None:
+            self._ops_finish(p)
+            return
         d = p.d
         with torch.no_grad():
             upd_sl = {key: d.put(torch.dist(w.detach(), snap)) for key, (w, snap) in p.snapshots.items()}
@@ -990,6 +1008,92 @@ class _TorchHooks:
         if a is not None and a.can_die and pre is not None and pre.chan_max is not None:
             st.dead = float(np.mean(a.inactive_mask(pre.chan_max)))
 
+    # capture="ops": the probe's op-level capture on recorded steps -----------------------------
+    def _ops_begin(self, p: _Pending, root: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Start the probe's capture (:class:`~initlab.diagnostics._probe_torch._Capture`, its
+        function mode and module-path hooks) for this forward pass; snapshot the parameters and
+        hook their gradients."""
+        import torch
+
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        x = tensors[0] if tensors else None
+        p.batch = (int(x.shape[0]) if x.ndim else 1) if x is not None else 0
+        if x is not None and x.is_floating_point() and x.numel():
+            from initlab.diagnostics._probe_torch import to_numpy
+
+            xn = to_numpy(x)
+            with np.errstate(all="ignore"):
+                m = moments(xn)
+                p.input = (m.mean, m.std, mean_pairwise_cosine(xn))  # type: ignore[assignment]
+        with torch.no_grad():
+            for prm in self.model.parameters():
+                if prm.is_floating_point() and id(prm) not in p.snapshots:
+                    p.snapshots[id(prm)] = (prm, prm.detach().clone())
+                    if prm.requires_grad:
+                        p.grad_handles.append(prm.register_hook(self._param_grad(p, id(prm))))
+        cap = _watch_capture(self.model, self.hist_sample, p.batch)
+        for t in tensors:
+            cap.mark_input(t)
+        p.cap = cap
+        p.cap_handles = cap.install_hooks()
+        cap.stack.append(["", root, 0])  # the root's own entry: its pre-hooks are running now
+        p.mode = cap.mode_object()
+        p.mode.__enter__()
+        self.pending = p
+
+    def _ops_end(self, p: _Pending) -> None:
+        """The recorded forward is over (or failed): leave the function mode, remove the capture's
+        hooks, read the near-zero fraction of each row's output."""
+        mode, p.mode = p.mode, None
+        if mode is not None:
+            mode.__exit__(None, None, None)
+        for h in p.cap_handles:
+            h.remove()
+        p.cap_handles = []
+        if p.cap is not None:
+            from initlab.diagnostics._probe_torch import to_numpy
+
+            with np.errstate(all="ignore"):
+                for r in p.cap.rows:
+                    if r.out is not None and r.kind != "attention_logits":
+                        p.near[r.st.name] = _near_zero(to_numpy(r.out), self.near_zero)
+
+    def _param_grad(self, p: _Pending, key: int) -> Any:
+        def fn(g: Any) -> None:
+            p.param_grads[key] = g.detach().clone()
+        return fn
+
+    def _ops_finish(self, p: _Pending) -> None:
+        import torch
+
+        from initlab.diagnostics._probe_torch import finish_rows
+
+        cap = p.cap
+        rows = cap.rows
+        backward = any(r.grads for r in rows)
+        scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
+        snaps = {k: snap for k, (_, snap) in p.snapshots.items()}
+        finish_rows(rows, p.param_grads if backward else None, max(p.batch, 1), self.hist_sample, scale=scale,
+                    weights=snaps)
+        upd: dict[str, float | None] = {}
+        with torch.no_grad():
+            for r in rows:
+                if r.weight is None or id(r.weight[0]) not in p.snapshots:
+                    continue
+                prm, snap = p.snapshots[id(r.weight[0])]
+                sl = r.weight[1]
+                now, before = (prm, snap) if sl is None else (prm[sl], snap[sl])
+                n0 = float(torch.linalg.vector_norm(before))
+                upd[r.st.name] = float(torch.dist(now.detach(), before)) / n0 if n0 > 0 else math.inf
+        layers = [r.st for r in rows]
+        self.edges.apply(layers, [r.samples for r in rows], [r.activation for r in rows])
+        loss = p.loss
+        if loss is not None and not isinstance(loss, float):
+            loss = float(loss)
+        inp = p.input if p.input is not None else (0.0, 0.0, None)
+        self.watch.add_step(p.step, layers, loss=loss, input_stats=inp, batch=p.batch, backward=backward,
+                            near_zero=dict(p.near), update_ratio=upd)
+
     def _histograms(self, d: _Deferred, rows: list[_Row]) -> None:
         for r in rows:
             if not r.paired and r.kind in ("linear", "conv") and "preact" in r.hist:
@@ -1031,6 +1135,20 @@ class _Edges:
                     self.edges[ek] = _fixed_edges(vals, self.bins, bounded_range(act) if key == "act" else None,
                                                   self.margin)
                 setattr(st, attr, histogram(vals, self.edges[ek]))
+
+
+def _watch_capture(model: Any, hist_sample: int | None, batch: int) -> Any:
+    """The probe's op-level capture (``_probe_torch._Capture``, mode "train": dropout as in
+    training) for one recorded training step. Its handlers that re-run an operation in pieces —
+    ``nn.MultiheadAttention``'s packed forward step by step, a multi-layer LSTM/GRU/RNN layer by
+    layer — are not used (the training would not be bitwise the same): those run as one operation
+    and get no rows, as the probe's fallback."""
+    from initlab.diagnostics._probe_torch import _RNNS, _Capture
+
+    cap = _Capture(model, "train", True, hist_sample, batch)
+    for n in ("multi_head_attention_forward", *_RNNS):
+        cap.handlers.pop(n, None)
+    return cap
 
 
 def _module_kind(module: Any) -> str | None:
@@ -1119,7 +1237,8 @@ def watch(
     bins: int = 40,
     hist_margin: float = 0.5,
     near_zero: float = NEAR_ZERO,
-    hist_sample: int | None = HIST_SAMPLE,
+    hist_sample: int | None = WATCH_HIST_SAMPLE,
+    capture: str = "modules",
 ) -> Watch:
     """Watch every layer of a torch ``model`` while a training loop runs (a context manager).
 
@@ -1140,7 +1259,19 @@ def watch(
         bins: histogram bins; hist_margin: widening of unbounded histogram ranges on each side,
             as a fraction of the range seen at the first recorded step.
         near_zero: the threshold of the near-zero fraction (fastai: 0.05).
-        hist_sample: values per layer binned into the histograms (None: all).
+        hist_sample: values per layer and step binned into the histograms (a strided subsample,
+            as the probe's; None: all). 4096 by default, so the histograms cost little beside a
+            training step (the probe bins 65 536).
+        capture: which rows are recorded. ``"modules"`` (default, fast): one row per
+            ``nn.Linear``/``ConvNd`` (with the activation module that takes its output directly
+            merged in, as the probe merges it), activation module and norm module, from module
+            hooks; functional calls in ``forward()`` (``F.relu(x)``, ``x + y``, attention) are
+            not seen. ``"ops"``: the probe's op-level capture (a TorchFunctionMode) on each
+            recorded step, so the rows and their names are exactly :func:`initlab.probe`'s
+            (functional activations, residual adds, pooling, attention logits...), computed by
+            the probe's NumPy statistics (slower per recorded step; on CUDA through CPU copies).
+            Multi-head attention and multi-layer RNNs then run as one operation (no rows inside
+            them), so the training stays bitwise the same.
 
     >>> import torch
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
@@ -1163,9 +1294,10 @@ def watch(
     near_zero = check_number("near_zero", near_zero, low=0.0)
     if hist_sample is not None:
         hist_sample = check_int("hist_sample", hist_sample, low=1)
+    check_choice("capture", capture, list(CAPTURES))
     w = Watch(every=every, model="torch")
     w._hooks = _TorchHooks(w, model, loss_reduction=loss_reduction, bins=bins, hist_margin=hist_margin,
-                           near_zero=near_zero, hist_sample=hist_sample)
+                           near_zero=near_zero, hist_sample=hist_sample, capture=capture)
     return w
 
 
