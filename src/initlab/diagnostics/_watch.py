@@ -669,6 +669,7 @@ class _TorchHooks:
         self.hist_sample = hist_sample
         self.handles: list[Any] = []
         self.module_handles: list[Any] = []
+        self.recording = False  # inside the forward pass of a recorded step (capture="modules")
         self.names: dict[Any, str] = {}
         self.kinds: dict[Any, str] = {}
         self.acts: dict[Any, _activations.Activation | None] = {}
@@ -733,15 +734,20 @@ class _TorchHooks:
                     if w.requires_grad:
                         p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
         self.pending = p
-        self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds]
+        # (the root's own row, when the model is one watched module, is taken by _root_post: a hook
+        # removed from the root while torch iterates its hooks after a failed forward would break it)
+        self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not mod]
+        self.recording = True
 
     def _root_post(self, mod: Any, args: Any, out: Any) -> None:
         self.in_forward = max(self.in_forward - 1, 0)
         if self.in_forward == 0 and self.pending is not None and self.pending.mode is not None:
             self._ops_end(self.pending)
+        if self.in_forward == 0 and self.recording and mod in self.kinds:
+            self._module_hook(mod, args, out)  # the model is itself one watched module
+        if self.in_forward == 0:
+            self.recording = False
         if self.in_forward == 0 and self.module_handles:
-            if mod in self.kinds and self.pending is not None:  # the model is itself one watched module
-                self._module_hook(mod, args, out)
             for h in self.module_handles:
                 h.remove()
             self.module_handles = []
@@ -786,7 +792,7 @@ class _TorchHooks:
 
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         p = self.pending
-        if p is None or not self.module_handles:
+        if p is None or not self.recording:
             return
         import torch
 
@@ -1035,8 +1041,13 @@ class _TorchHooks:
         for t in tensors:
             cap.mark_input(t)
         p.cap = cap
-        p.cap_handles = cap.install_hooks()
-        cap.stack.append(["", root, 0])  # the root's own entry: its pre-hooks are running now
+        handles = cap.install_hooks()
+        # the root's pair of path hooks (the first two): removed at once, its stack entry pushed and
+        # popped here (torch iterates the root's hooks while they run, and after a failed forward)
+        handles[0].remove()
+        handles[1].remove()
+        p.cap_handles = handles[2:]
+        cap.stack.append(["", root, 0])
         p.mode = cap.mode_object()
         p.mode.__enter__()
         self.pending = p
@@ -1052,6 +1063,8 @@ class _TorchHooks:
         p.cap_handles = []
         if p.cap is not None:
             from initlab.diagnostics._probe_torch import to_numpy
+
+            p.cap.stack.clear()
 
             with np.errstate(all="ignore"):
                 for r in p.cap.rows:
