@@ -528,3 +528,18 @@ def test_hooks_only_during_recorded_forwards():
 def test_bad_capture():
     with pytest.raises(ValueError, match="'capture'.*modules"):
         watch(_mlp(None), capture="tensors")
+
+
+def test_module_capture_notes_the_functional_ops_it_does_not_see():
+    from torch.overrides import _get_current_function_mode_stack
+
+    torch.manual_seed(0)
+    xb, yb = _batch()
+    w = _one_step(_Residual(), xb, yb)
+    assert len(w.notes) == 1
+    assert "relu, residual add, tanh" in w.notes[0] and 'capture="ops"' in w.notes[0]
+    assert "note: forward() runs relu" in str(w) and w.to_dict()["notes"] == w.notes
+    assert _get_current_function_mode_stack() == []
+    # a stack of modules (the benchmark's MLP) has nothing unseen; nor has the op-level capture
+    assert _one_step(_mlp(None, d_in=12, depth=2), xb, yb[:, :1]).notes == []
+    assert _one_step(_Residual(), xb, yb, capture="ops").notes == []

@@ -24,7 +24,34 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
   and the relative update ‖ΔW‖_F/‖W‖_F of the optimizer step that followed are filled in.
   Nothing the model computes is changed: the hooks only read (they return None), no random
   number is drawn from torch, and every hook is removed when the block exits, also on an
-  exception. The training is bitwise the same with and without the watch.
+  exception. The training is bitwise the same with and without the watch. A step that is not
+  recorded runs two hooks on the root module and nothing else: the per-layer hooks exist only
+  during a recorded forward pass and on its tensors.
+
+* **Which rows** (``capture``). ``"modules"`` (default, fast): one row per ``nn.Linear`` /
+  ``ConvNd`` (an activation module that takes its output directly is merged into it, as the
+  probe merges it), activation module and norm module (BatchNorm, InstanceNorm, LayerNorm,
+  GroupNorm, RMSNorm), named, kinded and computed as the probe's rows of those modules (a
+  module called twice gets ``name.1``, as in the probe). What runs in ``forward()`` outside
+  such modules is not seen: a Linear followed by a functional ``F.relu`` is a pre-activation
+  row (activation "linear") where the probe's row of that name has the ReLU merged in, and
+  residual adds, pooling, attention internals and recurrent layers have no row.
+  ``"ops"``: each recorded step runs the probe's own op-level capture (its TorchFunctionMode and
+  module-path hooks, :mod:`initlab.diagnostics._probe_torch`), so the rows and their names are
+  exactly :func:`initlab.probe`'s, computed by the probe's NumPy functions (slower per recorded
+  step; on CUDA through CPU copies). Only the probe's handlers that re-run an operation in pieces
+  are left out (multi-head attention step by step, a multi-layer RNN layer by layer): they run as
+  one operation and get no rows, so the training stays bitwise the same.
+* **Cost** (``"modules"``). Every statistic is computed by torch operations on the tensor's own
+  device and dtype: per-channel means, then centered sums of squares (two passes, no
+  cancellation) for activations; Σx and Σx² (one pass each, with the probe's centered fallback
+  when the variance is below 1e-3 of E[x²]) for deltas, weights and weight gradients; maxima,
+  minima, near-zero and saturation counts; the Gram matrix of the first 64 samples for the
+  cosine; histogram counts on the fixed edges. These small results stay on the device and are
+  moved to NumPy together once per recorded step (one synchronisation on CUDA); the final scalars
+  are formed in float64 from them. ‖ΔW‖ is ``torch.dist`` between the weight and its copy taken
+  just before the recorded step (the copies live in buffers kept for the watch: one copy of the
+  watched weights).
 
 * The per-layer statistics are those of the probe (:mod:`initlab.diagnostics._measure`, same
   names and definitions), plus ``near_zero`` (fraction of activation values with
@@ -37,7 +64,8 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
 * Histograms use fixed edges per layer, chosen at the first recorded step as the probe chooses
   them (a bounded activation on its range; the others on the recorded range widened by
   ``hist_margin`` on each side), so the steps of one layer compare; values outside are counted in
-  the end bins.
+  the end bins. They bin a strided subsample of ``hist_sample`` values (4096 by default; the
+  probe bins 65 536) with the probe's binning rule.
 * Verdicts over time: the probe's verdict engine (:func:`initlab.diagnostics.verdicts`) is run on
   every recorded step; :attr:`Watch.verdicts` lists each problem once, with the layer and the
   first step where it appeared (a layer that dies at step 40 is named with step 40).
@@ -146,6 +174,7 @@ class Watch:
         self.every = check_int("every", every, low=1)
         self.model = model
         self.steps: list[WatchStep] = []
+        self.notes: list[str] = []  # what the watch could not record (e.g. functional ops it does not see)
         self._verdicts: list[WatchVerdict] | None = None
         self._hooks: _TorchHooks | None = None
 
@@ -281,9 +310,9 @@ class Watch:
         return list(self._verdicts)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data: every=..., ``rows`` (the tidy table) and ``verdicts``."""
+        """Plain data: every=..., ``rows`` (the tidy table), ``verdicts`` and ``notes``."""
         return {"every": self.every, "model": self.model, "steps": [r.step for r in self.steps],
-                "rows": self.rows(), "verdicts": [v.to_dict() for v in self.verdicts]}
+                "rows": self.rows(), "verdicts": [v.to_dict() for v in self.verdicts], "notes": list(self.notes)}
 
     def to_pandas(self) -> Any:
         """The tidy table as a pandas DataFrame (needs pandas)."""
@@ -344,6 +373,8 @@ class Watch:
             lines.append(f"last recorded step {last.step}" + ("" if last.loss is None else f", loss {last.loss:.4g}"))
         for v in self.verdicts:
             lines.append(f"! {v}")
+        for n in self.notes:
+            lines.append(f"note: {n}")
         if self.steps and not self.verdicts:
             lines.append("no problem seen at any recorded step")
         return "\n".join(lines)
@@ -409,10 +440,17 @@ class _Deferred:
     def resolve(self) -> None:
         import torch
 
+        if not self.parts:
+            return
+        dev = next(iter(self.parts.values()))[0].device
+        groups, offsets, at = [], {}, 0
         for key, parts in self.parts.items():
-            dev = parts[0].device
             flat = torch.cat([q if q.device == dev else q.to(dev) for q in parts]) if len(parts) > 1 else parts[0]
-            self.host[key] = flat.cpu().numpy().astype(np.float64)
+            groups.append(flat.to(device=dev, dtype=torch.float64))  # exact for float32 and counts < 2⁵³
+            offsets[key] = at
+            at += flat.numel()
+        host = (torch.cat(groups) if len(groups) > 1 else groups[0]).cpu().numpy()  # the one transfer
+        self.host = {key: host[off:] for key, off in offsets.items()}
         self.parts = {}
 
     def __getitem__(self, ref: tuple[Any, slice]) -> np.ndarray:
@@ -679,6 +717,11 @@ class _TorchHooks:
         self.module_handles: list[Any] = []
         self.recording = False  # inside the forward pass of a recorded step (capture="modules")
         self.buffers: dict[int, Any] = {}  # id(weight) -> the buffer of its snapshot
+        self.observed = False  # the first recorded forward was looked at for unseen functional ops
+        self.observer: Any = None
+        self.observer_handles: list[Any] = []
+        self.depth = 0
+        self.unseen: set[str] = set()
         self.names: dict[Any, str] = {}
         self.kinds: dict[Any, str] = {}
         self.acts: dict[Any, _activations.Activation | None] = {}
@@ -708,6 +751,8 @@ class _TorchHooks:
             h.remove()
         self.handles, self.module_handles = [], []
         self.buffers = {}
+        if self.observer is not None:
+            self._observe_end()
         if self.pending is not None:
             if self.pending.mode is not None:  # an exception inside a recorded forward (ops capture)
                 self._ops_end(self.pending)
@@ -748,6 +793,71 @@ class _TorchHooks:
         # removed from the root while torch iterates its hooks after a failed forward would break it)
         self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not mod]
         self.recording = True
+        if not self.observed:
+            self._observe_begin(mod)
+
+    # capture="modules": what the module hooks cannot see ----------------------------------------
+    def _observe_begin(self, root: Any) -> None:
+        """At the first recorded step, a function mode that only looks (each call runs as is)
+        notes the operations the probe makes rows of that run outside every watched module
+        (functional activations, residual adds, pooling, attention, embeddings, RNNs): the
+        rows :func:`watch`'s ``capture="ops"`` would add. Written to :attr:`Watch.notes`."""
+        from torch.overrides import TorchFunctionMode
+
+        from initlab.diagnostics._probe_torch import _ACTIVATION_NAMES, _ADDS, _CONVS, _NORMS, _POOLS, _RNNS
+
+        hooks = self
+        rowful = (set(_ACTIVATION_NAMES) | set(_CONVS) | set(_NORMS) | set(_POOLS) | set(_RNNS)
+                  | {"linear", "embedding", "scaled_dot_product_attention", "multi_head_attention_forward"})
+
+        class _Observer(TorchFunctionMode):
+            def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                                   kwargs: dict[str, Any] | None = None) -> Any:
+                kwargs = kwargs or {}
+                if hooks.depth == 0:
+                    hooks._note_op(getattr(func, "__name__", ""), args, rowful, _ADDS)
+                return func(*args, **kwargs)
+
+        def inc(mod: Any, inp: Any) -> None:
+            self.depth += 1
+
+        def dec(mod: Any, inp: Any, out: Any) -> None:
+            self.depth -= 1
+
+        for m_ in self.kinds:
+            if m_ is not root:
+                self.observer_handles += [m_.register_forward_pre_hook(inc),
+                                          m_.register_forward_hook(dec, always_call=True)]
+        self.depth = 0
+        self.observer = _Observer()
+        self.observer.__enter__()
+
+    def _note_op(self, name: str, args: tuple[Any, ...], rowful: set[str], adds: set[str]) -> None:
+        import torch
+
+        if name in adds:
+            a, b = (args + (None, None))[:2]
+            if (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.is_floating_point()
+                    and a.shape == b.shape and a.ndim >= 2):
+                self.unseen.add("residual add")
+        elif name in rowful:
+            x = args[0] if args else None
+            if not isinstance(x, torch.Tensor) or x.is_floating_point() or name == "embedding":
+                self.unseen.add(name.rstrip("_"))
+
+    def _observe_end(self) -> None:
+        obs, self.observer = self.observer, None
+        if obs is not None:
+            obs.__exit__(None, None, None)
+        for h in self.observer_handles:
+            h.remove()
+        self.observer_handles = []
+        self.observed = True
+        if self.unseen:
+            self.watch.notes.append(
+                f"forward() runs {', '.join(sorted(self.unseen))} outside the watched modules: the probe has rows "
+                "for these that capture=\"modules\" does not record (a Linear/Conv whose activation is functional "
+                "is recorded as its pre-activation); watch(model, capture=\"ops\") records the probe's rows")
 
     def _snapshot(self, w: Any) -> Any:
         """A copy of ``w`` in a buffer kept for the watch's lifetime (one copy of the watched
@@ -761,6 +871,8 @@ class _TorchHooks:
         self.in_forward = max(self.in_forward - 1, 0)
         if self.in_forward == 0 and self.pending is not None and self.pending.mode is not None:
             self._ops_end(self.pending)
+        if self.in_forward == 0 and self.observer is not None:
+            self._observe_end()
         if self.in_forward == 0 and self.recording and mod in self.kinds:
             self._module_hook(mod, args, out)  # the model is itself one watched module
         if self.in_forward == 0:
