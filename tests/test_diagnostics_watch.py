@@ -449,6 +449,12 @@ def test_ops_capture_cleans_up_after_an_exception():
             model(torch.ones(4, 7))
     assert _hook_count(model) == before
     assert _get_current_function_mode_stack() == []
+    # the module capture, whose first recorded step also looks for functional ops
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):
+        with watch(model, every=1):
+            model(torch.ones(4, 7))
+    assert _hook_count(model) == before
+    assert _get_current_function_mode_stack() == []
 
 
 def test_conv_batchnorm_model_step_zero_equals_probe():
