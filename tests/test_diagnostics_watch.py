@@ -549,3 +549,24 @@ def test_module_capture_notes_the_functional_ops_it_does_not_see():
     # a stack of modules (the benchmark's MLP) has nothing unseen; nor has the op-level capture
     assert _one_step(_mlp(None, d_in=12, depth=2), xb, yb[:, :1]).notes == []
     assert _one_step(_Residual(), xb, yb, capture="ops").notes == []
+
+
+def test_inplace_activations_step_zero_equals_probe():
+    """ReLU(inplace=True) merged into a Linear, and after a BatchNorm (its input read by a
+    pre-hook before it writes, as the probe reads in-place ops), then an activation taking an
+    activation's output: rows and statistics equal the probe's; the BatchNorm row's near-zero
+    fraction is of its output before the ReLU overwrote it."""
+    import copy
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 40), torch.nn.ReLU(inplace=True), torch.nn.Linear(40, 30),
+                                torch.nn.BatchNorm1d(30), torch.nn.ReLU(inplace=True), torch.nn.Tanh(),
+                                torch.nn.Linear(30, 5))
+    xb, yb = _batch()
+    ref = initlab.probe(model, xb, y=yb, loss="mse", rng=0, mode="train")
+    with torch.no_grad():
+        bn_out = copy.deepcopy(model)[:4](torch.from_numpy(xb)).numpy()
+    w = _one_step(model, xb, yb)
+    _assert_rows_equal(w.steps[0].layers, ref.layers)
+    assert [s.kind for s in ref.layers] == ["linear", "linear", "norm", "activation", "activation", "linear"]
+    assert w.steps[0].near_zero["3"] == float(np.mean(np.abs(bn_out) <= 0.05))

@@ -695,6 +695,7 @@ class _Pending:
         self.weights: dict[int, _TSums] = {}
         self.grad_handles: list[Any] = []
         self.names: dict[str, int] = {}
+        self.inplace: dict[int, _Row] = {}  # id(in-place activation module) -> its row, begun by its pre-hook
         self.cap: Any = None  # capture="ops": the probe's op-level capture of this step
         self.cap_handles: list[Any] = []
         self.mode: Any = None
@@ -792,6 +793,8 @@ class _TorchHooks:
         # (the root's own row, when the model is one watched module, is taken by _root_post: a hook
         # removed from the root while torch iterates its hooks after a failed forward would break it)
         self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not mod]
+        self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
+                                if k == "activation" and getattr(m_, "inplace", False) and m_ is not mod]
         self.recording = True
         if not self.observed:
             self._observe_begin(mod)
@@ -944,10 +947,12 @@ class _TorchHooks:
         if prev is not None:
             self._near(p, prev)
         d = p.d
-        base = self.names[mod]
-        n_seen = p.names.get(base, 0)  # a module called again in one forward: .1, .2 (as the probe)
-        p.names[base] = n_seen + 1
-        name = base if n_seen == 0 else f"{base}.{n_seen}"
+        name = ""
+        if id(mod) not in p.inplace:  # (an in-place activation's row was named by its pre-hook)
+            base = self.names[mod]
+            n_seen = p.names.get(base, 0)  # a module called again in one forward: .1, .2 (as the probe)
+            p.names[base] = n_seen + 1
+            name = base if n_seen == 0 else f"{base}.{n_seen}"
         hs = self.hist_sample
         if kind in ("linear", "conv"):
             axis = -1 if kind == "linear" else 1
@@ -969,27 +974,19 @@ class _TorchHooks:
                 out.register_hook(self._grad(p, row, "preact"))
         elif kind == "activation":
             act = self.acts[mod]
-            axis = prev.axis if (prev is not None and xin is prev.out) else (1 if out.ndim >= 4 else -1)
-            row = _Row(new_layer(len(p.rows) + 1, name, "activation", act), mod, "activation", act, axis, out)
-            row.st.op = _ACT_OPS.get(type(mod).__name__, type(mod).__name__.lower())
+            row = p.inplace.pop(id(mod), None)  # an in-place activation: its input was read before it wrote
             pre = None
-            if xin is not None and xin is not out and xin.is_floating_point():
-                pre = _fview(xin, axis)
-                if prev is not None and xin is prev.out and prev.axis == axis and "act" in prev.fw:
-                    row.fw["pre"], row.fw["gram"] = prev.fw["act"], prev.fw["gram"]  # measured just before
-                else:
-                    row.fw["pre"] = _tmoments(d, pre)
-                    row.fw["gram"] = _tgram(d, _per_sample(xin, p.batch))
-                self._hist(p, row, "preact", _tsample(pre, hs))
-                if xin.requires_grad:
-                    xin.register_hook(self._grad(p, row, "preact"))
-            a = _fview(out, axis)
+            if row is None:
+                row, pre = self._act_row(p, mod, name, xin, out)
+            a = _fview(out, row.axis)
+            row.out = out
             row.fw["act"] = _tmoments(d, a)
             if "gram" not in row.fw:
                 row.fw["gram"] = _tgram(d, _per_sample(out, p.batch))
             row.fw["width"] = int(a.shape[1]) if a.ndim >= 2 else 1
             self._saturation(d, row, act, pre, a)
             self._hist(p, row, "act", _tsample(a, hs))
+            self._near(p, row)
             if out.requires_grad:
                 out.register_hook(self._grad(p, row, "act"))
         else:  # norm
@@ -1007,10 +1004,58 @@ class _TorchHooks:
             if isinstance(w, torch.Tensor):
                 row.fw["gain"] = p.weights.get(id(w))
                 row.weight = w
+            self._near(p, row)
             if out.requires_grad:
                 out.register_hook(self._grad(p, row, "act"))
         row.st.module = type(mod).__name__
         p.rows.append(row)
+
+    def _act_row(self, p: _Pending, mod: Any, name: str, xin: Any, out: Any) -> tuple[_Row, Any]:
+        """A row for an activation module that is not merged into the row before it, with its
+        input's (pre-activation) statistics: those of the row before when the input is that row's
+        output (as the probe reuses them), else measured."""
+        act = self.acts[mod]
+        prev = p.rows[-1] if p.rows else None
+        ref = out if out is not None else xin
+        axis = prev.axis if (prev is not None and xin is prev.out) else (1 if ref.ndim >= 4 else -1)
+        row = _Row(new_layer(len(p.rows) + 1, name, "activation", act), mod, "activation", act, axis)
+        row.st.op = _ACT_OPS.get(type(mod).__name__, type(mod).__name__.lower())
+        pre = None
+        if xin is not None and xin is not out and xin.is_floating_point():
+            d = p.d
+            pre = _fview(xin, axis)
+            if prev is not None and xin is prev.out and prev.axis == axis and "act" in prev.fw:
+                row.fw["pre"], row.fw["gram"] = prev.fw["act"], prev.fw["gram"]  # measured just before
+            else:
+                row.fw["pre"] = _tmoments(d, pre)
+                row.fw["gram"] = _tgram(d, _per_sample(xin, p.batch))
+            self._hist(p, row, "preact", _tsample(pre, self.hist_sample))
+            if xin.requires_grad:
+                xin.register_hook(self._grad(p, row, "preact"))
+        return row, pre
+
+    def _inplace_pre(self, mod: Any, inp: tuple[Any, ...]) -> None:
+        """Forward pre-hook of an in-place activation module (``ReLU(inplace=True)``): its input
+        is read before the module overwrites it, as the probe measures in-place ops before they
+        write (unless it is merged into the linear/conv row before it, which measured it)."""
+        import torch
+
+        p = self.pending
+        xin = inp[0] if inp and isinstance(inp[0], torch.Tensor) else None
+        if p is None or not self.recording or xin is None or not xin.is_floating_point() or not xin.numel():
+            return
+        prev = p.rows[-1] if p.rows else None
+        if prev is not None and prev.kind in ("linear", "conv") and not prev.paired and xin is prev.out:
+            return
+        with torch.no_grad():
+            if prev is not None:
+                self._near(p, prev)
+            base = self.names[mod]
+            n_seen = p.names.get(base, 0)
+            p.names[base] = n_seen + 1
+            name = base if n_seen == 0 else f"{base}.{n_seen}"
+            row, _ = self._act_row(p, mod, name, xin, None)
+            p.inplace[id(mod)] = row
 
     def _pair(self, p: _Pending, prev: _Row, mod: Any, xin: Any, out: Any) -> None:
         """An activation module taking the linear/conv row's output directly: merged into that row
@@ -1023,6 +1068,7 @@ class _TorchHooks:
         self._hist(p, prev, "act", _tsample(a, self.hist_sample))
         prev.activation, prev.paired, prev.out = act, True, out
         prev.st.activation = None if act is None else act.spec
+        self._near(p, prev)  # of the activation output (a linear/conv row's own waits for this)
         if out.requires_grad:
             out.register_hook(self._grad(p, prev, "act"))
 
