@@ -40,8 +40,11 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
   module-path hooks, :mod:`initlab.diagnostics._probe_torch`), so the rows and their names are
   exactly :func:`initlab.probe`'s, computed by the probe's NumPy functions (slower per recorded
   step; on CUDA through CPU copies). Only the probe's handlers that re-run an operation in pieces
-  are left out (multi-head attention step by step, a multi-layer RNN layer by layer): they run as
-  one operation and get no rows, so the training stays bitwise the same.
+  are left out (multi-head attention step by step, an RNN layer by layer): they run as one
+  operation and get no rows, so the training stays bitwise the same. Under ``"modules"`` the
+  first recorded step also looks (a function mode that only observes) for the operations the
+  probe has rows for that run outside the watched modules, and lists them in
+  :attr:`Watch.notes`.
 * **Cost** (``"modules"``). Every statistic is computed by torch operations on the tensor's own
   device and dtype: per-channel means, then centered sums of squares (two passes, no
   cancellation) for activations; Σx and Σx² (one pass each, with the probe's centered fallback
@@ -1329,9 +1332,9 @@ class _Edges:
 def _watch_capture(model: Any, hist_sample: int | None, batch: int) -> Any:
     """The probe's op-level capture (``_probe_torch._Capture``, mode "train": dropout as in
     training) for one recorded training step. Its handlers that re-run an operation in pieces —
-    ``nn.MultiheadAttention``'s packed forward step by step, a multi-layer LSTM/GRU/RNN layer by
-    layer — are not used (the training would not be bitwise the same): those run as one operation
-    and get no rows, as the probe's fallback."""
+    ``nn.MultiheadAttention``'s packed forward step by step, an LSTM/GRU/RNN layer by layer — are
+    not used (the training would not be bitwise the same): those run as one operation and get no
+    rows, as the probe's fallback."""
     from initlab.diagnostics._probe_torch import _RNNS, _Capture
 
     cap = _Capture(model, "train", True, hist_sample, batch)
@@ -1455,12 +1458,12 @@ def watch(
             ``nn.Linear``/``ConvNd`` (with the activation module that takes its output directly
             merged in, as the probe merges it), activation module and norm module, from module
             hooks; functional calls in ``forward()`` (``F.relu(x)``, ``x + y``, attention) are
-            not seen. ``"ops"``: the probe's op-level capture (a TorchFunctionMode) on each
+            not seen, and the first recorded step lists them in :attr:`Watch.notes`. ``"ops"``: the probe's op-level capture (a TorchFunctionMode) on each
             recorded step, so the rows and their names are exactly :func:`initlab.probe`'s
             (functional activations, residual adds, pooling, attention logits...), computed by
             the probe's NumPy statistics (slower per recorded step; on CUDA through CPU copies).
-            Multi-head attention and multi-layer RNNs then run as one operation (no rows inside
-            them), so the training stays bitwise the same.
+            Multi-head attention and LSTM/GRU/RNN layers then run as one operation (no rows
+            for them), so the training stays bitwise the same.
 
     >>> import torch
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
