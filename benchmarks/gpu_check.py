@@ -110,6 +110,33 @@ def main() -> int:
 
     a, b = train(False), train(True)
     check("watch on cuda: training bitwise the same with and without it", all(torch.equal(a[k], b[k]) for k in a))
+
+    # watch statistics on cuda (torch ops on the device, one transfer per step) = the CPU probe's
+    torch.manual_seed(2)
+    m = nn.Sequential(nn.Linear(32, 128), nn.Tanh(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 4))
+    rng = np.random.default_rng(0)
+    xn = rng.standard_normal((256, 32)).astype(np.float32)
+    yn = rng.standard_normal((256, 4)).astype(np.float32)
+    ref = initlab.probe(copy.deepcopy(m), xn, y=yn, loss="mse", rng=0)
+    m = m.to(dev)
+    opt = torch.optim.SGD(m.parameters(), lr=0.0)
+    with initlab.watch(m, every=1) as w:
+        opt.zero_grad()
+        out = m(torch.from_numpy(xn).to(dev))
+        loss = 0.5 * ((out - torch.from_numpy(yn).to(dev)) ** 2).sum(dim=1).mean()
+        loss.backward()
+        opt.step()
+        w.log_loss(loss)
+    keys = ("mean", "std", "sq_mean", "chan_var", "preact_std", "saturated", "dead", "cosine", "weight_std",
+            "grad_std", "grad_rms", "grad_weight_std", "grad_weight_ratio")
+    worst = 0.0
+    for sa, sb in zip(w.steps[0].layers, ref.layers):
+        for k in keys:
+            va, vb = getattr(sa, k), getattr(sb, k)
+            if va is not None and vb is not None:
+                worst = max(worst, abs(va - vb) / max(abs(vb), 1e-3))
+    check(f"watch on cuda: step-0 statistics = the CPU probe's (worst rel diff {worst:.1e} <= 1e-3)",
+          [s.name for s in w.steps[0].layers] == [s.name for s in ref.layers] and worst <= 1e-3)
     print(f"{failures} failed")
     return 1 if failures else 0
 

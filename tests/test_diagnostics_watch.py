@@ -298,3 +298,275 @@ def test_engine_probe_names_a_dying_layer():
             callbacks=[probe])
     dead = [v for v in probe.watch.verdicts if v.kind == "dead"]
     assert dead and dead[0].step > 0 and dead[0].name.startswith("layers.")
+
+
+# -- the fast path's pieces and the op-level capture ------------------------------------------------
+
+_KEYS = ("mean", "std", "sq_mean", "chan_var", "min", "max", "preact_mean", "preact_std", "saturated", "dead",
+         "cosine", "weight_std", "grad_std", "grad_rms", "grad_act_std", "grad_weight_std", "grad_weight_ratio",
+         "gain_mean", "gain_std", "skip_std", "branch_std")
+
+
+def _assert_rows_equal(got, ref, rel=1e-5, abs_=5e-6):
+    """Row by row, the probe's names, kinds, activations and statistics.
+
+    Tolerances (float32 sums, u = 2⁻²⁴ ≈ 6e-8): the watch sums in float32 on the device
+    (centered per-channel sums for activations; Σx, Σx² for deltas and weights), the probe in
+    float32 channel sums and float64 dot products. A float32 cascade sum of n ≤ 2¹⁴ terms is
+    within about log₂(n)·u ≈ 1e-6 relative, a dot product within √n·u typically, so the two agree
+    to rel 1e-5. The cosine comes from a float32 Gram matrix of ≤ 64 features: each normalised
+    entry is within 64·u ≈ 4e-6 absolute, hence abs 5e-6 for values near 0."""
+    assert [(s.name, s.kind, s.activation) for s in got] == [(s.name, s.kind, s.activation) for s in ref]
+    for a, b in zip(got, ref):
+        for k in _KEYS:
+            va, vb = getattr(a, k), getattr(b, k)
+            if vb is None:
+                assert va is None, (a.name, k, va)
+            else:
+                assert va == pytest.approx(vb, rel=rel, abs=abs_), (a.name, k)
+
+
+def _one_step(model, xb, yb, **kw):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with watch(model, every=1, **kw) as w:
+        opt.zero_grad()
+        out = model(torch.from_numpy(xb))
+        loss = 0.5 * ((out - torch.from_numpy(yb)) ** 2).sum(dim=1).mean()
+        loss.backward()
+        opt.step()
+        w.log_loss(loss)
+    return w
+
+
+class _Residual(torch.nn.Module):
+    """A functional activation (F.relu, torch.tanh in forward) and a residual add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = torch.nn.Linear(12, 32)
+        self.fc2 = torch.nn.Linear(32, 32)
+        self.out = torch.nn.Linear(32, 5)
+
+    def forward(self, x):
+        h = torch.nn.functional.relu(self.fc1(x))
+        h = h + torch.tanh(self.fc2(h))
+        return self.out(h)
+
+
+def _batch(d_in=12, d_out=5, n=128, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d_in)).astype(np.float32), rng.standard_normal((n, d_out)).astype(np.float32)
+
+
+def test_ops_capture_gives_the_probes_rows_on_a_functional_residual_model():
+    torch.manual_seed(0)
+    model = _Residual()
+    xb, yb = _batch()
+    ref = initlab.probe(model, xb, y=yb, loss="mse", rng=0)
+    assert [s.name for s in ref.layers] == ["fc1", "fc2", "add", "out"]
+    with torch.no_grad():
+        h = torch.relu(model.fc1(torch.from_numpy(xb))).numpy()
+    w = _one_step(model, xb, yb, capture="ops")
+    _assert_rows_equal(w.steps[0].layers, ref.layers, rel=1e-9, abs_=1e-12)  # the probe's own functions
+    assert w.steps[0].near_zero["fc1"] == float(np.mean(np.abs(h) <= 0.05))  # of the activation output
+    for st in w.steps[0].layers:
+        if st.grad_weight_ratio is not None:
+            assert w.steps[0].update_ratio[st.name] == pytest.approx(0.01 * st.grad_weight_ratio, rel=1e-4)
+
+
+def test_module_capture_rows_and_names_on_a_functional_model():
+    """capture="modules" sees modules only: the rows it has carry the probe's names; a Linear
+    whose activation is functional is its pre-activation row (the probe merges F.relu into it),
+    and the residual add has no row (documented)."""
+    torch.manual_seed(0)
+    model = _Residual()
+    xb, yb = _batch()
+    ref = {s.name: s for s in initlab.probe(model, xb, y=yb, loss="mse", rng=0).layers}
+    got = _one_step(model, xb, yb).steps[0].layers
+    assert [s.name for s in got] == ["fc1", "fc2", "out"]
+    for s in got:
+        r = ref[s.name]
+        assert s.kind == r.kind
+        for k in ("preact_mean", "preact_std", "weight_std", "grad_weight_std", "grad_weight_ratio", "grad_rms"):
+            assert getattr(s, k) == pytest.approx(getattr(r, k), rel=1e-5), (s.name, k)
+        assert s.activation == "linear"  # the functional activation is not seen
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_ops_capture_training_is_bitwise_the_same(every):
+    """Dropout (functional, torch's RNG), a residual add and nn.MultiheadAttention (run as one op,
+    not step by step) under the op-level capture: identical parameters and RNG stream."""
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = torch.nn.Linear(8, 16)
+            self.att = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+            self.fc = torch.nn.Linear(16, 16)
+            self.out = torch.nn.Linear(16, 1)
+
+        def forward(self, x):
+            h = torch.nn.functional.gelu(self.inp(x))
+            a, _ = self.att(h, h, h, need_weights=False)
+            h = h + torch.nn.functional.dropout(a, 0.2, self.training)
+            h = h + torch.relu(self.fc(h))
+            return self.out(h).mean(dim=1)
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((64, 5, 8)).astype(np.float32))
+    y = torch.from_numpy(rng.standard_normal((64, 1)).astype(np.float32))
+    results = []
+    for watched in (False, True):
+        torch.manual_seed(7)
+        model = Net()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        if watched:
+            with watch(model, every=every, capture="ops") as w:
+                _train(model, opt, x, y, 4, w, batch=16)
+            names = w.layer_names
+            assert "add" in names and "inp" in names and "fc" in names
+        else:
+            _train(model, opt, x, y, 4, batch=16)
+        results.append(({k: v.clone() for k, v in model.state_dict().items()}, torch.random.get_rng_state().clone()))
+    (s0, r0), (s1, r1) = results
+    for k in s0:
+        assert torch.equal(s0[k], s1[k]), k
+    assert torch.equal(r0, r1)
+
+
+def test_ops_capture_cleans_up_after_an_exception():
+    from torch.overrides import _get_current_function_mode_stack
+
+    model = _Residual()
+    before = _hook_count(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        with watch(model, every=1, capture="ops"):
+            model(torch.ones(4, 12))
+            raise RuntimeError("boom")
+    assert _hook_count(model) == before
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):  # the model itself fails mid-forward
+        with watch(model, every=1, capture="ops"):
+            model(torch.ones(4, 7))
+    assert _hook_count(model) == before
+    assert _get_current_function_mode_stack() == []
+    # the module capture, whose first recorded step also looks for functional ops
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):
+        with watch(model, every=1):
+            model(torch.ones(4, 7))
+    assert _hook_count(model) == before
+    assert _get_current_function_mode_stack() == []
+
+
+def test_conv_batchnorm_model_step_zero_equals_probe():
+    """Conv rows ("conv", op conv2d), BatchNorm rows ("norm": gain_mean/gain_std, no weight_std)
+    and a paired activation, by the fast module path, against the probe."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.Tanh(),
+                                torch.nn.Conv2d(8, 4, 3), torch.nn.Sigmoid(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 3))
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+    rng = np.random.default_rng(2)
+    xb = rng.standard_normal((32, 3, 8, 8)).astype(np.float32)
+    yb = rng.standard_normal((32, 3)).astype(np.float32)
+    ref = initlab.probe(model, xb, y=yb, loss="mse", rng=0, mode="train")
+    w = _one_step(model, xb, yb)
+    got = w.steps[0].layers
+    # Flatten's output reaches the probe's Linear row through a reshape it follows; the watch has
+    # no row for the Flatten either
+    _assert_rows_equal(got, ref.layers)
+    assert [s.op for s in got] == [s.op for s in ref.layers]
+
+
+def test_cancelling_moments_match_the_probe():
+    """A layer whose output sits far from zero with a tiny spread (a sigmoid of a large bias): the
+    centered two-pass sums give the probe's std, where E[x²] − mean² in float32 would not."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Linear(16, 2))
+    with torch.no_grad():
+        model[0].weight.mul_(1e-4)
+        model[0].bias.fill_(300.0)
+    xb, yb = _batch(6, 2, n=64)
+    ref = initlab.probe(model, xb, y=yb, loss="mse", rng=0)
+    got = _one_step(model, xb, yb).steps[0].layers
+    assert got[0].std == pytest.approx(ref.layers[0].std, rel=1e-3)
+    assert 0 < got[0].std < 1e-2
+
+
+def test_torch_histogram_equals_the_probes_histogram():
+    from initlab.diagnostics._stats import histogram
+    from initlab.diagnostics._watch import _torch_histogram
+
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal(5000).astype(np.float32) * 2
+    v[:7] = [np.inf, -np.inf, np.nan, 50.0, -50.0, 1.0, -1.0]  # non-finite dropped, outside clipped, edges
+    for edges in (np.linspace(-3, 3, 41), np.linspace(-1, 1, 17), np.array([0.5, 0.5])):
+        want = histogram(v, edges)
+        got = _torch_histogram(torch.from_numpy(v), edges).numpy()
+        assert got.tolist() == want.counts.tolist()
+        assert int(got.sum()) == want.n_sampled == 4997
+
+
+def test_cosine_from_gram_equals_mean_pairwise_cosine():
+    from initlab.diagnostics._stats import cosine_from_gram, mean_pairwise_cosine
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((10, 30))
+    x[3] = 0.0  # a zero row counts as collapsed, as in mean_pairwise_cosine
+    assert cosine_from_gram(x @ x.T) == pytest.approx(mean_pairwise_cosine(x), rel=1e-12)
+    assert cosine_from_gram(np.zeros((4, 4))) == 1.0
+
+
+def test_hooks_only_during_recorded_forwards():
+    """Steps that are not recorded run with the root's two hooks only."""
+    model = _mlp(None)
+    before = _hook_count(model)
+    seen = []
+    with watch(model, every=3) as w:
+        for s in range(4):
+            model(torch.ones(8, 10))
+            seen.append(_hook_count(model) - before)
+    assert seen == [2 + 4, 2, 2, 2 + 4]  # step 0 and 3: weight-gradient hooks of the 4 Linear layers
+    assert [r.step for r in w.steps] == [0, 3]
+    assert _hook_count(model) == before
+
+
+def test_bad_capture():
+    with pytest.raises(ValueError, match="'capture'.*modules"):
+        watch(_mlp(None), capture="tensors")
+
+
+def test_module_capture_notes_the_functional_ops_it_does_not_see():
+    from torch.overrides import _get_current_function_mode_stack
+
+    torch.manual_seed(0)
+    xb, yb = _batch()
+    w = _one_step(_Residual(), xb, yb)
+    assert len(w.notes) == 1
+    assert "relu, residual add, tanh" in w.notes[0] and 'capture="ops"' in w.notes[0]
+    assert "note: forward() runs relu" in str(w) and w.to_dict()["notes"] == w.notes
+    assert _get_current_function_mode_stack() == []
+    # a stack of modules (the benchmark's MLP) has nothing unseen; nor has the op-level capture
+    assert _one_step(_mlp(None, d_in=12, depth=2), xb, yb[:, :1]).notes == []
+    assert _one_step(_Residual(), xb, yb, capture="ops").notes == []
+
+
+def test_inplace_activations_step_zero_equals_probe():
+    """ReLU(inplace=True) merged into a Linear, and after a BatchNorm (its input read by a
+    pre-hook before it writes, as the probe reads in-place ops), then an activation taking an
+    activation's output: rows and statistics equal the probe's; the BatchNorm row's near-zero
+    fraction is of its output before the ReLU overwrote it."""
+    import copy
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 40), torch.nn.ReLU(inplace=True), torch.nn.Linear(40, 30),
+                                torch.nn.BatchNorm1d(30), torch.nn.ReLU(inplace=True), torch.nn.Tanh(),
+                                torch.nn.Linear(30, 5))
+    xb, yb = _batch()
+    ref = initlab.probe(model, xb, y=yb, loss="mse", rng=0, mode="train")
+    with torch.no_grad():
+        bn_out = copy.deepcopy(model)[:4](torch.from_numpy(xb)).numpy()
+    w = _one_step(model, xb, yb)
+    _assert_rows_equal(w.steps[0].layers, ref.layers)
+    assert [s.kind for s in ref.layers] == ["linear", "linear", "norm", "activation", "activation", "linear"]
+    assert w.steps[0].near_zero["3"] == float(np.mean(np.abs(bn_out) <= 0.05))

@@ -172,3 +172,34 @@ def test_torch_watch_round_trip_and_page(tmp_path):
     html = summary.index.read_text(encoding="utf-8")
     assert f"{MAX_LAYERS} of {len(w.layer_names)} layers shown" in html
     assert len(summary.figures) == 2
+
+
+def test_notes_round_trip(tmp_path):
+    """What the watch could not record (functional ops outside its modules) survives save/load."""
+    torch = pytest.importorskip("torch")
+    from initlab.diagnostics import watch
+
+    class Functional(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(8, 8)
+            self.b = torch.nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.b(torch.nn.functional.relu(self.a(x)))
+
+    g = torch.Generator().manual_seed(0)
+    model = Functional()
+    x = torch.randn(16, 8, generator=g)
+    with watch(model, every=1) as w:
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        w.log_loss(loss)
+    assert w.notes, "the functional relu is outside every watched module: the watch says so"
+    back = Watch.load(w.save(str(tmp_path / "notes.json")))
+    assert back.notes == w.notes
+    data = json.loads((tmp_path / "notes.json").read_text(encoding="utf-8"))
+    data["notes"] = [1]
+    (tmp_path / "bad.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="notes"):
+        Watch.load(str(tmp_path / "bad.json"))

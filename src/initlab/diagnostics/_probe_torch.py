@@ -926,6 +926,44 @@ class _Capture:
         return out
 
 
+def finish_rows(rows: list[_Row], wg: dict[int, Any] | None, batch: int, hist_sample: int | None,
+                scale: float = 1.0, weights: dict[int, Any] | None = None) -> None:
+    """The backward statistics of captured rows (``wg``: parameter id → its gradient Σ_b ∂ℓ_b/∂p;
+    None: forward only), and the probe's clean-up of fan-in fields of gain rows. ``scale``
+    multiplies the captured deltas and weight gradients (the watch: a batch-mean loss's gradient
+    times the batch size is the per-sample sum the probe uses); ``weights`` maps a parameter id to
+    the value to report (the watch: the weight before the optimizer step)."""
+    for r in rows:
+        if wg is not None:
+            has_pre = r.kind in _LINEAR_KINDS
+            gpre = r.grads.get("preact") if has_pre else r.grads.get("act", r.grads.get("preact"))
+            gact = r.grads.get("act", gpre if has_pre and not r.paired else None)
+            if r.kind == "activation":
+                gpre, gact = r.grads.get("preact"), r.grads.get("act")
+            gw = None
+            wnp = None
+            if r.weight is not None:
+                p, sl = r.weight
+                full = wg.get(id(p))
+                if full is not None:
+                    pv = p if weights is None else weights.get(id(p), p)
+                    gw = to_numpy(full if sl is None else full[sl])
+                    wnp = to_numpy(pv if sl is None else pv[sl])
+            if scale != 1.0:
+                gw = None if gw is None else gw * scale
+                sg = {id(g): g * scale for g in (gpre, gact) if g is not None}
+                gpre = None if gpre is None else sg[id(gpre)]
+                gact = None if gact is None else sg[id(gact)]
+            backward_stats(r.st, grad_preact=gpre, grad_act=gact, grad_weight=gw, weight=wnp, samples=r.samples,
+                           batch=batch, hist_sample=hist_sample)
+            if r.grad_time is not None:
+                first, last = r.grad_time
+                r.st.grad_time_ratio = first / last if last > 0 else (math.inf if first > 0 else math.nan)
+        if r.kind in ("norm", "scale", "add"):  # gains and embeddings are not fan-in weights
+            r.st.weight_std, r.st.fan_in = None, None
+            r.st.grad_weight_std = r.st.grad_weight_std if r.weight is not None else None
+
+
 def _set_mode(model: Any, mode: str) -> None:
     if mode == "eval":
         model.eval()
@@ -1038,29 +1076,7 @@ def probe_torch(
             f"The 'model' argument ran no operation the probe measures (linear, conv, embedding, RNN, "
             f"activation, norm, pooling, residual add, attention); got {type(model).__name__}."
         )
-    for r in rows:
-        if backward:
-            has_pre = r.kind in _LINEAR_KINDS
-            gpre = r.grads.get("preact") if has_pre else r.grads.get("act", r.grads.get("preact"))
-            gact = r.grads.get("act", gpre if has_pre and not r.paired else None)
-            if r.kind == "activation":
-                gpre, gact = r.grads.get("preact"), r.grads.get("act")
-            gw = None
-            wnp = None
-            if r.weight is not None:
-                p, sl = r.weight
-                full = wg.get(id(p))
-                if full is not None:
-                    gw = to_numpy(full if sl is None else full[sl])
-                    wnp = to_numpy(p if sl is None else p[sl])
-            backward_stats(r.st, grad_preact=gpre, grad_act=gact, grad_weight=gw, weight=wnp, samples=r.samples,
-                           batch=batch, hist_sample=hist_sample)
-            if r.grad_time is not None:
-                first, last = r.grad_time
-                r.st.grad_time_ratio = first / last if last > 0 else (math.inf if first > 0 else math.nan)
-        if r.kind in ("norm", "scale", "add"):  # gains and embeddings are not fan-in weights
-            r.st.weight_std, r.st.fan_in = None, None
-            r.st.grad_weight_std = r.st.grad_weight_std if r.weight is not None else None
+    finish_rows(rows, wg if backward else None, batch, hist_sample)
     finish_histograms(layers, [r.samples for r in rows], [r.activation for r in rows], bins)
     first_in = next(t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor))
     if first_in.is_floating_point():

@@ -50,7 +50,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["Moments", "Histogram", "moments", "hist_edges", "histogram", "subsample", "mean_pairwise_cosine",
-           "near_zero"]
+           "cosine_from_gram", "near_zero"]
 
 _EXACT_FALLBACK = 1e-3  # recompute the variance centered when var < this · E[x²]
 HIST_SAMPLE = 65536
@@ -287,15 +287,30 @@ def mean_pairwise_cosine(x: np.ndarray, k: int = 64, max_features: int = 4096) -
     r = np.asarray(r, dtype=np.float64)
     if r.shape[0] < 2:
         return float("nan")
-    norms = np.linalg.norm(r, axis=1)
+    return cosine_from_gram(r @ r.T)
+
+
+def cosine_from_gram(g: np.ndarray) -> float:
+    """The mean pairwise cosine of :func:`mean_pairwise_cosine` from the Gram matrix G = R·Rᵀ of
+    the (selected, flattened) sample rows R: cos_ij = G_ij / √(G_ii·G_jj), averaged over i ≠ j;
+    zero rows count as cosine 1 (fully collapsed), as there. The watch computes G with a torch
+    matmul on the tensor's device and hands over only this k×k matrix.
+
+    >>> import numpy as np
+    >>> round(cosine_from_gram(np.array([[1.0, 0.0], [0.0, 4.0]])), 6), cosine_from_gram(np.zeros((3, 3)))
+    (0.0, 1.0)
+    """
+    g = np.asarray(g, dtype=np.float64)
+    if g.shape[0] < 2:
+        return float("nan")
+    norms = np.sqrt(np.maximum(np.diag(g), 0.0))
     if np.all(norms == 0):
         return 1.0
     if np.any(norms == 0):
-        r = r[norms > 0]
-        norms = norms[norms > 0]
-        if r.shape[0] < 2:
+        keep = norms > 0
+        g, norms = g[np.ix_(keep, keep)], norms[keep]
+        if g.shape[0] < 2:
             return 1.0
-    u = r / norms[:, None]
-    g = u @ u.T
-    m = g.shape[0]
-    return float((g.sum() - np.trace(g)) / (m * (m - 1)))
+    u = g / np.outer(norms, norms)
+    m = u.shape[0]
+    return float((u.sum() - np.trace(u)) / (m * (m - 1)))

@@ -24,7 +24,37 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
   and the relative update ‖ΔW‖_F/‖W‖_F of the optimizer step that followed are filled in.
   Nothing the model computes is changed: the hooks only read (they return None), no random
   number is drawn from torch, and every hook is removed when the block exits, also on an
-  exception. The training is bitwise the same with and without the watch.
+  exception. The training is bitwise the same with and without the watch. A step that is not
+  recorded runs two hooks on the root module and nothing else: the per-layer hooks exist only
+  during a recorded forward pass and on its tensors.
+
+* **Which rows** (``capture``). ``"modules"`` (default, fast): one row per ``nn.Linear`` /
+  ``ConvNd`` (an activation module that takes its output directly is merged into it, as the
+  probe merges it), activation module and norm module (BatchNorm, InstanceNorm, LayerNorm,
+  GroupNorm, RMSNorm), named, kinded and computed as the probe's rows of those modules (a
+  module called twice gets ``name.1``, as in the probe). What runs in ``forward()`` outside
+  such modules is not seen: a Linear followed by a functional ``F.relu`` is a pre-activation
+  row (activation "linear") where the probe's row of that name has the ReLU merged in, and
+  residual adds, pooling, attention internals and recurrent layers have no row.
+  ``"ops"``: each recorded step runs the probe's own op-level capture (its TorchFunctionMode and
+  module-path hooks, :mod:`initlab.diagnostics._probe_torch`), so the rows and their names are
+  exactly :func:`initlab.probe`'s, computed by the probe's NumPy functions (slower per recorded
+  step; on CUDA through CPU copies). Only the probe's handlers that re-run an operation in pieces
+  are left out (multi-head attention step by step, an RNN layer by layer): they run as one
+  operation and get no rows, so the training stays bitwise the same. Under ``"modules"`` the
+  first recorded step also looks (a function mode that only observes) for the operations the
+  probe has rows for that run outside the watched modules, and lists them in
+  :attr:`Watch.notes`.
+* **Cost** (``"modules"``). Every statistic is computed by torch operations on the tensor's own
+  device and dtype: per-channel means, then centered sums of squares (two passes, no
+  cancellation) for activations; Σx and Σx² (one pass each, with the probe's centered fallback
+  when the variance is below 1e-3 of E[x²]) for deltas, weights and weight gradients; maxima,
+  minima, near-zero and saturation counts; the Gram matrix of the first 64 samples for the
+  cosine; histogram counts on the fixed edges. These small results stay on the device and are
+  moved to NumPy together once per recorded step (one synchronisation on CUDA); the final scalars
+  are formed in float64 from them. ‖ΔW‖ is ``torch.dist`` between the weight and its copy taken
+  just before the recorded step (the copies live in buffers kept for the watch: one copy of the
+  watched weights).
 
 * The per-layer statistics are those of the probe (:mod:`initlab.diagnostics._measure`, same
   names and definitions), plus ``near_zero`` (fraction of activation values with
@@ -37,7 +67,8 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
 * Histograms use fixed edges per layer, chosen at the first recorded step as the probe chooses
   them (a bounded activation on its range; the others on the recorded range widened by
   ``hist_margin`` on each side), so the steps of one layer compare; values outside are counted in
-  the end bins.
+  the end bins. They bin a strided subsample of ``hist_sample`` values (4096 by default; the
+  probe bins 65 536) with the probe's binning rule.
 * Verdicts over time: the probe's verdict engine (:func:`initlab.diagnostics.verdicts`) is run on
   every recorded step; :attr:`Watch.verdicts` lists each problem once, with the layer and the
   first step where it appeared (a layer that dies at step 40 is named with step 40).
@@ -55,14 +86,18 @@ import numpy as np
 
 from initlab import activations as _activations
 from initlab._validation import bad_type, check_choice, check_int, check_number
-from initlab.diagnostics._measure import act_stats, backward_stats, bounded_range, new_layer, preact_stats, weight_stats
+from initlab.diagnostics._measure import bounded_range, new_layer
 from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
-from initlab.diagnostics._stats import HIST_SAMPLE, histogram, mean_pairwise_cosine, moments
+from initlab.diagnostics._stats import (HIST_SAMPLE, Histogram, cosine_from_gram, hist_edges, histogram,
+                                       mean_pairwise_cosine, moments)
+from initlab.diagnostics._stats import near_zero as near_fraction
 from initlab.nn.callbacks import Callback
 
 __all__ = ["watch", "Watch", "WatchStep", "WatchVerdict", "WATCH_COLUMNS", "Probe"]
 
 NEAR_ZERO = 0.05
+WATCH_HIST_SAMPLE = 4096  # values per layer and step in the watch's histograms (the probe: HIST_SAMPLE)
+CAPTURES = ("modules", "ops")
 
 # The columns of Watch.rows(), in order: the step, the layer, then the probe's statistics.
 WATCH_COLUMNS = (
@@ -144,6 +179,7 @@ class Watch:
         self.every = check_int("every", every, low=1)
         self.model = model
         self.steps: list[WatchStep] = []
+        self.notes: list[str] = []  # what the watch could not record (e.g. functional ops it does not see)
         self._verdicts: list[WatchVerdict] | None = None
         self._hooks: _TorchHooks | None = None
 
@@ -279,9 +315,9 @@ class Watch:
         return list(self._verdicts)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data: every=..., ``rows`` (the tidy table) and ``verdicts``."""
+        """Plain data: every=..., ``rows`` (the tidy table), ``verdicts`` and ``notes``."""
         return {"every": self.every, "model": self.model, "steps": [r.step for r in self.steps],
-                "rows": self.rows(), "verdicts": [v.to_dict() for v in self.verdicts]}
+                "rows": self.rows(), "verdicts": [v.to_dict() for v in self.verdicts], "notes": list(self.notes)}
 
     def to_pandas(self) -> Any:
         """The tidy table as a pandas DataFrame (needs pandas)."""
@@ -357,6 +393,8 @@ class Watch:
             lines.append(f"last recorded step {last.step}" + ("" if last.loss is None else f", loss {last.loss:.4g}"))
         for v in self.verdicts:
             lines.append(f"! {v}")
+        for n in self.notes:
+            lines.append(f"note: {n}")
         if self.steps and not self.verdicts:
             lines.append("no problem seen at any recorded step")
         return "\n".join(lines)
@@ -382,19 +420,284 @@ def _as_float(loss: Any) -> float:
 
 # ------------------------------------------------------------------------------------------------
 # The torch side: hooks that read, never write.
+#
+# Speed. A recorded step computes every statistic with torch operations on the tensors' own
+# device and dtype (float16/bfloat16 are read as float32), never through a float64 copy of a
+# whole tensor: per-channel means, centered sums of squares (two passes: x − mean, then Σ(x −
+# mean)², so no cancellation), maxima and minima, the Gram matrix of the first 64 samples for the
+# cosine, counts for the near-zero fraction and saturation, and histogram counts on the fixed
+# edges. Each of these small results is kept on the device in a :class:`_Deferred`; when the step
+# is complete they are concatenated and copied to NumPy ONCE (one synchronisation on CUDA), and
+# the final scalars (pooled mean and std, sq_mean, chan_var, cosine...) are formed in float64
+# from those few numbers. A step that is not recorded costs two hook calls on the root module:
+# the per-module forward hooks exist only during the forward pass of a recorded step, and the
+# gradient hooks only on its tensors.
+
+_COS_SAMPLES, _COS_FEATURES = 64, 4096  # mean_pairwise_cosine's defaults (k, max_features)
+_NORM_OPS = {"LayerNorm": ("layer_norm", -1), "RMSNorm": ("rms_norm", -1), "GroupNorm": ("group_norm", 1)}
+_ACT_OPS = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "GELU": "gelu",
+            "SiLU": "silu", "ELU": "elu", "SELU": "selu", "Mish": "mish", "Softplus": "softplus"}
+
+
+class _Deferred:
+    """The numbers of one recorded step, kept on the device until the step is complete, then
+    concatenated (one concatenation per dtype, no conversion) and copied to NumPy at once; read
+    back by (dtype, slice). On CUDA this is the step's one synchronisation."""
+
+    def __init__(self) -> None:
+        self.parts: dict[Any, list[Any]] = {}
+        self.sizes: dict[Any, int] = {}
+        self.host: dict[Any, np.ndarray] = {}
+
+    def put(self, t: Any) -> tuple[Any, slice]:
+        flat = t.reshape(-1)
+        key = flat.dtype
+        self.parts.setdefault(key, []).append(flat)
+        start = self.sizes.get(key, 0)
+        self.sizes[key] = start + flat.numel()
+        return key, slice(start, start + flat.numel())
+
+    def resolve(self) -> None:
+        import torch
+
+        if not self.parts:
+            return
+        dev = next(iter(self.parts.values()))[0].device
+        groups, offsets, at = [], {}, 0
+        for key, parts in self.parts.items():
+            flat = torch.cat([q if q.device == dev else q.to(dev) for q in parts]) if len(parts) > 1 else parts[0]
+            groups.append(flat.to(device=dev, dtype=torch.float64))  # exact for float32 and counts < 2⁵³
+            offsets[key] = at
+            at += flat.numel()
+        host = (torch.cat(groups) if len(groups) > 1 else groups[0]).cpu().numpy()  # the one transfer
+        self.host = {key: host[off:] for key, off in offsets.items()}
+        self.parts = {}
+
+    def __getitem__(self, ref: tuple[Any, slice]) -> np.ndarray:
+        return self.host[ref[0]][ref[1]]
+
+
+@dataclass
+class _TMoments:
+    """Where one tensor's per-channel numbers sit in the step's :class:`_Deferred`: the channel
+    means, the centered sums of squares Σ(x − mean_c)² and (optionally) the channel maxima and
+    minima; ``per_chan`` values per channel (the tensor viewed [batch, channels, rest] as
+    :func:`initlab.diagnostics._stats.moments` views it)."""
+
+    per_chan: int
+    mean: Any
+    ssq: Any
+    cmax: Any = None
+    cmin: Any = None
+
+
+def _empty_like(t: Any) -> Any:
+    import torch
+
+    return torch.empty_like(t, memory_format=torch.contiguous_format).detach()
+
+
+def _readable(t: Any) -> Any:
+    import torch
+
+    t = t.detach()
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _tmoments(d: _Deferred, x: Any, extremes: bool = True) -> _TMoments:
+    """Per-channel mean, centered sum of squares, max and min of ``x`` by torch ops (see above)."""
+    x = _readable(x)
+    if x.ndim == 0:
+        x = x.reshape(1, 1)
+    elif x.ndim == 1:
+        x = x.reshape(-1, 1)
+    elif x.ndim > 2:
+        x = x.reshape(x.shape[0], x.shape[1], -1)
+    if x.ndim == 2:  # [rows, channels]
+        m = x.mean(0)
+        ssq = (x - m).square_().sum(0)
+        per = x.shape[0]
+        dims: Any = 0
+    else:  # [batch, channels, positions]
+        dims = (0, 2)
+        m = x.mean(dims)
+        ssq = (x - m[:, None]).square_().sum(dims)
+        per = x.shape[0] * x.shape[2]
+    tm = _TMoments(per, d.put(m), d.put(ssq))
+    if extremes:
+        tm.cmax, tm.cmin = d.put(x.amax(dims)), d.put(x.amin(dims))
+    return tm
+
+
+@dataclass
+class _HMoments:
+    """:class:`_TMoments` read back: pooled mean, std (ddof 0), sq_mean, chan_var, min, max and
+    the channel maxima, formed in float64 (pooled variance = mean of the channel variances +
+    variance of the channel means: the law of total variance for equal channel sizes)."""
+
+    mean: float
+    std: float
+    sq_mean: float
+    chan_var: float
+    min: float
+    max: float
+    chan_max: np.ndarray | None
+
+
+def _host_moments(d: _Deferred, tm: _TMoments) -> _HMoments:
+    m = d[tm.mean]
+    c = m.size
+    mean = float(m.sum()) / c
+    chan_var = float(d[tm.ssq].sum()) / (tm.per_chan * c)
+    sq_mean = float(np.dot(m, m)) / c
+    dm = m - mean
+    var = chan_var + float(np.dot(dm, dm)) / c
+    cmax = None if tm.cmax is None else d[tm.cmax]
+    lo = math.nan if tm.cmin is None else float(d[tm.cmin].min())
+    hi = math.nan if cmax is None else float(cmax.max())
+    return _HMoments(mean, math.sqrt(max(var, 0.0)), sq_mean, max(chan_var, 0.0), lo, hi, cmax)
+
+
+def _tpooled(d: _Deferred, x: Any) -> _TMoments:
+    """Pooled mean and centered sum of squares of ``x`` (two passes; one "channel"): the deltas,
+    whose statistics are pooled."""
+    import torch
+
+    x = _readable(x).reshape(-1)
+    m = x.mean()
+    c = x - m
+    return _TMoments(int(x.numel()), d.put(m), d.put(torch.dot(c, c)))
+
+
+@dataclass
+class _TSums:
+    """Σx and Σx² of a weight, a weight gradient or a delta (pooled statistics; float32 sums, one
+    pass each), with the tensor kept for the exact centered recomputation when Σx²/n − mean²
+    cancels (as :func:`~initlab.diagnostics._stats.moments` falls back): a weight's snapshot, a
+    delta autograd handed to a hook (it does not write it afterwards). A weight gradient is not
+    kept (AccumulateGrad would copy it instead of taking it): there the float32 sums hold, with a
+    relative error of the variance of about 2⁻²⁴·E[x²]/var, ≤ 6e-5 where the fallback would
+    start (a whole weight gradient's mean 30× its spread does not occur in practice)."""
+
+    n: int
+    s: Any
+    q: Any
+    ref: Any
+
+
+def _tsums(d: _Deferred, x: Any, keep: bool = True) -> _TSums:
+    import torch
+
+    flat = _readable(x).reshape(-1)
+    return _TSums(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), x if keep else None)
+
+
+def _host_sums(d: _Deferred, ts: _TSums) -> tuple[float, float, float]:
+    """(mean, std (ddof 0), Σx²) of a :class:`_TSums`; the variance is recomputed centered in
+    float64 from the kept tensor when it is below 1e-3 of E[x²] (the probe's fallback rule)."""
+    n = max(ts.n, 1)
+    total, sumsq = float(d[ts.s][0]), float(d[ts.q][0])
+    mean, ex2 = total / n, sumsq / n
+    var = ex2 - mean * mean
+    if math.isfinite(var) and var < 1e-3 * ex2 and ts.ref is not None:
+        import torch
+
+        x64 = ts.ref.detach().reshape(-1).to(torch.float64)
+        mean = float(x64.mean())
+        var = float(((x64 - mean) ** 2).mean())
+    return mean, math.sqrt(max(var, 0.0)), sumsq
+
+
+def _tgram(d: _Deferred, x: Any) -> tuple[Any, int] | None:
+    """The Gram matrix of the first samples of ``x`` (batch on axis 0) on the strided feature
+    subset that :func:`~initlab.diagnostics._stats.mean_pairwise_cosine` reads; the cosine is
+    formed on the host by :func:`~initlab.diagnostics._stats.cosine_from_gram`."""
+    head = _readable(x[:_COS_SAMPLES])
+    r = head.reshape(head.shape[0], -1)
+    if r.shape[0] < 2:
+        return None
+    if r.shape[1] > _COS_FEATURES:
+        r = r[:, ::-(-r.shape[1] // _COS_FEATURES)]
+    return d.put(r @ r.T), int(r.shape[0])
+
+
+def _host_cosine(d: _Deferred, g: tuple[Any, int] | None) -> float:
+    if g is None:
+        return math.nan
+    sl, k = g
+    return cosine_from_gram(d[sl].reshape(k, k))
+
+
+def _torch_histogram(values: Any, edges: np.ndarray) -> Any:
+    """Counts of ``values`` on fixed equal-width ``edges``, by torch ops on the values' device:
+    the rule of :func:`initlab.diagnostics._stats.histogram` (bin = ⌊(v − lo)·bins/(hi − lo)⌋
+    in float64, clipped into the end bins; non-finite values dropped), so the counts are the
+    same. Returns an int64 tensor of len(edges) − 1 counts (their sum is the number binned)."""
+    import torch
+
+    nb = int(edges.size) - 1
+    lo, hi = float(edges[0]), float(edges[-1])
+    v = values.detach().reshape(-1)
+    pos = v.to(dtype=torch.float64, copy=True)  # a copy: the in-place ops below never touch v
+    if hi > lo:
+        pos.sub_(lo).mul_(nb / (hi - lo))
+    else:
+        pos.zero_()
+    # v − v is 0 where v is finite and NaN where it is ±inf or NaN: those go to the extra bin nb
+    idx = pos.add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long()
+    if idx.device.type == "cpu":
+        counts = torch.bincount(idx, minlength=nb + 1)
+    else:  # bincount sizes its output from the data on CUDA (a synchronisation); scatter does not
+        counts = torch.zeros(nb + 1, dtype=torch.int64, device=idx.device).scatter_add_(0, idx, torch.ones_like(idx))
+    return counts[:nb]
+
+
+def _tsample(x: Any, k: int | None) -> Any:
+    """:func:`~initlab.diagnostics._stats.subsample` as a torch view: every ``step``-th value,
+    the stride coprime with the channel count (x.shape[1])."""
+    flat = x.detach().reshape(-1)
+    if k is None or flat.numel() <= k:
+        return flat
+    step = -(-flat.numel() // k)
+    chans = x.shape[1] if x.ndim >= 2 else 1
+    while math.gcd(step, chans) != 1:
+        step += 1
+    return flat[::step]
+
+
+def _fview(t: Any, axis: int) -> Any:
+    """The tensor as [rows, units] (feature axis last) or [batch, channels, *rest] (axis 1), as
+    the probe's ``_Capture._fview`` lays it out."""
+    if t.ndim <= 2:
+        return t
+    if axis in (-1, t.ndim - 1):
+        return t.reshape(-1, t.shape[-1])
+    if axis == 1:
+        return t
+    return t.movedim(axis, -1).reshape(-1, t.shape[axis])
+
+
+def _per_sample(t: Any, batch: int) -> Any:
+    """Batch on axis 0 (a sequence-first tensor [T, B, ...] is read with its axes swapped)."""
+    if t.ndim >= 2 and t.shape[0] != batch and t.shape[1] == batch:
+        return t.transpose(0, 1)
+    return t
 
 
 @dataclass
 class _Row:
     st: LayerStats
     module: Any
-    kind: str  # param | act | norm
+    kind: str  # the probe's kinds: linear | conv | activation | norm
     activation: _activations.Activation | None
-    samples: dict[str, Any]
+    axis: int
     out: Any = None
     paired: bool = False
-    grads: dict[str, np.ndarray] = field(default_factory=dict)
-    near_zero: float | None = None
+    fw: dict[str, Any] = field(default_factory=dict)  # deferred forward numbers
+    grads: dict[str, Any] = field(default_factory=dict)  # deferred gradient sums (_TSums)
+    hist: dict[str, Any] = field(default_factory=dict)  # key -> ("counts", ref) | ("sample", tensor)
+    near: Any = None
+    weight: Any = None  # the parameter whose gradient and update the row reports
 
 
 class _Pending:
@@ -402,57 +705,78 @@ class _Pending:
 
     def __init__(self, step: int) -> None:
         self.step = step
+        self.d = _Deferred()
         self.rows: list[_Row] = []
-        self.loss: float | None = None
-        self.input_stats: tuple[float, float, float | None] = (0.0, 0.0, None)
+        self.loss: Any = None
+        self.input: Any = None  # modules: (moments, gram) deferred; ops: (mean, std, cosine)
         self.batch = 0
-        self.snapshots: dict[int, Any] = {}
-        self.weight_grads: dict[int, np.ndarray] = {}
+        self.snapshots: dict[int, tuple[Any, Any]] = {}  # id(param) -> (param, copy before the step)
+        self.weight_grads: dict[int, _TSums] = {}
+        self.weights: dict[int, _TSums] = {}
         self.grad_handles: list[Any] = []
+        self.names: dict[str, int] = {}
+        self.inplace: dict[int, _Row] = {}  # id(in-place activation module) -> its row, begun by its pre-hook
+        self.cap: Any = None  # capture="ops": the probe's op-level capture of this step
+        self.cap_handles: list[Any] = []
+        self.mode: Any = None
+        self.param_grads: dict[int, Any] = {}
+        self.near: dict[str, float] = {}
 
 
 class _TorchHooks:
     def __init__(self, watch: Watch, model: Any, *, loss_reduction: str, bins: int, hist_margin: float,
-                 near_zero: float, hist_sample: int | None) -> None:
+                 near_zero: float, hist_sample: int | None, capture: str = "modules") -> None:
         self.watch = watch
         self.model = model
+        self.capture = capture
         self.loss_reduction = loss_reduction
         self.bins = bins
         self.hist_margin = hist_margin
         self.near_zero = near_zero
         self.hist_sample = hist_sample
         self.handles: list[Any] = []
+        self.module_handles: list[Any] = []
+        self.recording = False  # inside the forward pass of a recorded step (capture="modules")
+        self.buffers: dict[int, Any] = {}  # id(weight) -> the buffer of its snapshot
+        self.observed = False  # the first recorded forward was looked at for unseen functional ops
+        self.observer: Any = None
+        self.observer_handles: list[Any] = []
+        self.depth = 0
+        self.unseen: set[str] = set()
         self.names: dict[Any, str] = {}
         self.kinds: dict[Any, str] = {}
+        self.acts: dict[Any, _activations.Activation | None] = {}
         self.step = -1
         self.pending: _Pending | None = None
         self.in_forward = 0
-        self.active = False  # inside the root forward of a recorded training step
         self.edges = _Edges(bins, hist_margin)
 
     # hooks ---------------------------------------------------------------------------------------
     def install(self) -> None:
-
         if self.handles:
             raise RuntimeError("This watch is already active; a Watch can be entered once.")
         for name, mod in self.model.named_modules():
             kind = _module_kind(mod)
-            if kind in ("param", "act", "norm"):
+            if kind is not None:
                 self.names[mod] = name or type(mod).__name__
                 self.kinds[mod] = kind
-                self.handles.append(mod.register_forward_hook(self._module_hook))
-        if not self.names:
-            self.remove()
+                self.acts[mod] = _activations.from_torch(mod) if kind == "activation" else None
+        if not self.names and self.capture == "modules":
             raise ValueError(f"The 'model' argument has no module to watch (Linear, ConvNd, activation or norm "
                              f"modules); got {type(self.model).__name__}.")
         self.handles.append(self.model.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self.handles.append(self.model.register_forward_hook(self._root_post, always_call=True))
 
     def remove(self) -> None:
-        for h in self.handles:
+        for h in (*self.handles, *self.module_handles):
             h.remove()
-        self.handles = []
+        self.handles, self.module_handles = [], []
+        self.buffers = {}
+        if self.observer is not None:
+            self._observe_end()
         if self.pending is not None:
+            if self.pending.mode is not None:  # an exception inside a recorded forward (ops capture)
+                self._ops_end(self.pending)
             for h in self.pending.grad_handles:
                 h.remove()
             self.pending.grad_handles = []
@@ -468,98 +792,327 @@ class _TorchHooks:
         import torch
 
         p = _Pending(self.step)
-        self.active = True
+        if self.capture == "ops":
+            self._ops_begin(p, mod, args, kwargs)
+            return
         x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
-        if x is not None and x.is_floating_point() and x.numel():
-            xn = _np(x)
-            with np.errstate(all="ignore"):
-                m = moments(xn)
-                p.input_stats = (m.mean, m.std, mean_pairwise_cosine(xn))
+        if x is not None:
             p.batch = int(x.shape[0]) if x.ndim else 1
-        for m_, kind in self.kinds.items():
-            w = getattr(m_, "weight", None)
-            if kind == "param" and isinstance(w, torch.Tensor):
-                p.snapshots[id(m_)] = w.detach().clone()
-                if w.requires_grad:
-                    p.grad_handles.append(w.register_hook(self._weight_grad(p, id(m_))))
+            if x.is_floating_point() and x.numel():
+                p.input = (_tpooled(p.d, x), _tgram(p.d, x))
+        with torch.no_grad():
+            for m_ in self.kinds:
+                w = getattr(m_, "weight", None)
+                if isinstance(w, torch.Tensor) and w.is_floating_point() and id(w) not in p.snapshots:
+                    snap = self._snapshot(w)  # W before this step's update
+                    p.snapshots[id(w)] = (w, snap)
+                    p.weights[id(w)] = _tsums(p.d, snap)
+                    if w.requires_grad:
+                        p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
         self.pending = p
+        # (the root's own row, when the model is one watched module, is taken by _root_post: a hook
+        # removed from the root while torch iterates its hooks after a failed forward would break it)
+        self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not mod]
+        self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
+                                if k == "activation" and getattr(m_, "inplace", False) and m_ is not mod]
+        self.recording = True
+        if not self.observed:
+            self._observe_begin(mod)
+
+    # capture="modules": what the module hooks cannot see ----------------------------------------
+    def _observe_begin(self, root: Any) -> None:
+        """At the first recorded step, a function mode that only looks (each call runs as is)
+        notes the operations the probe makes rows of that run outside every watched module
+        (functional activations, residual adds, pooling, attention, embeddings, RNNs): the
+        rows :func:`watch`'s ``capture="ops"`` would add. Written to :attr:`Watch.notes`."""
+        from torch.overrides import TorchFunctionMode
+
+        from initlab.diagnostics._probe_torch import _ACTIVATION_NAMES, _ADDS, _CONVS, _NORMS, _POOLS, _RNNS
+
+        hooks = self
+        rowful = (set(_ACTIVATION_NAMES) | set(_CONVS) | set(_NORMS) | set(_POOLS) | set(_RNNS)
+                  | {"linear", "embedding", "scaled_dot_product_attention", "multi_head_attention_forward"})
+
+        class _Observer(TorchFunctionMode):
+            def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                                   kwargs: dict[str, Any] | None = None) -> Any:
+                kwargs = kwargs or {}
+                if hooks.depth == 0:
+                    hooks._note_op(getattr(func, "__name__", ""), args, rowful, _ADDS)
+                return func(*args, **kwargs)
+
+        def inc(mod: Any, inp: Any) -> None:
+            self.depth += 1
+
+        def dec(mod: Any, inp: Any, out: Any) -> None:
+            self.depth -= 1
+
+        for m_ in self.kinds:
+            if m_ is not root:
+                self.observer_handles += [m_.register_forward_pre_hook(inc),
+                                          m_.register_forward_hook(dec, always_call=True)]
+        self.depth = 0
+        self.observer = _Observer()
+        self.observer.__enter__()
+
+    def _note_op(self, name: str, args: tuple[Any, ...], rowful: set[str], adds: set[str]) -> None:
+        import torch
+
+        if name in adds:
+            a, b = (args + (None, None))[:2]
+            if (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.is_floating_point()
+                    and a.shape == b.shape and a.ndim >= 2):
+                self.unseen.add("residual add")
+        elif name in rowful:
+            x = args[0] if args else None
+            if not isinstance(x, torch.Tensor) or x.is_floating_point() or name == "embedding":
+                self.unseen.add(name.rstrip("_"))
+
+    def _observe_end(self) -> None:
+        obs, self.observer = self.observer, None
+        if obs is not None:
+            obs.__exit__(None, None, None)
+        for h in self.observer_handles:
+            h.remove()
+        self.observer_handles = []
+        self.observed = True
+        if self.unseen:
+            self.watch.notes.append(
+                f"forward() runs {', '.join(sorted(self.unseen))} outside the watched modules: the probe has rows "
+                "for these that capture=\"modules\" does not record (a Linear/Conv whose activation is functional "
+                "is recorded as its pre-activation); watch(model, capture=\"ops\") records the probe's rows")
+
+    def _snapshot(self, w: Any) -> Any:
+        """A copy of ``w`` in a buffer kept for the watch's lifetime (one copy of the watched
+        weights): a fresh allocation per recorded step costs page faults on the CPU."""
+        buf = self.buffers.get(id(w))
+        if buf is None or buf.shape != w.shape or buf.dtype != w.dtype or buf.device != w.device:
+            buf = self.buffers[id(w)] = _empty_like(w)
+        return buf.copy_(w.detach())
 
     def _root_post(self, mod: Any, args: Any, out: Any) -> None:
         self.in_forward = max(self.in_forward - 1, 0)
+        if self.in_forward == 0 and self.pending is not None and self.pending.mode is not None:
+            self._ops_end(self.pending)
+        if self.in_forward == 0 and self.observer is not None:
+            self._observe_end()
+        if self.in_forward == 0 and self.recording and mod in self.kinds:
+            self._module_hook(mod, args, out)  # the model is itself one watched module
         if self.in_forward == 0:
-            self.active = False
+            self.recording = False
+        if self.in_forward == 0 and self.module_handles:
+            for h in self.module_handles:
+                h.remove()
+            self.module_handles = []
+            p = self.pending
+            if p is not None:
+                for r in p.rows:
+                    self._near(p, r)
+                    r.out = None  # the forward is over: no more pairing, keep no tensor alive
+
+    def _near(self, p: _Pending, r: _Row) -> None:
+        if r.near is None and r.out is not None:
+            o = _readable(r.out)
+            r.near = p.d.put((o.abs() <= self.near_zero).sum())
 
     def _weight_grad(self, p: _Pending, key: int) -> Any:
         def fn(g: Any) -> None:
-            p.weight_grads[key] = _np(g).copy()
+            import torch
+
+            with torch.no_grad():
+                p.weight_grads[key] = _tsums(p.d, g, keep=False)  # a reference would stop AccumulateGrad from taking it
         return fn
 
-    def _grad(self, row: _Row, key: str) -> Any:
+    def _grad(self, p: _Pending, row: _Row, key: str) -> Any:
+        scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
+
         def fn(g: Any) -> None:
-            row.grads[key] = _np(g).copy()
+            import torch
+
+            with torch.no_grad():
+                gv = _fview(g, row.axis)
+                row.grads[key] = _tsums(p.d, gv)  # kept: autograd does not write a delta after its hooks
+                if key == "preact" or (key == "act" and row.kind == "norm"):
+                    self._hist(p, row, "grad", _tsample(gv, self.hist_sample) * scale)
         return fn
+
+    def _hist(self, p: _Pending, row: _Row, key: str, sample: Any) -> None:
+        edges = self.edges.edges.get((row.st.name, key))
+        if edges is None:  # the first recorded step: the edges come from this sample, at the end
+            row.hist[key] = ("sample", _readable(sample).clone())
+        else:
+            row.hist[key] = ("counts", p.d.put(_torch_histogram(sample, edges)))
 
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
-        if self.pending is None or not self.active:
-            return
-        with np.errstate(all="ignore"):  # a diverging run gives inf/nan statistics, reported as diverged
-            self._record(mod, inp, out)
-
-    def _record(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         p = self.pending
-        if p is None:
+        if p is None or not self.recording:
             return
         import torch
 
-        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        with torch.no_grad():  # the statistics are not part of the model's graph
+            self._record(p, mod, inp, out)
+
+    def _record(self, p: _Pending, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
+        import torch
+
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point() or not out.numel():
             return
-        kind = self.kinds[mod]
-        name = self.names[mod]
-        o = _np(out)
         xin = inp[0] if inp and isinstance(inp[0], torch.Tensor) else None
-        if kind == "act":
-            act = _activations.from_torch(mod)
-            prev = p.rows[-1] if p.rows else None
-            if prev is not None and prev.kind == "param" and not prev.paired and xin is prev.out:
-                pre = None if xin is out else _np(xin)
-                prev.samples.pop("preact_moments", None)
-                act_stats(prev.st, o, act, pre, prev.samples, self.hist_sample)
-                prev.activation, prev.paired, prev.out = act, True, out
-                prev.near_zero = _near_zero(o, self.near_zero)
-                if out.requires_grad:
-                    out.register_hook(self._grad(prev, "act"))
+        prev = p.rows[-1] if p.rows else None
+        kind = self.kinds[mod]
+        if kind == "activation" and prev is not None and prev.kind in ("linear", "conv") and not prev.paired \
+                and xin is not None and xin is prev.out:
+            self._pair(p, prev, mod, xin, out)
+            return
+        if prev is not None:
+            self._near(p, prev)
+        d = p.d
+        name = ""
+        if id(mod) not in p.inplace:  # (an in-place activation's row was named by its pre-hook)
+            base = self.names[mod]
+            n_seen = p.names.get(base, 0)  # a module called again in one forward: .1, .2 (as the probe)
+            p.names[base] = n_seen + 1
+            name = base if n_seen == 0 else f"{base}.{n_seen}"
+        hs = self.hist_sample
+        if kind in ("linear", "conv"):
+            axis = -1 if kind == "linear" else 1
+            if kind == "conv" and out.ndim < 3:
                 return
-            row = _Row(new_layer(len(p.rows) + 1, name, "activation", act), mod, "act", act, {}, out)
-            if xin is not None and xin is not out:
-                pi = _np(xin)
-                preact_stats(row.st, pi, row.samples, self.hist_sample)
-                row.samples.pop("preact_moments", None)
-                act_stats(row.st, o, act, pi, row.samples, self.hist_sample)
-                if xin.requires_grad:
-                    xin.register_hook(self._grad(row, "preact"))
-            else:
-                act_stats(row.st, o, act, None, row.samples, self.hist_sample)
-        elif kind == "param":
-            linear = _activations.get("linear")
-            row = _Row(new_layer(len(p.rows) + 1, name, type(mod).__name__.lower(), linear), mod, "param", linear, {}, out)
-            preact_stats(row.st, o, row.samples, self.hist_sample)
-            act_stats(row.st, o, linear, o, row.samples, self.hist_sample)
-            weight_stats(row.st, _np(mod.weight))
-        else:
-            row = _Row(new_layer(len(p.rows) + 1, name, type(mod).__name__.lower(), None), mod, "norm", None, {}, out)
-            act_stats(row.st, o, None, None, row.samples, self.hist_sample)
+            row = _Row(new_layer(len(p.rows) + 1, name, kind, _activations.get("linear")), mod, kind,
+                       _activations.get("linear"), axis, out)
+            row.st.op = _conv_op(mod) if kind == "conv" else "linear"
+            o = _fview(out, axis)
+            row.fw["pre"] = row.fw["act"] = _tmoments(d, o)
+            row.fw["gram"] = _tgram(d, _per_sample(out, p.batch))
+            row.fw["width"] = int(o.shape[1]) if o.ndim >= 2 else 1
+            self._hist(p, row, "preact", _tsample(o, hs))
+            w = mod.weight
+            row.fw["weight"] = p.weights.get(id(w))
+            row.st.fan_in = _fan_in(mod)
+            row.weight = w
+            if out.requires_grad:
+                out.register_hook(self._grad(p, row, "preact"))
+        elif kind == "activation":
+            act = self.acts[mod]
+            row = p.inplace.pop(id(mod), None)  # an in-place activation: its input was read before it wrote
+            pre = None
+            if row is None:
+                row, pre = self._act_row(p, mod, name, xin, out)
+            a = _fview(out, row.axis)
+            row.out = out
+            row.fw["act"] = _tmoments(d, a)
+            if "gram" not in row.fw:
+                row.fw["gram"] = _tgram(d, _per_sample(out, p.batch))
+            row.fw["width"] = int(a.shape[1]) if a.ndim >= 2 else 1
+            self._saturation(d, row, act, pre, a)
+            self._hist(p, row, "act", _tsample(a, hs))
+            self._near(p, row)
+            if out.requires_grad:
+                out.register_hook(self._grad(p, row, "act"))
+        else:  # norm
+            op, axis = _norm_op(mod)
+            if out.ndim < 2:
+                axis = -1
+            row = _Row(new_layer(len(p.rows) + 1, name, "norm", None), mod, "norm", None, axis, out)
+            row.st.op = op
+            a = _fview(out, axis)
+            row.fw["act"] = _tmoments(d, a)
+            row.fw["gram"] = _tgram(d, _per_sample(out, p.batch))
+            row.fw["width"] = int(a.shape[1]) if a.ndim >= 2 else 1
+            self._hist(p, row, "act", _tsample(a, hs))
             w = getattr(mod, "weight", None)
             if isinstance(w, torch.Tensor):
-                weight_stats(row.st, _np(w))
-        row.near_zero = _near_zero(o, self.near_zero)
-        if out.requires_grad:
-            out.register_hook(self._grad(row, "act" if kind != "param" else "preact"))
+                row.fw["gain"] = p.weights.get(id(w))
+                row.weight = w
+            self._near(p, row)
+            if out.requires_grad:
+                out.register_hook(self._grad(p, row, "act"))
+        row.st.module = type(mod).__name__
         p.rows.append(row)
 
+    def _act_row(self, p: _Pending, mod: Any, name: str, xin: Any, out: Any) -> tuple[_Row, Any]:
+        """A row for an activation module that is not merged into the row before it, with its
+        input's (pre-activation) statistics: those of the row before when the input is that row's
+        output (as the probe reuses them), else measured."""
+        act = self.acts[mod]
+        prev = p.rows[-1] if p.rows else None
+        ref = out if out is not None else xin
+        axis = prev.axis if (prev is not None and xin is prev.out) else (1 if ref.ndim >= 4 else -1)
+        row = _Row(new_layer(len(p.rows) + 1, name, "activation", act), mod, "activation", act, axis)
+        row.st.op = _ACT_OPS.get(type(mod).__name__, type(mod).__name__.lower())
+        pre = None
+        if xin is not None and xin is not out and xin.is_floating_point():
+            d = p.d
+            pre = _fview(xin, axis)
+            if prev is not None and xin is prev.out and prev.axis == axis and "act" in prev.fw:
+                row.fw["pre"], row.fw["gram"] = prev.fw["act"], prev.fw["gram"]  # measured just before
+            else:
+                row.fw["pre"] = _tmoments(d, pre)
+                row.fw["gram"] = _tgram(d, _per_sample(xin, p.batch))
+            self._hist(p, row, "preact", _tsample(pre, self.hist_sample))
+            if xin.requires_grad:
+                xin.register_hook(self._grad(p, row, "preact"))
+        return row, pre
+
+    def _inplace_pre(self, mod: Any, inp: tuple[Any, ...]) -> None:
+        """Forward pre-hook of an in-place activation module (``ReLU(inplace=True)``): its input
+        is read before the module overwrites it, as the probe measures in-place ops before they
+        write (unless it is merged into the linear/conv row before it, which measured it)."""
+        import torch
+
+        p = self.pending
+        xin = inp[0] if inp and isinstance(inp[0], torch.Tensor) else None
+        if p is None or not self.recording or xin is None or not xin.is_floating_point() or not xin.numel():
+            return
+        prev = p.rows[-1] if p.rows else None
+        if prev is not None and prev.kind in ("linear", "conv") and not prev.paired and xin is prev.out:
+            return
+        with torch.no_grad():
+            if prev is not None:
+                self._near(p, prev)
+            base = self.names[mod]
+            n_seen = p.names.get(base, 0)
+            p.names[base] = n_seen + 1
+            name = base if n_seen == 0 else f"{base}.{n_seen}"
+            row, _ = self._act_row(p, mod, name, xin, None)
+            p.inplace[id(mod)] = row
+
+    def _pair(self, p: _Pending, prev: _Row, mod: Any, xin: Any, out: Any) -> None:
+        """An activation module taking the linear/conv row's output directly: merged into that row
+        (pre-activation → activation), as the probe merges it."""
+        act = self.acts[mod]
+        a = _fview(out, prev.axis)
+        prev.fw["act"] = _tmoments(p.d, a)
+        pre = None if xin is out else _fview(xin, prev.axis)  # in place: the input is gone
+        self._saturation(p.d, prev, act, pre, a)
+        self._hist(p, prev, "act", _tsample(a, self.hist_sample))
+        prev.activation, prev.paired, prev.out = act, True, out
+        prev.st.activation = None if act is None else act.spec
+        self._near(p, prev)  # of the activation output (a linear/conv row's own waits for this)
+        if out.requires_grad:
+            out.register_hook(self._grad(p, prev, "act"))
+
+    @staticmethod
+    def _saturation(d: _Deferred, row: _Row, act: _activations.Activation | None, pre: Any, a: Any) -> None:
+        """The count of saturated values (:meth:`Activation.saturated_mask`): from the output by
+        torch ops where φ′ has a formula in y = φ(x) (tanh, sigmoid), else on a NumPy copy."""
+        if act is None or not act.saturating:
+            return
+        if act.deriv_from_output is not None:
+            dv = act.deriv_from_output(_readable(a) if pre is None else _readable(pre), _readable(a))
+            row.fw["sat"] = d.put((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
+        elif pre is None:
+            row.fw["sat_host"] = math.nan
+        else:
+            from initlab.diagnostics._probe_torch import to_numpy
+
+            row.fw["sat_host"] = float(np.count_nonzero(act.saturated_mask(to_numpy(pre), to_numpy(a))))
+
     def log_loss(self, loss: Any) -> None:
-        value = _as_float(loss)
-        if self.pending is not None and self.pending.step == self.step:
-            self.pending.loss = value
+        value = _loss_value(loss)  # checked on every step; read (a sync on CUDA) only when recorded
+        p = self.pending
+        if p is not None and p.step == self.step:
+            p.loss = value
 
     # finishing a step ----------------------------------------------------------------------------
     def finish(self) -> None:
@@ -575,36 +1128,199 @@ class _TorchHooks:
 
         for h in p.grad_handles:
             h.remove()
+        if p.cap is not None:
+            self._ops_finish(p)
+            return
+        d = p.d
+        with torch.no_grad():
+            upd_sl = {key: d.put(torch.dist(w.detach(), snap)) for key, (w, snap) in p.snapshots.items()}
+        loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
+        d.resolve()
         backward = any(r.grads for r in p.rows)
         scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
+        wscale = scale / max(p.batch, 1)  # the probe's ∂L/∂W of the mean loss
         layers, near, upd = [], {}, {}
         for r in p.rows:
             st = r.st
-            gpre = r.grads.get("act") if r.kind == "norm" else r.grads.get("preact")
-            gact = r.grads.get("act", gpre if r.kind == "param" and not r.paired else None)
-            gw = p.weight_grads.get(id(r.module)) if r.kind == "param" else None
+            self._fill_forward(d, r)
+            w_norm = None
+            wm = r.fw.get("weight") or r.fw.get("gain")
+            if wm is not None:
+                w_mean, w_std, w_sq = _host_sums(d, wm)
+                w_norm = math.sqrt(max(w_sq, 0.0))
+                if r.fw.get("weight") is not None:
+                    st.weight_std = w_std
+                else:
+                    st.gain_mean, st.gain_std = w_mean, w_std
             if backward:
-                w = getattr(r.module, "weight", None) if r.kind == "param" else None
-                backward_stats(st, grad_preact=None if gpre is None else gpre * scale,
-                               grad_act=None if gact is None else (gpre * scale if gact is gpre else gact * scale),
-                               grad_weight=None if gw is None else gw * scale,
-                               weight=None if w is None else _np(p.snapshots.get(id(r.module), w)),
-                               samples=r.samples, batch=max(p.batch, 1), hist_sample=self.hist_sample)
-            snap = p.snapshots.get(id(r.module))
-            if snap is not None:
-                with torch.no_grad():
-                    now = r.module.weight.detach()
-                    n0 = float(torch.linalg.vector_norm(snap.double()))
-                    d = float(torch.linalg.vector_norm((now - snap).double()))
-                upd[st.name] = d / n0 if n0 > 0 else math.inf
-            near[st.name] = r.near_zero
+                has_pre = r.kind in ("linear", "conv")
+                gpre = r.grads.get("preact") if r.kind != "norm" else r.grads.get("act")
+                gact = r.grads.get("act", gpre if has_pre and not r.paired else None)
+                if r.kind == "norm":
+                    gact = gpre
+                if gpre is not None:
+                    g_mean, g_std, _ = _host_sums(d, gpre)
+                    st.grad_std = g_std * scale
+                    st.grad_rms = math.sqrt(max(g_std * g_std + g_mean * g_mean, 0.0)) * scale
+                if gact is not None:
+                    st.grad_act_std = st.grad_std if gact is gpre else _host_sums(d, gact)[1] * scale
+                gw = p.weight_grads.get(id(r.weight)) if r.weight is not None else None
+                if gw is not None:
+                    _, gw_std, gw_sq = _host_sums(d, gw)
+                    st.grad_weight_std = gw_std * wscale
+                    if w_norm is not None:
+                        gn = math.sqrt(max(gw_sq, 0.0)) * wscale
+                        st.grad_weight_ratio = gn / w_norm if w_norm > 0 else math.inf
+            if r.weight is not None and id(r.weight) in upd_sl and w_norm is not None:
+                dn = float(d[upd_sl[id(r.weight)]][0])
+                upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
+            near[st.name] = None if r.near is None else float(d[r.near][0]) / max(r.fw["n"], 1)
             layers.append(st)
-        self._histograms(p.rows)
-        self.watch.add_step(p.step, layers, loss=p.loss, input_stats=p.input_stats, batch=p.batch,
+        self._histograms(d, p.rows)
+        inp = (0.0, 0.0, None)
+        if p.input is not None:
+            hi = _host_moments(d, p.input[0])
+            inp = (hi.mean, hi.std, _host_cosine(d, p.input[1]))
+        loss = float(d[loss_sl][0]) if loss_sl is not None else p.loss
+        self.watch.add_step(p.step, layers, loss=loss, input_stats=inp, batch=p.batch,
                             backward=backward, near_zero=near, update_ratio=upd)
 
-    def _histograms(self, rows: list[_Row]) -> None:
-        self.edges.apply([r.st for r in rows], [r.samples for r in rows], [r.activation for r in rows])
+    def _fill_forward(self, d: _Deferred, r: _Row) -> None:
+        """The probe's forward statistics (preact_stats / act_stats) from the deferred numbers."""
+        st = r.st
+        st.width = r.fw.get("width", 0)
+        pre = _host_moments(d, r.fw["pre"]) if "pre" in r.fw else None
+        act = _host_moments(d, r.fw["act"])
+        if pre is not None:
+            st.preact_mean, st.preact_std, st.preact_sq_mean = pre.mean, pre.std, pre.sq_mean
+            st.preact_min, st.preact_max = pre.min, pre.max
+        st.mean, st.std, st.sq_mean, st.chan_var, st.min, st.max = (act.mean, act.std, act.sq_mean, act.chan_var,
+                                                                    act.min, act.max)
+        st.cosine = _host_cosine(d, r.fw.get("gram"))
+        n = r.fw["act"].per_chan * max(st.width, 1)  # values in the layer's output
+        r.fw["n"] = n
+        a = r.activation
+        st.saturated, st.dead = None, None
+        if a is not None and a.saturating:
+            if "sat" in r.fw:
+                st.saturated = float(d[r.fw["sat"]][0]) / n
+            else:
+                sh = r.fw.get("sat_host", math.nan)
+                st.saturated = sh / n if math.isfinite(sh) else math.nan
+        if a is not None and a.can_die and pre is not None and pre.chan_max is not None:
+            st.dead = float(np.mean(a.inactive_mask(pre.chan_max)))
+
+    # capture="ops": the probe's op-level capture on recorded steps -----------------------------
+    def _ops_begin(self, p: _Pending, root: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Start the probe's capture (:class:`~initlab.diagnostics._probe_torch._Capture`, its
+        function mode and module-path hooks) for this forward pass; snapshot the parameters and
+        hook their gradients."""
+        import torch
+
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        x = tensors[0] if tensors else None
+        p.batch = (int(x.shape[0]) if x.ndim else 1) if x is not None else 0
+        if x is not None and x.is_floating_point() and x.numel():
+            from initlab.diagnostics._probe_torch import to_numpy
+
+            xn = to_numpy(x)
+            with np.errstate(all="ignore"):
+                m = moments(xn)
+                p.input = (m.mean, m.std, mean_pairwise_cosine(xn))  # type: ignore[assignment]
+        with torch.no_grad():
+            for prm in self.model.parameters():
+                if prm.is_floating_point() and id(prm) not in p.snapshots:
+                    p.snapshots[id(prm)] = (prm, self._snapshot(prm))
+                    if prm.requires_grad:
+                        p.grad_handles.append(prm.register_hook(self._param_grad(p, id(prm))))
+        cap = _watch_capture(self.model, self.hist_sample, p.batch)
+        for t in tensors:
+            cap.mark_input(t)
+        p.cap = cap
+        handles = cap.install_hooks()
+        # the root's pair of path hooks (the first two): removed at once, its stack entry pushed and
+        # popped here (torch iterates the root's hooks while they run, and after a failed forward)
+        handles[0].remove()
+        handles[1].remove()
+        p.cap_handles = handles[2:]
+        cap.stack.append(["", root, 0])
+        p.mode = cap.mode_object()
+        p.mode.__enter__()
+        self.pending = p
+
+    def _ops_end(self, p: _Pending) -> None:
+        """The recorded forward is over (or failed): leave the function mode, remove the capture's
+        hooks, read the near-zero fraction of each row's output."""
+        mode, p.mode = p.mode, None
+        if mode is not None:
+            mode.__exit__(None, None, None)
+        for h in p.cap_handles:
+            h.remove()
+        p.cap_handles = []
+        if p.cap is not None:
+            from initlab.diagnostics._probe_torch import to_numpy
+
+            p.cap.stack.clear()
+
+            with np.errstate(all="ignore"):
+                for r in p.cap.rows:
+                    if r.out is not None and r.kind != "attention_logits":
+                        p.near[r.st.name] = near_fraction(to_numpy(r.out), self.near_zero)
+
+    def _param_grad(self, p: _Pending, key: int) -> Any:
+        def fn(g: Any) -> None:
+            p.param_grads[key] = g.detach().clone()
+        return fn
+
+    def _ops_finish(self, p: _Pending) -> None:
+        import torch
+
+        from initlab.diagnostics._probe_torch import finish_rows
+
+        cap = p.cap
+        rows = cap.rows
+        backward = any(r.grads for r in rows)
+        scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
+        snaps = {k: snap for k, (_, snap) in p.snapshots.items()}
+        finish_rows(rows, p.param_grads if backward else None, max(p.batch, 1), self.hist_sample, scale=scale,
+                    weights=snaps)
+        upd: dict[str, float | None] = {}
+        with torch.no_grad():
+            for r in rows:
+                if r.weight is None or id(r.weight[0]) not in p.snapshots:
+                    continue
+                prm, snap = p.snapshots[id(r.weight[0])]
+                sl = r.weight[1]
+                now, before = (prm, snap) if sl is None else (prm[sl], snap[sl])
+                n0 = float(torch.linalg.vector_norm(before))
+                upd[r.st.name] = float(torch.dist(now.detach(), before)) / n0 if n0 > 0 else math.inf
+        layers = [r.st for r in rows]
+        self.edges.apply(layers, [r.samples for r in rows], [r.activation for r in rows])
+        loss = p.loss
+        if loss is not None and not isinstance(loss, float):
+            loss = float(loss)
+        inp = p.input if p.input is not None else (0.0, 0.0, None)
+        self.watch.add_step(p.step, layers, loss=loss, input_stats=inp, batch=p.batch, backward=backward,
+                            near_zero=dict(p.near), update_ratio=upd)
+
+    def _histograms(self, d: _Deferred, rows: list[_Row]) -> None:
+        for r in rows:
+            if not r.paired and r.kind in ("linear", "conv") and "preact" in r.hist:
+                r.hist["act"] = r.hist["preact"]  # the layer's output is its pre-activation
+            for key, attr in (("act", "hist"), ("preact", "preact_hist"), ("grad", "grad_hist")):
+                h = r.hist.get(key)
+                if h is None:
+                    continue
+                ek = (r.st.name, key)
+                if h[0] == "sample":
+                    values = h[1].cpu().numpy()
+                    if ek not in self.edges.edges:
+                        bounded = bounded_range(r.activation) if key == "act" else None
+                        self.edges.edges[ek] = hist_edges(values, self.bins, bounds=bounded, margin=self.hist_margin)
+                    setattr(r.st, attr, histogram(values, self.edges.edges[ek]))
+                else:
+                    counts = d[h[1]].astype(np.int64)
+                    setattr(r.st, attr, Histogram(self.edges.edges[ek], counts, int(counts.sum())))
 
 
 class _Edges:
@@ -625,51 +1341,85 @@ class _Edges:
                     continue
                 ek = (st.name, key)
                 if ek not in self.edges:
-                    self.edges[ek] = _fixed_edges(vals, self.bins, bounded_range(act) if key == "act" else None,
-                                                  self.margin)
+                    self.edges[ek] = hist_edges(vals, self.bins, margin=self.margin,
+                                                bounds=bounded_range(act) if key == "act" else None)
                 setattr(st, attr, histogram(vals, self.edges[ek]))
 
 
+def _watch_capture(model: Any, hist_sample: int | None, batch: int) -> Any:
+    """The probe's op-level capture (``_probe_torch._Capture``, mode "train": dropout as in
+    training) for one recorded training step. Its handlers that re-run an operation in pieces —
+    ``nn.MultiheadAttention``'s packed forward step by step, an LSTM/GRU/RNN layer by layer — are
+    not used (the training would not be bitwise the same): those run as one operation and get no
+    rows, as the probe's fallback."""
+    from initlab.diagnostics._probe_torch import _RNNS, _Capture
+
+    cap = _Capture(model, "train", True, hist_sample, batch)
+    for n in ("multi_head_attention_forward", *_RNNS):
+        cap.handlers.pop(n, None)
+    return cap
+
+
 def _module_kind(module: Any) -> str | None:
-    """What the watch records of a module: "param" (Linear, ConvNd: its output is a
-    pre-activation), "act" (a leaf activation module :func:`initlab.activations.from_torch`
-    knows), "norm" (BatchNorm, LayerNorm, GroupNorm), else None. The watch records modules (its
-    hooks run inside the user's own forward); the probe's op-level capture also sees functional
-    calls, attention and recurrent internals."""
+    """The probe's row kind for a module the watch records: "linear" (nn.Linear), "conv" (ConvNd,
+    ConvTransposeNd), "activation" (a leaf activation module
+    :func:`initlab.activations.from_torch` knows), "norm" (BatchNorm, InstanceNorm, LayerNorm,
+    GroupNorm, RMSNorm), else None. The watch's hooks run on modules; the probe's op-level
+    capture also sees functional calls, residual adds, attention and recurrent internals (see
+    :func:`watch`)."""
     import torch.nn as nn
     from torch.nn.modules.batchnorm import _NormBase
     from torch.nn.modules.conv import _ConvNd
 
-    if isinstance(module, (nn.Linear, _ConvNd)):
-        return "param"
-    if isinstance(module, (_NormBase, nn.LayerNorm, nn.GroupNorm)):
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, _ConvNd):
+        return "conv"
+    norms: tuple[Any, ...] = (_NormBase, nn.LayerNorm, nn.GroupNorm) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
+    if isinstance(module, norms):
         return "norm"
     if not list(module.children()) and _activations.from_torch(module) is not None:
-        return "act"
+        return "activation"
     return None
 
 
-def _fixed_edges(values: np.ndarray, bins: int, bounded: tuple[float, float] | None, margin: float) -> np.ndarray:
-    if bounded is not None:
-        return np.linspace(bounded[0], bounded[1], bins + 1)
-    v = values[np.isfinite(values)]
-    lo, hi = (float(v.min()), float(v.max())) if v.size else (-1.0, 1.0)
-    if not hi > lo:
-        lo, hi = lo - 1.0, hi + 1.0
-    span = hi - lo
-    return np.linspace(lo - margin * span, hi + margin * span, bins + 1)
+def _conv_op(module: Any) -> str:
+    """The functional op of a conv module, as the probe names it (conv2d, conv_transpose1d...)."""
+    dims = len(module.kernel_size)
+    return f"conv_transpose{dims}d" if getattr(module, "transposed", False) else f"conv{dims}d"
 
 
-def _near_zero(a: np.ndarray, t: float) -> float:
-    flat = a.reshape(-1)
-    return float(np.count_nonzero((flat <= t) & (flat >= -t))) / max(flat.size, 1)
+def _fan_in(module: Any) -> int | None:
+    """The probe's fan-in of a linear/conv weight (a transposed conv: per output unit)."""
+    from initlab.init import compute_fans
+
+    w = module.weight
+    if w.ndim < 2:
+        return None
+    if getattr(module, "transposed", False):
+        return int(w.shape[0] * math.prod(w.shape[2:]))
+    return int(compute_fans(tuple(w.shape))[0])
 
 
-def _np(t: Any) -> np.ndarray:
-    t = t.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    return t.numpy()
+def _norm_op(module: Any) -> tuple[str, int]:
+    """(the probe's op name, feature axis) of a norm module."""
+    name = type(module).__name__
+    if name in _NORM_OPS:
+        return _NORM_OPS[name]
+    return ("instance_norm", 1) if name.startswith("InstanceNorm") else ("batch_norm", 1)
+
+
+def _loss_value(loss: Any) -> Any:
+    """A logged loss, checked: a one-element tensor is kept detached (read at the end of the
+    step, with the step's other numbers), anything else converted to float."""
+    if hasattr(loss, "detach") and hasattr(loss, "numel"):
+        if loss.numel() != 1:
+            raise ValueError(f"The 'loss' argument must be a scalar; got a tensor of shape {tuple(loss.shape)}.")
+        return loss.detach()
+    try:
+        return float(loss)
+    except (TypeError, ValueError):
+        bad_type("loss", "a number or a 0-d tensor", loss)
 
 
 def watch(
@@ -680,7 +1430,8 @@ def watch(
     bins: int = 40,
     hist_margin: float = 0.5,
     near_zero: float = NEAR_ZERO,
-    hist_sample: int | None = HIST_SAMPLE,
+    hist_sample: int | None = WATCH_HIST_SAMPLE,
+    capture: str = "modules",
 ) -> Watch:
     """Watch every layer of a torch ``model`` while a training loop runs (a context manager).
 
@@ -701,7 +1452,19 @@ def watch(
         bins: histogram bins; hist_margin: widening of unbounded histogram ranges on each side,
             as a fraction of the range seen at the first recorded step.
         near_zero: the threshold of the near-zero fraction (fastai: 0.05).
-        hist_sample: values per layer binned into the histograms (None: all).
+        hist_sample: values per layer and step binned into the histograms (a strided subsample,
+            as the probe's; None: all). 4096 by default, so the histograms cost little beside a
+            training step (the probe bins 65 536).
+        capture: which rows are recorded. ``"modules"`` (default, fast): one row per
+            ``nn.Linear``/``ConvNd`` (with the activation module that takes its output directly
+            merged in, as the probe merges it), activation module and norm module, from module
+            hooks; functional calls in ``forward()`` (``F.relu(x)``, ``x + y``, attention) are
+            not seen, and the first recorded step lists them in :attr:`Watch.notes`. ``"ops"``: the probe's op-level capture (a TorchFunctionMode) on each
+            recorded step, so the rows and their names are exactly :func:`initlab.probe`'s
+            (functional activations, residual adds, pooling, attention logits...), computed by
+            the probe's NumPy statistics (slower per recorded step; on CUDA through CPU copies).
+            Multi-head attention and LSTM/GRU/RNN layers then run as one operation (no rows
+            for them), so the training stays bitwise the same.
 
     >>> import torch
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
@@ -724,9 +1487,10 @@ def watch(
     near_zero = check_number("near_zero", near_zero, low=0.0)
     if hist_sample is not None:
         hist_sample = check_int("hist_sample", hist_sample, low=1)
+    check_choice("capture", capture, list(CAPTURES))
     w = Watch(every=every, model="torch")
     w._hooks = _TorchHooks(w, model, loss_reduction=loss_reduction, bins=bins, hist_margin=hist_margin,
-                           near_zero=near_zero, hist_sample=hist_sample)
+                           near_zero=near_zero, hist_sample=hist_sample, capture=capture)
     return w
 
 
@@ -810,7 +1574,7 @@ class Probe(Callback):
         self._pending = {
             "step": step, "layers": layers, "loss": float(loss), "batch": batch, "backward": backward,
             "input": (m.mean, m.std, mean_pairwise_cosine(xin)),
-            "near": {st.name: _near_zero(tr.act, self._near) for st, tr in zip(layers, trace)},
+            "near": {st.name: near_fraction(tr.act, self._near) for st, tr in zip(layers, trace)},
             "snap": [None if w is None else w.copy() for w in weights],
         }
 

@@ -119,7 +119,8 @@ def watch_to_data(watch: Any) -> dict[str, Any]:
             "backward": bool(rec.backward), "near_zero": _enc(rec.near_zero), "update_ratio": _enc(rec.update_ratio),
             "layers": layers,
         })
-    return {"format": FORMAT, "version": VERSION, "every": int(watch.every), "model": str(watch.model), "steps": steps}
+    return {"format": FORMAT, "version": VERSION, "every": int(watch.every), "model": str(watch.model),
+            "notes": [str(n) for n in getattr(watch, "notes", [])], "steps": steps}
 
 
 def _histogram(d: Any) -> Any:
@@ -152,6 +153,10 @@ def watch_from_data(data: Any) -> Any:
     known = {f.name for f in dataclasses.fields(LayerStats)}
     try:
         w = Watch(every=data["every"], model=str(data.get("model", "torch")))
+        notes = data.get("notes", [])
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise ValueError("\"notes\" is not a list of strings")
+        w.notes = list(notes)
         for rec in _dec(data["steps"]):
             layers = []
             for d in rec["layers"]:
