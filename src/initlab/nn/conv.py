@@ -21,6 +21,7 @@ positions; the nonlinearity after it is evaluated at that mean q).
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -140,124 +141,192 @@ class _ConvNd(_ActivationMixin, Layer):
         return (self.out_channels, *out)
 
     # -- forward / backward --------------------------------------------------------------------
-    def _pad(self, x: Array) -> Array:
-        if not any(self.padding):
-            return x
-        pw = [(0, 0), (0, 0)] + [(p, p) for p in self.padding]
-        if self.padding_mode == "circular":
-            return np.pad(x, pw, mode="wrap")
-        return np.pad(x, pw)
+    # Two layouts for the patch matrix, chosen per call by which gives the longer contiguous runs to
+    # copy (both compute exactly the output positions, one GEMM over the whole batch):
+    #
+    # * channels first (any groups): the padded batch sits in a buffer [C, N, *padded]; the patches
+    #   are one strided view ``[C, *k, N, *out]`` copied in one call (runs: one output row),
+    #   ``z = W [O, C·K] @ cols`` (one GEMM per group); backward scatters ∂L/∂cols = Wᵀ·g_z back with
+    #   one strided add per kernel offset (col2im);
+    # * channels last (groups = 1, when C·kw is longer than an output row): the padded batch sits in
+    #   a buffer [N, *padded, C]; the patches are one strided view ``[N, *out, *k, C]`` whose runs
+    #   are C·kw long (a whole kernel row of every channel), ``z = cols @ Wᵀ`` with W reordered
+    #   ``[O, *k, C]``; backward computes ∂L/∂cols tap by tap as K small products g_z·W_t
+    #   (``[N·P, C]`` each, contiguous) and adds each onto its shifted window of the input gradient.
+    #
+    # The padded buffers are kept by the layer between calls (their zero border stays written) and
+    # never leave it: the cache holds the patch matrix, a fresh array.
 
-    def _slices(self, off: tuple[int, ...], out_sp: tuple[int, ...]) -> tuple[slice, ...]:
-        """The input positions (padded) that kernel offset ``off`` reads for every output position."""
+    def _scratch(self, key: str, shape: tuple[int, ...], dtype: Any) -> Array:
+        """A zero-initialised buffer this layer reuses across calls (one per thread, shape and dtype);
+        never part of a result or of a cache."""
+        bufs = self.__dict__.get("_bufs")
+        if bufs is None:
+            bufs = self.__dict__["_bufs"] = {}
+        k = (threading.get_ident(), key, shape, np.dtype(dtype).str)
+        buf = bufs.get(k)
+        if buf is None:
+            if len(bufs) >= 16:  # many batch sizes or input shapes: start over rather than grow
+                bufs.clear()
+            buf = bufs[k] = np.zeros(shape, dtype=dtype)
+        return buf
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_bufs", None)  # scratch buffers are not state
+        return state
+
+    def _channels_last(self, C: int, out_sp: tuple[int, ...]) -> bool:
+        """Whether the channels-last patch layout gives longer copy runs (groups = 1 only)."""
+        if self.groups != 1:
+            return False
+        run = C * self.kernel_size[-1] if self.dilation[-1] == 1 else C
+        return run > out_sp[-1]
+
+    def _padded(self, x: Array, last: bool) -> Array:
+        """``x`` written into the layer's padded buffer: ``[N, *padded, C]`` (last) or ``[C, N, *padded]``."""
+        d, N, C = self.d, x.shape[0], x.shape[1]
+        sp = tuple(x.shape[2 + i] + 2 * self.padding[i] for i in range(d))
+        inner = tuple(slice(p, p + x.shape[2 + i]) for i, p in enumerate(self.padding))
+        if last:
+            buf = self._scratch("x_last", (N, *sp, C), x.dtype)
+            buf[(slice(None), *inner, slice(None))] = np.moveaxis(x, 1, -1)
+            first_sp = 1
+        else:
+            buf = self._scratch("x_first", (C, N, *sp), x.dtype)
+            buf[(slice(None), slice(None), *inner)] = x.swapaxes(0, 1)
+            first_sp = 2
+        if self.padding_mode == "circular":
+            for i in range(d):  # wrap axis by axis (later axes copy the corners, as np.pad does)
+                p, n = self.padding[i], x.shape[2 + i]
+                if p:
+                    lo, hi = [slice(None)] * buf.ndim, [slice(None)] * buf.ndim
+                    ax = first_sp + i
+                    lo[ax], hi[ax] = slice(0, p), slice(n, n + p)
+                    buf[tuple(lo)] = buf[tuple(hi)]
+                    lo[ax], hi[ax] = slice(p + n, 2 * p + n), slice(p, 2 * p)
+                    buf[tuple(lo)] = buf[tuple(hi)]
+        return buf
+
+    def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
+        """im2col (one strided copy) and one GEMM over the whole batch (see the comment above)."""
+        d, C, O = self.d, self.in_channels, self.out_channels
+        N = x.shape[0]
+        out_sp = self.output_shape(x.shape[1:])[1:]
+        P = int(np.prod(out_sp))
+        K = self.taps
+        k, st, dl = self.kernel_size, self.stride, self.dilation
+        last = self._channels_last(C, out_sp)
+        buf = self._padded(x, last)
+        s = buf.strides
+        if last:  # buf [N, *sp, C] -> cols [N, *out, *k, C]
+            shape = (N, *out_sp, *k, C)
+            strides = (s[0], *(s[1 + i] * st[i] for i in range(d)), *(s[1 + i] * dl[i] for i in range(d)), s[-1])
+        else:  # buf [C, N, *sp] -> cols [C, *k, N, *out]
+            shape = (C, *k, N, *out_sp)
+            strides = (s[0], *(s[2 + i] * dl[i] for i in range(d)), s[1], *(s[2 + i] * st[i] for i in range(d)))
+        cols = np.empty(shape, dtype=x.dtype)
+        np.copyto(cols, as_strided(buf, shape=shape, strides=strides, writeable=False))
+        W = self.arrays[0]
+        z = np.empty((N, O, *out_sp), dtype=np.result_type(x.dtype, W.dtype))
+        z3 = z.reshape(N, O, P)
+        if last:
+            cols2 = cols.reshape(N * P, K * C)
+            zt = cols2 @ np.moveaxis(W, 1, -1).reshape(O, K * C).T  # [N·P, O]
+            zt3 = zt.reshape(N, P, O).swapaxes(1, 2)
+        else:
+            cols2 = cols.reshape(C * K, N * P)
+            zt = self._gemm(cols2)  # [O, N·P]
+            zt3 = zt.reshape(O, N, P).swapaxes(0, 1)
+        if self.has_bias:
+            np.add(zt3, self.arrays[1][None, :, None], out=z3)
+        else:
+            z3[...] = zt3
+        a = self._act_forward(z)
+        return a, (x.shape, cols2, z, a, out_sp)
+
+    def _gemm(self, cols2: Array) -> Array:
+        """``W [O, C·K] @ cols [C·K, L]`` (one GEMM per group): ``[O, L]``."""
+        G, O = self.groups, self.out_channels
+        W = self.arrays[0]
+        if G == 1:
+            return W.reshape(O, -1) @ cols2
+        L = cols2.shape[1]
+        return np.matmul(W.reshape(G, O // G, -1), cols2.reshape(G, -1, L)).reshape(O, L)
+
+    def _window(self, off: tuple[int, ...], out_sp: tuple[int, ...]) -> tuple[slice, ...]:
+        """The (padded) input positions kernel offset ``off`` reads for every output position."""
         return tuple(
             slice(off[i] * self.dilation[i], off[i] * self.dilation[i] + self.stride[i] * (out_sp[i] - 1) + 1, self.stride[i])
             for i in range(self.d)
         )
 
-    def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
-        """im2col with the patch axis first: cols ``[C·K, N·P]`` (one strided copy per kernel offset,
-        rows of the image copied whole), then one GEMM ``W [O, C·K] @ cols`` per group."""
-        d, G, C, O = self.d, self.groups, self.in_channels, self.out_channels
-        N = x.shape[0]
-        out_sp = self.output_shape(x.shape[1:])[1:]
-        P = int(np.prod(out_sp))
-        K = self.taps
-        xp = self._pad(x)
-        if self._flat_path:
-            # stride 1: on the flattened padded image, kernel offset `off` reads one contiguous run
-            # of length Pe per (channel, sample), computing outputs on a grid as wide as the padded
-            # rows (the extra columns are dropped); long runs keep NumPy's inner loops efficient
-            sp = xp.shape[2:]
-            Fp = int(np.prod(sp))
-            extra = (self.kernel_size[-1] - 1) * self.dilation[-1]
-            xf = np.zeros((C, N, Fp + extra), dtype=x.dtype)
-            xf[:, :, :Fp] = xp.reshape(N, C, Fp).swapaxes(0, 1)
-            Pe = out_sp[0] * sp[-1] if d == 2 else out_sp[0]
-            cols = np.empty((C, *self.kernel_size, N, Pe), dtype=x.dtype)
-            for off in np.ndindex(*self.kernel_size):
-                fo = self._flat_offset(off, sp)
-                cols[(slice(None), *off)] = xf[:, :, fo : fo + Pe]
-            P = Pe
-        else:
-            xt = xp.swapaxes(0, 1)  # [C, N, *padded] (a view)
-            cols = np.empty((C, *self.kernel_size, N, *out_sp), dtype=x.dtype)
-            for off in np.ndindex(*self.kernel_size):
-                cols[(slice(None), *off)] = xt[(slice(None), slice(None), *self._slices(off, out_sp))]
-        cols2 = cols.reshape(C * K, N * P)
-        W = self.arrays[0]
-        if G == 1:
-            z2 = W.reshape(O, C * K) @ cols2  # [O, N*P]
-        else:
-            z2 = np.matmul(W.reshape(G, O // G, -1), cols2.reshape(G, (C // G) * K, N * P)).reshape(O, N * P)
-        if self.has_bias:
-            z2 += self.arrays[1][:, None]
-        if self._flat_path and d == 2:
-            z = np.ascontiguousarray(z2.reshape(O, N, out_sp[0], -1)[..., : out_sp[1]].swapaxes(0, 1))
-        else:
-            z = np.ascontiguousarray(z2.reshape(O, N, *out_sp).swapaxes(0, 1))
-        a = self._act_forward(z)
-        return a, (x.shape, cols2, z, a, out_sp)
-
-    @property
-    def _flat_path(self) -> bool:
-        return all(st == 1 for st in self.stride)
-
-    def _flat_offset(self, off: tuple[int, ...], sp: tuple[int, ...]) -> int:
-        if self.d == 1:
-            return off[0] * self.dilation[0]
-        return off[0] * self.dilation[0] * sp[1] + off[1] * self.dilation[1]
-
     def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
                  from_preact: bool = False) -> tuple[Array | None, list[Array]]:
-        """∂L/∂W = g_z·colsᵀ, ∂L/∂b = Σ g_z, ∂L/∂cols = Wᵀ·g_z scattered back (one strided add per offset)."""
+        """∂L/∂W = g_z·cols, ∂L/∂b = Σ g_z, ∂L/∂cols = g_z·W added back onto the input (col2im)."""
         in_shape, cols2, z, a, out_sp = cache
         d, G, C, O = self.d, self.groups, self.in_channels, self.out_channels
         N = in_shape[0]
         P = int(np.prod(out_sp))
         K = self.taps
+        k = self.kernel_size
         gz = g if from_preact else self._act_backward(g, z, a)
-        flat = self._flat_path
-        sp = tuple(in_shape[2 + i] + 2 * self.padding[i] for i in range(d))
-        if flat and d == 2:
-            gze = np.zeros((O, N, out_sp[0], sp[1]), dtype=gz.dtype)
-            gze[..., : out_sp[1]] = gz.swapaxes(0, 1)
-            P = out_sp[0] * sp[1]
-            gz2 = gze.reshape(O, N * P)
-        else:
-            gz2 = np.ascontiguousarray(gz.swapaxes(0, 1)).reshape(O, N * P)  # [O, N*P]
+        last = self._channels_last(C, out_sp)
         W = self.arrays[0]
         gw = out[0] if out is not None else np.empty_like(W)
-        if G == 1:
-            np.matmul(gz2, cols2.T, out=gw.reshape(O, C * K))
-        else:
-            gw[...] = np.matmul(gz2.reshape(G, O // G, N * P),
-                                cols2.reshape(G, (C // G) * K, N * P).transpose(0, 2, 1)).reshape(W.shape)
         grads = [gw]
+        gb = None
         if self.has_bias:
             gb = out[1] if out is not None else np.empty(O, dtype=gz.dtype)
-            np.sum(gz2, axis=1, out=gb)
             grads.append(gb)
-        if not need_input_grad:
-            return None, grads
-        if G == 1:
-            gcols = W.reshape(O, C * K).T @ gz2  # [C*K, N*P]
+        sp = tuple(in_shape[2 + i] + 2 * self.padding[i] for i in range(d))
+        if last:
+            gzt = np.empty((N * P, O), dtype=gz.dtype)  # g_z channels last
+            gzt.reshape(N, P, O)[...] = gz.reshape(N, O, P).swapaxes(1, 2)
+            # ∂L/∂W in the patch order [O, *k, C], moved back to W's [O, C, *k]
+            np.copyto(gw, np.moveaxis((gzt.T @ cols2).reshape(O, *k, C), -1, 1))
+            if gb is not None:
+                np.matmul(self._ones(N * P, gz.dtype), gzt, out=gb)
+            if not need_input_grad:
+                return None, grads
+            Wt = np.ascontiguousarray(W.reshape(O, C, K).transpose(2, 0, 1))  # [K, O, C]
+            gcols = np.matmul(gzt, Wt)  # [K, N·P, C]: the patch gradient tap by tap
+            gxp = self._scratch("gx_last", (N, *sp, C), gz.dtype)
+            gxp[...] = 0
+            for t, off in enumerate(np.ndindex(*k)):
+                gxp[(slice(None), *self._window(off, out_sp), slice(None))] += gcols[t].reshape(N, *out_sp, C)
+            gx_first = np.moveaxis(gxp, -1, 1)  # [N, C, *sp] (a view of the buffer)
         else:
-            gcols = np.matmul(W.reshape(G, O // G, -1).transpose(0, 2, 1), gz2.reshape(G, O // G, N * P))
-        if flat:
-            Fp = int(np.prod(sp))
-            gcols = gcols.reshape(C, *self.kernel_size, N, P)
-            gxf = np.zeros((C, N, Fp + (self.kernel_size[-1] - 1) * self.dilation[-1]), dtype=gz.dtype)
-            for off in np.ndindex(*self.kernel_size):
-                fo = self._flat_offset(off, sp)
-                gxf[:, :, fo : fo + P] += gcols[(slice(None), *off)]
-            gxt = gxf[:, :, :Fp].reshape(C, N, *sp)
-        else:
-            gcols = gcols.reshape(C, *self.kernel_size, N, *out_sp)
-            gxt = np.zeros((C, N, *sp), dtype=gz.dtype)
-            for off in np.ndindex(*self.kernel_size):
-                gxt[(slice(None), slice(None), *self._slices(off, out_sp))] += gcols[(slice(None), *off)]
-        return np.ascontiguousarray(self._unpad(gxt.swapaxes(0, 1), in_shape)), grads
+            gz2 = np.empty((O, N * P), dtype=gz.dtype)
+            gz2.reshape(O, N, P)[...] = gz.reshape(N, O, P).swapaxes(0, 1)
+            if G == 1:
+                np.matmul(gz2, cols2.T, out=gw.reshape(O, -1))
+            else:
+                gw[...] = np.matmul(gz2.reshape(G, O // G, N * P), cols2.reshape(G, -1, N * P).transpose(0, 2, 1)).reshape(W.shape)
+            if gb is not None:
+                np.matmul(gz2, self._ones(N * P, gz.dtype), out=gb)
+            if not need_input_grad:
+                return None, grads
+            if G == 1:
+                gcols = W.reshape(O, -1).T @ gz2  # [C·K, N·P]
+            else:
+                gcols = np.matmul(W.reshape(G, O // G, -1).transpose(0, 2, 1), gz2.reshape(G, O // G, N * P))
+            gcols = gcols.reshape(C, *k, N, *out_sp)
+            gxt = self._scratch("gx_first", (C, N, *sp), gz.dtype)
+            gxt[...] = 0
+            for off in np.ndindex(*k):
+                gxt[(slice(None), slice(None), *self._window(off, out_sp))] += gcols[(slice(None), *off)]
+            gx_first = gxt.swapaxes(0, 1)
+        gx = np.empty(in_shape, dtype=gz.dtype)  # a fresh array: the buffer stays the layer's
+        gx[...] = self._unpad(gx_first, in_shape)
+        return gx, grads
+
+    def _ones(self, n: int, dtype: Any) -> Array:
+        """A vector of n ones (Σ as one BLAS product: faster than a reduction on short rows)."""
+        ones = self._scratch("ones", (n,), dtype)
+        if not ones[0]:
+            ones[...] = 1
+        return ones
 
     def _unpad(self, gxp: Array, in_shape: tuple[int, ...]) -> Array:
         d = self.d
@@ -281,7 +350,7 @@ class _ConvNd(_ActivationMixin, Layer):
                 gxp = core
             return gxp
         sl = tuple(slice(p, p + in_shape[2 + i]) for i, p in enumerate(self.padding))
-        return np.ascontiguousarray(gxp[(slice(None), slice(None), *sl)])
+        return gxp[(slice(None), slice(None), *sl)]
 
     def preact(self, y: Array, cache: Any) -> Array:
         return cache[2]
@@ -390,29 +459,81 @@ class _PoolNd(Layer):
             out.append(n)
         return (in_shape[0], *out)
 
+    def _views(self, x: Array, out_sp: tuple[int, ...]) -> list[Array]:
+        """For each kernel offset (row-major), the view of ``x`` it reads at every output position."""
+        k, st = self.kernel_size, self.stride
+        return [x[(slice(None), slice(None),
+                   *(slice(off[i], off[i] + st[i] * (out_sp[i] - 1) + 1, st[i]) for i in range(self.d)))]
+                for off in np.ndindex(*k)]
+
     def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
+        """Max: the running ``np.maximum`` of the K strided views (one per kernel offset); the
+        backward pass finds the winners from them. Average: the mean over the window view."""
         out_sp = self.output_shape(x.shape[1:])[1:]
+        if self.op == "max":
+            views = self._views(x, out_sp)
+            if len(views) == 1:
+                return views[0].copy(), (x.shape, out_sp, x, None)
+            y = np.maximum(views[0], views[1])
+            for v in views[2:]:
+                np.maximum(y, v, out=y)
+            return y, (x.shape, out_sp, x, y)
         win = _windows(x, out_sp, self.kernel_size, self.stride, (1,) * self.d)  # [N, C, *out, *k]
         axes = tuple(range(2 + self.d, 2 + 2 * self.d))
-        if self.op == "max":
-            flat = win.reshape(*win.shape[: 2 + self.d], -1)
-            idx = flat.argmax(axis=-1)
-            y = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
-            return y, (x.shape, out_sp, idx)
         y = win.mean(axis=axes, dtype=x.dtype)
-        return y, (x.shape, out_sp, None)
+        return y, (x.shape, out_sp, None, None)
+
+    def _overlap(self) -> bool:
+        return any(s < k for s, k in zip(self.stride, self.kernel_size))
 
     def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
                  from_preact: bool = False) -> tuple[Array | None, list[Array]]:
-        in_shape, out_sp, idx = cache
+        """Max: the gradient goes to the first maximum of each window in row-major order (torch's
+        and ``argmax``'s choice on ties), found by comparing each offset's view with the output.
+        Average: g/K onto every window position."""
+        in_shape, out_sp, x, y = cache
         d = self.d
-        gx = np.zeros(in_shape, dtype=g.dtype)
-        K = int(np.prod(self.kernel_size))
-        for j, off in enumerate(np.ndindex(*self.kernel_size)):
-            sl = tuple(slice(off[i], off[i] + self.stride[i] * (out_sp[i] - 1) + 1, self.stride[i]) for i in range(d))
-            contrib = g * (idx == j) if self.op == "max" else g / K
-            gx[(slice(None), slice(None), *sl)] += contrib
+        K = math.prod(self.kernel_size)
+        if self.op != "max":
+            gx = np.zeros(in_shape, dtype=g.dtype)
+            for gv in self._views(gx, out_sp):
+                gv += g / K
+            return gx, []
+        tiled = not self._overlap() and all(in_shape[2 + i] == out_sp[i] * self.kernel_size[i] for i in range(d))
+        gx = np.empty(in_shape, dtype=g.dtype) if tiled else np.zeros(in_shape, dtype=g.dtype)
+        gviews = self._views(gx, out_sp)
+        if y is None:  # a 1-tap window: every input it reads wins
+            if tiled:
+                gviews[0][...] = g
+            else:
+                gviews[0] += g
+            return gx, []
+        add = self._overlap()
+        taken = None
+        for v, gv in zip(self._views(x, out_sp), gviews):
+            win = np.equal(v, y)
+            if taken is None:
+                taken = win
+            else:
+                np.greater(win, taken, out=win)  # a maximum, and no earlier offset won
+                np.logical_or(taken, win, out=taken)
+            if add:
+                gv += g * win
+            else:
+                np.multiply(g, win, out=gv)
+        if not taken.all():  # a NaN window (NaN ≠ NaN): the first NaN wins, as argmax decides
+            return self._backward_argmax(g, cache), []
         return gx, []
+
+    def _backward_argmax(self, g: Array, cache: Any) -> Array:
+        """The general max-pool backward: the window's ``argmax`` (first maximum, NaN first) gets g."""
+        in_shape, out_sp, x, _ = cache
+        win = _windows(x, out_sp, self.kernel_size, self.stride, (1,) * self.d)
+        idx = win.reshape(*win.shape[: 2 + self.d], -1).argmax(axis=-1)
+        gx = np.zeros(in_shape, dtype=g.dtype)
+        for j, gv in enumerate(self._views(gx, out_sp)):
+            gv += g * (idx == j)
+        return gx
 
     def propagate(self, s: Signal) -> LayerMF:
         if self.op == "avg":
