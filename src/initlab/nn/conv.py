@@ -118,7 +118,7 @@ class _ConvNd(_ActivationMixin, Layer):
 
     @property
     def taps(self) -> int:
-        return int(np.prod(self.kernel_size))
+        return math.prod(self.kernel_size)
 
     def fan_in(self) -> int:
         return self.in_channels // self.groups * self.taps
@@ -157,23 +157,15 @@ class _ConvNd(_ActivationMixin, Layer):
     # The padded buffers are kept by the layer between calls (their zero border stays written) and
     # never leave it: the cache holds the patch matrix, a fresh array.
 
-    def _scratch(self, key: str, shape: tuple[int, ...], dtype: Any) -> Array:
-        """A zero-initialised buffer this layer reuses across calls (one per thread, shape and dtype);
-        never part of a result or of a cache."""
-        bufs = self.__dict__.get("_bufs")
-        if bufs is None:
-            bufs = self.__dict__["_bufs"] = {}
-        k = (threading.get_ident(), key, shape, np.dtype(dtype).str)
-        buf = bufs.get(k)
-        if buf is None:
-            if len(bufs) >= 16:  # many batch sizes or input shapes: start over rather than grow
-                bufs.clear()
-            buf = bufs[k] = np.zeros(shape, dtype=dtype)
-        return buf
+    def _plans(self) -> dict[Any, Any]:
+        plans = self.__dict__.get("_plan_cache")
+        if plans is None:
+            plans = self.__dict__["_plan_cache"] = {}
+        return plans
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_bufs", None)  # scratch buffers are not state
+        state.pop("_plan_cache", None)  # scratch buffers and views, not state
         return state
 
     def _channels_last(self, C: int, out_sp: tuple[int, ...]) -> bool:
@@ -183,59 +175,35 @@ class _ConvNd(_ActivationMixin, Layer):
         run = C * self.kernel_size[-1] if self.dilation[-1] == 1 else C
         return run > out_sp[-1]
 
-    def _padded(self, x: Array, last: bool) -> Array:
-        """``x`` written into the layer's padded buffer: ``[N, *padded, C]`` (last) or ``[C, N, *padded]``."""
-        d, N, C = self.d, x.shape[0], x.shape[1]
-        sp = tuple(x.shape[2 + i] + 2 * self.padding[i] for i in range(d))
-        inner = tuple(slice(p, p + x.shape[2 + i]) for i, p in enumerate(self.padding))
-        if last:
-            buf = self._scratch("x_last", (N, *sp, C), x.dtype)
-            buf[(slice(None), *inner, slice(None))] = np.moveaxis(x, 1, -1)
-            first_sp = 1
-        else:
-            buf = self._scratch("x_first", (C, N, *sp), x.dtype)
-            buf[(slice(None), slice(None), *inner)] = x.swapaxes(0, 1)
-            first_sp = 2
-        if self.padding_mode == "circular":
-            for i in range(d):  # wrap axis by axis (later axes copy the corners, as np.pad does)
-                p, n = self.padding[i], x.shape[2 + i]
-                if p:
-                    lo, hi = [slice(None)] * buf.ndim, [slice(None)] * buf.ndim
-                    ax = first_sp + i
-                    lo[ax], hi[ax] = slice(0, p), slice(n, n + p)
-                    buf[tuple(lo)] = buf[tuple(hi)]
-                    lo[ax], hi[ax] = slice(p + n, 2 * p + n), slice(p, 2 * p)
-                    buf[tuple(lo)] = buf[tuple(hi)]
-        return buf
+    def _plan(self, kind: str, in_shape: tuple[int, ...], dtype: Any) -> "_ConvPlan":
+        """The layer's buffers and views for inputs of ``in_shape`` (per thread and dtype), made once."""
+        plans = self._plans()
+        key = (threading.get_ident(), kind, in_shape, np.dtype(dtype).str)
+        plan = plans.get(key)
+        if plan is None:
+            if len(plans) >= 16:  # many batch sizes or input shapes: start over rather than grow
+                plans.clear()
+            plan = plans[key] = _ConvPlan(self, kind, in_shape, np.dtype(dtype))
+        return plan
 
     def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
         """im2col (one strided copy) and one GEMM over the whole batch (see the comment above)."""
-        d, C, O = self.d, self.in_channels, self.out_channels
-        N = x.shape[0]
-        out_sp = self.output_shape(x.shape[1:])[1:]
-        P = int(np.prod(out_sp))
-        K = self.taps
-        k, st, dl = self.kernel_size, self.stride, self.dilation
-        last = self._channels_last(C, out_sp)
-        buf = self._padded(x, last)
-        s = buf.strides
-        if last:  # buf [N, *sp, C] -> cols [N, *out, *k, C]
-            shape = (N, *out_sp, *k, C)
-            strides = (s[0], *(s[1 + i] * st[i] for i in range(d)), *(s[1 + i] * dl[i] for i in range(d)), s[-1])
-        else:  # buf [C, N, *sp] -> cols [C, *k, N, *out]
-            shape = (C, *k, N, *out_sp)
-            strides = (s[0], *(s[2 + i] * dl[i] for i in range(d)), s[1], *(s[2 + i] * st[i] for i in range(d)))
-        cols = np.empty(shape, dtype=x.dtype)
-        np.copyto(cols, as_strided(buf, shape=shape, strides=strides, writeable=False))
+        pl = self._plan("f", x.shape, x.dtype)
+        N, O, P = x.shape[0], self.out_channels, pl.P
+        pl.x_dst[...] = np.moveaxis(x, 1, -1) if pl.last else x.swapaxes(0, 1)
+        for dst, src in pl.wraps:
+            dst[...] = src
+        cols = np.empty(pl.cols_shape, dtype=x.dtype)
+        np.copyto(cols, pl.patches)
         W = self.arrays[0]
-        z = np.empty((N, O, *out_sp), dtype=np.result_type(x.dtype, W.dtype))
+        z = np.empty((N, O, *pl.out_sp), dtype=np.result_type(x.dtype, W.dtype))
         z3 = z.reshape(N, O, P)
-        if last:
-            cols2 = cols.reshape(N * P, K * C)
-            zt = cols2 @ np.moveaxis(W, 1, -1).reshape(O, K * C).T  # [N·P, O]
+        if pl.last:
+            cols2 = cols.reshape(N * P, -1)
+            zt = cols2 @ np.moveaxis(W, 1, -1).reshape(O, -1).T  # [N·P, O]
             zt3 = zt.reshape(N, P, O).swapaxes(1, 2)
         else:
-            cols2 = cols.reshape(C * K, N * P)
+            cols2 = cols.reshape(-1, N * P)
             zt = self._gemm(cols2)  # [O, N·P]
             zt3 = zt.reshape(O, N, P).swapaxes(0, 1)
         if self.has_bias:
@@ -243,7 +211,12 @@ class _ConvNd(_ActivationMixin, Layer):
         else:
             z3[...] = zt3
         a = self._act_forward(z)
-        return a, (x.shape, cols2, z, a, out_sp)
+        return a, (x.shape, cols2, z, a, pl.out_sp)
+
+    def _act_backward(self, g: Array, z: Array, a: Array) -> Array:
+        if self.activation.name == "relu":  # g·[a > 0] in one pass (the same values as g·φ′)
+            return np.multiply(g, a > 0)
+        return super()._act_backward(g, z, a)
 
     def _gemm(self, cols2: Array) -> Array:
         """``W [O, C·K] @ cols [C·K, L]`` (one GEMM per group): ``[O, L]``."""
@@ -265,13 +238,10 @@ class _ConvNd(_ActivationMixin, Layer):
                  from_preact: bool = False) -> tuple[Array | None, list[Array]]:
         """∂L/∂W = g_z·cols, ∂L/∂b = Σ g_z, ∂L/∂cols = g_z·W added back onto the input (col2im)."""
         in_shape, cols2, z, a, out_sp = cache
-        d, G, C, O = self.d, self.groups, self.in_channels, self.out_channels
-        N = in_shape[0]
-        P = int(np.prod(out_sp))
-        K = self.taps
-        k = self.kernel_size
+        G, C, O = self.groups, self.in_channels, self.out_channels
         gz = g if from_preact else self._act_backward(g, z, a)
-        last = self._channels_last(C, out_sp)
+        pl = self._plan("b", in_shape, gz.dtype)
+        N, P, K, k = in_shape[0], pl.P, self.taps, self.kernel_size
         W = self.arrays[0]
         gw = out[0] if out is not None else np.empty_like(W)
         grads = [gw]
@@ -279,23 +249,20 @@ class _ConvNd(_ActivationMixin, Layer):
         if self.has_bias:
             gb = out[1] if out is not None else np.empty(O, dtype=gz.dtype)
             grads.append(gb)
-        sp = tuple(in_shape[2 + i] + 2 * self.padding[i] for i in range(d))
-        if last:
+        if pl.last:
             gzt = np.empty((N * P, O), dtype=gz.dtype)  # g_z channels last
             gzt.reshape(N, P, O)[...] = gz.reshape(N, O, P).swapaxes(1, 2)
             # ∂L/∂W in the patch order [O, *k, C], moved back to W's [O, C, *k]
             np.copyto(gw, np.moveaxis((gzt.T @ cols2).reshape(O, *k, C), -1, 1))
             if gb is not None:
-                np.matmul(self._ones(N * P, gz.dtype), gzt, out=gb)
+                np.matmul(pl.ones, gzt, out=gb)
             if not need_input_grad:
                 return None, grads
             Wt = np.ascontiguousarray(W.reshape(O, C, K).transpose(2, 0, 1))  # [K, O, C]
             gcols = np.matmul(gzt, Wt)  # [K, N·P, C]: the patch gradient tap by tap
-            gxp = self._scratch("gx_last", (N, *sp, C), gz.dtype)
-            gxp[...] = 0
-            for t, off in enumerate(np.ndindex(*k)):
-                gxp[(slice(None), *self._window(off, out_sp), slice(None))] += gcols[t].reshape(N, *out_sp, C)
-            gx_first = np.moveaxis(gxp, -1, 1)  # [N, C, *sp] (a view of the buffer)
+            pl.gx_buf[...] = 0
+            for t, win in enumerate(pl.gx_windows):
+                win += gcols[t].reshape(pl.tap_shape)
         else:
             gz2 = np.empty((O, N * P), dtype=gz.dtype)
             gz2.reshape(O, N, P)[...] = gz.reshape(N, O, P).swapaxes(0, 1)
@@ -304,29 +271,20 @@ class _ConvNd(_ActivationMixin, Layer):
             else:
                 gw[...] = np.matmul(gz2.reshape(G, O // G, N * P), cols2.reshape(G, -1, N * P).transpose(0, 2, 1)).reshape(W.shape)
             if gb is not None:
-                np.matmul(gz2, self._ones(N * P, gz.dtype), out=gb)
+                np.matmul(gz2, pl.ones, out=gb)
             if not need_input_grad:
                 return None, grads
             if G == 1:
                 gcols = W.reshape(O, -1).T @ gz2  # [C·K, N·P]
             else:
                 gcols = np.matmul(W.reshape(G, O // G, -1).transpose(0, 2, 1), gz2.reshape(G, O // G, N * P))
-            gcols = gcols.reshape(C, *k, N, *out_sp)
-            gxt = self._scratch("gx_first", (C, N, *sp), gz.dtype)
-            gxt[...] = 0
-            for off in np.ndindex(*k):
-                gxt[(slice(None), slice(None), *self._window(off, out_sp))] += gcols[(slice(None), *off)]
-            gx_first = gxt.swapaxes(0, 1)
+            gcols = gcols.reshape(C, K, *pl.tap_shape)
+            pl.gx_buf[...] = 0
+            for t, win in enumerate(pl.gx_windows):
+                win += gcols[:, t]
         gx = np.empty(in_shape, dtype=gz.dtype)  # a fresh array: the buffer stays the layer's
-        gx[...] = self._unpad(gx_first, in_shape)
+        gx[...] = self._unpad(pl.gx_first, in_shape)
         return gx, grads
-
-    def _ones(self, n: int, dtype: Any) -> Array:
-        """A vector of n ones (Σ as one BLAS product: faster than a reduction on short rows)."""
-        ones = self._scratch("ones", (n,), dtype)
-        if not ones[0]:
-            ones[...] = 1
-        return ones
 
     def _unpad(self, gxp: Array, in_shape: tuple[int, ...]) -> Array:
         d = self.d
@@ -423,6 +381,59 @@ class _ConvNd(_ActivationMixin, Layer):
             if self.has_bias:
                 m.bias.copy_(torch.from_numpy(np.array(self.bias)))
         return [m] + self._torch_activation()
+
+
+class _ConvPlan:
+    """A convolution's buffers and views for one input shape and dtype (see ``_ConvNd``'s comment):
+    forward (``kind="f"``): the padded input buffer, where the input goes in it, the circular
+    wraps, the patch view; backward (``"b"``): the padded input-gradient buffer and its window per
+    kernel offset, the ones for the bias gradient."""
+
+    def __init__(self, conv: "_ConvNd", kind: str, in_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        d, C = conv.d, conv.in_channels
+        N = in_shape[0]
+        self.out_sp = out_sp = tuple(conv.output_shape(tuple(in_shape[1:]))[1:])
+        self.P = P = math.prod(out_sp)
+        self.last = last = conv._channels_last(C, out_sp)
+        k, st, dl = conv.kernel_size, conv.stride, conv.dilation
+        sp = tuple(in_shape[2 + i] + 2 * conv.padding[i] for i in range(d))
+        inner = tuple(slice(p, p + in_shape[2 + i]) for i, p in enumerate(conv.padding))
+        # channels last: [N, *sp, C] (spatial axes from 1); channels first: [C, N, *sp] (from 2)
+        buf = np.zeros((N, *sp, C) if last else (C, N, *sp), dtype=dtype)
+        a0 = 1 if last else 2
+        full = [slice(None)] * buf.ndim
+        if kind == "f":
+            self.x_dst = buf[(slice(None), *inner, slice(None))] if last else buf[(slice(None), slice(None), *inner)]
+            self.wraps: list[tuple[Array, Array]] = []
+            if conv.padding_mode == "circular":
+                for i in range(d):  # wrap axis by axis (later axes copy the corners, as np.pad does)
+                    p, n = conv.padding[i], in_shape[2 + i]
+                    if p:
+                        for dst, src in ((slice(0, p), slice(n, n + p)), (slice(p + n, 2 * p + n), slice(p, 2 * p))):
+                            lo, hi = list(full), list(full)
+                            lo[a0 + i], hi[a0 + i] = dst, src
+                            self.wraps.append((buf[tuple(lo)], buf[tuple(hi)]))
+            s = buf.strides
+            if last:  # [N, *out, *k, C]
+                shape = (N, *out_sp, *k, C)
+                strides = (s[0], *(s[1 + i] * st[i] for i in range(d)), *(s[1 + i] * dl[i] for i in range(d)), s[-1])
+            else:  # [C, *k, N, *out]
+                shape = (C, *k, N, *out_sp)
+                strides = (s[0], *(s[2 + i] * dl[i] for i in range(d)), s[1], *(s[2 + i] * st[i] for i in range(d)))
+            self.cols_shape = shape
+            self.patches = as_strided(buf, shape=shape, strides=strides, writeable=False)
+        else:
+            self.gx_buf = buf
+            wins = [conv._window(off, out_sp) for off in np.ndindex(*k)]
+            if last:
+                self.gx_windows = [buf[(slice(None), *w, slice(None))] for w in wins]
+                self.tap_shape = (N, *out_sp, C)
+                self.gx_first = np.moveaxis(buf, -1, 1)  # [N, C, *sp]
+            else:
+                self.gx_windows = [buf[(slice(None), slice(None), *w)] for w in wins]
+                self.tap_shape = (N, *out_sp)
+                self.gx_first = buf.swapaxes(0, 1)
+            self.ones = np.ones(N * P, dtype=dtype)
 
 
 class Conv1d(_ConvNd):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -194,11 +195,27 @@ def blas_threads(layers: Sequence[Any], batch: int, threads: int | None) -> Any:
         if work >= SMALL_MATMUL:
             return contextlib.nullcontext()
         threads = 1
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+    ctl = _blas_controller()
+    if ctl is None:  # pragma: no cover - threadpoolctl comes with scikit-learn
         return contextlib.nullcontext()
-    return threadpool_limits(limits=threads, user_api="blas")
+    return ctl.limit(limits=threads, user_api="blas")
+
+
+_CONTROLLER: list[Any] = []  # [(len(sys.modules) when made, ThreadpoolController)]
+
+
+def _blas_controller() -> Any:
+    """threadpoolctl's controller of the loaded thread pools, kept between runs: making one scans
+    every loaded library (about 1 ms with torch loaded, twice per fit), so it is made again only
+    when modules were imported since (a new module may have loaded a new BLAS)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover
+        return None
+    n = len(sys.modules)
+    if not _CONTROLLER or _CONTROLLER[0][0] != n:
+        _CONTROLLER[:] = [(n, ThreadpoolController())]
+    return _CONTROLLER[0][1]
 
 
 def train(
