@@ -1,10 +1,13 @@
 """Convolutions and pooling, channels first (torch's layout ``[batch, C, L]`` / ``[batch, C, H, W]``).
 
-A convolution is a matrix product on patches (im2col): the input, padded with zeros or circularly,
-is copied into a patch matrix ``[C·K, batch·P]`` (one strided copy per kernel offset, stride and
-dilation in the slice) and multiplied by the kernel ``[out/groups, C/groups·K]`` on BLAS, one GEMM
-per group. Backward: ∂L/∂W = g_zᵀ·cols, ∂L/∂cols = g_z·W, scattered back onto the input (col2im)
-with one strided add per kernel offset; circular padding folds the wrapped border back.
+A convolution is a matrix product on patches (im2col): the input, padded with zeros or circularly
+in a buffer the layer keeps, is copied into a patch matrix by one strided copy (stride and dilation
+in the view's strides) and multiplied by the kernel on BLAS, one GEMM over the whole batch (per
+group). The patches are laid out channels first ``[C·K, batch·P]`` or, when that gives longer
+contiguous runs, channels last ``[batch·P, K·C]`` (see ``_ConvNd``). Backward: ∂L/∂W = g_zᵀ·cols,
+∂L/∂cols = g_z·W, added back onto the input (col2im) with one strided add per kernel offset;
+circular padding folds the wrapped border back. Max pooling is the running maximum of one strided
+view per window offset; its gradient goes to each window's first maximum (torch's rule).
 
 Mean field (Xiao et al. 2018, "Dynamical Isometry and a Mean Field Theory of CNNs"): every output
 is a sum over fan_in = C/groups·K taps, so with circular padding q = σ_w² E[x²] + σ_b² exactly as a
@@ -141,8 +144,9 @@ class _ConvNd(_ActivationMixin, Layer):
         return (self.out_channels, *out)
 
     # -- forward / backward --------------------------------------------------------------------
-    # Two layouts for the patch matrix, chosen per call by which gives the longer contiguous runs to
-    # copy (both compute exactly the output positions, one GEMM over the whole batch):
+    # Two layouts for the patch matrix, chosen by which gives the longer contiguous runs to copy
+    # (both compute exactly the output positions, one GEMM over the whole batch; on small images the
+    # copies, not the GEMM, decide the speed):
     #
     # * channels first (any groups): the padded batch sits in a buffer [C, N, *padded]; the patches
     #   are one strided view ``[C, *k, N, *out]`` copied in one call (runs: one output row),
@@ -154,8 +158,9 @@ class _ConvNd(_ActivationMixin, Layer):
     #   ``[O, *k, C]``; backward computes ∂L/∂cols tap by tap as K small products g_z·W_t
     #   (``[N·P, C]`` each, contiguous) and adds each onto its shifted window of the input gradient.
     #
-    # The padded buffers are kept by the layer between calls (their zero border stays written) and
-    # never leave it: the cache holds the patch matrix, a fresh array.
+    # The padded buffers, the patch view and the col2im windows are made once per input shape
+    # (``_ConvPlan``) and kept by the layer (per thread; their zero border stays written); they never
+    # leave it: the cache holds the patch matrix, a fresh array, and every result is a fresh array.
 
     def _plans(self) -> dict[Any, Any]:
         plans = self.__dict__.get("_plan_cache")
