@@ -475,32 +475,39 @@ class _PoolNd(Layer):
             out.append(n)
         return (in_shape[0], *out)
 
-    def _views(self, x: Array, out_sp: tuple[int, ...]) -> list[Array]:
-        """For each kernel offset (row-major), the view of ``x`` it reads at every output position."""
-        k, st = self.kernel_size, self.stride
-        return [x[(slice(None), slice(None),
-                   *(slice(off[i], off[i] + st[i] * (out_sp[i] - 1) + 1, st[i]) for i in range(self.d)))]
-                for off in np.ndindex(*k)]
+    def _geometry(self, in_shape: tuple[int, ...]) -> tuple[tuple[int, ...], list[tuple[slice, ...]], bool, bool]:
+        """``(out spatial size, one index per kernel offset (row-major) selecting what it reads at
+        every output position, overlapping windows, windows tile the input)`` for a sample shape
+        (made once per shape: the hot loop only indexes)."""
+        geo = self.__dict__.setdefault("_geo", {})
+        got = geo.get(in_shape)
+        if got is None:
+            out_sp = tuple(self.output_shape(in_shape)[1:])
+            k, st = self.kernel_size, self.stride
+            sls = [(slice(None), slice(None), *(slice(off[i], off[i] + st[i] * (out_sp[i] - 1) + 1, st[i]) for i in range(self.d)))
+                   for off in np.ndindex(*k)]
+            overlap = any(s < kk for s, kk in zip(st, k))
+            tiled = not overlap and all(in_shape[1 + i] == out_sp[i] * k[i] for i in range(self.d))
+            if len(geo) >= 16:
+                geo.clear()
+            got = geo[in_shape] = (out_sp, sls, overlap, tiled)
+        return got
 
     def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
         """Max: the running ``np.maximum`` of the K strided views (one per kernel offset); the
         backward pass finds the winners from them. Average: the mean over the window view."""
-        out_sp = self.output_shape(x.shape[1:])[1:]
+        out_sp, sls, _, _ = self._geometry(x.shape[1:])
         if self.op == "max":
-            views = self._views(x, out_sp)
-            if len(views) == 1:
-                return views[0].copy(), (x.shape, out_sp, x, None)
-            y = np.maximum(views[0], views[1])
-            for v in views[2:]:
-                np.maximum(y, v, out=y)
+            if len(sls) == 1:
+                return x[sls[0]].copy(), (x.shape, out_sp, x, None)
+            y = np.maximum(x[sls[0]], x[sls[1]])
+            for sl in sls[2:]:
+                np.maximum(y, x[sl], out=y)
             return y, (x.shape, out_sp, x, y)
         win = _windows(x, out_sp, self.kernel_size, self.stride, (1,) * self.d)  # [N, C, *out, *k]
         axes = tuple(range(2 + self.d, 2 + 2 * self.d))
         y = win.mean(axis=axes, dtype=x.dtype)
         return y, (x.shape, out_sp, None, None)
-
-    def _overlap(self) -> bool:
-        return any(s < k for s, k in zip(self.stride, self.kernel_size))
 
     def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
                  from_preact: bool = False) -> tuple[Array | None, list[Array]]:
@@ -508,35 +515,32 @@ class _PoolNd(Layer):
         and ``argmax``'s choice on ties), found by comparing each offset's view with the output.
         Average: g/K onto every window position."""
         in_shape, out_sp, x, y = cache
-        d = self.d
-        K = math.prod(self.kernel_size)
+        _, sls, add, tiled = self._geometry(in_shape[1:])
         if self.op != "max":
             gx = np.zeros(in_shape, dtype=g.dtype)
-            for gv in self._views(gx, out_sp):
-                gv += g / K
+            K = len(sls)
+            for sl in sls:
+                gx[sl] += g / K
             return gx, []
-        tiled = not self._overlap() and all(in_shape[2 + i] == out_sp[i] * self.kernel_size[i] for i in range(d))
         gx = np.empty(in_shape, dtype=g.dtype) if tiled else np.zeros(in_shape, dtype=g.dtype)
-        gviews = self._views(gx, out_sp)
         if y is None:  # a 1-tap window: every input it reads wins
             if tiled:
-                gviews[0][...] = g
+                gx[sls[0]] = g
             else:
-                gviews[0] += g
+                gx[sls[0]] += g
             return gx, []
-        add = self._overlap()
         taken = None
-        for v, gv in zip(self._views(x, out_sp), gviews):
-            win = np.equal(v, y)
+        for sl in sls:
+            win = np.equal(x[sl], y)
             if taken is None:
                 taken = win
             else:
                 np.greater(win, taken, out=win)  # a maximum, and no earlier offset won
                 np.logical_or(taken, win, out=taken)
             if add:
-                gv += g * win
+                gx[sl] += g * win
             else:
-                np.multiply(g, win, out=gv)
+                np.multiply(g, win, out=gx[sl])
         if not taken.all():  # a NaN window (NaN ≠ NaN): the first NaN wins, as argmax decides
             return self._backward_argmax(g, cache), []
         return gx, []
@@ -547,8 +551,8 @@ class _PoolNd(Layer):
         win = _windows(x, out_sp, self.kernel_size, self.stride, (1,) * self.d)
         idx = win.reshape(*win.shape[: 2 + self.d], -1).argmax(axis=-1)
         gx = np.zeros(in_shape, dtype=g.dtype)
-        for j, gv in enumerate(self._views(gx, out_sp)):
-            gv += g * (idx == j)
+        for j, sl in enumerate(self._geometry(in_shape[1:])[1]):
+            gx[sl] += g * (idx == j)
         return gx
 
     def propagate(self, s: Signal) -> LayerMF:
