@@ -188,3 +188,20 @@ def test_fit_limits_blas_threads_and_restores_them() -> None:
         net.fit(X, y, epochs=1, batch_size=4, loss="ce", progress=False, threads=1, callbacks=[Record()])
         assert blas() == before
     assert seen and all(all(n == 1 for n in s) for s in seen)
+
+
+def test_conv_keeps_buffers_of_small_batches_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buffers for a batch over the size limit are used once and not kept; results are the same."""
+    from initlab.nn import conv as conv_mod
+
+    la = Conv2d(2, 3, 3, padding=1, dtype=F64)
+    x = np.random.default_rng(0).normal(size=(5, 2, 6, 6))
+    y_kept = la.forward(x)[0]
+    assert len(la.__dict__["_plan_cache"]) == 1
+    monkeypatch.setattr(conv_mod, "_KEEP_BYTES", 0)
+    la2 = Conv2d(2, 3, 3, padding=1, dtype=F64)
+    la2.arrays[0][...] = la.arrays[0]
+    y, cache = la2.forward(x, True)
+    la2.backward(np.ones_like(y), cache)
+    assert la2.__dict__["_plan_cache"] == {}
+    np.testing.assert_array_equal(y, y_kept)

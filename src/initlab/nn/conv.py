@@ -39,6 +39,8 @@ __all__ = ["Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d
 
 Array = np.ndarray
 PADDING_MODES = ("zeros", "circular")
+#: a convolution keeps its buffers for an input shape only up to this size (bytes)
+_KEEP_BYTES = 32 * 2**20
 
 
 def _tuple(name: str, v: Any, d: int, low: int) -> tuple[int, ...]:
@@ -186,9 +188,11 @@ class _ConvNd(_ActivationMixin, Layer):
         key = (threading.get_ident(), kind, in_shape, np.dtype(dtype).str)
         plan = plans.get(key)
         if plan is None:
-            if len(plans) >= 16:  # many batch sizes or input shapes: start over rather than grow
-                plans.clear()
-            plan = plans[key] = _ConvPlan(self, kind, in_shape, np.dtype(dtype))
+            plan = _ConvPlan(self, kind, in_shape, np.dtype(dtype))
+            if plan.nbytes <= _KEEP_BYTES:  # a big one-off batch (an evaluation) is not kept
+                if len(plans) >= 16:  # many batch sizes or input shapes: start over rather than grow
+                    plans.clear()
+                plans[key] = plan
         return plan
 
     def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
@@ -439,6 +443,7 @@ class _ConvPlan:
                 self.tap_shape = (N, *out_sp)
                 self.gx_first = buf.swapaxes(0, 1)
             self.ones = np.ones(N * P, dtype=dtype)
+        self.nbytes = buf.nbytes + (self.ones.nbytes if kind == "b" else 0)
 
 
 class Conv1d(_ConvNd):
