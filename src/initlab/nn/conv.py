@@ -123,7 +123,7 @@ class _ConvNd(_ActivationMixin, Layer):
 
     @property
     def taps(self) -> int:
-        return math.prod(self.kernel_size)
+        return int(np.prod(self.kernel_size))
 
     def fan_in(self) -> int:
         return self.in_channels // self.groups * self.taps
@@ -250,7 +250,8 @@ class _ConvNd(_ActivationMixin, Layer):
         G, C, O = self.groups, self.in_channels, self.out_channels
         gz = g if from_preact else self._act_backward(g, z, a)
         pl = self._plan("b", in_shape, gz.dtype)
-        N, P, K, k = in_shape[0], pl.P, self.taps, self.kernel_size
+        k = self.kernel_size
+        N, P, K = in_shape[0], pl.P, math.prod(k)
         W = self.arrays[0]
         gw = out[0] if out is not None else np.empty_like(W)
         grads = [gw]
