@@ -205,3 +205,29 @@ def test_conv_keeps_buffers_of_small_batches_only(monkeypatch: pytest.MonkeyPatc
     la2.backward(np.ones_like(y), cache)
     assert la2.__dict__["_plan_cache"] == {}
     np.testing.assert_array_equal(y, y_kept)
+
+
+@pytest.mark.parametrize("last", [False, True], ids=["channels_first", "channels_last"])
+def test_conv_layouts_float32_training_step(last: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In float32 (training's dtype), with the gradients written into views of a flat vector as
+    fit does, each layout gives the float64 result to float32 precision."""
+    rng = np.random.default_rng(2)
+    w = rng.normal(0, 0.3, size=(8, 6, 3, 3))
+    b = rng.normal(0, 0.1, size=8)
+    x = rng.normal(size=(5, 6, 7, 7))
+    v = rng.normal(size=(5, 8, 7, 7))
+    ref = Conv2d(6, 8, 3, padding=1, activation="relu", weight=w, bias=b, dtype=F64)
+    y64, c64 = ref.forward(x, True)
+    gx64, (gw64, gb64) = ref.backward(v, c64)
+    monkeypatch.setattr(Conv2d, "_channels_last", lambda self, C, out_sp: last)
+    la = Conv2d(6, 8, 3, padding=1, activation="relu", weight=w, bias=b)
+    flat = np.zeros(w.size + b.size, dtype=np.float32)
+    out = [flat[: w.size].reshape(w.shape), flat[w.size :]]
+    y, cache = la.forward(x.astype(np.float32), True)
+    assert y.dtype == np.float32
+    gx, grads = la.backward(v.astype(np.float32), cache, out=out)
+    assert grads[0] is out[0] and grads[1] is out[1] and gx.dtype == np.float32
+    np.testing.assert_allclose(y, y64, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gx, gx64, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(flat[: w.size].reshape(w.shape), gw64, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(flat[w.size :], gb64, rtol=1e-4, atol=1e-4)
