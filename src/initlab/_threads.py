@@ -10,6 +10,7 @@ such work on one thread.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any
 
 __all__ = ["limit_threads"]
@@ -28,8 +29,24 @@ def limit_threads(threads: int | None, *, user_api: str | None = "blas") -> Any:
     """
     if threads is None:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency of initlab
+    ctl = _controller()
+    if ctl is None:  # pragma: no cover - a dependency of initlab
         return contextlib.nullcontext()
-    return threadpool_limits(limits=int(threads), user_api=user_api)
+    return ctl.limit(limits=int(threads), user_api=user_api)
+
+
+_CONTROLLER: list[Any] = []  # [(len(sys.modules) when made, ThreadpoolController)]
+
+
+def _controller() -> Any:
+    """threadpoolctl's controller of the loaded thread pools, kept between calls: making one scans
+    every loaded library (about 1 ms with torch loaded, twice per fit), so it is made again only
+    when modules were imported since (a new module may have loaded a new BLAS)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover
+        return None
+    n = len(sys.modules)
+    if not _CONTROLLER or _CONTROLLER[0][0] != n:
+        _CONTROLLER[:] = [(n, ThreadpoolController())]
+    return _CONTROLLER[0][1]

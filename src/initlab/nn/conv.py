@@ -1,10 +1,13 @@
 """Convolutions and pooling, channels first (torch's layout ``[batch, C, L]`` / ``[batch, C, H, W]``).
 
-A convolution is a matrix product on patches (im2col): the input, padded with zeros or circularly,
-is copied into a patch matrix ``[C·K, batch·P]`` (one strided copy per kernel offset, stride and
-dilation in the slice) and multiplied by the kernel ``[out/groups, C/groups·K]`` on BLAS, one GEMM
-per group. Backward: ∂L/∂W = g_zᵀ·cols, ∂L/∂cols = g_z·W, scattered back onto the input (col2im)
-with one strided add per kernel offset; circular padding folds the wrapped border back.
+A convolution is a matrix product on patches (im2col): the input, padded with zeros or circularly
+in a buffer the layer keeps, is copied into a patch matrix by one strided copy (stride and dilation
+in the view's strides) and multiplied by the kernel on BLAS, one GEMM over the whole batch (per
+group). The patches are laid out channels first ``[C·K, batch·P]`` or, when that gives longer
+contiguous runs, channels last ``[batch·P, K·C]`` (see ``_ConvNd``). Backward: ∂L/∂W = g_zᵀ·cols,
+∂L/∂cols = g_z·W, added back onto the input (col2im) with one strided add per kernel offset;
+circular padding folds the wrapped border back. Max pooling is the running maximum of one strided
+view per window offset; its gradient goes to each window's first maximum (torch's rule).
 
 Mean field (Xiao et al. 2018, "Dynamical Isometry and a Mean Field Theory of CNNs"): every output
 is a sum over fan_in = C/groups·K taps, so with circular padding q = σ_w² E[x²] + σ_b² exactly as a
@@ -21,6 +24,7 @@ positions; the nonlinearity after it is evaluated at that mean q).
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,6 +39,8 @@ __all__ = ["Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d
 
 Array = np.ndarray
 PADDING_MODES = ("zeros", "circular")
+#: a convolution keeps its buffers for an input shape only up to this size (bytes)
+_KEEP_BYTES = 32 * 2**20
 
 
 def _tuple(name: str, v: Any, d: int, low: int) -> tuple[int, ...]:
@@ -112,124 +118,155 @@ class _ConvNd(_WeightBiasMixin, _ActivationMixin, Layer):
         return (self.out_channels, *out)
 
     # -- forward / backward --------------------------------------------------------------------
-    def _pad(self, x: Array) -> Array:
-        if not any(self.padding):
-            return x
-        pw = [(0, 0), (0, 0)] + [(p, p) for p in self.padding]
-        if self.padding_mode == "circular":
-            return np.pad(x, pw, mode="wrap")
-        return np.pad(x, pw)
+    # Two layouts for the patch matrix, chosen by which gives the longer contiguous runs to copy
+    # (both compute exactly the output positions, one GEMM over the whole batch; on small images the
+    # copies, not the GEMM, decide the speed):
+    #
+    # * channels first (any groups): the padded batch sits in a buffer [C, N, *padded]; the patches
+    #   are one strided view ``[C, *k, N, *out]`` copied in one call (runs: one output row),
+    #   ``z = W [O, C·K] @ cols`` (one GEMM per group); backward scatters ∂L/∂cols = Wᵀ·g_z back with
+    #   one strided add per kernel offset (col2im);
+    # * channels last (groups = 1, when C·kw is longer than an output row): the padded batch sits in
+    #   a buffer [N, *padded, C]; the patches are one strided view ``[N, *out, *k, C]`` whose runs
+    #   are C·kw long (a whole kernel row of every channel), ``z = cols @ Wᵀ`` with W reordered
+    #   ``[O, *k, C]``; backward computes ∂L/∂cols tap by tap as K small products g_z·W_t
+    #   (``[N·P, C]`` each, contiguous) and adds each onto its shifted window of the input gradient.
+    #
+    # The padded buffers, the patch view and the col2im windows are made once per input shape
+    # (``_ConvPlan``) and kept by the layer (per thread; their zero border stays written); they never
+    # leave it: the cache holds the patch matrix, a fresh array, and every result is a fresh array.
 
-    def _slices(self, off: tuple[int, ...], out_sp: tuple[int, ...]) -> tuple[slice, ...]:
-        """The input positions (padded) that kernel offset ``off`` reads for every output position."""
+    def _plans(self) -> dict[Any, Any]:
+        plans = self.__dict__.get("_plan_cache")
+        if plans is None:
+            plans = self.__dict__["_plan_cache"] = {}
+        return plans
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_plan_cache", None)  # scratch buffers and views, not state
+        return state
+
+    def _channels_last(self, C: int, out_sp: tuple[int, ...]) -> bool:
+        """Whether the channels-last patch layout gives longer copy runs (groups = 1 only)."""
+        if self.groups != 1:
+            return False
+        run = C * self.kernel_size[-1] if self.dilation[-1] == 1 else C
+        return run > out_sp[-1]
+
+    def _plan(self, kind: str, in_shape: tuple[int, ...], dtype: Any) -> "_ConvPlan":
+        """The layer's buffers and views for inputs of ``in_shape`` (per thread and dtype), made once."""
+        plans = self._plans()
+        key = (threading.get_ident(), kind, in_shape, np.dtype(dtype).str)
+        plan = plans.get(key)
+        if plan is None:
+            plan = _ConvPlan(self, kind, in_shape, np.dtype(dtype))
+            if plan.nbytes <= _KEEP_BYTES:  # a big one-off batch (an evaluation) is not kept
+                if len(plans) >= 16:  # many batch sizes or input shapes: start over rather than grow
+                    plans.clear()
+                plans[key] = plan
+        return plan
+
+    def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
+        """im2col (one strided copy) and one GEMM over the whole batch (see the comment above)."""
+        pl = self._plan("f", x.shape, x.dtype)
+        N, O, P = x.shape[0], self.out_channels, pl.P
+        pl.x_dst[...] = np.moveaxis(x, 1, -1) if pl.last else x.swapaxes(0, 1)
+        for dst, src in pl.wraps:
+            dst[...] = src
+        cols = np.empty(pl.cols_shape, dtype=x.dtype)
+        np.copyto(cols, pl.patches)
+        W = self.arrays[0]
+        z = np.empty((N, O, *pl.out_sp), dtype=np.result_type(x.dtype, W.dtype))
+        z3 = z.reshape(N, O, P)
+        if pl.last:
+            cols2 = cols.reshape(N * P, -1)
+            zt = cols2 @ np.moveaxis(W, 1, -1).reshape(O, -1).T  # [N·P, O]
+            zt3 = zt.reshape(N, P, O).swapaxes(1, 2)
+        else:
+            cols2 = cols.reshape(-1, N * P)
+            zt = self._gemm(cols2)  # [O, N·P]
+            zt3 = zt.reshape(O, N, P).swapaxes(0, 1)
+        if self.has_bias:
+            np.add(zt3, self.arrays[1][None, :, None], out=z3)
+        else:
+            z3[...] = zt3
+        a = self._act_forward(z)
+        return a, (x.shape, cols2, z, a, pl.out_sp)
+
+    def _act_backward(self, g: Array, z: Array, a: Array) -> Array:
+        if self.activation.name == "relu":  # g·[a > 0] in one pass (the same values as g·φ′)
+            return np.multiply(g, a > 0)
+        return super()._act_backward(g, z, a)
+
+    def _gemm(self, cols2: Array) -> Array:
+        """``W [O, C·K] @ cols [C·K, L]`` (one GEMM per group): ``[O, L]``."""
+        G, O = self.groups, self.out_channels
+        W = self.arrays[0]
+        if G == 1:
+            return W.reshape(O, -1) @ cols2
+        L = cols2.shape[1]
+        return np.matmul(W.reshape(G, O // G, -1), cols2.reshape(G, -1, L)).reshape(O, L)
+
+    def _window(self, off: tuple[int, ...], out_sp: tuple[int, ...]) -> tuple[slice, ...]:
+        """The (padded) input positions kernel offset ``off`` reads for every output position."""
         return tuple(
             slice(off[i] * self.dilation[i], off[i] * self.dilation[i] + self.stride[i] * (out_sp[i] - 1) + 1, self.stride[i])
             for i in range(self.d)
         )
 
-    def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
-        """im2col with the patch axis first: cols ``[C·K, N·P]`` (one strided copy per kernel offset,
-        rows of the image copied whole), then one GEMM ``W [O, C·K] @ cols`` per group."""
-        d, G, C, O = self.d, self.groups, self.in_channels, self.out_channels
-        N = x.shape[0]
-        out_sp = self.output_shape(x.shape[1:])[1:]
-        P = int(np.prod(out_sp))
-        K = self.taps
-        xp = self._pad(x)
-        if self._flat_path:
-            # stride 1: on the flattened padded image, kernel offset `off` reads one contiguous run
-            # of length Pe per (channel, sample), computing outputs on a grid as wide as the padded
-            # rows (the extra columns are dropped); long runs keep NumPy's inner loops efficient
-            sp = xp.shape[2:]
-            Fp = int(np.prod(sp))
-            extra = (self.kernel_size[-1] - 1) * self.dilation[-1]
-            xf = np.zeros((C, N, Fp + extra), dtype=x.dtype)
-            xf[:, :, :Fp] = xp.reshape(N, C, Fp).swapaxes(0, 1)
-            Pe = out_sp[0] * sp[-1] if d == 2 else out_sp[0]
-            cols = np.empty((C, *self.kernel_size, N, Pe), dtype=x.dtype)
-            for off in np.ndindex(*self.kernel_size):
-                fo = self._flat_offset(off, sp)
-                cols[(slice(None), *off)] = xf[:, :, fo : fo + Pe]
-            P = Pe
-        else:
-            xt = xp.swapaxes(0, 1)  # [C, N, *padded] (a view)
-            cols = np.empty((C, *self.kernel_size, N, *out_sp), dtype=x.dtype)
-            for off in np.ndindex(*self.kernel_size):
-                cols[(slice(None), *off)] = xt[(slice(None), slice(None), *self._slices(off, out_sp))]
-        cols2 = cols.reshape(C * K, N * P)
-        W = self.arrays[0]
-        if G == 1:
-            z2 = W.reshape(O, C * K) @ cols2  # [O, N*P]
-        else:
-            z2 = np.matmul(W.reshape(G, O // G, -1), cols2.reshape(G, (C // G) * K, N * P)).reshape(O, N * P)
-        if self.has_bias:
-            z2 += self.arrays[1][:, None]
-        if self._flat_path and d == 2:
-            z = np.ascontiguousarray(z2.reshape(O, N, out_sp[0], -1)[..., : out_sp[1]].swapaxes(0, 1))
-        else:
-            z = np.ascontiguousarray(z2.reshape(O, N, *out_sp).swapaxes(0, 1))
-        a = self._act_forward(z)
-        return a, (x.shape, cols2, z, a, out_sp)
-
-    @property
-    def _flat_path(self) -> bool:
-        return all(st == 1 for st in self.stride)
-
-    def _flat_offset(self, off: tuple[int, ...], sp: tuple[int, ...]) -> int:
-        if self.d == 1:
-            return off[0] * self.dilation[0]
-        return off[0] * self.dilation[0] * sp[1] + off[1] * self.dilation[1]
-
     def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
                  from_preact: bool = False) -> tuple[Array | None, list[Array]]:
-        """∂L/∂W = g_z·colsᵀ, ∂L/∂b = Σ g_z, ∂L/∂cols = Wᵀ·g_z scattered back (one strided add per offset)."""
+        """∂L/∂W = g_z·cols, ∂L/∂b = Σ g_z, ∂L/∂cols = g_z·W added back onto the input (col2im)."""
         in_shape, cols2, z, a, out_sp = cache
-        d, G, C, O = self.d, self.groups, self.in_channels, self.out_channels
-        N = in_shape[0]
-        P = int(np.prod(out_sp))
-        K = self.taps
+        G, C, O = self.groups, self.in_channels, self.out_channels
         gz = g if from_preact else self._act_backward(g, z, a)
-        flat = self._flat_path
-        sp = tuple(in_shape[2 + i] + 2 * self.padding[i] for i in range(d))
-        if flat and d == 2:
-            gze = np.zeros((O, N, out_sp[0], sp[1]), dtype=gz.dtype)
-            gze[..., : out_sp[1]] = gz.swapaxes(0, 1)
-            P = out_sp[0] * sp[1]
-            gz2 = gze.reshape(O, N * P)
-        else:
-            gz2 = np.ascontiguousarray(gz.swapaxes(0, 1)).reshape(O, N * P)  # [O, N*P]
+        pl = self._plan("b", in_shape, gz.dtype)
+        k = self.kernel_size
+        N, P, K = in_shape[0], pl.P, math.prod(k)
         W = self.arrays[0]
         gw = out[0] if out is not None else np.empty_like(W)
-        if G == 1:
-            np.matmul(gz2, cols2.T, out=gw.reshape(O, C * K))
-        else:
-            gw[...] = np.matmul(gz2.reshape(G, O // G, N * P),
-                                cols2.reshape(G, (C // G) * K, N * P).transpose(0, 2, 1)).reshape(W.shape)
         grads = [gw]
+        gb = None
         if self.has_bias:
             gb = out[1] if out is not None else np.empty(O, dtype=gz.dtype)
-            np.sum(gz2, axis=1, out=gb)
             grads.append(gb)
-        if not need_input_grad:
-            return None, grads
-        if G == 1:
-            gcols = W.reshape(O, C * K).T @ gz2  # [C*K, N*P]
+        if pl.last:
+            gzt = np.empty((N * P, O), dtype=gz.dtype)  # g_z channels last
+            gzt.reshape(N, P, O)[...] = gz.reshape(N, O, P).swapaxes(1, 2)
+            # ∂L/∂W in the patch order [O, *k, C], moved back to W's [O, C, *k]
+            np.copyto(gw, np.moveaxis((gzt.T @ cols2).reshape(O, *k, C), -1, 1))
+            if gb is not None:
+                np.matmul(pl.ones, gzt, out=gb)
+            if not need_input_grad:
+                return None, grads
+            Wt = np.ascontiguousarray(W.reshape(O, C, K).transpose(2, 0, 1))  # [K, O, C]
+            gcols = np.matmul(gzt, Wt)  # [K, N·P, C]: the patch gradient tap by tap
+            pl.gx_buf[...] = 0
+            for t, win in enumerate(pl.gx_windows):
+                win += gcols[t].reshape(pl.tap_shape)
         else:
-            gcols = np.matmul(W.reshape(G, O // G, -1).transpose(0, 2, 1), gz2.reshape(G, O // G, N * P))
-        if flat:
-            Fp = int(np.prod(sp))
-            gcols = gcols.reshape(C, *self.kernel_size, N, P)
-            gxf = np.zeros((C, N, Fp + (self.kernel_size[-1] - 1) * self.dilation[-1]), dtype=gz.dtype)
-            for off in np.ndindex(*self.kernel_size):
-                fo = self._flat_offset(off, sp)
-                gxf[:, :, fo : fo + P] += gcols[(slice(None), *off)]
-            gxt = gxf[:, :, :Fp].reshape(C, N, *sp)
-        else:
-            gcols = gcols.reshape(C, *self.kernel_size, N, *out_sp)
-            gxt = np.zeros((C, N, *sp), dtype=gz.dtype)
-            for off in np.ndindex(*self.kernel_size):
-                gxt[(slice(None), slice(None), *self._slices(off, out_sp))] += gcols[(slice(None), *off)]
-        return np.ascontiguousarray(self._unpad(gxt.swapaxes(0, 1), in_shape)), grads
+            gz2 = np.empty((O, N * P), dtype=gz.dtype)
+            gz2.reshape(O, N, P)[...] = gz.reshape(N, O, P).swapaxes(0, 1)
+            if G == 1:
+                np.matmul(gz2, cols2.T, out=gw.reshape(O, -1))
+            else:
+                gw[...] = np.matmul(gz2.reshape(G, O // G, N * P), cols2.reshape(G, -1, N * P).transpose(0, 2, 1)).reshape(W.shape)
+            if gb is not None:
+                np.matmul(gz2, pl.ones, out=gb)
+            if not need_input_grad:
+                return None, grads
+            if G == 1:
+                gcols = W.reshape(O, -1).T @ gz2  # [C·K, N·P]
+            else:
+                gcols = np.matmul(W.reshape(G, O // G, -1).transpose(0, 2, 1), gz2.reshape(G, O // G, N * P))
+            gcols = gcols.reshape(C, K, *pl.tap_shape)
+            pl.gx_buf[...] = 0
+            for t, win in enumerate(pl.gx_windows):
+                win += gcols[:, t]
+        gx = np.empty(in_shape, dtype=gz.dtype)  # a fresh array: the buffer stays the layer's
+        gx[...] = self._unpad(pl.gx_first, in_shape)
+        return gx, grads
 
     def _unpad(self, gxp: Array, in_shape: tuple[int, ...]) -> Array:
         d = self.d
@@ -253,7 +290,7 @@ class _ConvNd(_WeightBiasMixin, _ActivationMixin, Layer):
                 gxp = core
             return gxp
         sl = tuple(slice(p, p + in_shape[2 + i]) for i, p in enumerate(self.padding))
-        return np.ascontiguousarray(gxp[(slice(None), slice(None), *sl)])
+        return gxp[(slice(None), slice(None), *sl)]
 
     def preact(self, y: Array, cache: Any) -> Array:
         return cache[2]
@@ -328,6 +365,60 @@ class _ConvNd(_WeightBiasMixin, _ActivationMixin, Layer):
         return [m] + self._torch_activation()
 
 
+class _ConvPlan:
+    """A convolution's buffers and views for one input shape and dtype (see ``_ConvNd``'s comment):
+    forward (``kind="f"``): the padded input buffer, where the input goes in it, the circular
+    wraps, the patch view; backward (``"b"``): the padded input-gradient buffer and its window per
+    kernel offset, the ones for the bias gradient."""
+
+    def __init__(self, conv: "_ConvNd", kind: str, in_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        d, C = conv.d, conv.in_channels
+        N = in_shape[0]
+        self.out_sp = out_sp = tuple(conv.output_shape(tuple(in_shape[1:]))[1:])
+        self.P = P = math.prod(out_sp)
+        self.last = last = conv._channels_last(C, out_sp)
+        k, st, dl = conv.kernel_size, conv.stride, conv.dilation
+        sp = tuple(in_shape[2 + i] + 2 * conv.padding[i] for i in range(d))
+        inner = tuple(slice(p, p + in_shape[2 + i]) for i, p in enumerate(conv.padding))
+        # channels last: [N, *sp, C] (spatial axes from 1); channels first: [C, N, *sp] (from 2)
+        buf = np.zeros((N, *sp, C) if last else (C, N, *sp), dtype=dtype)
+        a0 = 1 if last else 2
+        full = [slice(None)] * buf.ndim
+        if kind == "f":
+            self.x_dst = buf[(slice(None), *inner, slice(None))] if last else buf[(slice(None), slice(None), *inner)]
+            self.wraps: list[tuple[Array, Array]] = []
+            if conv.padding_mode == "circular":
+                for i in range(d):  # wrap axis by axis (later axes copy the corners, as np.pad does)
+                    p, n = conv.padding[i], in_shape[2 + i]
+                    if p:
+                        for dst, src in ((slice(0, p), slice(n, n + p)), (slice(p + n, 2 * p + n), slice(p, 2 * p))):
+                            lo, hi = list(full), list(full)
+                            lo[a0 + i], hi[a0 + i] = dst, src
+                            self.wraps.append((buf[tuple(lo)], buf[tuple(hi)]))
+            s = buf.strides
+            if last:  # [N, *out, *k, C]
+                shape = (N, *out_sp, *k, C)
+                strides = (s[0], *(s[1 + i] * st[i] for i in range(d)), *(s[1 + i] * dl[i] for i in range(d)), s[-1])
+            else:  # [C, *k, N, *out]
+                shape = (C, *k, N, *out_sp)
+                strides = (s[0], *(s[2 + i] * dl[i] for i in range(d)), s[1], *(s[2 + i] * st[i] for i in range(d)))
+            self.cols_shape = shape
+            self.patches = as_strided(buf, shape=shape, strides=strides, writeable=False)
+        else:
+            self.gx_buf = buf
+            wins = [conv._window(off, out_sp) for off in np.ndindex(*k)]
+            if last:
+                self.gx_windows = [buf[(slice(None), *w, slice(None))] for w in wins]
+                self.tap_shape = (N, *out_sp, C)
+                self.gx_first = np.moveaxis(buf, -1, 1)  # [N, C, *sp]
+            else:
+                self.gx_windows = [buf[(slice(None), slice(None), *w)] for w in wins]
+                self.tap_shape = (N, *out_sp)
+                self.gx_first = buf.swapaxes(0, 1)
+            self.ones = np.ones(N * P, dtype=dtype)
+        self.nbytes = buf.nbytes + (self.ones.nbytes if kind == "b" else 0)
+
+
 class Conv1d(_ConvNd):
     """1-D convolution ``[batch, C, L] -> [batch, O, L']`` with an optional fused activation (see module doc)."""
 
@@ -362,29 +453,85 @@ class _PoolNd(Layer):
             out.append(n)
         return (in_shape[0], *out)
 
+    def _geometry(self, in_shape: tuple[int, ...]) -> tuple[tuple[int, ...], list[tuple[slice, ...]], bool, bool]:
+        """``(out spatial size, one index per kernel offset (row-major) selecting what it reads at
+        every output position, overlapping windows, windows tile the input)`` for a sample shape
+        (made once per shape: the hot loop only indexes)."""
+        geo = self.__dict__.setdefault("_geo", {})
+        got = geo.get(in_shape)
+        if got is None:
+            out_sp = tuple(self.output_shape(in_shape)[1:])
+            k, st = self.kernel_size, self.stride
+            sls = [(slice(None), slice(None), *(slice(off[i], off[i] + st[i] * (out_sp[i] - 1) + 1, st[i]) for i in range(self.d)))
+                   for off in np.ndindex(*k)]
+            overlap = any(s < kk for s, kk in zip(st, k))
+            tiled = not overlap and all(in_shape[1 + i] == out_sp[i] * k[i] for i in range(self.d))
+            if len(geo) >= 16:
+                geo.clear()
+            got = geo[in_shape] = (out_sp, sls, overlap, tiled)
+        return got
+
     def forward(self, x: Array, train: bool = False, rng: np.random.Generator | None = None) -> tuple[Array, Any]:
-        out_sp = self.output_shape(x.shape[1:])[1:]
+        """Max: the running ``np.maximum`` of the K strided views (one per kernel offset); the
+        backward pass finds the winners from them. Average: the mean over the window view."""
+        out_sp, sls, _, _ = self._geometry(x.shape[1:])
+        if self.op == "max":
+            if len(sls) == 1:
+                return x[sls[0]].copy(), (x.shape, out_sp, x, None)
+            y = np.maximum(x[sls[0]], x[sls[1]])
+            for sl in sls[2:]:
+                np.maximum(y, x[sl], out=y)
+            return y, (x.shape, out_sp, x, y)
         win = _windows(x, out_sp, self.kernel_size, self.stride, (1,) * self.d)  # [N, C, *out, *k]
         axes = tuple(range(2 + self.d, 2 + 2 * self.d))
-        if self.op == "max":
-            flat = win.reshape(*win.shape[: 2 + self.d], -1)
-            idx = flat.argmax(axis=-1)
-            y = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
-            return y, (x.shape, out_sp, idx)
         y = win.mean(axis=axes, dtype=x.dtype)
-        return y, (x.shape, out_sp, None)
+        return y, (x.shape, out_sp, None, None)
 
     def backward(self, g: Array, cache: Any, out: Sequence[Array] | None = None, need_input_grad: bool = True,
                  from_preact: bool = False) -> tuple[Array | None, list[Array]]:
-        in_shape, out_sp, idx = cache
-        d = self.d
-        gx = np.zeros(in_shape, dtype=g.dtype)
-        K = int(np.prod(self.kernel_size))
-        for j, off in enumerate(np.ndindex(*self.kernel_size)):
-            sl = tuple(slice(off[i], off[i] + self.stride[i] * (out_sp[i] - 1) + 1, self.stride[i]) for i in range(d))
-            contrib = g * (idx == j) if self.op == "max" else g / K
-            gx[(slice(None), slice(None), *sl)] += contrib
+        """Max: the gradient goes to the first maximum of each window in row-major order (torch's
+        and ``argmax``'s choice on ties), found by comparing each offset's view with the output.
+        Average: g/K onto every window position."""
+        in_shape, out_sp, x, y = cache
+        _, sls, add, tiled = self._geometry(in_shape[1:])
+        if self.op != "max":
+            gx = np.zeros(in_shape, dtype=g.dtype)
+            K = len(sls)
+            for sl in sls:
+                gx[sl] += g / K
+            return gx, []
+        gx = np.empty(in_shape, dtype=g.dtype) if tiled else np.zeros(in_shape, dtype=g.dtype)
+        if y is None:  # a 1-tap window: every input it reads wins
+            if tiled:
+                gx[sls[0]] = g
+            else:
+                gx[sls[0]] += g
+            return gx, []
+        taken = None
+        for sl in sls:
+            win = np.equal(x[sl], y)
+            if taken is None:
+                taken = win
+            else:
+                np.greater(win, taken, out=win)  # a maximum, and no earlier offset won
+                np.logical_or(taken, win, out=taken)
+            if add:
+                gx[sl] += g * win
+            else:
+                np.multiply(g, win, out=gx[sl])
+        if not taken.all():  # a NaN window (NaN ≠ NaN): the first NaN wins, as argmax decides
+            return self._backward_argmax(g, cache), []
         return gx, []
+
+    def _backward_argmax(self, g: Array, cache: Any) -> Array:
+        """The general max-pool backward: the window's ``argmax`` (first maximum, NaN first) gets g."""
+        in_shape, out_sp, x, _ = cache
+        win = _windows(x, out_sp, self.kernel_size, self.stride, (1,) * self.d)
+        idx = win.reshape(*win.shape[: 2 + self.d], -1).argmax(axis=-1)
+        gx = np.zeros(in_shape, dtype=g.dtype)
+        for j, sl in enumerate(self._geometry(in_shape[1:])[1]):
+            gx[sl] += g * (idx == j)
+        return gx
 
     def propagate(self, s: Signal) -> LayerMF:
         if self.op == "avg":
