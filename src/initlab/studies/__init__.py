@@ -93,7 +93,7 @@ _REGISTRY: tuple[Study, ...] = (
     Study("seed002", "Seed 002: sigmoid histograms and the MNIST-style loss comparison", "seed002", "Seed002Config"),
     Study("seed003", "Seed 003: per-layer mean and std of a deep tanh network", "seed003", "Seed003Config"),
     Study("trainability", "Trainability: depth × σ_w² against ξ_c", "trainability", "TrainabilityConfig"),
-    Study("cnn", "CNNs: eight inits on digits and MNIST-1D, and a deep tanh CNN", "cnn", "CNNConfig"),
+    Study("cnn", "CNNs: digits, MNIST-1D, a deep tanh CNN", "cnn", "CNNConfig"),
 )
 
 

@@ -48,7 +48,7 @@ from initlab.studies._result import FigureSpec, StudyResult, Table
 
 __all__ = ["CNNConfig", "cnn_study", "cnn", "INITS", "MNIST1D_PAPER_CNN_ACCURACY", "MNIST1D_NOTEBOOK"]
 
-TITLE = "CNNs: eight inits on digits and MNIST-1D, and a deep tanh CNN"
+TITLE = "CNNs: digits, MNIST-1D, a deep tanh CNN"
 
 #: the CNN test accuracy in the MNIST-1D paper's results table (Greydanus 2020, "Scaling down deep
 #: learning"; the repository's README table: logistic 32%, MLP 68%, CNN 94%, GRU 91%)
@@ -177,8 +177,9 @@ def _layer_rows(net: Any, x: np.ndarray, bins: int) -> tuple[list[dict[str, Any]
         a = np.asarray(t.act, dtype=np.float64)
         std = float(a.std())
         rows.append({"layer": i + 1, "kind": layer.kind, "std": std, "predicted_std": p_std[i]})
-        ridges.append(ridge_layer(a, f"{layer.kind} {i + 1}", bins=bins, value_range=None,
-                                  note=f"std {sig(std, 2)}" + (f" ({sig(p_std[i], 2)})" if p_std[i] is not None else "")))
+        if layer.kind != "dense":  # the conv layers' histograms (the logits' wide range would squeeze them)
+            ridges.append(ridge_layer(a, f"{layer.kind} {i + 1}", bins=bins, value_range=None,
+                                      note=f"std {sig(std, 2)}" + (f" ({sig(p_std[i], 2)})" if p_std[i] is not None else "")))
     return rows, ridges
 
 
@@ -336,51 +337,49 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
                 p = lr_["predicted_std"]
                 rows.append([ds, r["label"], f"{lr_['kind']} {lr_['layer']}", lr_["std"], p,
                              (lr_["std"] / p - 1.0) if p else None])
-    tables.append(Table("init", "Each layer's output std at init, with the theory",
+    tables.append(Table("init", "Layer std vs theory at init",
                         ["data", "init", "layer", "std", "predicted std", "std / predicted − 1"], rows,
                         formats=[None, None, None, ".4g", ".4g", "+.1%"]))
 
     def last(v: list[float]) -> float | None:
         return v[-1] if v else None
 
-    tables.append(Table("train", "Training", ["init", f"digits: loss after {cfg.digits_epochs} epochs", "digits: test accuracy",
+    tables.append(Table("train", "Test accuracy", ["init", f"digits: loss after {cfg.digits_epochs} epochs", "digits: test accuracy",
                                               f"MNIST-1D: loss after {cfg.mnist1d_epochs} epochs", "MNIST-1D: test accuracy"],
                         [[rd["label"], last(rd["epoch_loss"]), rd["final_test_accuracy"], last(rm["epoch_loss"]),
                           rm["final_test_accuracy"]] for rd, rm in zip(res_d.values(), res_m.values())],
                         formats=[None, ".4f", ".1%", ".4f", ".1%"]))
-    tables.append(Table("mnist1d_paper", "MNIST-1D CNN against the paper's",
-                        ["run", "init", "Adam steps (batch 100)", "test accuracy"],
-                        [["initlab", long["label"], long_steps, long_acc],
-                         ["paper, results table", "PyTorch default", None, MNIST1D_PAPER_CNN_ACCURACY],
-                         ["paper, benchmark notebook", "PyTorch default", MNIST1D_NOTEBOOK["steps"],
+    tables.append(Table("mnist1d_paper", "MNIST-1D against the paper",
+                        ["run", "init", "batches", "Adam steps (batch 100, lr 0.01)", "test accuracy"],
+                        [["initlab", long["label"], "shuffled every epoch", long_steps, long_acc],
+                         ["paper, results table", "PyTorch default", "in order", None, MNIST1D_PAPER_CNN_ACCURACY],
+                         ["paper, benchmark notebook", "PyTorch default", "in order", MNIST1D_NOTEBOOK["steps"],
                           MNIST1D_NOTEBOOK["test_accuracy"]]],
-                        formats=[None, None, None, ".1%"],
-                        note="What differs: the init, and batches shuffled every epoch here, taken in order there."))
+                        formats=[None, None, None, None, ".1%"]))
     tables.append(Table("probe", "The probe's findings (digits CNN)", ["init", "finding (verdict)"],
                         [[r["label"], r["probe_findings"]] for r in res_d.values()]))
     g, d = deep["gaussian"], deep["delta_orthogonal"]
     L = cfg.deep_depth
     mid = L // 2
-    cols = ["kernels", "grad rms layer 1 / layer L", f"Jacobian spread, layer {mid}", f"Jacobian spread, layer {L}",
-            f"layer {L}, per net"]
-    fmts: list[str | None] = [None, ".3g", ".3g", ".3g", None]
-    rows_deep = [[k, r["grad_rms_first_over_last"], r["jacobian_spread"][mid - 1], r["jacobian_spread"][-1],
-                  ", ".join(sig(v[-1], 3) for v in r["jacobian_spread_per_net"])] for k, r in (("Gaussian", g), ("delta-orthogonal", d))]
+    dirs = "all" if cfg.deep_jacobian_directions is None else str(cfg.deep_jacobian_directions)
+    cols = ["kernels", "σ_w²", "σ_b²", "channels", "Jacobian: directions", "Jacobian: nets (median)",
+            "grad rms layer 1 / layer L", f"Jacobian spread, layer {mid}", f"Jacobian spread, layer {L}", f"layer {L}, per net"]
+    fmts: list[str | None] = [None, ".4f", None, None, None, None, ".3g", ".3g", ".3g", None]
+    rows_deep = [[k, deep["sigma_w2"], cfg.deep_sigma_b2, cfg.deep_channels, dirs, cfg.deep_nets, r["grad_rms_first_over_last"],
+                  r["jacobian_spread"][mid - 1], r["jacobian_spread"][-1],
+                  ", ".join(sig(v[-1]) for v in r["jacobian_spread_per_net"])] for k, r in (("Gaussian", g), ("delta-orthogonal", d))]
     if cfg.deep_steps > 0:
         cols += ["initial loss", f"loss, last steps of {cfg.deep_steps}", "train accuracy"]
         fmts += [".4f", ".4f", ".1%"]
         for row, r in zip(rows_deep, (g, d)):
             row += [r["initial_loss"], r["final_loss"], r["final_train_accuracy"]]
-    dirs = "every coordinate" if cfg.deep_jacobian_directions is None else f"{cfg.deep_jacobian_directions} random directions"
-    tables.append(Table("deep", f"{L}-layer tanh CNN, σ_w² = {deep['sigma_w2']:.4f}, σ_b² = {cfg.deep_sigma_b2}, "
-                        f"{cfg.deep_channels} channels", cols, rows_deep, formats=fmts,
-                        note=f"Jacobian ∂h^ℓ/∂h^1 along {dirs}; median of {cfg.deep_nets} nets."))
+    tables.append(Table("deep", f"{L}-layer tanh CNN", cols, rows_deep, formats=fmts))
 
     labels = [r["label"] for r in res_d.values()]
     spe_m = steps_per_epoch
     depth_x = list(range(1, L + 1))
     long_curve = long.get("long_test_accuracy", long["test_accuracy"])
-    headline = FigureSpec("overview", "Test accuracy per init; the deep CNN's Jacobian spread", "curves", {"panels": [
+    headline = FigureSpec("overview", "Test accuracy; deep-CNN Jacobian", "curves", {"panels": [
         {"title": "digits CNN (SGD)", "xlabel": "epoch", "ylabel": "test accuracy", "legend": "center right",
          "series": [{"label": r["label"], "x": list(range(1, len(r["test_accuracy"]) + 1)), "y": r["test_accuracy"],
                      "color_index": i} for i, r in enumerate(res_d.values())]},
@@ -398,10 +397,9 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
              {"label": "delta-orthogonal", "x": depth_x[1:], "y": d["jacobian_spread"][1:], "color_index": 1}]},
     ], "ncols": 2})
     figures = [headline]
-    for name, res, title in (("digits", res_d, "digits CNN"), ("mnist1d", res_m, "MNIST-1D CNN")):
-        figures.append(FigureSpec(f"{name}_hist", f"{title}: layer outputs at init", "ridges",
-                                  {"panels": [{"title": r["label"], "layers": r["ridges"]} for r in res.values()], "ncols": 4},
-                                  caption=f"{title}: std measured (predicted)."))
+    figures.append(FigureSpec("hist", "Layer outputs at init", "ridges", {"panels": [
+        {"title": f"{ds}: {SHORT[k].replace('delta-orthogonal', 'delta-orth.')}", "layers": r["ridges"]} for ds, res in (("digits", res_d), ("MNIST-1D", res_m))
+        for k, r in res.items()], "ncols": 4}, caption="Conv layers; std measured (predicted)."))
     deep_panels = [
         {"title": "E[h²] per layer at init", "xlabel": "layer", "ylabel": "E[h²]", "series": [
             {"label": "Gaussian", "x": depth_x, "y": g["measured_preact_sq"], "style": "markers", "color_index": 0},
@@ -415,7 +413,7 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
             {"label": "Gaussian", "x": list(range(1, len(g["step_loss"]) + 1)), "y": g["step_loss"], "color_index": 0},
             {"label": "delta-orth.", "x": list(range(1, len(d["step_loss"]) + 1)), "y": d["step_loss"], "color_index": 1}]})
     figures.append(FigureSpec("deep", f"{L}-layer tanh CNN" + ("" if cfg.deep_steps > 0 else " at init"), "curves", {"panels": deep_panels, "ncols": 3},
-                              caption="Dashed: the theory."))
+                              caption="Dashed: theory."))
 
     def learners(res: dict[str, Any]) -> tuple[list[str], list[str]]:
         yes = [k for k, r in res.items() if (r["final_test_accuracy"] or 0.0) > 0.2]
@@ -426,39 +424,30 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
     gs, ds = g["jacobian_spread"][-1], d["jacobian_spread"][-1]
     gl, dl = g["final_loss"], d["final_loss"]
     trains = {k: r["final_loss"] is not None and r["final_loss"] < 0.9 * r["initial_loss"] for k, r in (("g", g), ("d", d))}
-    scaled = ["xavier", "he_in", "he_out", "orthogonal", "delta_orth"]
-    both = [k for k in scaled if k in d_yes and k in m_yes]
-    learners_txt = ("Xavier, He, orthogonal and delta-orthogonal train both small CNNs" if both == scaled else
-                    f"of the scaled inits only {', '.join(SHORT[k] for k in both) or 'none'} train both small CNNs")
+    groups = [("Xavier", ["xavier"]), ("He", ["he_in", "he_out"]), ("orthogonal", ["orthogonal"]),
+              ("delta-orthogonal", ["delta_orth"])]
+    both = [name for name, keys in groups if all(k in d_yes and k in m_yes for k in keys)]
+    who = (", ".join(both[:-1]) + " and " + both[-1]) if len(both) > 1 else (both[0] if both else "no scaled init")
     mid = L // 2
     g_mid, d_mid = g["jacobian_spread"][mid - 1], d["jacobian_spread"][mid - 1]
     grows = all(r["jacobian_spread"][-1] > r["jacobian_spread"][mid - 1] > r["jacobian_spread"][1] for r in (g, d))
-    deep_take = (f"{L} tanh layers spread the Jacobian's singular values under both kernel families" if grows else
-                 f"{L} tanh layers give a Jacobian spread of {sig(gs, 2)} (Gaussian) and {sig(ds, 2)} (delta-orthogonal)")
-    takeaway = (f"Convolutions need the variance-preserving inits dense layers need: {learners_txt} (MNIST-1D "
-                f"{_acc(long_acc)}, the paper {MNIST1D_PAPER_CNN_ACCURACY:.0%}), and {deep_take}.")
-
-    def span(r: dict[str, Any]) -> str:
-        v = [x[-1] for x in r["jacobian_spread_per_net"]]
-        return f"{sig(min(v))}–{sig(max(v))}" if len(v) > 1 else sig(v[0])
-
+    deep_take = (f"{L} tanh layers spread the Jacobian for either kernel" if grows else
+                 f"{L} tanh layers give a Jacobian spread of {sig(gs)} (Gaussian) and {sig(ds)} (delta-orthogonal)")
+    takeaway = (f"Convolutions need variance-preserving inits: {who} train both CNNs (MNIST-1D {_acc(long_acc)}, "
+                f"paper {MNIST1D_PAPER_CNN_ACCURACY:.0%}), and {deep_take}.")
     if g["step_loss"] and d["step_loss"]:
         moved = {(True, True): "both train", (False, False): "neither trains",
                  (True, False): "only Gaussian trains", (False, True): "only delta-orthogonal trains"}
-        deep_train = (f" After {cfg.deep_steps} steps the loss is {sig(dl)} (delta-orthogonal) and {sig(gl)} (Gaussian): "
+        deep_train = (f" After {cfg.deep_steps} steps the loss is {sig(dl)} vs {sig(gl)}: "
                       f"{moved[(trains['g'], trains['d'])]}.")
     else:
         deep_train = ""
     verdict = (
-        f"At chance: {', '.join(SHORT[k] for k in d_no) or 'none'} on digits (SGD), "
-        f"{', '.join(SHORT[k] for k in m_no) or 'none'} on MNIST-1D (Adam). The deep CNN's Jacobian spread "
-        f"Var(s²)/E[s²]² is {sig(d_mid)} (delta-orthogonal) and {sig(g_mid)} (Gaussian) at layer {mid}, "
-        f"{sig(ds)} ({span(d)}) and {sig(gs)} ({span(g)}) at layer {L}.{deep_train}"
+        f"At chance: {', '.join(SHORT[k] for k in d_no) or 'none'} (digits); {', '.join(SHORT[k] for k in m_no) or 'none'} "
+        f"(MNIST-1D). Jacobian spread Var(s²)/E[s²]², delta-orthogonal vs Gaussian: {sig(d_mid)} vs {sig(g_mid)} (layer "
+        f"{mid}), {sig(ds)} vs {sig(gs)} (layer {L}).{deep_train}"
     )
-    explanation = [
-        f"With {cfg.deep_channels} channels a delta-orthogonal CNN is, at init, a {cfg.deep_channels}-wide network at every "
-        "pixel, so its Jacobian varies strongly from net to net; Xiao et al. (2018) derive isometry for wide layers.",
-    ]
+    explanation: list[str] = []
     fixes: dict[str, str] = {}
     for r in res_d.values():
         fixes.update(r["fixes"])
