@@ -28,7 +28,10 @@ tanh CNN at the edge of chaos with delta-orthogonal versus Gaussian kernels.
    spectrum of the input–output Jacobian at every depth (central differences: its singular values
    s, and the spread Var(s²)/E[s²]², which dynamical isometry keeps small), the per-layer std
    during training (:class:`initlab.diagnostics.Probe`) and the training loss. The page states
-   what was measured, whichever way it came out.
+   what was measured, whichever way it came out. The report does not train the deep CNN
+   (``deep_steps=0``): 300 steps of both nets cost about 80 s on one core, more than the whole
+   report's budget; ``CNNConfig.make(deep_steps=300)`` trains them (the README gives what that
+   measured).
 
 Registered as ``initlab.studies.get("cnn")`` (``CNNConfig.make(quick=True)`` for the quick run).
 """
@@ -318,12 +321,16 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
     t0 = time.perf_counter()
     dg = digits(rng=as_generator(sub_seed(cfg.seed, 10)))
     m1 = mnist1d(seed=cfg.mnist1d_data_seed)
+    t_data = time.perf_counter()
     res_d = _train_all(_digits_net, dg, (1, 8, 8), cfg, 20, epochs=cfg.digits_epochs, long_epochs=None, with_probe=True,
                        fit_kw={"batch_size": cfg.batch_size, "lr": cfg.lr, "optimizer": "momentum", "momentum": cfg.momentum})
+    t_digits = time.perf_counter()
     res_m = _train_all(lambda c, d, r: _mnist1d_net(c, d, r, cfg.mnist1d_channels), m1, (1, 40), cfg, 21,
                        epochs=cfg.mnist1d_epochs, long_epochs=cfg.mnist1d_long_epochs, with_probe=False,
                        fit_kw={"batch_size": cfg.mnist1d_batch_size, "lr": cfg.mnist1d_lr, "optimizer": "adam"})
+    t_mnist1d = time.perf_counter()
     deep = _deep(cfg, dg)
+    t_deep = time.perf_counter()
     long = res_m[LONG_INIT]
     steps_per_epoch = math.ceil(len(m1.X_train) / cfg.mnist1d_batch_size)
     long_steps = long.get("long_epochs", cfg.mnist1d_epochs) * steps_per_epoch
@@ -463,6 +470,8 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
                "mnist1d_paper": {"paper_cnn_accuracy": MNIST1D_PAPER_CNN_ACCURACY, "notebook": dict(MNIST1D_NOTEBOOK),
                                  "initlab_init": long["label"], "initlab_steps": long_steps, "initlab_accuracy": long_acc},
                "mnist1d_paper_cnn_accuracy": MNIST1D_PAPER_CNN_ACCURACY,
+               "part_seconds": {"data": t_data - t0, "digits": t_digits - t_data, "mnist1d": t_mnist1d - t_digits,
+                                "deep": t_deep - t_mnist1d},
                "deep": {**deep, "trains": {"gaussian": trains["g"], "delta_orthogonal": trains["d"]} if g["step_loss"] else None}}
     return StudyResult(study="cnn", title=TITLE, config=asdict(cfg), numbers=numbers, tables=tables, figures=figures,
                        summary=summary, takeaway=takeaway, headline="overview", fixes=fixes, verdict=verdict,
