@@ -25,8 +25,9 @@ tanh CNN at the edge of chaos with delta-orthogonal versus Gaussian kernels.
    Theory of CNNs": orthogonal kernels keep a deep CNN trainable where Gaussian ones stall). Both
    have the same σ_w², so the mean-field forward prediction is the same. Measured: the
    pre-activation second moment per layer against the prediction, the gradient rms per layer, the
-   spectrum of the input–output Jacobian at every depth (central differences: its singular values
-   s, and the spread Var(s²)/E[s²]², which dynamical isometry keeps small), the per-layer std
+   Jacobian ∂h^ℓ/∂h^1 from the first conv layer's output to every depth ℓ (forward differences:
+   the spread Var(s²)/E[s²]² of its squared singular values, which dynamical isometry keeps
+   small; :func:`_jacobian_spread`, median over ``deep_nets`` nets), the per-layer std
    during training (:class:`initlab.diagnostics.Probe`) and the training loss. The page states
    what was measured, whichever way it came out. The report does not train the deep CNN
    (``deep_steps=0``): 300 steps of both nets cost about 80 s on one core, more than the whole
