@@ -90,11 +90,11 @@ class CNNConfig:
     ``batch_size``; the Jacobian at one input, along every coordinate or ``deep_jacobian_directions`` random directions).
     """
 
-    digits_epochs: int = 4
+    digits_epochs: int = 3
     batch_size: int = 64
     lr: float = 0.02
     momentum: float = 0.9
-    mnist1d_epochs: int = 10
+    mnist1d_epochs: int = 6
     mnist1d_long_epochs: int = 150
     mnist1d_batch_size: int = 100
     mnist1d_lr: float = 0.01
