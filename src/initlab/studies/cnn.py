@@ -405,9 +405,10 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
              {"label": "delta-orthogonal", "x": depth_x[1:], "y": d["jacobian_spread"][1:], "color_index": 1}]},
     ], "ncols": 2})
     figures = [headline]
-    figures.append(FigureSpec("hist", "Layer outputs at init", "ridges", {"panels": [
-        {"title": f"{ds}: {SHORT[k].replace('delta-orthogonal', 'delta-orth.')}", "layers": r["ridges"]} for ds, res in (("digits", res_d), ("MNIST-1D", res_m))
-        for k, r in res.items()], "ncols": 4}, caption="Conv layers; std measured (predicted)."))
+    ridge_panels = [{"title": f"{ds}: {SHORT[k].replace('delta-orthogonal', 'delta-orth.')}", "layers": r["ridges"]}
+                    for ds, res in (("digits", res_d), ("MNIST-1D", res_m)) for k, r in res.items()]
+    figures.append(FigureSpec("hist", "Layer outputs at init", "ridges", {"panels": ridge_panels, "ncols": 4},
+                              caption="Conv layers; std measured (predicted)."))
     deep_panels = [
         {"title": "E[h²] per layer at init", "xlabel": "layer", "ylabel": "E[h²]", "series": [
             {"label": "Gaussian", "x": depth_x, "y": g["measured_preact_sq"], "style": "markers", "color_index": 0},
