@@ -235,7 +235,10 @@ def _jacobian_spread(net: Any, x: np.ndarray, conv_idx: list[int], directions: i
     for layer in net.layers[: first + 1]:
         h, _ = layer.forward(h)
     n = int(h.size)
-    V = np.eye(n, dtype=np.float32) if directions is None else as_generator(rng).standard_normal((directions, n), dtype=np.float32)
+    if directions is None:
+        V = np.eye(n, dtype=np.float32)
+    else:
+        V = as_generator(rng).standard_normal((directions, n), dtype=np.float32)
     H = np.concatenate([h, h + np.float32(eps) * V.reshape(-1, *h.shape[1:])])
     mean_s2, spread = [1.0], [0.0]
     for li in range(first + 1, conv_idx[-1] + 1):
@@ -352,8 +355,9 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
     def last(v: list[float]) -> float | None:
         return v[-1] if v else None
 
-    tables.append(Table("train", "Test accuracy", ["init", f"digits: loss after {cfg.digits_epochs} epochs", "digits: test accuracy",
-                                              f"MNIST-1D: loss after {cfg.mnist1d_epochs} epochs", "MNIST-1D: test accuracy"],
+    tables.append(Table("train", "Test accuracy",
+                        ["init", f"digits: loss after {cfg.digits_epochs} epochs", "digits: test accuracy",
+                         f"MNIST-1D: loss after {cfg.mnist1d_epochs} epochs", "MNIST-1D: test accuracy"],
                         [[rd["label"], last(rd["epoch_loss"]), rd["final_test_accuracy"], last(rm["epoch_loss"]),
                           rm["final_test_accuracy"]] for rd, rm in zip(res_d.values(), res_m.values())],
                         formats=[None, ".4f", ".1%", ".4f", ".1%"]))
@@ -375,7 +379,8 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
     fmts: list[str | None] = [None, ".4f", None, None, None, None, ".3g", ".3g", ".3g", None]
     rows_deep = [[k, deep["sigma_w2"], cfg.deep_sigma_b2, cfg.deep_channels, dirs, cfg.deep_nets, r["grad_rms_first_over_last"],
                   r["jacobian_spread"][mid - 1], r["jacobian_spread"][-1],
-                  ", ".join(sig(v[-1]) for v in r["jacobian_spread_per_net"])] for k, r in (("Gaussian", g), ("delta-orthogonal", d))]
+                  ", ".join(sig(v[-1]) for v in r["jacobian_spread_per_net"])]
+                 for k, r in (("Gaussian", g), ("delta-orthogonal", d))]
     if cfg.deep_steps > 0:
         cols += ["initial loss", f"loss, last steps of {cfg.deep_steps}", "train accuracy"]
         fmts += [".4f", ".4f", ".1%"]
@@ -421,7 +426,8 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
         deep_panels.append({"title": "training loss", "xlabel": "step", "ylabel": "loss", "series": [
             {"label": "Gaussian", "x": list(range(1, len(g["step_loss"]) + 1)), "y": g["step_loss"], "color_index": 0},
             {"label": "delta-orth.", "x": list(range(1, len(d["step_loss"]) + 1)), "y": d["step_loss"], "color_index": 1}]})
-    figures.append(FigureSpec("deep", f"{L}-layer tanh CNN" + ("" if cfg.deep_steps > 0 else " at init"), "curves", {"panels": deep_panels, "ncols": 3},
+    figures.append(FigureSpec("deep", f"{L}-layer tanh CNN" + ("" if cfg.deep_steps > 0 else " at init"), "curves",
+                              {"panels": deep_panels, "ncols": 3},
                               caption="Dashed: theory."))
 
     def learners(res: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -474,7 +480,8 @@ def _cnn_study(config: CNNConfig | None = None) -> StudyResult:
                "mnist1d_paper_cnn_accuracy": MNIST1D_PAPER_CNN_ACCURACY,
                "part_seconds": {"data": t_data - t0, "digits": t_digits - t_data, "mnist1d": t_mnist1d - t_digits,
                                 "deep": t_deep - t_mnist1d},
-               "deep": {**deep, "trains": {"gaussian": trains["g"], "delta_orthogonal": trains["d"]} if g["step_loss"] else None}}
+               "deep": {**deep,
+                        "trains": {"gaussian": trains["g"], "delta_orthogonal": trains["d"]} if g["step_loss"] else None}}
     return StudyResult(study="cnn", title=TITLE, config=asdict(cfg), numbers=numbers, tables=tables, figures=figures,
                        summary=summary, takeaway=takeaway, headline="overview", fixes=fixes, verdict=verdict,
                        explanation=explanation, seconds=time.perf_counter() - t0)
