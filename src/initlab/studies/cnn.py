@@ -121,7 +121,7 @@ class CNNConfig:
         base: dict[str, Any] = {"seed": seed, "quick": quick}
         if quick:
             base.update(digits_epochs=2, mnist1d_epochs=3, mnist1d_long_epochs=25, deep_nets=2,
-                        deep_jacobian_directions=128, n_probe=256)
+                        deep_jacobian_directions=128, n_probe=128)
         base.update(overrides)
         return cls(**base)
 
