@@ -37,7 +37,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_cli_json_summary(report: dict[str, Any]) -> None:
     s = report["stdout"]
     assert [x["study"] for x in s["studies"]] == ["seed000", "seed001", "seed002", "seed003", "trainability",
-                                                      "watch"]
+                                                      "cnn", "watch"]
     assert all(x["status"] == "ok" for x in s["studies"]) and s["failed"] == []
     assert s["quick"] is True and Path(s["index"]) == report["out"] / "index.html"
 

@@ -90,7 +90,7 @@ def test_watch_report_writes_the_page(capsys: pytest.CaptureFixture[str], saved:
 
     for v in w.verdicts:
         assert str(escape(v.recommendation)) in html
-    assert "What the four posts teach" not in html and "seed 0" not in html
+    assert "What each study teaches" not in html and "seed 0" not in html
     assert "Watch.load(" in html
     # the takeaway names the layer that died and its step
     from initlab.studies.watch import dying

@@ -363,7 +363,7 @@ def _study_job(name: str, quick: bool, seed: int, mnist: str | None, folder: str
 
 
 #: studies in the order that balances two workers best (longest first)
-_COST_ORDER = ("seed002", "seed000", "seed001", "seed003")
+_COST_ORDER = ("cnn", "seed002", "seed000", "seed001", "seed003", "watch")
 
 
 def _failed(name: str, failure: _workers.Failure, *, seed: int, quick: bool,

@@ -146,8 +146,8 @@ def render_page(
             "probe_tables": [_table_view(t) for t in r.tables if t.name == "probe"],
         })
     frame = {"kind": "report", "title": "initlab report",
-             "heading": "Weight initialization, seen: the four seed posts reproduced",
-             "summary_heading": "What the four posts teach", "subtitle": "", "python_code": ""}
+             "heading": "Weight initialization, seen",
+             "summary_heading": "What each study teaches", "subtitle": "", "python_code": ""}
     frame.update(page or {})
     return template.render(
         page=frame,

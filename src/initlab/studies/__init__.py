@@ -9,7 +9,10 @@ One module per seed document (``../shared/seeds/``):
   loss comparison of std 0.01, Xavier and He.
 * :func:`seed003` — per-layer mean and std of a 10 × 500 tanh network, with the mean-field
   prediction beside every measured std.
-* :func:`trainability` — depth × σ_w² against the mean-field depth scale ξ_c.
+* :func:`trainability` — the trainable depth over σ_w² against ξ_c.
+* :func:`cnn` — seed 000's title: CNNs on digits and MNIST-1D under eight inits, the MNIST-1D
+  paper's CNN against the paper's accuracy, and a 32-layer tanh CNN at the edge of chaos with
+  delta-orthogonal versus Gaussian kernels.
 * :func:`watch` — a ReLU MLP watched over its first ~100 training steps: the layer that dies and
   its step (N(0, 1) weights, Adam at lr 0.2) beside He init at lr 1e-3 (no verdict).
 
@@ -17,7 +20,7 @@ Every study takes a frozen config dataclass (seeded; ``quick=True`` shrinks size
 is deterministic for a given config. :func:`registry` lists them; :func:`run` runs one by name.
 
 >>> [s.name for s in registry()]
-['seed000', 'seed001', 'seed002', 'seed003', 'trainability', 'watch']
+['seed000', 'seed001', 'seed002', 'seed003', 'trainability', 'cnn', 'watch']
 >>> get("seed001").config(quick=True, seed=3).seed
 3
 """
@@ -40,6 +43,7 @@ from initlab.studies.seed001 import seed001
 from initlab.studies.seed002 import seed002
 from initlab.studies.seed003 import seed003
 from initlab.studies.trainability import trainability
+from initlab.studies.cnn import cnn
 from initlab.studies.watch import watch
 
 __all__ = [
@@ -56,6 +60,7 @@ __all__ = [
     "seed002",
     "seed003",
     "trainability",
+    "cnn",
     "watch",
 ]
 
@@ -92,6 +97,7 @@ _REGISTRY: tuple[Study, ...] = (
     Study("seed002", "Seed 002: sigmoid histograms and the MNIST-style loss comparison", "seed002", "Seed002Config"),
     Study("seed003", "Seed 003: per-layer mean and std of a deep tanh network", "seed003", "Seed003Config"),
     Study("trainability", "Trainability: depth × σ_w² against ξ_c", "trainability", "TrainabilityConfig"),
+    Study("cnn", "CNNs: digits, MNIST-1D, a deep tanh CNN", "cnn", "CNNConfig"),
     Study("watch", "Watching training: the step where a layer dies", "watch", "WatchConfig"),
 )
 
