@@ -45,8 +45,20 @@ def test_unknown_verb_is_one_line_exit_2() -> None:
 def test_help_lists_every_verb() -> None:
     r = run_cli("--help")
     assert r.returncode == 0
-    for verb in ("inits", "sample", "gain", "train", "probe", "theory", "report"):
+    for verb in ("inits", "sample", "gain", "train", "probe", "theory", "report", "explore", "sweep", "coord-check",
+                 "watch-report"):
         assert verb in r.stdout, verb
+
+
+def test_report_help_names_every_study() -> None:
+    """``report --only`` takes any registered study; its help (kept static for a fast start) names them all."""
+    from initlab.studies import registry
+
+    r = run_cli("report", "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.replace("│", " ").split())
+    for s in registry():
+        assert s.name in text, s.name
 
 
 def test_cli_start_does_not_import_heavy_modules() -> None:

@@ -14,7 +14,7 @@ def report(
     out: str = typer.Option("report", "--out", help="Folder for index.html, results.json and the PNG figures."),
     quick: bool = typer.Option(False, "--quick", help="Smaller sizes and fewer epochs (labelled on the page)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every study's randomness."),
-    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated studies: seed000,seed001,seed002,seed003."),
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated studies, any of: seed000, seed001, seed002, seed003, trainability, cnn, watch."),
     mnist: Optional[str] = typer.Option(None, "--mnist", help="Folder with MNIST files for seed 002 (else digits and MNIST-1D)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="Worker processes (default: up to 2); 1 runs in this process."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (no progress bar)."),

@@ -163,8 +163,8 @@ def _backward_story(case: dict[str, Any], sizes: list[int]) -> str:
     trend = (f"grow {span}" if grow == len(wide) else f"shrink {span}" if grow == 0 else f"go up and down {span}")
     return (f"With N(0, 1) and {case['activation']} the deltas {trend}: {chain}. "
             + ("Saturation does not make them vanish: " if grow == len(wide) else "")
-            + "each step back multiplies the delta by Wᵀ, whose scale √fan_out·std(W) is about 17–20 for std-1 weights "
-            "on these layers, and by the small derivative φ′(z) of the saturated units.")
+            + "each step back multiplies the delta by Wᵀ (scale √fan_out·std(W) ≈ 17–20 here) and by the saturated "
+            "units' small φ′(z).")
 
 
 def _var_se(var: float, n: int, uniform: bool) -> float:
@@ -346,9 +346,9 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
         "probe", "The probe's findings per case (initlab.probe)",
         ["case", "the init's σ_w² = fan_in·Var(W), layers 1–5", "finding (verdict)"], verdict_rows,
         note=(f"fan_in is {', '.join(str(v) for v in sizes[:-1])} on layers 1–5, so an init defined through fan_out "
-              "or fan_avg (Xavier, the post's He) gives each layer its own σ_w². Each finding quotes σ_w² measured on the "
-              "weights drawn in the layer it names (layer 1 has only 400 weights, so its value can differ). The probe compares the last layer with the input, so a first layer that shrinks the "
-              "2-D input (σ_w² ≈ 0.02 for Xavier) is reported as vanishing even where the wide layers keep the std."),
+              "or fan_avg (Xavier, the post's He) gives each layer its own σ_w², quoted per layer. The probe compares the last "
+              "layer with the input, so a first layer shrinking the 2-D input (σ_w² ≈ 0.02 for Xavier) reads as "
+              "vanishing."),
     )
     var_table, var_numbers, torch_note = _variance_table(cfg)
     numbers["variance"] = var_numbers
@@ -388,8 +388,6 @@ def _seed000(config: Seed000Config | None = None) -> StudyResult:
         "signal shrinks layer after layer, far above 1 tanh and sigmoid saturate. ReLU zeroes half its input, so it "
         "needs σ_w² = 2 (He). Xavier's 2/(fan_in+fan_out) averages the forward (fan_in) and backward (fan_out) needs.",
         _backward_story(c["std1_tanh"], sizes) if "std1_tanh" in c else "",
-        "The variance table draws each scheme once on a 300×500 tensor and compares the sample variance with its "
-        "formula, for initlab and torch.nn.init; z is the difference in standard errors.",
     ]
     explanation = [e for e in explanation if e]
     from initlab.init import compute_fans

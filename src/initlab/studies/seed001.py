@@ -171,8 +171,7 @@ def _seed001(config: Seed001Config | None = None) -> StudyResult:
         rows,
         note=(f"Full-batch gradient descent, lr {cfg.lr}, {cfg.epochs} epochs, cross-entropy; {cfg.n_train} training "
               f"and {cfg.n_test} test points of make_moons(noise={cfg.noise}). One unseeded run in the post, one seeded "
-              "run here. \"Seed's formula\": the post's cost, with 10⁻⁵ inside the logarithms. The curve's last point "
-              "is the cost before the last update; the final cost is after it."),
+              "run here. \"Seed's formula\": the post's cost, with 10⁻⁵ inside the logarithms."),
         formats=[None, ".1%", ".1%", ".4f", ".4f", ".4f", ".4f", ".4f", ".1%", ".1%", ".4f", None, None],
     )
     table_p = Table("probe", "The probe's findings at initialization", ["init", "finding (verdict)"], verdict_rows)

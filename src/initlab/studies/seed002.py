@@ -321,15 +321,12 @@ def _seed002(config: Seed002Config | None = None) -> StudyResult:
                 + (", and neither does Xavier with sigmoid, whose layers map every input to nearly the same "
                    "representation." if len(stuck) == len(tr) else "."))
     verdict = (
-        "Final training losses "
-        + "; ".join(f"on {d}: std 0.01 {tr[d]['runs']['std001_relu']['final_train_loss']:.4f}, "
-                    f"Xavier+sigmoid {tr[d]['runs']['xavier_sigmoid']['final_train_loss']:.4f}, Xavier+ReLU "
-                    f"{tr[d]['runs']['xavier_relu']['final_train_loss']:.4f}, He {tr[d]['runs']['he_relu']['final_train_loss']:.4f}"
-                    for d in tr) + ". "
+        "He's final training loss: "
+        + ", ".join(f"{tr[d]['runs']['he_relu']['final_train_loss']:.4f} on {d}" for d in tr)
+        + f" (chance {ln10:.4f}; every run in the Part 2 table). "
         + (f"The post's order He < Xavier < std 0.01 holds beyond the noise in the book's all-ReLU variant on "
            f"{', '.join(book_order)}. " if book_order else "")
-        + (f"In the post's variant Xavier+sigmoid and std 0.01 are tied on {', '.join(tied_seed)}. " if tied_seed else "")
-        + "Part 1 reproduces the post's histograms."
+        + (f"In the post's variant Xavier+sigmoid and std 0.01 are tied on {', '.join(tied_seed)}." if tied_seed else "")
     )
     w_hidden = cfg.hidden[0]
     explanation = [

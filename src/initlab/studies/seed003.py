@@ -144,11 +144,11 @@ def _seed003(config: Seed003Config | None = None) -> StudyResult:
         f"Small weights: std {sig(n['small']['std'][0])} at layer 1, {sig(n['small']['std'][-1])} at layer "
         f"{cfg.depth}. Big weights: {sig(n['big']['std'][-1])} at layer {cfg.depth} with "
         f"{n['big']['saturated'][-1]:.0%} of units saturated. 1/fan_in: {sig(n['xavier']['std'][0])} → "
-        f"{sig(n['xavier']['std'][-1])}, still falling. The post's table agrees (in the tables)."
+        f"{sig(n['xavier']['std'][-1])}, still falling."
     )
     explanation = [
         "Each layer computes tanh(x W). Its pre-activation variance is q_l = σ_w²·E[tanh(√q_{l−1} z)²] with σ_w² = "
-        "fan_in·Var(W): the length map, which predicts every layer's std from σ_w² alone.",
+        "fan_in·Var(W): the length map.",
         "Since tanh(x) ≈ x near 0, σ_w² below 1 shrinks the variance at every layer: the signal dies. A large σ_w² "
         "sends the pre-activations far past ±2, where tanh is flat. At σ_w² = 1 tanh sits at the edge of chaos with "
         "fixed point q* = 0, approached slowly (q_l ~ 1/l).",

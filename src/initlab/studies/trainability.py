@@ -148,8 +148,7 @@ def trainability(config: TrainabilityConfig | None = None) -> StudyResult:
         "than a few ξ_c, the network's output no longer depends on which input it got, so gradients carry no "
         "usable signal. At χ₁ = 1 (σ_w² = " + _fmt(crit, ".3f") + " for σ_b² = " + f"{cfg.sigma_b2:g}" + ") ξ_c "
         "diverges and every depth on the grid can be trained.",
-        "This is a report-sized grid: width " + str(cfg.width) + " instead of 300, " + cfg.dataset + " instead of "
-        "MNIST, " + str(cfg.steps) + " steps. The paper-sized sweep runs with `initlab sweep run` (see the README).",
+        "The paper-sized sweep (width 300, MNIST) runs with `initlab sweep run` (see the README).",
     ]
     return StudyResult(
         study="trainability", title=TITLE, config=asdict(cfg), numbers=numbers, tables=[table, grid_table],
