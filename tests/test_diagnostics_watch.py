@@ -507,6 +507,26 @@ def test_torch_histogram_equals_the_probes_histogram():
         assert int(got.sum()) == want.n_sampled == 4997
 
 
+def test_batched_histograms_equal_the_probes_histograms():
+    """All of a step's histograms binned at once (one bincount on offset bins) give each sample's
+    own counts on its own edges, non-finite values dropped, also when the cached per-value
+    vectors are reused."""
+    from initlab.diagnostics._stats import histogram
+    from initlab.diagnostics._watch import _torch_histograms
+
+    rng = np.random.default_rng(5)
+    samples = [rng.standard_normal(n).astype(np.float32) * 2 for n in (5000, 300, 4096)]
+    samples[0][:7] = [np.inf, -np.inf, np.nan, 50.0, -50.0, 1.0, -1.0]
+    edges = [np.linspace(-3, 3, 17), np.linspace(-1, 1, 17), np.array([0.5] * 17)]
+    cache: dict = {}
+    for _ in range(2):
+        got = _torch_histograms([torch.from_numpy(v) for v in samples], edges, cache).numpy()
+        assert got.shape == (3, 16) and len(cache) == 1
+        for g, v, e in zip(got, samples, edges):
+            assert g.tolist() == histogram(v, e).counts.tolist()
+    assert int(got[0].sum()) == 4997
+
+
 def test_cosine_from_gram_equals_mean_pairwise_cosine():
     from initlab.diagnostics._stats import cosine_from_gram, mean_pairwise_cosine
 

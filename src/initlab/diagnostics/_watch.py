@@ -479,16 +479,16 @@ class _Deferred:
 
 @dataclass
 class _TMoments:
-    """Where one tensor's per-channel numbers sit in the step's :class:`_Deferred`: the channel
-    means, the centered sums of squares Σ(x − mean_c)² and (optionally) the channel maxima and
-    minima; ``per_chan`` values per channel (the tensor viewed [batch, channels, rest] as
+    """Where one tensor's per-channel numbers sit in the step's :class:`_Deferred`: one stacked
+    block [m_c, Σ_c(x − m_c), Σ_c(x − m_c)²(, max_c, min_c)] (``rows`` rows of one value per
+    channel: the float32 channel means, the sums of the residuals and of their squares of the
+    corrected two-pass algorithm, and optionally the channel maxima and minima); ``per_chan``
+    values per channel (the tensor viewed [batch, channels, rest] as
     :func:`initlab.diagnostics._stats.moments` views it)."""
 
     per_chan: int
-    mean: Any
-    ssq: Any
-    cmax: Any = None
-    cmin: Any = None
+    ref: Any
+    rows: int
 
 
 def _empty_like(t: Any) -> Any:
@@ -505,7 +505,15 @@ def _readable(t: Any) -> Any:
 
 
 def _tmoments(d: _Deferred, x: Any, extremes: bool = True) -> _TMoments:
-    """Per-channel mean, centered sum of squares, max and min of ``x`` by torch ops (see above)."""
+    """Per-channel moments, max and min of ``x`` by torch ops (see above), put as one block: the
+    corrected two-pass algorithm (Chan, Golub & LeVeque 1983): m = mean, r = x − m (exact when
+    the values are close to m: no cancellation), then Σr and Σr²; the host forms the channel
+    mean m + Σr/n and the centered sum of squares Σr² − (Σr)²/n in float64, so channel means far
+    from zero with a tiny spread keep their differences. (``torch.var_mean`` and
+    ``torch.aminmax`` along the batch axis are several times slower on the CPU than these
+    reductions.)"""
+    import torch
+
     x = _readable(x)
     if x.ndim == 0:
         x = x.reshape(1, 1)
@@ -514,19 +522,20 @@ def _tmoments(d: _Deferred, x: Any, extremes: bool = True) -> _TMoments:
     elif x.ndim > 2:
         x = x.reshape(x.shape[0], x.shape[1], -1)
     if x.ndim == 2:  # [rows, channels]
-        m = x.mean(0)
-        ssq = (x - m).square_().sum(0)
-        per = x.shape[0]
         dims: Any = 0
+        m = x.mean(0)
+        r = x - m
+        per = x.shape[0]
     else:  # [batch, channels, positions]
         dims = (0, 2)
         m = x.mean(dims)
-        ssq = (x - m[:, None]).square_().sum(dims)
+        r = x - m[:, None]
         per = x.shape[0] * x.shape[2]
-    tm = _TMoments(per, d.put(m), d.put(ssq))
+    s1 = r.sum(dims)
+    parts = [m, s1, r.square_().sum(dims)]
     if extremes:
-        tm.cmax, tm.cmin = d.put(x.amax(dims)), d.put(x.amin(dims))
-    return tm
+        parts += [x.amax(dims), x.amin(dims)]
+    return _TMoments(per, d.put(torch.stack(parts)), len(parts))
 
 
 @dataclass
@@ -545,28 +554,31 @@ class _HMoments:
 
 
 def _host_moments(d: _Deferred, tm: _TMoments) -> _HMoments:
-    m = d[tm.mean]
+    block = d[tm.ref].reshape(tm.rows, -1)
+    n = max(tm.per_chan, 1)
+    s1 = block[1]
+    m = block[0] + s1 / n  # the corrected channel means, in float64
     c = m.size
     mean = float(m.sum()) / c
-    chan_var = float(d[tm.ssq].sum()) / (tm.per_chan * c)
+    chan_var = float((block[2] - s1 * s1 / n).sum()) / (n * c)
     sq_mean = float(np.dot(m, m)) / c
     dm = m - mean
     var = chan_var + float(np.dot(dm, dm)) / c
-    cmax = None if tm.cmax is None else d[tm.cmax]
-    lo = math.nan if tm.cmin is None else float(d[tm.cmin].min())
+    cmax = block[3] if tm.rows > 3 else None
+    lo = float(block[4].min()) if tm.rows > 4 else math.nan
     hi = math.nan if cmax is None else float(cmax.max())
     return _HMoments(mean, math.sqrt(max(var, 0.0)), sq_mean, max(chan_var, 0.0), lo, hi, cmax)
 
 
 def _tpooled(d: _Deferred, x: Any) -> _TMoments:
-    """Pooled mean and centered sum of squares of ``x`` (two passes; one "channel"): the deltas,
-    whose statistics are pooled."""
+    """Pooled mean and centered sums of ``x`` (one "channel"; the corrected two pass of
+    :func:`_tmoments`): the input's statistics."""
     import torch
 
-    x = _readable(x).reshape(-1)
-    m = x.mean()
-    c = x - m
-    return _TMoments(int(x.numel()), d.put(m), d.put(torch.dot(c, c)))
+    flat = _readable(x).reshape(-1)
+    m = flat.mean()
+    r = flat - m
+    return _TMoments(int(flat.numel()), d.put(torch.stack([m, r.sum(), torch.dot(r, r)])), 3)
 
 
 @dataclass
@@ -652,6 +664,46 @@ def _torch_histogram(values: Any, edges: np.ndarray) -> Any:
     return counts[:nb]
 
 
+def _torch_histograms(samples: list[Any], edges: list[np.ndarray], cache: dict[Any, Any] | None = None) -> Any:
+    """:func:`_torch_histogram` of several samples at once (each on its own edges, all with the
+    same number of bins): one concatenation, the same float64 arithmetic element by element with
+    each sample's lo and nb/(hi − lo) (0 when hi = lo: finite values then land in bin 0, as
+    there), and one bincount on bins offset per sample. Returns int64 counts [len(samples), nb].
+    ``cache`` (a dict kept by the caller) keeps the per-value lo, scale and offset vectors
+    between calls with the same samples' sizes and edges."""
+    import torch
+
+    cache = {} if cache is None else cache
+    nb = int(edges[0].size) - 1
+    if len(samples) == 1 or any(int(e.size) - 1 != nb for e in edges):
+        return torch.stack([_torch_histogram(v, e) for v, e in zip(samples, edges)])
+    flats = [v.reshape(-1) for v in samples]
+    dev = flats[0].device
+    sizes = [int(f.numel()) for f in flats]
+    v = torch.cat(flats)
+    lo = tuple(float(e[0]) for e in edges)
+    k = tuple(nb / (float(e[-1]) - a) if float(e[-1]) > a else 0.0 for e, a in zip(edges, lo))
+    key = (tuple(sizes), lo, k, nb, str(dev))
+    lo_v, k_v, off = cache.get(key) or (None, None, None)
+    if lo_v is None:  # the same layers every recorded step: the per-value vectors are built once
+        rep = torch.tensor(sizes, device=dev)
+        n = int(v.numel())
+        lo_v = torch.repeat_interleave(torch.tensor(lo, dtype=torch.float64, device=dev), rep, output_size=n)
+        k_v = torch.repeat_interleave(torch.tensor(k, dtype=torch.float64, device=dev), rep, output_size=n)
+        off = torch.repeat_interleave(torch.arange(0, len(sizes) * (nb + 1), nb + 1, device=dev), rep,
+                                      output_size=n)
+        cache.clear()
+        cache[key] = (lo_v, k_v, off)
+    pos = v.to(dtype=torch.float64, copy=True).sub_(lo_v).mul_(k_v)
+    idx = pos.add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long().add_(off)
+    total = len(sizes) * (nb + 1)
+    if dev.type == "cpu":
+        counts = torch.bincount(idx, minlength=total)
+    else:
+        counts = torch.zeros(total, dtype=torch.int64, device=dev).scatter_add_(0, idx, torch.ones_like(idx))
+    return counts.reshape(len(sizes), nb + 1)[:, :nb]
+
+
 def _tsample(x: Any, k: int | None) -> Any:
     """:func:`~initlab.diagnostics._stats.subsample` as a torch view: every ``step``-th value,
     the stride coprime with the channel count (x.shape[1])."""
@@ -695,7 +747,7 @@ class _Row:
     paired: bool = False
     fw: dict[str, Any] = field(default_factory=dict)  # deferred forward numbers
     grads: dict[str, Any] = field(default_factory=dict)  # deferred gradient sums (_TSums)
-    hist: dict[str, Any] = field(default_factory=dict)  # key -> ("counts", ref) | ("sample", tensor)
+    hist: dict[str, Any] = field(default_factory=dict)  # key -> ("binned", i) | ("sample", tensor)
     near: Any = None
     weight: Any = None  # the parameter whose gradient and update the row reports
 
@@ -721,6 +773,9 @@ class _Pending:
         self.mode: Any = None
         self.param_grads: dict[int, Any] = {}
         self.near: dict[str, float] = {}
+        self.hsamples: list[Any] = []  # histogram samples binned on the device when the step ends
+        self.hedges: list[np.ndarray] = []
+        self.hcounts: Any = None  # their counts' place in d
 
 
 class _TorchHooks:
@@ -750,6 +805,7 @@ class _TorchHooks:
         self.pending: _Pending | None = None
         self.in_forward = 0
         self.edges = _Edges(bins, hist_margin)
+        self.hist_cache: dict[Any, Any] = {}  # _torch_histograms' per-value vectors
 
     # hooks ---------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -933,15 +989,23 @@ class _TorchHooks:
                 gv = _fview(g, row.axis)
                 row.grads[key] = _tsums(p.d, gv)  # kept: autograd does not write a delta after its hooks
                 if key == "preact" or (key == "act" and row.kind == "norm"):
-                    self._hist(p, row, "grad", _tsample(gv, self.hist_sample) * scale)
+                    self._hist(p, row, "grad", _tsample(gv, self.hist_sample) * scale, copy=False)
         return fn
 
-    def _hist(self, p: _Pending, row: _Row, key: str, sample: Any) -> None:
+    def _hist(self, p: _Pending, row: _Row, key: str, sample: Any, copy: bool = True) -> None:
+        """Keep a copy of the histogram sample (a later in-place op may write the tensor): binned
+        at the first recorded step on the host (its edges come from it), afterwards all the
+        step's samples at once on the device (:func:`_torch_histograms`) when the step ends."""
         edges = self.edges.edges.get((row.st.name, key))
+        v = _readable(sample)
+        if copy:
+            v = v.clone()
         if edges is None:  # the first recorded step: the edges come from this sample, at the end
-            row.hist[key] = ("sample", _readable(sample).clone())
+            row.hist[key] = ("sample", v)
         else:
-            row.hist[key] = ("counts", p.d.put(_torch_histogram(sample, edges)))
+            row.hist[key] = ("binned", len(p.hsamples))
+            p.hsamples.append(v)
+            p.hedges.append(edges)
 
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         p = self.pending
@@ -1135,6 +1199,10 @@ class _TorchHooks:
         with torch.no_grad():
             upd_sl = {key: d.put(torch.dist(w.detach(), snap)) for key, (w, snap) in p.snapshots.items()}
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
+        if p.hsamples:
+            with torch.no_grad():
+                p.hcounts = d.put(_torch_histograms(p.hsamples, p.hedges, self.hist_cache))
+            p.hsamples = []
         d.resolve()
         backward = any(r.grads for r in p.rows)
         scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
@@ -1176,7 +1244,7 @@ class _TorchHooks:
                 upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
             near[st.name] = None if r.near is None else float(d[r.near][0]) / max(r.fw["n"], 1)
             layers.append(st)
-        self._histograms(d, p.rows)
+        self._histograms(d, p.rows, p)
         inp = (0.0, 0.0, None)
         if p.input is not None:
             hi = _host_moments(d, p.input[0])
@@ -1303,7 +1371,8 @@ class _TorchHooks:
         self.watch.add_step(p.step, layers, loss=loss, input_stats=inp, batch=p.batch, backward=backward,
                             near_zero=dict(p.near), update_ratio=upd)
 
-    def _histograms(self, d: _Deferred, rows: list[_Row]) -> None:
+    def _histograms(self, d: _Deferred, rows: list[_Row], p: _Pending) -> None:
+        binned = None if p.hcounts is None else d[p.hcounts].reshape(len(p.hedges), -1)
         for r in rows:
             if not r.paired and r.kind in ("linear", "conv") and "preact" in r.hist:
                 r.hist["act"] = r.hist["preact"]  # the layer's output is its pre-activation
@@ -1319,7 +1388,7 @@ class _TorchHooks:
                         self.edges.edges[ek] = hist_edges(values, self.bins, bounds=bounded, margin=self.hist_margin)
                     setattr(r.st, attr, histogram(values, self.edges.edges[ek]))
                 else:
-                    counts = d[h[1]].astype(np.int64)
+                    counts = binned[h[1]].astype(np.int64)
                     setattr(r.st, attr, Histogram(self.edges.edges[ek], counts, int(counts.sum())))
 
 
