@@ -178,10 +178,32 @@ class Watch:
     def __init__(self, *, every: int = 1, model: str = "torch") -> None:
         self.every = check_int("every", every, low=1)
         self.model = model
-        self.steps: list[WatchStep] = []
+        self._steps: list[WatchStep] = []
+        self._lazy: list[Any] = []  # recorded steps whose rows are built when the Watch is read
         self.notes: list[str] = []  # what the watch could not record (e.g. functional ops it does not see)
         self._verdicts: list[WatchVerdict] | None = None
         self._hooks: _TorchHooks | None = None
+
+    @property
+    def steps(self) -> list[WatchStep]:
+        """The :class:`WatchStep` records, in step order. (A torch watch moves each recorded
+        step's raw numbers to the host when the step ends and builds its rows here, on the first
+        read after it: the training loop does not pay for them.)"""
+        if self._lazy:
+            self._build_lazy()
+        return self._steps
+
+    @steps.setter
+    def steps(self, value: list[WatchStep]) -> None:
+        self._lazy = []
+        self._steps = value
+        self._verdicts = None
+
+    def _build_lazy(self) -> None:
+        todo, self._lazy = self._lazy, []
+        with np.errstate(all="ignore"):  # a diverging run gives inf/nan statistics, reported as diverged
+            for build in todo:
+                build()
 
     # -- filling ---------------------------------------------------------------------------------
     def add_step(self, step: int, layers: list[LayerStats], *, loss: float | None = None,
@@ -189,9 +211,10 @@ class Watch:
                  backward: bool = False, near_zero: dict[str, float] | None = None,
                  update_ratio: dict[str, float | None] | None = None) -> None:
         """Append one recorded step (steps must increase)."""
-        if self.steps and step <= self.steps[-1].step:
-            raise ValueError(f"The 'step' argument must increase; got {step} after {self.steps[-1].step}.")
-        self.steps.append(WatchStep(step=int(step), layers=list(layers), loss=loss, input_mean=input_stats[0],
+        steps = self.steps
+        if steps and step <= steps[-1].step:
+            raise ValueError(f"The 'step' argument must increase; got {step} after {steps[-1].step}.")
+        steps.append(WatchStep(step=int(step), layers=list(layers), loss=loss, input_mean=input_stats[0],
                                     input_std=input_stats[1], input_cosine=input_stats[2], batch=batch,
                                     backward=backward, near_zero=dict(near_zero or {}),
                                     update_ratio=dict(update_ratio or {})))
@@ -595,6 +618,7 @@ class _TSums:
     s: Any
     q: Any
     ref: Any
+    exact: tuple[float, float] | None = None  # (mean, variance) by the centered fallback
 
 
 def _tsums(d: _Deferred, x: Any, keep: bool = True) -> _TSums:
@@ -606,9 +630,13 @@ def _tsums(d: _Deferred, x: Any, keep: bool = True) -> _TSums:
 
 def _host_sums(d: _Deferred, ts: _TSums) -> tuple[float, float, float]:
     """(mean, std (ddof 0), Σx²) of a :class:`_TSums`; the variance is recomputed centered in
-    float64 from the kept tensor when it is below 1e-3 of E[x²] (the probe's fallback rule)."""
+    float64 from the kept tensor when it is below 1e-3 of E[x²] (the probe's fallback rule;
+    done by :func:`_settle_sums` when the step ends, before the tensor is let go)."""
     n = max(ts.n, 1)
     total, sumsq = float(d[ts.s][0]), float(d[ts.q][0])
+    if ts.exact is not None:
+        mean, var = ts.exact
+        return mean, math.sqrt(max(var, 0.0)), sumsq
     mean, ex2 = total / n, sumsq / n
     var = ex2 - mean * mean
     if math.isfinite(var) and var < 1e-3 * ex2 and ts.ref is not None:
@@ -618,6 +646,24 @@ def _host_sums(d: _Deferred, ts: _TSums) -> tuple[float, float, float]:
         mean = float(x64.mean())
         var = float(((x64 - mean) ** 2).mean())
     return mean, math.sqrt(max(var, 0.0)), sumsq
+
+
+def _settle_sums(d: _Deferred, ts: _TSums) -> None:
+    """Apply :func:`_host_sums`' centered fallback now (it needs the tensor) and let the tensor
+    go: the step's rows are built later, from numbers only."""
+    if ts.ref is None:
+        return
+    n = max(ts.n, 1)
+    total, sumsq = float(d[ts.s][0]), float(d[ts.q][0])
+    mean, ex2 = total / n, sumsq / n
+    var = ex2 - mean * mean
+    if math.isfinite(var) and var < 1e-3 * ex2:
+        import torch
+
+        x64 = ts.ref.detach().reshape(-1).to(torch.float64)
+        mean = float(x64.mean())
+        ts.exact = (mean, float(((x64 - mean) ** 2).mean()))
+    ts.ref = None
 
 
 def _tgram(d: _Deferred, x: Any) -> tuple[Any, int] | None:
@@ -1204,6 +1250,21 @@ class _TorchHooks:
                 p.hcounts = d.put(_torch_histograms(p.hsamples, p.hedges, self.hist_cache))
             p.hsamples = []
         d.resolve()
+        for r in p.rows:
+            r.module = None
+            for ts in r.grads.values():
+                _settle_sums(d, ts)
+        for ts in p.weights.values():
+            _settle_sums(d, ts)  # the snapshot buffer is written again at the next recorded step
+        p.snapshots, p.grad_handles, p.inplace = {}, [], {}
+        if any(h[0] == "sample" for r in p.rows for h in r.hist.values()):
+            self._build(p, d, upd_sl, loss_sl)  # the first recorded step: its histograms fix the edges
+        else:  # built when the Watch is read (Watch.steps)
+            self.watch._lazy.append(lambda: self._build(p, d, upd_sl, loss_sl))
+            self.watch._verdicts = None
+
+    def _build(self, p: _Pending, d: _Deferred, upd_sl: dict[int, Any], loss_sl: Any) -> None:
+        """The step's rows (the probe's statistics) from its numbers on the host; Watch.add_step."""
         backward = any(r.grads for r in p.rows)
         scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
         wscale = scale / max(p.batch, 1)  # the probe's ∂L/∂W of the mean loss
