@@ -666,6 +666,23 @@ def _settle_sums(d: _Deferred, ts: _TSums) -> None:
     ts.ref = None
 
 
+def _update_norms(d: _Deferred, snapshots: dict[int, tuple[Any, Any]]) -> dict[int, Any]:
+    """‖W − W_before‖_F of every snapshotted weight, put in ``d``: one foreach subtraction and
+    one foreach norm for all the weights (per tensor as ``torch.dist``), keyed as ``snapshots``."""
+    import torch
+
+    if not snapshots:
+        return {}
+    keys = list(snapshots)
+    ws = [snapshots[k][0].detach() for k in keys]
+    snaps = [snapshots[k][1] for k in keys]
+    if len({(w.device, w.dtype) for w in ws}) == 1:
+        norms = torch._foreach_norm(torch._foreach_sub(ws, snaps))
+    else:
+        norms = [torch.dist(w, s_) for w, s_ in zip(ws, snaps)]
+    return {k: d.put(n) for k, n in zip(keys, norms)}
+
+
 def _tgram(d: _Deferred, x: Any) -> tuple[Any, int] | None:
     """The Gram matrix of the first samples of ``x`` (batch on axis 0) on the strided feature
     subset that :func:`~initlab.diagnostics._stats.mean_pairwise_cosine` reads; the cosine is
@@ -852,6 +869,8 @@ class _TorchHooks:
         self.in_forward = 0
         self.edges = _Edges(bins, hist_margin)
         self.hist_cache: dict[Any, Any] = {}  # _torch_histograms' per-value vectors
+        self.fans: dict[Any, tuple[Any, int | None]] = {}  # module -> (weight shape, the probe's fan-in)
+        self.linear_act = _activations.get("linear")
 
     # hooks ---------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -1088,8 +1107,8 @@ class _TorchHooks:
             axis = -1 if kind == "linear" else 1
             if kind == "conv" and out.ndim < 3:
                 return
-            row = _Row(new_layer(len(p.rows) + 1, name, kind, _activations.get("linear")), mod, kind,
-                       _activations.get("linear"), axis, out)
+            lin = self.linear_act
+            row = _Row(new_layer(len(p.rows) + 1, name, kind, lin), mod, kind, lin, axis, out)
             row.st.op = _conv_op(mod) if kind == "conv" else "linear"
             o = _fview(out, axis)
             row.fw["pre"] = row.fw["act"] = _tmoments(d, o)
@@ -1098,7 +1117,10 @@ class _TorchHooks:
             self._hist(p, row, "preact", _tsample(o, hs))
             w = mod.weight
             row.fw["weight"] = p.weights.get(id(w))
-            row.st.fan_in = _fan_in(mod)
+            fan = self.fans.get(mod)
+            if fan is None or fan[0] != w.shape:  # computed once per module (and weight shape)
+                fan = self.fans[mod] = (w.shape, _fan_in(mod))
+            row.st.fan_in = fan[1]
             row.weight = w
             if out.requires_grad:
                 out.register_hook(self._grad(p, row, "preact"))
@@ -1243,7 +1265,7 @@ class _TorchHooks:
             return
         d = p.d
         with torch.no_grad():
-            upd_sl = {key: d.put(torch.dist(w.detach(), snap)) for key, (w, snap) in p.snapshots.items()}
+            upd_sl = _update_norms(d, p.snapshots)
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
         if p.hsamples:
             with torch.no_grad():
