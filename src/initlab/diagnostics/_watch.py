@@ -26,7 +26,8 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
   number is drawn from torch, and every hook is removed when the block exits, also on an
   exception. The training is bitwise the same with and without the watch. A step that is not
   recorded runs two hooks on the root module and nothing else: the per-layer hooks exist only
-  during a recorded forward pass and on its tensors.
+  during a recorded forward pass and on its tensors (with ``every=1`` the module hooks stay
+  between steps, and return at once on a forward in eval mode).
 
 * **Which rows** (``capture``). ``"modules"`` (default, fast): one row per ``nn.Linear`` /
   ``ConvNd`` (an activation module that takes its output directly is merged into it, as the
@@ -933,9 +934,10 @@ class _TorchHooks:
         self.pending = p
         # (the root's own row, when the model is one watched module, is taken by _root_post: a hook
         # removed from the root while torch iterates its hooks after a failed forward would break it)
-        self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not mod]
-        self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
-                                if k == "activation" and getattr(m_, "inplace", False) and m_ is not mod]
+        if not self.module_handles:  # (with every=1 they stay from the step before)
+            self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not mod]
+            self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
+                                    if k == "activation" and getattr(m_, "inplace", False) and m_ is not mod]
         self.recording = True
         if not self.observed:
             self._observe_begin(mod)
@@ -1019,12 +1021,12 @@ class _TorchHooks:
             self._observe_end()
         if self.in_forward == 0 and self.recording and mod in self.kinds:
             self._module_hook(mod, args, out)  # the model is itself one watched module
-        if self.in_forward == 0:
+        if self.in_forward == 0 and self.recording:
             self.recording = False
-        if self.in_forward == 0 and self.module_handles:
-            for h in self.module_handles:
-                h.remove()
-            self.module_handles = []
+            if self.watch.every > 1:  # every=1: the next training forward is recorded too, they stay
+                for h in self.module_handles:
+                    h.remove()
+                self.module_handles = []
             p = self.pending
             if p is not None:
                 for r in p.rows:
@@ -1033,8 +1035,14 @@ class _TorchHooks:
 
     def _near(self, p: _Pending, r: _Row) -> None:
         if r.near is None and r.out is not None:
+            import torch
+
             o = _readable(r.out)
-            r.near = p.d.put((o.abs() <= self.near_zero).sum())
+            # |x| ≤ near_zero as 0/1 in the tensor's float dtype (le_ in place: half the time of a
+            # bool mask on the CPU), summed exactly: float32 up to 2²⁴ values, float64 beyond
+            flags = o.abs().le_(self.near_zero)
+            r.near = p.d.put(flags.sum() if flags.numel() < 2 ** 24 and flags.dtype == torch.float32
+                             else flags.sum(dtype=torch.float64))
 
     def _weight_grad(self, p: _Pending, key: int) -> Any:
         def fn(g: Any) -> None:
