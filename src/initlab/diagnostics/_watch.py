@@ -684,6 +684,26 @@ def _update_norms(d: _Deferred, snapshots: dict[int, tuple[Any, Any]]) -> dict[i
     return {k: d.put(n) for k, n in zip(keys, norms)}
 
 
+def _update_norms_in_place(snapshots: dict[int, tuple[Any, Any]]) -> dict[int, float]:
+    """‖W − W_before‖_F of every snapshotted weight (CPU tensors), computed in the snapshot
+    buffers (overwritten with W_before − W: a new 1 MB tensor per weight costs page faults on
+    the CPU): one foreach subtraction in place, one foreach norm."""
+    import torch
+
+    if not snapshots:
+        return {}
+    keys = list(snapshots)
+    ws = [snapshots[k][0].detach() for k in keys]
+    snaps = [snapshots[k][1] for k in keys]
+    with torch.no_grad():
+        if len({w.dtype for w in ws}) == 1:
+            torch._foreach_sub_(snaps, ws)
+            norms = torch._foreach_norm(snaps)
+        else:
+            norms = [torch.linalg.vector_norm(s_.sub_(w)) for w, s_ in zip(ws, snaps)]
+    return {k: float(n) for k, n in zip(keys, norms)}
+
+
 def _tgram(d: _Deferred, x: Any) -> tuple[Any, int] | None:
     """The Gram matrix of the first samples of ``x`` (batch on axis 0) on the strided feature
     subset that :func:`~initlab.diagnostics._stats.mean_pairwise_cosine` reads; the cosine is
@@ -1273,7 +1293,8 @@ class _TorchHooks:
             return
         d = p.d
         with torch.no_grad():
-            upd_sl = _update_norms(d, p.snapshots)
+            on_cpu = all(w.device.type == "cpu" for w, _ in p.snapshots.values())
+            upd_sl = {} if on_cpu else _update_norms(d, p.snapshots)
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
         if p.hsamples:
             with torch.no_grad():
@@ -1286,14 +1307,18 @@ class _TorchHooks:
                 _settle_sums(d, ts)
         for ts in p.weights.values():
             _settle_sums(d, ts)  # the snapshot buffer is written again at the next recorded step
+        if on_cpu:  # in the snapshot buffers, now that the weights' sums are settled: no allocation
+            upd = _update_norms_in_place(p.snapshots)
+        else:
+            upd = {k: float(d[sl][0]) for k, sl in upd_sl.items()}
         p.snapshots, p.grad_handles, p.inplace = {}, [], {}
         if any(h[0] == "sample" for r in p.rows for h in r.hist.values()):
-            self._build(p, d, upd_sl, loss_sl)  # the first recorded step: its histograms fix the edges
+            self._build(p, d, upd, loss_sl)  # the first recorded step: its histograms fix the edges
         else:  # built when the Watch is read (Watch.steps)
-            self.watch._lazy.append(lambda: self._build(p, d, upd_sl, loss_sl))
+            self.watch._lazy.append(lambda: self._build(p, d, upd, loss_sl))
             self.watch._verdicts = None
 
-    def _build(self, p: _Pending, d: _Deferred, upd_sl: dict[int, Any], loss_sl: Any) -> None:
+    def _build(self, p: _Pending, d: _Deferred, upd_norms: dict[int, float], loss_sl: Any) -> None:
         """The step's rows (the probe's statistics) from its numbers on the host; Watch.add_step."""
         backward = any(r.grads for r in p.rows)
         scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
@@ -1330,8 +1355,8 @@ class _TorchHooks:
                     if w_norm is not None:
                         gn = math.sqrt(max(gw_sq, 0.0)) * wscale
                         st.grad_weight_ratio = gn / w_norm if w_norm > 0 else math.inf
-            if r.weight is not None and id(r.weight) in upd_sl and w_norm is not None:
-                dn = float(d[upd_sl[id(r.weight)]][0])
+            if r.weight is not None and id(r.weight) in upd_norms and w_norm is not None:
+                dn = upd_norms[id(r.weight)]
                 upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
             near[st.name] = None if r.near is None else float(d[r.near][0]) / max(r.fw["n"], 1)
             layers.append(st)
