@@ -493,6 +493,33 @@ def test_cancelling_moments_match_the_probe():
     assert 0 < got[0].std < 1e-2
 
 
+def test_rows_built_when_read_equal_rows_read_at_each_step():
+    """The rows of a recorded step are built from its numbers when the Watch is read: reading
+    them inside the loop after every step or once at the end gives the same table, and a weight
+    whose Σx²/n − mean² cancels (a large mean, a tiny spread) still gets the centered std (taken
+    when its step ended, before the snapshot buffer is written again)."""
+    tables = []
+    for read_each_step in (False, True):
+        model = _mlp(None)
+        with torch.no_grad():
+            model[2].weight.copy_(0.5 + 1e-4 * torch.randn(64, 64, generator=torch.Generator().manual_seed(1)))
+        x, y = _data()
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        with watch(model, every=2) as w:
+            for s in range(7):
+                _train(model, opt, x[s * 64:], y[s * 64:], 1, w)
+                if read_each_step:
+                    assert [r.step for r in w.steps] == list(range(0, s, 2))  # the pending step is not a row yet
+        tables.append(w.rows())
+        w2 = model[2].weight.detach().double()
+    a, b = tables
+    assert [r["step"] for r in a] == [r["step"] for r in b] and len({r["step"] for r in a}) == 4
+    for ra, rb in zip(a, b):
+        assert ra == rb or all(ra[k] == rb[k] or (ra[k] != ra[k] and rb[k] != rb[k]) for k in ra), ra["name"]
+    last = [r for r in a if r["name"] == "2" and r["step"] == 6][0]
+    assert last["weight_std"] == pytest.approx(float(w2.std(correction=0)), rel=0.05)  # W drifted by one step
+
+
 def test_torch_histogram_equals_the_probes_histogram():
     from initlab.diagnostics._stats import histogram
     from initlab.diagnostics._watch import _torch_histogram
@@ -505,6 +532,26 @@ def test_torch_histogram_equals_the_probes_histogram():
         got = _torch_histogram(torch.from_numpy(v), edges).numpy()
         assert got.tolist() == want.counts.tolist()
         assert int(got.sum()) == want.n_sampled == 4997
+
+
+def test_batched_histograms_equal_the_probes_histograms():
+    """All of a step's histograms binned at once (one bincount on offset bins) give each sample's
+    own counts on its own edges, non-finite values dropped, also when the cached per-value
+    vectors are reused."""
+    from initlab.diagnostics._stats import histogram
+    from initlab.diagnostics._watch import _torch_histograms
+
+    rng = np.random.default_rng(5)
+    samples = [rng.standard_normal(n).astype(np.float32) * 2 for n in (5000, 300, 4096)]
+    samples[0][:7] = [np.inf, -np.inf, np.nan, 50.0, -50.0, 1.0, -1.0]
+    edges = [np.linspace(-3, 3, 17), np.linspace(-1, 1, 17), np.array([0.5] * 17)]
+    cache: dict = {}
+    for _ in range(2):
+        got = _torch_histograms([torch.from_numpy(v) for v in samples], edges, cache).numpy()
+        assert got.shape == (3, 16) and len(cache) == 1
+        for g, v, e in zip(got, samples, edges):
+            assert g.tolist() == histogram(v, e).counts.tolist()
+    assert int(got[0].sum()) == 4997
 
 
 def test_cosine_from_gram_equals_mean_pairwise_cosine():

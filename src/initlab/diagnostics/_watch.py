@@ -26,7 +26,8 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
   number is drawn from torch, and every hook is removed when the block exits, also on an
   exception. The training is bitwise the same with and without the watch. A step that is not
   recorded runs two hooks on the root module and nothing else: the per-layer hooks exist only
-  during a recorded forward pass and on its tensors.
+  during a recorded forward pass and on its tensors (with ``every=1`` the module hooks stay
+  between steps, and return at once on a forward in eval mode).
 
 * **Which rows** (``capture``). ``"modules"`` (default, fast): one row per ``nn.Linear`` /
   ``ConvNd`` (an activation module that takes its output directly is merged into it, as the
@@ -46,15 +47,19 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
   probe has rows for that run outside the watched modules, and lists them in
   :attr:`Watch.notes`.
 * **Cost** (``"modules"``). Every statistic is computed by torch operations on the tensor's own
-  device and dtype: per-channel means, then centered sums of squares (two passes, no
-  cancellation) for activations; Σx and Σx² (one pass each, with the probe's centered fallback
-  when the variance is below 1e-3 of E[x²]) for deltas, weights and weight gradients; maxima,
-  minima, near-zero and saturation counts; the Gram matrix of the first 64 samples for the
-  cosine; histogram counts on the fixed edges. These small results stay on the device and are
-  moved to NumPy together once per recorded step (one synchronisation on CUDA); the final scalars
-  are formed in float64 from them. ‖ΔW‖ is ``torch.dist`` between the weight and its copy taken
-  just before the recorded step (the copies live in buffers kept for the watch: one copy of the
-  watched weights).
+  device and dtype: per-channel means, then the corrected two-pass sums Σ(x − m) and Σ(x − m)²
+  (no cancellation) for activations, stacked with the channel maxima and minima into one block
+  per tensor; Σx and Σx² (one pass each, with the probe's centered fallback when the variance is
+  below 1e-3 of E[x²]) for deltas, weights and weight gradients; near-zero and saturation
+  counts; the Gram matrix of the first 64 samples for the cosine; the histogram samples, binned
+  on the fixed edges all at once (one bincount) when the step ends. These small results stay on
+  the device and are moved to NumPy together once per recorded step (one synchronisation on
+  CUDA). The rows (the final scalars in float64, the histograms, the verdicts' inputs) are built
+  from those numbers when the Watch is first read (:attr:`Watch.steps`, :meth:`Watch.rows`,
+  verdicts, export, plots), not in the training loop. ‖ΔW‖ is the norm of the difference
+  between the weight and its copy taken just before the recorded step (the copies live in
+  buffers kept for the watch: one copy of the watched weights; on the CPU the difference is
+  formed in those buffers).
 
 * The per-layer statistics are those of the probe (:mod:`initlab.diagnostics._measure`, same
   names and definitions), plus ``near_zero`` (fraction of activation values with
@@ -178,10 +183,32 @@ class Watch:
     def __init__(self, *, every: int = 1, model: str = "torch") -> None:
         self.every = check_int("every", every, low=1)
         self.model = model
-        self.steps: list[WatchStep] = []
+        self._steps: list[WatchStep] = []
+        self._lazy: list[Any] = []  # recorded steps whose rows are built when the Watch is read
         self.notes: list[str] = []  # what the watch could not record (e.g. functional ops it does not see)
         self._verdicts: list[WatchVerdict] | None = None
         self._hooks: _TorchHooks | None = None
+
+    @property
+    def steps(self) -> list[WatchStep]:
+        """The :class:`WatchStep` records, in step order. (A torch watch moves each recorded
+        step's raw numbers to the host when the step ends and builds its rows here, on the first
+        read after it: the training loop does not pay for them.)"""
+        if self._lazy:
+            self._build_lazy()
+        return self._steps
+
+    @steps.setter
+    def steps(self, value: list[WatchStep]) -> None:
+        self._lazy = []
+        self._steps = value
+        self._verdicts = None
+
+    def _build_lazy(self) -> None:
+        todo, self._lazy = self._lazy, []
+        with np.errstate(all="ignore"):  # a diverging run gives inf/nan statistics, reported as diverged
+            for build in todo:
+                build()
 
     # -- filling ---------------------------------------------------------------------------------
     def add_step(self, step: int, layers: list[LayerStats], *, loss: float | None = None,
@@ -189,9 +216,10 @@ class Watch:
                  backward: bool = False, near_zero: dict[str, float] | None = None,
                  update_ratio: dict[str, float | None] | None = None) -> None:
         """Append one recorded step (steps must increase)."""
-        if self.steps and step <= self.steps[-1].step:
-            raise ValueError(f"The 'step' argument must increase; got {step} after {self.steps[-1].step}.")
-        self.steps.append(WatchStep(step=int(step), layers=list(layers), loss=loss, input_mean=input_stats[0],
+        steps = self.steps
+        if steps and step <= steps[-1].step:
+            raise ValueError(f"The 'step' argument must increase; got {step} after {steps[-1].step}.")
+        steps.append(WatchStep(step=int(step), layers=list(layers), loss=loss, input_mean=input_stats[0],
                                     input_std=input_stats[1], input_cosine=input_stats[2], batch=batch,
                                     backward=backward, near_zero=dict(near_zero or {}),
                                     update_ratio=dict(update_ratio or {})))
@@ -423,14 +451,16 @@ def _as_float(loss: Any) -> float:
 #
 # Speed. A recorded step computes every statistic with torch operations on the tensors' own
 # device and dtype (float16/bfloat16 are read as float32), never through a float64 copy of a
-# whole tensor: per-channel means, centered sums of squares (two passes: x − mean, then Σ(x −
-# mean)², so no cancellation), maxima and minima, the Gram matrix of the first 64 samples for the
+# whole tensor: per-channel means and the corrected two-pass sums (x − mean, then Σ and Σ² of
+# it, so no cancellation), maxima and minima, the Gram matrix of the first 64 samples for the
 # cosine, counts for the near-zero fraction and saturation, and histogram counts on the fixed
-# edges. Each of these small results is kept on the device in a :class:`_Deferred`; when the step
-# is complete they are concatenated and copied to NumPy ONCE (one synchronisation on CUDA), and
-# the final scalars (pooled mean and std, sq_mean, chan_var, cosine...) are formed in float64
-# from those few numbers. A step that is not recorded costs two hook calls on the root module:
-# the per-module forward hooks exist only during the forward pass of a recorded step, and the
+# edges (all samples of the step in one bincount). Each of these small results is kept on the
+# device in a :class:`_Deferred`; when the step is complete they are concatenated and copied to
+# NumPy ONCE (one synchronisation on CUDA). The final scalars (pooled mean and std, sq_mean,
+# chan_var, cosine...) are formed in float64 from those few numbers when the Watch is read
+# (Watch.steps builds the pending steps). A step that is not recorded costs two hook calls on
+# the root module: the per-module forward hooks exist only during the forward pass of a recorded
+# step (with every=1 they stay, every step being recorded), and the
 # gradient hooks only on its tensors.
 
 _COS_SAMPLES, _COS_FEATURES = 64, 4096  # mean_pairwise_cosine's defaults (k, max_features)
@@ -479,16 +509,16 @@ class _Deferred:
 
 @dataclass
 class _TMoments:
-    """Where one tensor's per-channel numbers sit in the step's :class:`_Deferred`: the channel
-    means, the centered sums of squares Σ(x − mean_c)² and (optionally) the channel maxima and
-    minima; ``per_chan`` values per channel (the tensor viewed [batch, channels, rest] as
+    """Where one tensor's per-channel numbers sit in the step's :class:`_Deferred`: one stacked
+    block [m_c, Σ_c(x − m_c), Σ_c(x − m_c)²(, max_c, min_c)] (``rows`` rows of one value per
+    channel: the float32 channel means, the sums of the residuals and of their squares of the
+    corrected two-pass algorithm, and optionally the channel maxima and minima); ``per_chan``
+    values per channel (the tensor viewed [batch, channels, rest] as
     :func:`initlab.diagnostics._stats.moments` views it)."""
 
     per_chan: int
-    mean: Any
-    ssq: Any
-    cmax: Any = None
-    cmin: Any = None
+    ref: Any
+    rows: int
 
 
 def _empty_like(t: Any) -> Any:
@@ -505,7 +535,15 @@ def _readable(t: Any) -> Any:
 
 
 def _tmoments(d: _Deferred, x: Any, extremes: bool = True) -> _TMoments:
-    """Per-channel mean, centered sum of squares, max and min of ``x`` by torch ops (see above)."""
+    """Per-channel moments, max and min of ``x`` by torch ops (see above), put as one block: the
+    corrected two-pass algorithm (Chan, Golub & LeVeque 1983): m = mean, r = x − m (exact when
+    the values are close to m: no cancellation), then Σr and Σr²; the host forms the channel
+    mean m + Σr/n and the centered sum of squares Σr² − (Σr)²/n in float64, so channel means far
+    from zero with a tiny spread keep their differences. (``torch.var_mean`` and
+    ``torch.aminmax`` along the batch axis are several times slower on the CPU than these
+    reductions.)"""
+    import torch
+
     x = _readable(x)
     if x.ndim == 0:
         x = x.reshape(1, 1)
@@ -514,19 +552,20 @@ def _tmoments(d: _Deferred, x: Any, extremes: bool = True) -> _TMoments:
     elif x.ndim > 2:
         x = x.reshape(x.shape[0], x.shape[1], -1)
     if x.ndim == 2:  # [rows, channels]
-        m = x.mean(0)
-        ssq = (x - m).square_().sum(0)
-        per = x.shape[0]
         dims: Any = 0
+        m = x.mean(0)
+        r = x - m
+        per = x.shape[0]
     else:  # [batch, channels, positions]
         dims = (0, 2)
         m = x.mean(dims)
-        ssq = (x - m[:, None]).square_().sum(dims)
+        r = x - m[:, None]
         per = x.shape[0] * x.shape[2]
-    tm = _TMoments(per, d.put(m), d.put(ssq))
+    s1 = r.sum(dims)
+    parts = [m, s1, r.square_().sum(dims)]
     if extremes:
-        tm.cmax, tm.cmin = d.put(x.amax(dims)), d.put(x.amin(dims))
-    return tm
+        parts += [x.amax(dims), x.amin(dims)]
+    return _TMoments(per, d.put(torch.stack(parts)), len(parts))
 
 
 @dataclass
@@ -545,28 +584,31 @@ class _HMoments:
 
 
 def _host_moments(d: _Deferred, tm: _TMoments) -> _HMoments:
-    m = d[tm.mean]
+    block = d[tm.ref].reshape(tm.rows, -1)
+    n = max(tm.per_chan, 1)
+    s1 = block[1]
+    m = block[0] + s1 / n  # the corrected channel means, in float64
     c = m.size
     mean = float(m.sum()) / c
-    chan_var = float(d[tm.ssq].sum()) / (tm.per_chan * c)
+    chan_var = float((block[2] - s1 * s1 / n).sum()) / (n * c)
     sq_mean = float(np.dot(m, m)) / c
     dm = m - mean
     var = chan_var + float(np.dot(dm, dm)) / c
-    cmax = None if tm.cmax is None else d[tm.cmax]
-    lo = math.nan if tm.cmin is None else float(d[tm.cmin].min())
+    cmax = block[3] if tm.rows > 3 else None
+    lo = float(block[4].min()) if tm.rows > 4 else math.nan
     hi = math.nan if cmax is None else float(cmax.max())
     return _HMoments(mean, math.sqrt(max(var, 0.0)), sq_mean, max(chan_var, 0.0), lo, hi, cmax)
 
 
 def _tpooled(d: _Deferred, x: Any) -> _TMoments:
-    """Pooled mean and centered sum of squares of ``x`` (two passes; one "channel"): the deltas,
-    whose statistics are pooled."""
+    """Pooled mean and centered sums of ``x`` (one "channel"; the corrected two pass of
+    :func:`_tmoments`): the input's statistics."""
     import torch
 
-    x = _readable(x).reshape(-1)
-    m = x.mean()
-    c = x - m
-    return _TMoments(int(x.numel()), d.put(m), d.put(torch.dot(c, c)))
+    flat = _readable(x).reshape(-1)
+    m = flat.mean()
+    r = flat - m
+    return _TMoments(int(flat.numel()), d.put(torch.stack([m, r.sum(), torch.dot(r, r)])), 3)
 
 
 @dataclass
@@ -583,6 +625,7 @@ class _TSums:
     s: Any
     q: Any
     ref: Any
+    exact: tuple[float, float] | None = None  # (mean, variance) by the centered fallback
 
 
 def _tsums(d: _Deferred, x: Any, keep: bool = True) -> _TSums:
@@ -594,9 +637,13 @@ def _tsums(d: _Deferred, x: Any, keep: bool = True) -> _TSums:
 
 def _host_sums(d: _Deferred, ts: _TSums) -> tuple[float, float, float]:
     """(mean, std (ddof 0), Σx²) of a :class:`_TSums`; the variance is recomputed centered in
-    float64 from the kept tensor when it is below 1e-3 of E[x²] (the probe's fallback rule)."""
+    float64 from the kept tensor when it is below 1e-3 of E[x²] (the probe's fallback rule;
+    done by :func:`_settle_sums` when the step ends, before the tensor is let go)."""
     n = max(ts.n, 1)
     total, sumsq = float(d[ts.s][0]), float(d[ts.q][0])
+    if ts.exact is not None:
+        mean, var = ts.exact
+        return mean, math.sqrt(max(var, 0.0)), sumsq
     mean, ex2 = total / n, sumsq / n
     var = ex2 - mean * mean
     if math.isfinite(var) and var < 1e-3 * ex2 and ts.ref is not None:
@@ -606,6 +653,61 @@ def _host_sums(d: _Deferred, ts: _TSums) -> tuple[float, float, float]:
         mean = float(x64.mean())
         var = float(((x64 - mean) ** 2).mean())
     return mean, math.sqrt(max(var, 0.0)), sumsq
+
+
+def _settle_sums(d: _Deferred, ts: _TSums) -> None:
+    """Apply :func:`_host_sums`' centered fallback now (it needs the tensor) and let the tensor
+    go: the step's rows are built later, from numbers only."""
+    if ts.ref is None:
+        return
+    n = max(ts.n, 1)
+    total, sumsq = float(d[ts.s][0]), float(d[ts.q][0])
+    mean, ex2 = total / n, sumsq / n
+    var = ex2 - mean * mean
+    if math.isfinite(var) and var < 1e-3 * ex2:
+        import torch
+
+        x64 = ts.ref.detach().reshape(-1).to(torch.float64)
+        mean = float(x64.mean())
+        ts.exact = (mean, float(((x64 - mean) ** 2).mean()))
+    ts.ref = None
+
+
+def _update_norms(d: _Deferred, snapshots: dict[int, tuple[Any, Any]]) -> dict[int, Any]:
+    """‖W − W_before‖_F of every snapshotted weight, put in ``d``: one foreach subtraction and
+    one foreach norm for all the weights (per tensor as ``torch.dist``), keyed as ``snapshots``."""
+    import torch
+
+    if not snapshots:
+        return {}
+    keys = list(snapshots)
+    ws = [snapshots[k][0].detach() for k in keys]
+    snaps = [snapshots[k][1] for k in keys]
+    if len({(w.device, w.dtype) for w in ws}) == 1:
+        norms = torch._foreach_norm(torch._foreach_sub(ws, snaps))
+    else:
+        norms = [torch.dist(w, s_) for w, s_ in zip(ws, snaps)]
+    return {k: d.put(n) for k, n in zip(keys, norms)}
+
+
+def _update_norms_in_place(snapshots: dict[int, tuple[Any, Any]]) -> dict[int, float]:
+    """‖W − W_before‖_F of every snapshotted weight (CPU tensors), computed in the snapshot
+    buffers (overwritten with W_before − W: a new 1 MB tensor per weight costs page faults on
+    the CPU): one foreach subtraction in place, one foreach norm."""
+    import torch
+
+    if not snapshots:
+        return {}
+    keys = list(snapshots)
+    ws = [snapshots[k][0].detach() for k in keys]
+    snaps = [snapshots[k][1] for k in keys]
+    with torch.no_grad():
+        if len({w.dtype for w in ws}) == 1:
+            torch._foreach_sub_(snaps, ws)
+            norms = torch._foreach_norm(snaps)
+        else:
+            norms = [torch.linalg.vector_norm(s_.sub_(w)) for w, s_ in zip(ws, snaps)]
+    return {k: float(n) for k, n in zip(keys, norms)}
 
 
 def _tgram(d: _Deferred, x: Any) -> tuple[Any, int] | None:
@@ -652,6 +754,46 @@ def _torch_histogram(values: Any, edges: np.ndarray) -> Any:
     return counts[:nb]
 
 
+def _torch_histograms(samples: list[Any], edges: list[np.ndarray], cache: dict[Any, Any] | None = None) -> Any:
+    """:func:`_torch_histogram` of several samples at once (each on its own edges, all with the
+    same number of bins): one concatenation, the same float64 arithmetic element by element with
+    each sample's lo and nb/(hi − lo) (0 when hi = lo: finite values then land in bin 0, as
+    there), and one bincount on bins offset per sample. Returns int64 counts [len(samples), nb].
+    ``cache`` (a dict kept by the caller) keeps the per-value lo, scale and offset vectors
+    between calls with the same samples' sizes and edges."""
+    import torch
+
+    cache = {} if cache is None else cache
+    nb = int(edges[0].size) - 1
+    if len(samples) == 1 or any(int(e.size) - 1 != nb for e in edges):
+        return torch.stack([_torch_histogram(v, e) for v, e in zip(samples, edges)])
+    flats = [v.reshape(-1) for v in samples]
+    dev = flats[0].device
+    sizes = [int(f.numel()) for f in flats]
+    v = torch.cat(flats)
+    lo = tuple(float(e[0]) for e in edges)
+    k = tuple(nb / (float(e[-1]) - a) if float(e[-1]) > a else 0.0 for e, a in zip(edges, lo))
+    key = (tuple(sizes), lo, k, nb, str(dev))
+    lo_v, k_v, off = cache.get(key) or (None, None, None)
+    if lo_v is None:  # the same layers every recorded step: the per-value vectors are built once
+        rep = torch.tensor(sizes, device=dev)
+        n = int(v.numel())
+        lo_v = torch.repeat_interleave(torch.tensor(lo, dtype=torch.float64, device=dev), rep, output_size=n)
+        k_v = torch.repeat_interleave(torch.tensor(k, dtype=torch.float64, device=dev), rep, output_size=n)
+        off = torch.repeat_interleave(torch.arange(0, len(sizes) * (nb + 1), nb + 1, device=dev), rep,
+                                      output_size=n)
+        cache.clear()
+        cache[key] = (lo_v, k_v, off)
+    pos = v.to(dtype=torch.float64, copy=True).sub_(lo_v).mul_(k_v)
+    idx = pos.add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long().add_(off)
+    total = len(sizes) * (nb + 1)
+    if dev.type == "cpu":
+        counts = torch.bincount(idx, minlength=total)
+    else:
+        counts = torch.zeros(total, dtype=torch.int64, device=dev).scatter_add_(0, idx, torch.ones_like(idx))
+    return counts.reshape(len(sizes), nb + 1)[:, :nb]
+
+
 def _tsample(x: Any, k: int | None) -> Any:
     """:func:`~initlab.diagnostics._stats.subsample` as a torch view: every ``step``-th value,
     the stride coprime with the channel count (x.shape[1])."""
@@ -695,7 +837,7 @@ class _Row:
     paired: bool = False
     fw: dict[str, Any] = field(default_factory=dict)  # deferred forward numbers
     grads: dict[str, Any] = field(default_factory=dict)  # deferred gradient sums (_TSums)
-    hist: dict[str, Any] = field(default_factory=dict)  # key -> ("counts", ref) | ("sample", tensor)
+    hist: dict[str, Any] = field(default_factory=dict)  # key -> ("binned", i) | ("sample", tensor)
     near: Any = None
     weight: Any = None  # the parameter whose gradient and update the row reports
 
@@ -721,6 +863,9 @@ class _Pending:
         self.mode: Any = None
         self.param_grads: dict[int, Any] = {}
         self.near: dict[str, float] = {}
+        self.hsamples: list[Any] = []  # histogram samples binned on the device when the step ends
+        self.hedges: list[np.ndarray] = []
+        self.hcounts: Any = None  # their counts' place in d
 
 
 class _TorchHooks:
@@ -750,6 +895,9 @@ class _TorchHooks:
         self.pending: _Pending | None = None
         self.in_forward = 0
         self.edges = _Edges(bins, hist_margin)
+        self.hist_cache: dict[Any, Any] = {}  # _torch_histograms' per-value vectors
+        self.fans: dict[Any, tuple[Any, int | None]] = {}  # module -> (weight shape, the probe's fan-in)
+        self.linear_act = _activations.get("linear")
 
     # hooks ---------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -812,9 +960,10 @@ class _TorchHooks:
         self.pending = p
         # (the root's own row, when the model is one watched module, is taken by _root_post: a hook
         # removed from the root while torch iterates its hooks after a failed forward would break it)
-        self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not mod]
-        self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
-                                if k == "activation" and getattr(m_, "inplace", False) and m_ is not mod]
+        if not self.module_handles:  # (with every=1 they stay from the step before)
+            self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not mod]
+            self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
+                                    if k == "activation" and getattr(m_, "inplace", False) and m_ is not mod]
         self.recording = True
         if not self.observed:
             self._observe_begin(mod)
@@ -898,12 +1047,12 @@ class _TorchHooks:
             self._observe_end()
         if self.in_forward == 0 and self.recording and mod in self.kinds:
             self._module_hook(mod, args, out)  # the model is itself one watched module
-        if self.in_forward == 0:
+        if self.in_forward == 0 and self.recording:
             self.recording = False
-        if self.in_forward == 0 and self.module_handles:
-            for h in self.module_handles:
-                h.remove()
-            self.module_handles = []
+            if self.watch.every > 1:  # every=1: the next training forward is recorded too, they stay
+                for h in self.module_handles:
+                    h.remove()
+                self.module_handles = []
             p = self.pending
             if p is not None:
                 for r in p.rows:
@@ -912,8 +1061,14 @@ class _TorchHooks:
 
     def _near(self, p: _Pending, r: _Row) -> None:
         if r.near is None and r.out is not None:
+            import torch
+
             o = _readable(r.out)
-            r.near = p.d.put((o.abs() <= self.near_zero).sum())
+            # |x| ≤ near_zero as 0/1 in the tensor's float dtype (le_ in place: half the time of a
+            # bool mask on the CPU), summed exactly: float32 up to 2²⁴ values, float64 beyond
+            flags = o.abs().le_(self.near_zero)
+            r.near = p.d.put(flags.sum() if flags.numel() < 2 ** 24 and flags.dtype == torch.float32
+                             else flags.sum(dtype=torch.float64))
 
     def _weight_grad(self, p: _Pending, key: int) -> Any:
         def fn(g: Any) -> None:
@@ -933,15 +1088,23 @@ class _TorchHooks:
                 gv = _fview(g, row.axis)
                 row.grads[key] = _tsums(p.d, gv)  # kept: autograd does not write a delta after its hooks
                 if key == "preact" or (key == "act" and row.kind == "norm"):
-                    self._hist(p, row, "grad", _tsample(gv, self.hist_sample) * scale)
+                    self._hist(p, row, "grad", _tsample(gv, self.hist_sample) * scale, copy=False)
         return fn
 
-    def _hist(self, p: _Pending, row: _Row, key: str, sample: Any) -> None:
+    def _hist(self, p: _Pending, row: _Row, key: str, sample: Any, copy: bool = True) -> None:
+        """Keep a copy of the histogram sample (a later in-place op may write the tensor): binned
+        at the first recorded step on the host (its edges come from it), afterwards all the
+        step's samples at once on the device (:func:`_torch_histograms`) when the step ends."""
         edges = self.edges.edges.get((row.st.name, key))
+        v = _readable(sample)
+        if copy:
+            v = v.clone()
         if edges is None:  # the first recorded step: the edges come from this sample, at the end
-            row.hist[key] = ("sample", _readable(sample).clone())
+            row.hist[key] = ("sample", v)
         else:
-            row.hist[key] = ("counts", p.d.put(_torch_histogram(sample, edges)))
+            row.hist[key] = ("binned", len(p.hsamples))
+            p.hsamples.append(v)
+            p.hedges.append(edges)
 
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         p = self.pending
@@ -978,8 +1141,8 @@ class _TorchHooks:
             axis = -1 if kind == "linear" else 1
             if kind == "conv" and out.ndim < 3:
                 return
-            row = _Row(new_layer(len(p.rows) + 1, name, kind, _activations.get("linear")), mod, kind,
-                       _activations.get("linear"), axis, out)
+            lin = self.linear_act
+            row = _Row(new_layer(len(p.rows) + 1, name, kind, lin), mod, kind, lin, axis, out)
             row.st.op = _conv_op(mod) if kind == "conv" else "linear"
             o = _fview(out, axis)
             row.fw["pre"] = row.fw["act"] = _tmoments(d, o)
@@ -988,7 +1151,10 @@ class _TorchHooks:
             self._hist(p, row, "preact", _tsample(o, hs))
             w = mod.weight
             row.fw["weight"] = p.weights.get(id(w))
-            row.st.fan_in = _fan_in(mod)
+            fan = self.fans.get(mod)
+            if fan is None or fan[0] != w.shape:  # computed once per module (and weight shape)
+                fan = self.fans[mod] = (w.shape, _fan_in(mod))
+            row.st.fan_in = fan[1]
             row.weight = w
             if out.requires_grad:
                 out.register_hook(self._grad(p, row, "preact"))
@@ -1133,9 +1299,33 @@ class _TorchHooks:
             return
         d = p.d
         with torch.no_grad():
-            upd_sl = {key: d.put(torch.dist(w.detach(), snap)) for key, (w, snap) in p.snapshots.items()}
+            on_cpu = all(w.device.type == "cpu" for w, _ in p.snapshots.values())
+            upd_sl = {} if on_cpu else _update_norms(d, p.snapshots)
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
+        if p.hsamples:
+            with torch.no_grad():
+                p.hcounts = d.put(_torch_histograms(p.hsamples, p.hedges, self.hist_cache))
+            p.hsamples = []
         d.resolve()
+        for r in p.rows:
+            r.module = None
+            for ts in r.grads.values():
+                _settle_sums(d, ts)
+        for ts in p.weights.values():
+            _settle_sums(d, ts)  # the snapshot buffer is written again at the next recorded step
+        if on_cpu:  # in the snapshot buffers, now that the weights' sums are settled: no allocation
+            upd = _update_norms_in_place(p.snapshots)
+        else:
+            upd = {k: float(d[sl][0]) for k, sl in upd_sl.items()}
+        p.snapshots, p.grad_handles, p.inplace = {}, [], {}
+        if any(h[0] == "sample" for r in p.rows for h in r.hist.values()):
+            self._build(p, d, upd, loss_sl)  # the first recorded step: its histograms fix the edges
+        else:  # built when the Watch is read (Watch.steps)
+            self.watch._lazy.append(lambda: self._build(p, d, upd, loss_sl))
+            self.watch._verdicts = None
+
+    def _build(self, p: _Pending, d: _Deferred, upd_norms: dict[int, float], loss_sl: Any) -> None:
+        """The step's rows (the probe's statistics) from its numbers on the host; Watch.add_step."""
         backward = any(r.grads for r in p.rows)
         scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
         wscale = scale / max(p.batch, 1)  # the probe's ∂L/∂W of the mean loss
@@ -1171,12 +1361,12 @@ class _TorchHooks:
                     if w_norm is not None:
                         gn = math.sqrt(max(gw_sq, 0.0)) * wscale
                         st.grad_weight_ratio = gn / w_norm if w_norm > 0 else math.inf
-            if r.weight is not None and id(r.weight) in upd_sl and w_norm is not None:
-                dn = float(d[upd_sl[id(r.weight)]][0])
+            if r.weight is not None and id(r.weight) in upd_norms and w_norm is not None:
+                dn = upd_norms[id(r.weight)]
                 upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
             near[st.name] = None if r.near is None else float(d[r.near][0]) / max(r.fw["n"], 1)
             layers.append(st)
-        self._histograms(d, p.rows)
+        self._histograms(d, p.rows, p)
         inp = (0.0, 0.0, None)
         if p.input is not None:
             hi = _host_moments(d, p.input[0])
@@ -1303,7 +1493,8 @@ class _TorchHooks:
         self.watch.add_step(p.step, layers, loss=loss, input_stats=inp, batch=p.batch, backward=backward,
                             near_zero=dict(p.near), update_ratio=upd)
 
-    def _histograms(self, d: _Deferred, rows: list[_Row]) -> None:
+    def _histograms(self, d: _Deferred, rows: list[_Row], p: _Pending) -> None:
+        binned = None if p.hcounts is None else d[p.hcounts].reshape(len(p.hedges), -1)
         for r in rows:
             if not r.paired and r.kind in ("linear", "conv") and "preact" in r.hist:
                 r.hist["act"] = r.hist["preact"]  # the layer's output is its pre-activation
@@ -1319,7 +1510,7 @@ class _TorchHooks:
                         self.edges.edges[ek] = hist_edges(values, self.bins, bounds=bounded, margin=self.hist_margin)
                     setattr(r.st, attr, histogram(values, self.edges.edges[ek]))
                 else:
-                    counts = d[h[1]].astype(np.int64)
+                    counts = binned[h[1]].astype(np.int64)
                     setattr(r.st, attr, Histogram(self.edges.edges[ek], counts, int(counts.sum())))
 
 
