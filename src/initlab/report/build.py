@@ -12,13 +12,16 @@ initlab report (it has files but no ``results.json`` written by initlab) is neve
 raises ValueError.
 
 Studies run in worker processes (``jobs`` > 1), one process per study, by :func:`initlab._workers.run_tasks`
-(the mechanism shared with the explorer and the sweep). A worker starts with
+(the mechanism shared with the explorer and the sweep); with ``explore`` the explorer's activations
+are tasks of the same pool, so it overlaps with the studies. Tasks start longest first (:data:`_COST`),
+and the modules every task needs are imported once before the workers are forked (:func:`_preload`).
+A worker starts with
 SIGINT and SIGTERM at their default dispositions (SIGINT stays ignored when the main process
 ignores it, as under ``nohup``), so Ctrl-C, which the terminal sends to the whole process group,
 ends it at once; it dies with the main process (``PR_SET_PDEATHSIG`` on Linux, a thread polling
 ``os.getppid()`` elsewhere), so even ``kill -9`` of the main process leaves no worker behind. A
-worker hands its result back through a file in the temporary folder, never a pipe the main process
-must drain, so stopping never waits on a blocked writer.
+worker hands its result back through a file in the temporary folder (with the explorer, a folder of
+the pool's own in TMPDIR), never a pipe the main process must drain, so stopping never waits on a blocked writer.
 
 A study that raises an ``Exception`` is shown as failed, with its error, while the others render;
 a worker that dies (out of memory, killed) shows its study as failed too. ``KeyboardInterrupt``
@@ -362,13 +365,14 @@ def _study_job(name: str, quick: bool, seed: int, mnist: str | None, folder: str
     return result, files, errors
 
 
-#: seconds each task took in a quick / a full run on two cores (measured; only their order matters):
-#: the pool starts the longest first, so the two workers end together
+#: seconds each task took in a quick / a full run (2 workers, load average 2.5-3 on 2 cores; a task
+#: includes drawing its figures; "explore" is one activation of the explorer). Only the order matters:
+#: the pool starts the longest first, so the two workers end together.
 _COST = {
-    True: {"seed002": 11.0, "cnn": 8.0, "trainability": 3.5, "seed001": 3.3, "seed000": 2.5, "watch": 1.6,
-           "seed003": 0.9, "explore": 1.2},
-    False: {"cnn": 40.0, "seed002": 25.0, "trainability": 8.0, "seed001": 6.0, "seed000": 5.0, "watch": 3.0,
-            "seed003": 2.0, "explore": 4.0},
+    True: {"cnn": 10.0, "seed002": 9.0, "seed000": 6.0, "seed001": 4.0, "watch": 3.0, "trainability": 2.3,
+           "explore": 1.5, "seed003": 1.5},
+    False: {"cnn": 57.0, "seed002": 35.0, "seed000": 19.0, "trainability": 12.0, "seed001": 11.0, "explore": 10.5,
+            "watch": 4.7, "seed003": 2.5},
 }
 
 
