@@ -439,13 +439,13 @@ def _run_all(names: list[str], *, quick: bool, seed: int, mnist: str | None, fol
 
     def started(idx: list[int]) -> None:
         if bar is not None:
-            bar.update(task, description=f"running {', '.join(order[i] for i in idx)}{suffix}")
+            bar.update(task, description=f"running {', '.join(order[i] for i in idx)}{suffix}", refresh=True)
 
     def finished(i: int) -> None:
         if bar is not None:
             if not order[i].startswith("explore-"):
                 bar.advance(task)
-            bar.update(task, description=f"finished {order[i]}")
+            bar.update(task, description=f"finished {order[i]}", refresh=True)
 
     # with the explorer, results travel through a folder of their own in TMPDIR (as the explorer's did)
     outcomes = _workers.run_tasks(_pool_job, [t[1] for t in tasks], jobs, folder=None if explore else folder,
@@ -470,6 +470,9 @@ def _resolve_jobs(jobs: int | None, n: int) -> int:
 
 
 def _progress(enabled: bool) -> Any:
+    """rich's progress bar on a terminal (None otherwise), redrawn when a task starts or ends: no
+    refresh thread, so the workers are still forked (:func:`initlab._workers.start_method`) and
+    not spawned, which would import everything again in each task."""
     if not enabled:
         return None
     from rich.console import Console
@@ -479,7 +482,7 @@ def _progress(enabled: bool) -> Any:
     if not console.is_terminal:
         return None
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=console, transient=True)
+                    TimeElapsedColumn(), console=console, transient=True, auto_refresh=False)
 
 
 def build(
