@@ -324,7 +324,8 @@ def build_explorer(out_dir: str | os.PathLike[str], *, seed: int = 0, jobs: int 
 
 def write_explorer(out_dir: str | os.PathLike[str], data: dict[str, Any], *, seconds: float, jobs: int) -> ExploreSummary:
     """Write the page for ``data`` (:func:`explorer_data` or :func:`assemble`) to ``out_dir/index.html``
-    atomically; ``seconds`` (the time the data took) is stated on the page."""
+    atomically; ``seconds`` (the time the data took; in ``initlab report`` the whole pool's, shared with the
+    studies) goes into the data as ``meta.build_seconds``."""
     t0 = time.perf_counter()
     out = Path(out_dir).expanduser()
     n_jobs = jobs
