@@ -33,7 +33,8 @@ def leftovers(out: Path) -> list[Path]:
 
 
 def tmpdir(out: Path) -> Path:
-    """The TMPDIR of a run on ``out`` (where the explorer's workers leave their results)."""
+    """The TMPDIR of a run on ``out`` (where the report's workers leave their results when the explorer is
+    built: its activations run in the same pool as the studies)."""
     return out.parent / "tmpdir"
 
 
@@ -70,13 +71,15 @@ def _tmp_has(out: Path, what: str) -> bool:
 
 
 #: moments of the run at which Ctrl-C arrives: while Python starts, once the workers run, once
-#: a study has finished (its figures drawn) while another worker still runs, and once the studies are
-#: done and the explorer's workers run
+#: a study has finished (its figures drawn) while another worker still runs, and later in the pool
+#: (the explorer's activations share the worker pool with the studies, longest first: a study has
+#: finished and the pool still runs a second later)
 MOMENTS = {
     "startup": lambda out: time.sleep(0.5) or True,
     "workers running": lambda out: wait_for(lambda: bool(leftovers(out))) and (time.sleep(1.0) or True),
     "a study finished": lambda out: wait_for(lambda: _tmp_has(out, ".png")),
-    "the explorer running": lambda out: wait_for(lambda: _explorer_running(out)) and (time.sleep(1.0) or True),
+    "the explorer running": lambda out: (wait_for(lambda: _explorer_running(out) and _tmp_has(out, ".png"))
+                                         and (time.sleep(1.0) or True)),
 }
 
 

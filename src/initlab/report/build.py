@@ -12,13 +12,16 @@ initlab report (it has files but no ``results.json`` written by initlab) is neve
 raises ValueError.
 
 Studies run in worker processes (``jobs`` > 1), one process per study, by :func:`initlab._workers.run_tasks`
-(the mechanism shared with the explorer and the sweep). A worker starts with
+(the mechanism shared with the explorer and the sweep); with ``explore`` the explorer's activations
+are tasks of the same pool, so it overlaps with the studies. Tasks start longest first (:data:`_COST`),
+and the modules every task needs are imported once before the workers are forked (:func:`_preload`).
+A worker starts with
 SIGINT and SIGTERM at their default dispositions (SIGINT stays ignored when the main process
 ignores it, as under ``nohup``), so Ctrl-C, which the terminal sends to the whole process group,
 ends it at once; it dies with the main process (``PR_SET_PDEATHSIG`` on Linux, a thread polling
 ``os.getppid()`` elsewhere), so even ``kill -9`` of the main process leaves no worker behind. A
-worker hands its result back through a file in the temporary folder, never a pipe the main process
-must drain, so stopping never waits on a blocked writer.
+worker hands its result back through a file in the temporary folder (with the explorer, a folder of
+the pool's own in TMPDIR), never a pipe the main process must drain, so stopping never waits on a blocked writer.
 
 A study that raises an ``Exception`` is shown as failed, with its error, while the others render;
 a worker that dies (out of memory, killed) shows its study as failed too. ``KeyboardInterrupt``
@@ -362,8 +365,49 @@ def _study_job(name: str, quick: bool, seed: int, mnist: str | None, folder: str
     return result, files, errors
 
 
-#: studies in the order that balances two workers best (longest first)
-_COST_ORDER = ("cnn", "seed002", "seed000", "seed001", "seed003", "watch")
+#: seconds each task took in a quick / a full run (2 workers, load average 2.5-3 on 2 cores; a task
+#: includes drawing its figures; "explore" is one activation of the explorer). Only the order matters:
+#: the pool starts the longest first, so the two workers end together.
+_COST = {
+    True: {"cnn": 10.0, "seed002": 9.0, "seed000": 6.0, "seed001": 4.0, "watch": 3.0, "trainability": 2.3,
+           "explore": 1.5, "seed003": 1.5},
+    False: {"cnn": 57.0, "seed002": 35.0, "seed000": 19.0, "trainability": 12.0, "seed001": 11.0, "explore": 10.5,
+            "watch": 4.7, "seed003": 2.5},
+}
+
+
+#: modules every forked task would otherwise import again (each task is a fresh fork of this process):
+#: imported once here before the pool starts (about 2 s once instead of up to 1.5 s in each of 13 tasks)
+_PRELOAD = ("initlab.nn", "initlab.theory", "initlab.diagnostics", "initlab.data", "initlab.report.plots",
+            "sklearn.datasets", "mnist1d.data")
+
+
+def _preload(jobs: int) -> None:
+    """Import :data:`_PRELOAD` (and matplotlib's Agg pyplot) in this process when the workers will be
+    forked from it, so that no task pays for these imports; nothing where they are spawned (a spawned
+    worker imports afresh anyway) or run in this process. A module that cannot be imported is left to
+    the task that needs it (its error is then shown there)."""
+    import importlib
+
+    if jobs <= 1 or _workers.start_method() != "fork":
+        return
+    for mod in _PRELOAD:
+        with contextlib.suppress(Exception):
+            importlib.import_module(mod)
+    with contextlib.suppress(Exception):
+        from initlab.report import plots
+
+        plots._pyplot()
+
+
+def _pool_job(kind: str, *args: Any) -> Any:
+    """One task of the report's worker pool: a study (``"study"``, :func:`_study_job`) or one
+    activation of the explorer (``"explore"``, :func:`initlab.report.explore._activation_job`)."""
+    if kind == "explore":
+        from initlab.report.explore import _activation_job
+
+        return _activation_job(*args)
+    return _study_job(*args)
 
 
 def _failed(name: str, failure: _workers.Failure, *, seed: int, quick: bool,
@@ -375,27 +419,43 @@ def _failed(name: str, failure: _workers.Failure, *, seed: int, quick: bool,
 
 
 def _run_all(names: list[str], *, quick: bool, seed: int, mnist: str | None, folder: Path, jobs: int,
-             bar: Any, task: Any) -> list[tuple[StudyResult, dict[str, str], dict[str, str]]]:
-    """Run the studies, each in its own worker process (:func:`initlab._workers.run_tasks`; in this
-    process with ``jobs <= 1``), longest first; their figures are drawn into ``folder``."""
-    order = sorted(names, key=lambda n: _COST_ORDER.index(n) if n in _COST_ORDER else -1) if jobs > 1 else list(names)
+             bar: Any, task: Any, explore: bool = False) -> tuple[list[tuple[StudyResult, dict[str, str], dict[str, str]]], list[Any]]:
+    """Run the studies (and with ``explore`` the explorer's activations) in one pool of worker
+    processes (:func:`initlab._workers.run_tasks`; in this process with ``jobs <= 1``), longest first,
+    so the explorer overlaps with the studies; their figures are drawn into ``folder``. Returns the
+    studies' outcomes in the order of ``names`` and the explorer's outcomes (empty without ``explore``)."""
+    from initlab.report.explore import explorer_tasks
+
+    cost = _COST[quick]
+    tasks: list[tuple[str, tuple[Any, ...], float]] = [
+        (n, ("study", n, quick, seed, mnist, str(folder)), cost.get(n, max(cost.values()))) for n in names]
+    if explore:
+        tasks += [(f"explore-{a[0]}", ("explore", *a), cost["explore"]) for a in explorer_tasks(seed, quick=quick)]
+    if jobs > 1:
+        tasks.sort(key=lambda t: -t[2])  # stable: ties keep the registry's order
+    order = [t[0] for t in tasks]
+    _preload(jobs)
     suffix = " (quick)" if quick else ""
 
     def started(idx: list[int]) -> None:
         if bar is not None:
-            bar.update(task, description=f"running {', '.join(order[i] for i in idx)}{suffix}")
+            bar.update(task, description=f"running {', '.join(order[i] for i in idx)}{suffix}", refresh=True)
 
     def finished(i: int) -> None:
         if bar is not None:
-            bar.advance(task)
-            bar.update(task, description=f"finished {order[i]}")
+            if not order[i].startswith("explore-"):
+                bar.advance(task)
+            bar.update(task, description=f"finished {order[i]}", refresh=True)
 
-    outcomes = _workers.run_tasks(_study_job, [(n, quick, seed, mnist, str(folder)) for n in order], jobs,
-                                  folder=folder, names=[f"initlab-report-{n}" for n in order],
-                                  on_start=started, on_done=finished)
+    # with the explorer, results travel through a folder of their own in TMPDIR (as the explorer's did)
+    outcomes = _workers.run_tasks(_pool_job, [t[1] for t in tasks], jobs, folder=None if explore else folder,
+                                  names=[f"initlab-report-{n}" for n in order], on_start=started, on_done=finished)
     done = {n: (_failed(n, o, seed=seed, quick=quick, mnist=mnist) if isinstance(o, _workers.Failure) else o)
-            for n, o in zip(order, outcomes)}
-    return [done[n] for n in names]
+            for n, o in zip(order, outcomes) if not n.startswith("explore-")}
+    by_name = dict(zip(order, outcomes))
+    # the explorer's outcomes in explorer_tasks' order (the page lists the activations in that order)
+    explored = [by_name[f"explore-{a[0]}"] for a in explorer_tasks(seed, quick=quick)] if explore else []
+    return [done[n] for n in names], explored
 
 
 def _resolve_jobs(jobs: int | None, n: int) -> int:
@@ -410,6 +470,9 @@ def _resolve_jobs(jobs: int | None, n: int) -> int:
 
 
 def _progress(enabled: bool) -> Any:
+    """rich's progress bar on a terminal (None otherwise), redrawn when a task starts or ends: no
+    refresh thread, so the workers are still forked (:func:`initlab._workers.start_method`) and
+    not spawned, which would import everything again in each task."""
     if not enabled:
         return None
     from rich.console import Console
@@ -419,7 +482,7 @@ def _progress(enabled: bool) -> Any:
     if not console.is_terminal:
         return None
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=console, transient=True)
+                    TimeElapsedColumn(), console=console, transient=True, auto_refresh=False)
 
 
 def build(
@@ -486,7 +549,10 @@ def build(
             bar = _progress(progress)
             with bar if bar is not None else contextlib.nullcontext():
                 task = bar.add_task("initlab report", total=len(names)) if bar is not None else None
-                outcome = _run_all(names, quick=quick, seed=seed, mnist=mnist_s, folder=tmp, jobs=n_jobs, bar=bar, task=task)
+                t_pool = time.perf_counter()
+                outcome, explored = _run_all(names, quick=quick, seed=seed, mnist=mnist_s, folder=tmp, jobs=n_jobs,
+                                             bar=bar, task=task, explore=explore)
+                t_pool = time.perf_counter() - t_pool
             results = [r for r, _, _ in outcome]
             figure_files = {(r.study, k): v for r, files, _ in outcome for k, v in files.items()}
             figure_errors = {(r.study, k): v for r, _, errs in outcome for k, v in errs.items()}
@@ -503,9 +569,9 @@ def build(
             from initlab.report.page import render_page
 
             if explore:
-                from initlab.report.explore import build_explorer
+                from initlab.report.explore import assemble, write_explorer
 
-                build_explorer(tmp / "explore", seed=seed, jobs=n_jobs, quick=quick)
+                write_explorer(tmp / "explore", assemble(explored, seed=seed, quick=quick), seconds=t_pool, jobs=n_jobs)
             html = render_page(results, provenance=provenance, figure_files=figure_files, figure_errors=figure_errors,
                                quick=quick, seed=seed, full_command=full_command,
                                explore_href="explore/index.html" if explore else None)

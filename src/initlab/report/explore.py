@@ -53,7 +53,7 @@ from initlab._rng import derive
 from initlab._validation import bad_type, check_int
 
 __all__ = ["GRID", "ACTIVATIONS", "INITS", "BATCH", "BINS", "ExploreSummary", "build_explorer", "compute_setting",
-           "setting_key", "bias_spec", "init_spec", "fix_spec"]
+           "setting_key", "bias_spec", "init_spec", "fix_spec", "explorer_tasks", "assemble", "write_explorer"]
 
 #: activations offered (registry specs of :mod:`initlab.activations`)
 ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "relu", "leaky_relu(0.3)", "gelu", "selu")
@@ -241,7 +241,6 @@ def explorer_data(seed: int = 0, *, jobs: int | None = None, activations: Sequen
                   quick: bool = False) -> dict[str, Any]:
     """The page's data: every setting of :data:`GRID` (:data:`GRID_QUICK` with ``quick``) probed, per
     activation its phase diagram."""
-    grid = GRID_QUICK if quick else GRID
     seed = check_int("seed", seed, low=0)
     n_jobs = max(1, min(2, os.cpu_count() or 1)) if jobs is None else check_int("jobs", jobs, low=1)
     acts = list(activations)
@@ -249,14 +248,34 @@ def explorer_data(seed: int = 0, *, jobs: int | None = None, activations: Sequen
 
     # one worker process per activation (:func:`initlab._workers.run_tasks`): Ctrl-C or SIGTERM stops
     # them within seconds, and they die with this process even under kill -9
-    outcomes = _workers.run_tasks(_activation_job, [(a, seed, grid) for a in acts], min(n_jobs, len(acts)),
+    tasks = explorer_tasks(seed, quick=quick, activations=acts)
+    outcomes = _workers.run_tasks(_activation_job, tasks, min(n_jobs, len(acts)),
                                   names=[f"initlab-explore-{a}" for a in acts])
+    return assemble(outcomes, seed=seed, quick=quick, activations=acts)
+
+
+def explorer_tasks(seed: int = 0, *, quick: bool = False,
+                   activations: Sequence[str] = ACTIVATIONS) -> list[tuple[str, int, dict[str, tuple[Any, ...]]]]:
+    """The arguments of :func:`_activation_job`, one task per activation (``initlab report`` runs them
+    in the same worker pool as the studies, so the explorer overlaps with them)."""
+    grid = GRID_QUICK if quick else GRID
+    return [(a, seed, grid) for a in activations]
+
+
+def assemble(outcomes: Sequence[Any], *, seed: int = 0, quick: bool = False,
+             activations: Sequence[str] = ACTIVATIONS) -> dict[str, Any]:
+    """The page's data from the outcomes of :func:`explorer_tasks` (a :class:`initlab._workers.Failure`
+    raises its error)."""
+    from initlab import _workers
+
+    grid = GRID_QUICK if quick else GRID
+    acts = list(activations)
     for a, o in zip(acts, outcomes):
         if isinstance(o, _workers.Failure):
             if o.error is not None:
                 raise o.error
             raise RuntimeError(f"explorer data for activation {a!r}: {o.message}")
-    results: list[tuple[str, dict[str, Any], dict[str, Any]]] = outcomes
+    results: list[tuple[str, dict[str, Any], dict[str, Any]]] = list(outcomes)
     from initlab import __version__
 
     return {
@@ -300,7 +319,17 @@ def build_explorer(out_dir: str | os.PathLike[str], *, seed: int = 0, jobs: int 
         raise ValueError(f"The 'out_dir' argument must be a folder; {str(out)!r} is a file.")
     data = explorer_data(seed, jobs=jobs, quick=quick)
     n_jobs = max(1, min(2, os.cpu_count() or 1)) if jobs is None else int(jobs)
-    data["meta"]["build_seconds"] = round(time.perf_counter() - t0, 1)
+    return write_explorer(out, data, seconds=time.perf_counter() - t0, jobs=n_jobs)
+
+
+def write_explorer(out_dir: str | os.PathLike[str], data: dict[str, Any], *, seconds: float, jobs: int) -> ExploreSummary:
+    """Write the page for ``data`` (:func:`explorer_data` or :func:`assemble`) to ``out_dir/index.html``
+    atomically; ``seconds`` (the time the data took; in ``initlab report`` the whole pool's, shared with the
+    studies) goes into the data as ``meta.build_seconds``."""
+    t0 = time.perf_counter()
+    out = Path(out_dir).expanduser()
+    n_jobs = jobs
+    data["meta"]["build_seconds"] = round(seconds, 1)
     html = render_explorer(data)
     out.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".index.html.", dir=out)
@@ -313,5 +342,5 @@ def build_explorer(out_dir: str | os.PathLike[str], *, seed: int = 0, jobs: int 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     index = out / "index.html"
-    return ExploreSummary(index=index.resolve(), bytes=index.stat().st_size, seconds=time.perf_counter() - t0,
+    return ExploreSummary(index=index.resolve(), bytes=index.stat().st_size, seconds=seconds + time.perf_counter() - t0,
                           settings=len(data["settings"]), jobs=n_jobs)
