@@ -180,15 +180,12 @@ def write_file(path: Path, option: str, write: Callable[[str], Any]) -> None:
     """Call ``write(tmp)`` to write a temporary file beside ``path`` (same extension), then rename it
     onto ``path``: a reader never sees a half-written file, and an interrupted write leaves the old
     one. An OSError becomes a ValueError naming the option; the temporary file is removed."""
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    from initlab._io import atomic_write
+
     try:
-        write(str(tmp))
-        os.replace(tmp, path)
+        atomic_write(path, write)
     except OSError as e:
         raise ValueError(f"The {option!r} option could not be written to {str(path)!r}: {e.strerror or e}.") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def load_npy(path: str, option: str) -> Any:

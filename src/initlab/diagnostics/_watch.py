@@ -81,7 +81,6 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 from dataclasses import dataclass, field
@@ -357,23 +356,17 @@ class Watch:
         return pd.DataFrame(self.rows(), columns=list(WATCH_COLUMNS))
 
     def to_csv(self, path: str) -> str:
-        """Write the tidy table to ``path`` as CSV (written to a temporary file, then renamed)."""
-        import os
-        import tempfile
+        """Write the tidy table to ``path`` as CSV (atomically: :func:`initlab._io.atomic_write`)."""
+        from initlab._io import atomic_write
 
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".watch-", suffix=".csv", dir=folder)
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(WATCH_COLUMNS), lineterminator="\n")
                 w.writeheader()
                 for r in self.rows():
                     w.writerow({k: "" if v is None else v for k, v in r.items()})
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+
+        atomic_write(path, write)
         return path
 
     def to_parquet(self, path: str) -> str:
@@ -383,9 +376,11 @@ class Watch:
             import pyarrow.parquet as pq
         except ImportError:
             raise ImportError("Watch.to_parquet needs pyarrow (pip install pyarrow); use to_csv otherwise.") from None
+        from initlab._io import atomic_write
+
         rows = self.rows()
         table = pa.Table.from_pylist(rows) if rows else pa.table({k: [] for k in WATCH_COLUMNS})
-        pq.write_table(table, path)
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
         return path
 
     def save(self, path: str) -> str:

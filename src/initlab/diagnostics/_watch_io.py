@@ -37,16 +37,15 @@ watch file whose content is damaged.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 
+from initlab._io import atomic_write
 from initlab._validation import bad_type
 
 __all__ = ["FORMAT", "VERSION", "save_watch", "load_watch", "watch_to_data", "watch_from_data"]
@@ -188,21 +187,16 @@ def save_watch(watch: Any, path: str | os.PathLike[str]) -> str:
     if os.path.isdir(target):
         raise ValueError(f"The 'path' argument must name a file; {target!r} is a folder.")
     text = json.dumps(watch_to_data(watch), allow_nan=False, separators=(",", ":"))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.tmp-", dir=folder)
-    except OSError as e:
-        raise ValueError(f"The 'path' argument {target!r} cannot be written: {e.strerror or e}.") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+
+    try:
+        atomic_write(target, write)
+    except OSError as e:
+        raise ValueError(f"The 'path' argument {target!r} cannot be written: {e.strerror or e}.") from None
     return target
 
 

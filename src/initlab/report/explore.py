@@ -36,12 +36,10 @@ number on it can be recomputed in Python::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +47,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from initlab._io import atomic_write
 from initlab._rng import derive
 from initlab._validation import bad_type, check_int
 
@@ -332,15 +331,7 @@ def write_explorer(out_dir: str | os.PathLike[str], data: dict[str, Any], *, sec
     data["meta"]["build_seconds"] = round(seconds, 1)
     html = render_explorer(data)
     out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".index.html.", dir=out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out / "index.html")
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
     index = out / "index.html"
     return ExploreSummary(index=index.resolve(), bytes=index.stat().st_size, seconds=seconds + time.perf_counter() - t0,
                           settings=len(data["settings"]), jobs=n_jobs)

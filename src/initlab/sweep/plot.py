@@ -224,9 +224,7 @@ def draw(data: dict[str, Any], title: str = "", *, figsize: tuple[float, float] 
 
 def render(data: dict[str, Any], path: str | Path, title: str = "") -> Path:
     """Draw :func:`draw` into a PNG at ``path`` (atomically: a temporary file, then rename)."""
-    import os
-    import tempfile
-
+    from initlab._io import atomic_write
     from initlab._mpl import pyplot
 
     plt = pyplot()
@@ -235,13 +233,8 @@ def render(data: dict[str, Any], path: str | Path, title: str = "") -> Path:
     if not p.parent.is_dir():
         raise FileNotFoundError(f"The folder of {str(p)!r} does not exist.")
     fig = draw(data, title)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, p)
+        atomic_write(p, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return p

@@ -236,7 +236,7 @@ class SweepStore:
 
 def export(store: SweepStore, out: str | os.PathLike[str]) -> Path:
     """Write the store's rows to ``out`` (``.csv``, or ``.parquet`` via pyarrow), atomically."""
-    import tempfile
+    from initlab._io import atomic_write
 
     p = Path(out)
     suffix = p.suffix.lower()
@@ -252,9 +252,8 @@ def export(store: SweepStore, out: str | os.PathLike[str]) -> Path:
                 columns.append(k)
     if not columns:
         columns = ["key", *METRICS]
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         if suffix == ".csv":
             import csv
 
@@ -273,8 +272,6 @@ def export(store: SweepStore, out: str | os.PathLike[str]) -> Path:
                 ) from None
             data = {c: [(json.dumps(r.get(c)) if isinstance(r.get(c), list) else r.get(c)) for r in rows] for c in columns}
             pq.write_table(pa.table(data), tmp)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(p, write)
     return p
