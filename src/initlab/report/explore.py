@@ -28,6 +28,17 @@ number on it can be recomputed in Python::
                              bias_init=bias_spec, rng=net_seed)
     initlab.probe(net, x, theory=True, rng=probe_seed, bins=BINS)
 
+**The training view** (``initlab explore --watch RUN``, :func:`build_explorer` with ``watches``):
+one or more saved :class:`~initlab.diagnostics.Watch` runs (``Watch.save``, ``initlab train ...
+--watch every=N --save-watch RUN``) embedded as plain numbers (:func:`watch_page_data`): per layer
+the activation histogram on the watch's fixed edges at each shown step, the mean, std, near-zero
+and dead fraction and ‖ΔW‖/‖W‖ at each recorded step, the loss, and :attr:`Watch.verdicts` (each
+problem once, with its first step and its fix) as the watch reports them. A long watch is
+thinned for the page (at most :data:`WATCH_HIST_STEPS` histogram steps and
+:data:`WATCH_CURVE_STEPS` curve points, evenly spaced, keeping the first and last step and the
+first step of each problem) and the page says so. With ``watches`` and no ``grid=True`` only the
+training view is built (seconds, not the grid's CPU time).
+
 >>> setting_key("tanh", "xavier", 10, 100, 0.0)
 'tanh|xavier|10|100|0'
 >>> bias_spec(0.0), bias_spec(0.04)
@@ -52,7 +63,8 @@ from initlab._rng import derive
 from initlab._validation import bad_type, check_int
 
 __all__ = ["GRID", "ACTIVATIONS", "INITS", "BATCH", "BINS", "ExploreSummary", "build_explorer", "compute_setting",
-           "setting_key", "bias_spec", "init_spec", "fix_spec", "explorer_tasks", "assemble", "write_explorer"]
+           "setting_key", "bias_spec", "init_spec", "fix_spec", "explorer_tasks", "assemble", "write_explorer",
+           "WATCH_HIST_STEPS", "WATCH_CURVE_STEPS", "watch_page_data", "load_watches", "thin_steps"]
 
 #: activations offered (registry specs of :mod:`initlab.activations`)
 ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "relu", "leaky_relu(0.3)", "gelu", "selu")
@@ -83,6 +95,13 @@ GRID_QUICK: dict[str, tuple[Any, ...]] = {
     "width": (100,),
     "sigma_b2": (0.0, 0.05),
 }
+
+#: the most recorded steps per watch whose histograms the page holds (the step slider's positions)
+WATCH_HIST_STEPS = 300
+#: the most recorded steps per watch of the curves (mean, std, near-zero, dead, ‖ΔW‖/‖W‖, loss)
+WATCH_CURVE_STEPS = 2000
+#: the statistics of each layer drawn against the step (columns of :meth:`Watch.rows`)
+WATCH_CURVES = ("mean", "std", "near_zero", "dead", "update_ratio")
 
 BATCH = 64  #: inputs per probe
 BINS = 30  #: histogram bins (the probe's own histogram)
@@ -230,10 +249,12 @@ class ExploreSummary:
     seconds: float
     settings: int
     jobs: int
+    watches: int = 0  #: saved watches in the training view
+    thinned: tuple[str, ...] = ()  #: labels of the watches thinned for the page
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": str(self.index), "bytes": self.bytes, "seconds": round(self.seconds, 3),
-                "settings": self.settings, "jobs": self.jobs}
+                "settings": self.settings, "jobs": self.jobs, "watches": self.watches, "thinned": list(self.thinned)}
 
 
 def explorer_data(seed: int = 0, *, jobs: int | None = None, activations: Sequence[str] = ACTIVATIONS,
@@ -300,15 +321,137 @@ def render_explorer(data: dict[str, Any]) -> str:
     return template.replace("/*__INITLAB_DATA__*/null", text, 1)
 
 
+def thin_steps(steps: Sequence[int], limit: int, keep: Sequence[int] = ()) -> list[int]:
+    """At most ``limit`` of the recorded ``steps`` (all of them when they fit): evenly spaced, the
+    first and last included, and every step of ``keep`` that was recorded (the first step of each
+    problem, so the page can stop on it); ``keep`` wins over even spacing when both do not fit.
+
+    >>> thin_steps(range(0, 100, 10), 20)
+    [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+    >>> thin_steps(range(1000), 5, keep=[37])
+    [0, 37, 334, 666, 999]
+    """
+    steps = sorted(int(s) for s in steps)
+    limit = check_int("limit", limit, low=2)
+    if len(steps) <= limit:
+        return steps
+    have = set(steps)
+    must = sorted({steps[0], steps[-1], *(int(k) for k in keep if int(k) in have)})[:limit]
+    free = limit - len(must)
+    if free > 0:
+        rest = [s for s in steps if s not in set(must)]
+        idx = np.unique(np.round(np.linspace(0, len(rest) - 1, free + 2)[1:-1]).astype(int))
+        must = sorted(set(must) | {rest[i] for i in idx})
+    return must
+
+
+def watch_page_data(watch: Any, *, label: str, source: str = "") -> dict[str, Any]:
+    """The training view's data for one :class:`~initlab.diagnostics.Watch` (plain JSON).
+
+    Every number is the watch's own, rounded to 5 significant digits: the histograms of
+    :meth:`Watch.histograms` (the fixed edges the watch chose at its first step, the counts at each
+    shown step), the columns :data:`WATCH_CURVES` of :meth:`Watch.rows` and the loss, and
+    :attr:`Watch.verdicts` as :meth:`WatchVerdict.to_dict` gives them (with ``short``, the kind in
+    two words, for marks). ``dying`` is the index in ``verdicts`` of the layer that died
+    (:func:`initlab.studies.watch.dying`), or None. ValueError when the watch recorded no step.
+    """
+    from initlab.studies._watchview import short_kind
+    from initlab.studies.watch import dying
+
+    recorded = [int(r.step) for r in watch.steps]
+    if not recorded:
+        raise ValueError(f"The watch {source or label!r} recorded no step; there is nothing to show.")
+    vs = list(watch.verdicts)
+    keep = [v.step for v in vs]
+    curve_steps = thin_steps(recorded, WATCH_CURVE_STEPS, keep)
+    hist_steps = thin_steps(curve_steps, WATCH_HIST_STEPS, keep)
+    names = list(watch.layer_names)
+    table: dict[str, dict[int, dict[str, Any]]] = {n: {} for n in names}
+    loss: dict[int, Any] = {}
+    info: dict[str, dict[str, Any]] = {}
+    for r in watch.rows():
+        if r["name"] in table:
+            table[r["name"]][int(r["step"])] = r
+            info.setdefault(r["name"], r)
+        loss[int(r["step"])] = r["loss"]
+    layers = []
+    for name in names:
+        rows = table[name]
+        curves: dict[str, Any] = {}
+        for key in WATCH_CURVES:
+            vals = [_num(rows[s][key]) if s in rows else None for s in curve_steps]
+            curves[key] = vals if any(v is not None for v in vals) else None
+        hsteps, edges, counts = watch.histograms(name)
+        at = {int(s): c for s, c in zip(hsteps, counts)}
+        first = info[name]
+        layers.append({
+            "name": name, "index": first["index"], "kind": first["kind"], "activation": first["activation"],
+            "width": first["width"],
+            "edges": [_num(e) for e in edges] if len(hsteps) else None,
+            "counts": [[int(c) for c in at[s]] if s in at else None for s in hist_steps] if len(hsteps) else None,
+            **curves,
+        })
+    died = dying(watch)
+    losses = [_num(loss.get(s)) for s in curve_steps]
+    return {
+        "label": label, "source": source or label, "every": int(watch.every), "model": str(watch.model),
+        "recorded": len(recorded), "first_step": recorded[0], "last_step": recorded[-1],
+        "steps": curve_steps, "hist_steps": hist_steps,
+        "loss": losses if any(v is not None for v in losses) else None,
+        "layers": layers,
+        "verdicts": [{**v.to_dict(), "short": short_kind(v.kind)} for v in vs],
+        "dying": None if died is None else vs.index(died),
+        "notes": list(watch.notes),
+        "limits": {"hist_steps": WATCH_HIST_STEPS, "curve_steps": WATCH_CURVE_STEPS},
+    }
+
+
+def load_watches(sources: Sequence[Any]) -> list[tuple[str, str, Any]]:
+    """(label, source, Watch) for each of ``sources`` (a :class:`~initlab.diagnostics.Watch` or the path of
+    a saved one, read by :meth:`Watch.load`); the label is the file's name (its path when two names
+    clash). A missing, damaged or foreign file: FileNotFoundError / ValueError naming 'watches', the
+    file and Watch.load's reason."""
+    from initlab.diagnostics import Watch
+
+    if isinstance(sources, (str, os.PathLike, Watch)) or not isinstance(sources, Sequence):
+        bad_type("watches", "a list of saved watch files or Watch objects", sources)
+    out: list[tuple[str, str, Any]] = []
+    for i, src in enumerate(sources):
+        if isinstance(src, Watch):
+            out.append((f"watch {i + 1}", "", src))
+            continue
+        if not isinstance(src, (str, os.PathLike)):
+            bad_type("watches", "a list of saved watch files or Watch objects", src)
+        path = os.fspath(src)
+        try:
+            w = Watch.load(path)
+        except (ValueError, FileNotFoundError) as e:
+            msg = str(e)
+            raise type(e)(f"The 'watches' argument: {msg[:1].lower()}{msg[1:]}") from None
+        if not w.steps:
+            raise ValueError(f"The 'watches' argument: the watch file {path!r} recorded no step; there is nothing "
+                             "to show.")
+        out.append((Path(path).name, path, w))
+    names = [lab for lab, _, _ in out]
+    labels = [(src or lab) if names.count(lab) > 1 else lab for lab, src, _ in out]
+    labels = [lab if labels.count(lab) == 1 else f"{lab} ({i + 1})" for i, lab in enumerate(labels)]
+    return [(lab, src, w) for lab, (_, src, w) in zip(labels, out)]
+
+
 def build_explorer(out_dir: str | os.PathLike[str], *, seed: int = 0, jobs: int | None = None,
-                   quick: bool = False) -> ExploreSummary:
-    """Compute the grid and write ``out_dir/index.html`` (atomically: written beside, then renamed).
+                   quick: bool = False, watches: Sequence[Any] = (), grid: bool | None = None) -> ExploreSummary:
+    """Compute the grid and/or embed saved watches, and write ``out_dir/index.html`` (atomically:
+    written beside, then renamed).
 
     Args:
         out_dir: the folder for ``index.html`` (created if missing; other files in it are kept).
         seed: the seed every setting's seeds derive from.
         jobs: worker processes (default: up to 2).
         quick: the smaller grid :data:`GRID_QUICK` (the page says so).
+        watches: saved watches (paths of ``Watch.save`` files, or Watch objects) for the training
+            view, in the order given (:func:`load_watches`, :func:`watch_page_data`).
+        grid: compute the grid of settings. Default: yes without ``watches``, no with them (the
+            training view alone is built in seconds; ``grid=True`` adds the grid's CPU time).
     """
     t0 = time.perf_counter()
     if not isinstance(out_dir, (str, os.PathLike)):
@@ -316,8 +459,22 @@ def build_explorer(out_dir: str | os.PathLike[str], *, seed: int = 0, jobs: int 
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ValueError(f"The 'out_dir' argument must be a folder; {str(out)!r} is a file.")
-    data = explorer_data(seed, jobs=jobs, quick=quick)
-    n_jobs = max(1, min(2, os.cpu_count() or 1)) if jobs is None else int(jobs)
+    runs = load_watches(watches)  # a bad file is refused before the grid's seconds are spent
+    if grid is None:
+        grid = not runs
+    elif not isinstance(grid, bool):
+        bad_type("grid", "True, False or None", grid)
+    if not grid and not runs:
+        raise ValueError("The 'grid' argument is False and no watch is given: the page would be empty.")
+    if grid:
+        data = explorer_data(seed, jobs=jobs, quick=quick)
+    else:
+        from initlab import __version__
+
+        data = {"meta": {"version": __version__, "grid": False}, "acts": {}, "settings": {}}
+    data["meta"]["grid"] = bool(grid)
+    data["watches"] = [watch_page_data(w, label=lab, source=src) for lab, src, w in runs]
+    n_jobs = (max(1, min(2, os.cpu_count() or 1)) if jobs is None else int(jobs)) if grid else 1
     return write_explorer(out, data, seconds=time.perf_counter() - t0, jobs=n_jobs)
 
 
@@ -333,5 +490,7 @@ def write_explorer(out_dir: str | os.PathLike[str], data: dict[str, Any], *, sec
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
     index = out / "index.html"
+    ws = data.get("watches") or []
+    thinned = tuple(w["label"] for w in ws if len(w["hist_steps"]) < w["recorded"])
     return ExploreSummary(index=index.resolve(), bytes=index.stat().st_size, seconds=seconds + time.perf_counter() - t0,
-                          settings=len(data["settings"]), jobs=n_jobs)
+                          settings=len(data["settings"]), jobs=n_jobs, watches=len(ws), thinned=thinned)
