@@ -47,13 +47,13 @@ def _mlp(std: float | None, *, width: int = 64, depth: int = 3, d_in: int = 10, 
     return m
 
 
-def _train(std: float | None, lr: float, steps: int, every: int) -> Watch:
-    """A ReLU MLP trained by Adam on fixed gaussian data (seed 0), watched every ``every`` steps."""
+def _train(std: float | None, lr: float, steps: int, every: int, optimizer: str = "adam") -> Watch:
+    """A ReLU MLP trained by Adam (or SGD) on fixed gaussian data (seed 0), watched every ``every`` steps."""
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.standard_normal((512, 10)).astype(np.float32))
     y = torch.from_numpy(rng.standard_normal((512, 1)).astype(np.float32))
     model = _mlp(std)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
     with watch(model, every=every) as w:
         for s in range(steps):
             i = (s * 64) % 512
@@ -78,12 +78,13 @@ def _embedded(html: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Two saved torch runs: N(0, 1) weights at lr 0.2 (a layer dies) and He at lr 1e-3 (clean)."""
+    """Saved torch runs: N(0, 1) weights with Adam at lr 0.2 (a layer dies), He at lr 1e-3 (clean), and
+    N(0, 1) with SGD at lr 1e-2 (diverges: inf and NaN statistics)."""
     folder = tmp_path_factory.mktemp("watches")
-    bad, good = _train(1.0, 0.2, 40, 1), _train(None, 1e-3, 40, 2)
-    bad.save(str(folder / "bad.json"))
-    good.save(str(folder / "good.json"))
-    return {"folder": folder, "bad": Watch.load(str(folder / "bad.json")), "good": Watch.load(str(folder / "good.json"))}
+    _train(1.0, 0.2, 40, 1).save(str(folder / "bad.json"))
+    _train(None, 1e-3, 40, 2).save(str(folder / "good.json"))
+    _train(1.0, 1e-2, 8, 1, optimizer="sgd").save(str(folder / "diverged.json"))
+    return {"folder": folder, **{k: Watch.load(str(folder / f"{k}.json")) for k in ("bad", "good", "diverged")}}
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +104,29 @@ def test_the_runs_are_what_the_page_is_about(runs: dict[str, Any]) -> None:
     d = dying(runs["bad"])
     assert d is not None and d.kind == "dead" and d.step > 0  # a layer dies while training, not at init
     assert runs["good"].verdicts == []
+    assert "diverged" in [v.kind for v in runs["diverged"].verdicts]
+
+
+def test_a_diverged_run_is_strict_json_and_named(runs: dict[str, Any], tmp_path: Path) -> None:
+    w = runs["diverged"]
+    explore.build_explorer(tmp_path / "d", watches=[runs["folder"] / "diverged.json"])
+    data = _embedded((tmp_path / "d" / "index.html").read_text(encoding="utf-8"))["watches"][0]
+    d = next(v for v in w.verdicts if v.kind == "diverged")
+    assert data["verdicts"][data["dying"]]["kind"] == "diverged" and data["verdicts"][data["dying"]]["step"] == d.step
+    # non-finite statistics travel as the strings JavaScript's Number() reads, not as invalid JSON
+    flat = [x for lay in data["layers"] for x in lay["mean"] + lay["std"]] + data["loss"]
+    assert {"NaN", "Infinity"} & set(x for x in flat if isinstance(x, str))
+    assert all(x in ("NaN", "Infinity", "-Infinity") or isinstance(x, (int, float)) for x in flat)
 
 
 def _close(shown: Any, want: Any) -> bool:
-    if want is None or (isinstance(want, float) and math.isnan(want)):
-        return shown is None or shown == "NaN"
-    if isinstance(shown, str):
-        return float(shown) == float(want)
-    return abs(float(shown) - float(want)) <= REL * abs(float(want)) + 1e-300
+    """A number on the page (5 significant digits; non-finite as "NaN"/"Infinity") against the watch's."""
+    if want is None:
+        return shown is None
+    got, want = float(shown), float(want)  # float() reads "NaN" and "Infinity" as JavaScript's Number() does
+    if not math.isfinite(want):
+        return got == want or (math.isnan(got) and math.isnan(want))
+    return abs(got - want) <= REL * abs(want) + 1e-300
 
 
 def test_embedded_numbers_are_the_watchs(page: dict[str, Any], runs: dict[str, Any]) -> None:
@@ -283,7 +299,7 @@ def _check_facts(state: dict[str, Any], w: Watch) -> None:
         if k == "step":
             continue
         want = row[k]
-        assert (shown == "" and want is None) or _close(float(shown), want), (k, shown, want)
+        assert (shown == "" and want is None) or _close(shown, want), (k, shown, want)
     _, _, counts = w.histograms(name)
     recorded = [s.step for s in w.steps]
     assert state["counts"] == ",".join(str(int(c)) for c in counts[recorded.index(step_i)])
@@ -361,6 +377,19 @@ def test_training_view_in_the_browser(page: dict[str, Any], runs: dict[str, Any]
         end = _state(drv)
         assert end["key"] == f"1|{good.layer_names[0]}|38"
         _check_facts(end, good)
+        assert console_errors(drv) == []
+
+        # a diverged run: named with its step, its non-finite steps drawn without a script error
+        div = runs["diverged"]
+        explore.build_explorer(page["out"].parent / "div", watches=[runs["folder"] / "diverged.json"])
+        drv.get((page["out"].parent / "div" / "index.html").as_uri())
+        d2 = next(v for v in div.verdicts if v.kind == "diverged")
+        s = _state(drv)
+        assert s["headline"].startswith(f"The run diverged at step {d2.step}.") and s["key"] == f"0|{d2.name}|{d2.step}"
+        drv.find_element("id", "t-step").send_keys(Keys.END)
+        s = _state(drv)
+        assert s["key"].endswith(f"|{div.steps[-1].step}") and s["facts"]["loss"] in ("NaN", "Infinity")
+        _check_facts(s, div)
         assert console_errors(drv) == []
 
     with driver(400, 1600, offline=True) as drv:
