@@ -212,6 +212,8 @@ def test_thin_steps_keeps_the_problems_and_is_bounded() -> None:
     got = explore.thin_steps(steps, 50, keep=[35, 4995, 12])  # 12 was not recorded
     assert len(got) == 50 and got == sorted(set(got)) and {0, 35, 4995} <= set(got) and 12 not in got
     assert explore.thin_steps([3, 4], 10) == [3, 4]
+    many = explore.thin_steps(range(1000), 10, keep=range(1, 999, 2))  # more problems than room
+    assert len(many) == 10 and many[0] == 0 and many[-1] == 999 and all(k % 2 == 1 for k in many[1:-1])
 
 
 def test_python_api(runs: dict[str, Any], tmp_path: Path) -> None:

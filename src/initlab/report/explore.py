@@ -336,7 +336,10 @@ def thin_steps(steps: Sequence[int], limit: int, keep: Sequence[int] = ()) -> li
     if len(steps) <= limit:
         return steps
     have = set(steps)
-    must = sorted({steps[0], steps[-1], *(int(k) for k in keep if int(k) in have)})[:limit]
+    inner = sorted({int(k) for k in keep if int(k) in have} - {steps[0], steps[-1]})
+    if len(inner) > limit - 2:  # more problems than room: evenly among them
+        inner = [inner[i] for i in np.unique(np.round(np.linspace(0, len(inner) - 1, limit - 2)).astype(int))]
+    must = sorted({steps[0], steps[-1], *inner})
     free = limit - len(must)
     if free > 0:
         rest = [s for s in steps if s not in set(must)]
