@@ -535,33 +535,46 @@ def test_torch_histogram_equals_the_probes_histogram():
 
 
 def test_batched_histograms_equal_the_probes_histograms():
-    """All of a step's histograms binned at once (one bincount on offset bins) give each sample's
-    own counts on its own edges, non-finite values dropped, also when the cached per-value
-    vectors are reused."""
+    """The rows of a stacked sample binned at once (one bincount on bins offset per row), each on
+    its own edges, give each row's own counts, non-finite values dropped; the deltas' scale is
+    applied before binning, as the probe bins the scaled values."""
     from initlab.diagnostics._stats import histogram
-    from initlab.diagnostics._watch import _torch_histograms
+    from initlab.diagnostics._watch import _bin_params, _bin_rows
 
     rng = np.random.default_rng(5)
-    samples = [rng.standard_normal(n).astype(np.float32) * 2 for n in (5000, 300, 4096)]
-    samples[0][:7] = [np.inf, -np.inf, np.nan, 50.0, -50.0, 1.0, -1.0]
+    v = (rng.standard_normal((3, 4096)) * 2).astype(np.float32)
+    v[0, :7] = [np.inf, -np.inf, np.nan, 50.0, -50.0, 1.0, -1.0]
     edges = [np.linspace(-3, 3, 17), np.linspace(-1, 1, 17), np.array([0.5] * 17)]
-    cache: dict = {}
-    for _ in range(2):
-        got = _torch_histograms([torch.from_numpy(v) for v in samples], edges, cache).numpy()
-        assert got.shape == (3, 16) and len(cache) == 1
-        for g, v, e in zip(got, samples, edges):
-            assert g.tolist() == histogram(v, e).counts.tolist()
-    assert int(got[0].sum()) == 4997
+    lo = torch.tensor([[_bin_params(e)[0]] for e in edges], dtype=torch.float64)
+    k = torch.tensor([[_bin_params(e)[1]] for e in edges], dtype=torch.float64)
+    for scale in (1.0, 64.0):
+        got = _bin_rows(torch.from_numpy(v), lo, k, 16, scale).numpy()
+        assert got.shape == (3, 16)
+        for g, row, e in zip(got, v, edges):
+            assert g.tolist() == histogram(row.astype(np.float64) * scale, e).counts.tolist()
+    assert int(got[0].sum()) == 4096 - 3
 
 
-def test_cosine_from_gram_equals_mean_pairwise_cosine():
-    from initlab.diagnostics._stats import cosine_from_gram, mean_pairwise_cosine
+def test_cosine_from_sums_equals_the_gram_definition():
+    """cosine_from_sums (O(k·features), what the probe and the watch use) equals the mean of
+    G_ij/√(G_ii·G_jj) over i ≠ j of the Gram matrix, zero rows left out; all-zero rows are
+    collapsed (1.0), a non-finite row gives NaN."""
+    from initlab.diagnostics._stats import cosine_from_sums, mean_pairwise_cosine
 
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((10, 30))
-    x[3] = 0.0  # a zero row counts as collapsed, as in mean_pairwise_cosine
-    assert cosine_from_gram(x @ x.T) == pytest.approx(mean_pairwise_cosine(x), rel=1e-12)
-    assert cosine_from_gram(np.zeros((4, 4))) == 1.0
+    x = rng.standard_normal((10, 30)) + 0.3
+    x[3] = 0.0
+    g = x @ x.T
+    n = np.sqrt(np.diag(g))
+    keep = n > 0
+    u = g[np.ix_(keep, keep)] / np.outer(n[keep], n[keep])
+    want = (u.sum() - np.trace(u)) / (9 * 8)
+    assert mean_pairwise_cosine(x) == pytest.approx(want, rel=1e-12)
+    assert mean_pairwise_cosine(np.zeros((4, 4))) == 1.0
+    assert cosine_from_sums(np.array([0.0, 2.0, 0.0]), 1.0) == 1.0  # one row with a norm: collapsed
+    x[5, 2] = np.inf
+    assert math.isnan(mean_pairwise_cosine(x))
+    assert math.isnan(mean_pairwise_cosine(x[:1]))
 
 
 def test_hooks_only_during_recorded_forwards():
