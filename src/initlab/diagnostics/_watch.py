@@ -534,61 +534,6 @@ def _host_moments(chan: np.ndarray, scal: np.ndarray, per_chan: int,
     return Moments(n, mean, math.sqrt(max(var, 0.0)), sq_mean, max(chan_var, 0.0), lo, hi, cmax)
 
 
-@dataclass
-class _TSums:
-    """Σx and Σx² of a weight or a weight gradient (pooled statistics; float32 sums, one pass
-    each), with the tensor kept for the exact centered recomputation when Σx²/n − mean² cancels
-    (as :func:`~initlab.diagnostics._stats.moments` falls back): a weight's snapshot. A weight
-    gradient is not kept (AccumulateGrad would copy it instead of taking it): there the float32
-    sums hold, with a relative error of the variance of about 2⁻²⁴·E[x²]/var, ≤ 6e-5 where the
-    fallback would start (a whole weight gradient's mean 30× its spread does not occur in
-    practice)."""
-
-    n: int
-    s: Any
-    q: Any
-    ref: Any
-    exact: tuple[float, float] | None = None  # (mean, variance) by the centered fallback
-
-
-def _tsums(d: _Deferred, x: Any, keep: bool = True) -> _TSums:
-    import torch
-
-    flat = x.detach().reshape(-1)
-    if flat.dtype in (torch.float16, torch.bfloat16):
-        flat = flat.float()
-    return _TSums(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), x if keep else None)
-
-
-def _host_sums(d: _Deferred, ts: _TSums) -> tuple[float, float, float]:
-    """(mean, std (ddof 0), Σx²) of a :class:`_TSums` (the centered value when
-    :func:`_settle_sums` computed one)."""
-    n = max(ts.n, 1)
-    total, sumsq = float(d[ts.s][0]), float(d[ts.q][0])
-    if ts.exact is not None:
-        mean, var = ts.exact
-        return mean, math.sqrt(max(var, 0.0)), sumsq
-    mean = total / n
-    return mean, math.sqrt(max(sumsq / n - mean * mean, 0.0)), sumsq
-
-
-def _settle_sums(d: _Deferred, ts: _TSums) -> None:
-    """The probe's centered fallback (the variance below 1e-3 of E[x²]: recomputed in float64
-    from the kept tensor), applied when the step ends, before the snapshot buffer is written
-    again; then the tensor is let go (the step's rows are built later, from numbers only)."""
-    if ts.ref is None:
-        return
-    n = max(ts.n, 1)
-    total, sumsq = float(d[ts.s][0]), float(d[ts.q][0])
-    mean, ex2 = total / n, sumsq / n
-    var = ex2 - mean * mean
-    if math.isfinite(var) and var < 1e-3 * ex2:
-        import torch
-
-        x64 = ts.ref.detach().reshape(-1).to(torch.float64)
-        mean = float(x64.mean())
-        ts.exact = (mean, float(((x64 - mean) ** 2).mean()))
-    ts.ref = None
 def _update_norms(d: _Deferred, snapshots: dict[int, tuple[Any, Any]]) -> dict[int, Any]:
     """‖W − W_before‖_F of every snapshotted weight, put in ``d``: one foreach subtraction and
     one foreach norm for all the weights (per tensor as ``torch.dist``), keyed as ``snapshots``."""
@@ -722,7 +667,8 @@ def _heads(x: Any, shape: tuple[int, ...], seq_first: bool) -> Any:
 
 
 class _Group:
-    """The tensors of one role ("fw": activations; "in": the input; "grad": deltas) and one layout
+    """The tensors of one role ("fw": activations; "in": the input; "grad": deltas; "w": weights
+    before the step, flattened; "wg": their gradients) and one layout
     (shape, feature axis, batch axis, dtype, device) recorded in a step. Each is copied, when
     its hook runs, into its slot of a stacked buffer [L, *shape] kept between steps — a copy, so
     an in-place operation that writes the tensor later in the step does not change what was
@@ -816,7 +762,7 @@ class _Row:
     axis: int
     out: Any = None
     paired: bool = False
-    fw: dict[str, Any] = field(default_factory=dict)  # "pre"/"act"/"cos": members; "weight"/"gain": _TSums
+    fw: dict[str, Any] = field(default_factory=dict)  # "pre"/"act"/"cos"/"weight"/"gain": members
     grads: dict[str, Any] = field(default_factory=dict)  # "preact"/"act": members of a "grad" group
     hist: dict[str, Any] = field(default_factory=dict)  # key -> (group, index of the group's histogram)
     weight: Any = None  # the parameter whose gradient and update the row reports
@@ -832,9 +778,9 @@ class _Pending:
         self.loss: Any = None
         self.input: Any = None  # modules: the input's member; ops: (mean, std, cosine)
         self.batch = 0
-        self.snapshots: dict[int, tuple[Any, Any]] = {}  # id(param) -> (param, copy before the step)
-        self.weight_grads: dict[int, _TSums] = {}
-        self.weights: dict[int, _TSums] = {}
+        self.snapshots: dict[int, tuple[Any, Any]] = {}  # id(param) -> (param, its copy before the step)
+        self.weight_grads: dict[int, Any] = {}  # id(param) -> the member of its gradient
+        self.weights: dict[int, Any] = {}  # id(param) -> the member of its copy
         self.grad_handles: list[Any] = []
         self.names: dict[str, int] = {}
         self.inplace: dict[int, _Row] = {}  # id(in-place activation module) -> its row, begun by its pre-hook
@@ -932,9 +878,8 @@ class _TorchHooks:
             for m_ in self.kinds:
                 w = getattr(m_, "weight", None)
                 if isinstance(w, torch.Tensor) and w.is_floating_point() and id(w) not in p.snapshots:
-                    snap = self._snapshot(w)  # W before this step's update
-                    p.snapshots[id(w)] = (w, snap)
-                    p.weights[id(w)] = _tsums(p.d, snap)
+                    m = p.weights[id(w)] = self._member(p, "w", w.reshape(-1), -1)  # W before this step's update
+                    p.snapshots[id(w)] = (w, m)
                     if w.requires_grad:
                         p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
         self.pending = p
@@ -1043,7 +988,8 @@ class _TorchHooks:
             import torch
 
             with torch.no_grad():
-                p.weight_grads[key] = _tsums(p.d, g, keep=False)  # a reference would stop AccumulateGrad from taking it
+                # a copy (a reference would stop AccumulateGrad from taking the tensor)
+                p.weight_grads[key] = self._member(p, "wg", g.reshape(-1), -1)
         return fn
 
     def _grad(self, p: _Pending, row: _Row, key: str) -> Any:
@@ -1266,18 +1212,18 @@ class _TorchHooks:
                     x = y if pre is None else pre[0].stacked()[pre[1]]
                     dv = act.deriv_from_output(x, y)
                     r.fw["sat_ref"] = d.put((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
-            on_cpu = all(w.device.type == "cpu" for w, _ in p.snapshots.values())
-            upd_sl = {} if on_cpu else _update_norms(d, p.snapshots)
+            # the weights now (after the optimizer's step) beside their copies from before it
+            snaps = {k: (w.detach().reshape(-1), m[0].views[m[1]]) for k, (w, m) in p.snapshots.items()}
+            on_cpu = all(w.device.type == "cpu" for w, _ in snaps.values())
+            upd_sl = {} if on_cpu else _update_norms(d, snaps)
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
         d.resolve()
         for g, o in p.outs.items():
-            self._settle_moments(g, o, d)
+            self._settle_moments(g, o, d)  # (before the copies are written again)
         for r in p.rows:
             r.module = None
-        for ts in p.weights.values():
-            _settle_sums(d, ts)  # the snapshot buffer is written again at the next recorded step
-        if on_cpu:  # in the snapshot buffers, now that the weights' sums are settled: no allocation
-            upd = _update_norms_in_place(p.snapshots)
+        if on_cpu:  # in the copies' buffers, now that their moments are settled: no allocation
+            upd = _update_norms_in_place(snaps)
         else:
             upd = {k: float(d[sl][0]) for k, sl in upd_sl.items()}
         p.snapshots, p.grad_handles, p.inplace, p.groups = {}, [], {}, []
@@ -1306,10 +1252,10 @@ class _TorchHooks:
         if g.role == "fw":  # the channel sums and maxima; Σx² and the minimum
             chan = torch.stack([cv.sum(dims), cv.amax(dims)], 1)
             scal = torch.stack([flat.square().sum(1), flat.amin(1)], 1)
-        else:  # deltas and the input: the sums only
+        else:  # deltas, the input, weights and their gradients: the sums only
             chan, scal = cv.sum(dims), flat.square().sum(1)
         out = _GroupOut(n, per_chan, chans, d.put(chan), d.put(scal), 2 if g.role == "fw" else 1, scale=scale)
-        if g.role != "grad":
+        if g.role in ("fw", "in"):
             h = _heads(x, g.shape, g.seq_first)
             if h is not None:  # cosine_from_sums' n2 and q, in float64
                 h = h.to(dtype=torch.float64, copy=True)
@@ -1391,12 +1337,12 @@ class _TorchHooks:
             w_norm = None
             wm = r.fw.get("weight") or r.fw.get("gain")
             if wm is not None:
-                w_mean, w_std, w_sq = _host_sums(d, wm)
-                w_norm = math.sqrt(max(w_sq, 0.0))
+                ws = self._moments(p, d, wm)
+                w_norm = math.sqrt(max(ws.n * (ws.std * ws.std + ws.mean * ws.mean), 0.0))
                 if r.fw.get("weight") is not None:
-                    st.weight_std = w_std
+                    st.weight_std = ws.std
                 else:
-                    st.gain_mean, st.gain_std = w_mean, w_std
+                    st.gain_mean, st.gain_std = ws.mean, ws.std
             if backward:
                 has_pre = r.kind in ("linear", "conv")
                 gpre = r.grads.get("preact") if r.kind != "norm" else r.grads.get("act")
@@ -1411,10 +1357,10 @@ class _TorchHooks:
                     st.grad_act_std = st.grad_std if gact is gpre else self._moments(p, d, gact).std * scale
                 gw = p.weight_grads.get(id(r.weight)) if r.weight is not None else None
                 if gw is not None:
-                    _, gw_std, gw_sq = _host_sums(d, gw)
-                    st.grad_weight_std = gw_std * wscale
+                    gs = self._moments(p, d, gw)
+                    st.grad_weight_std = gs.std * wscale
                     if w_norm is not None:
-                        gn = math.sqrt(max(gw_sq, 0.0)) * wscale
+                        gn = math.sqrt(max(gs.n * (gs.std * gs.std + gs.mean * gs.mean), 0.0)) * wscale
                         st.grad_weight_ratio = gn / w_norm if w_norm > 0 else math.inf
             if r.weight is not None and id(r.weight) in upd_norms and w_norm is not None:
                 dn = upd_norms[id(r.weight)]
