@@ -534,6 +534,50 @@ def _host_moments(chan: np.ndarray, scal: np.ndarray, per_chan: int,
     return Moments(n, mean, math.sqrt(max(var, 0.0)), sq_mean, max(chan_var, 0.0), lo, hi, cmax)
 
 
+@dataclass
+class _Sums:
+    """Σx and Σx² of one large tensor (a weight or its gradient), put in the step's
+    :class:`_Deferred` by one sum and one BLAS dot (a read each, no temporary), with the tensor
+    kept when it may be read again (a weight's copy) for the probe's centered fallback
+    (:meth:`settle`). A weight gradient is not kept (AccumulateGrad would then copy it instead of
+    taking it): its float32 sums hold, with a relative error of the variance of about
+    2⁻²⁴·E[x²]/var, ≤ 6e-5 where the fallback would start."""
+
+    n: int
+    s: Any
+    q: Any
+    ref: Any = None
+    exact: tuple[float, float, float, float] | None = None
+
+    @classmethod
+    def of(cls, d: _Deferred, x: Any, keep: bool) -> "_Sums":
+        import torch
+
+        flat = x.detach().reshape(-1)
+        if flat.dtype in (torch.float16, torch.bfloat16):
+            flat = flat.float()
+        return cls(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), flat if keep else None)
+
+    def settle(self, d: _Deferred) -> None:
+        """The probe's centered float64 recomputation when Σx²/n − mean² < 1e-3·E[x²], from the
+        kept tensor, before its buffer is written again; then the tensor is let go."""
+        if self.ref is not None:
+            n = max(self.n, 1)
+            mean, ex2 = float(d[self.s][0]) / n, float(d[self.q][0]) / n
+            var = ex2 - mean * mean
+            if math.isfinite(var) and var < 1e-3 * ex2:
+                import torch
+
+                x64 = self.ref.to(torch.float64)
+                m = float(x64.mean())
+                v = float(((x64 - m) ** 2).mean())
+                self.exact = (m, v, m * m, v)
+        self.ref = None
+
+    def moments(self, d: _Deferred) -> Moments:
+        return _host_moments(d[self.s].reshape(1, 1), d[self.q], self.n, self.exact)
+
+
 def _update_norms(d: _Deferred, snapshots: dict[int, tuple[Any, Any]]) -> dict[int, Any]:
     """‖W − W_before‖_F of every snapshotted weight, put in ``d``: one foreach subtraction and
     one foreach norm for all the weights (per tensor as ``torch.dist``), keyed as ``snapshots``."""
@@ -553,8 +597,8 @@ def _update_norms(d: _Deferred, snapshots: dict[int, tuple[Any, Any]]) -> dict[i
 
 def _update_norms_in_place(snapshots: dict[int, tuple[Any, Any]]) -> dict[int, float]:
     """‖W − W_before‖_F of every snapshotted weight (CPU tensors), computed in the snapshot
-    buffers (overwritten with W_before − W: a new 1 MB tensor per weight costs page faults on
-    the CPU): one foreach subtraction in place, one foreach norm."""
+    buffers (overwritten with W_before − W): one foreach subtraction in place, then a BLAS dot
+    per weight (a read each; torch's vector norm is several times slower on the CPU)."""
     import torch
 
     if not snapshots:
@@ -565,10 +609,11 @@ def _update_norms_in_place(snapshots: dict[int, tuple[Any, Any]]) -> dict[int, f
     with torch.no_grad():
         if len({w.dtype for w in ws}) == 1:
             torch._foreach_sub_(snaps, ws)
-            norms = torch._foreach_norm(snaps)
         else:
-            norms = [torch.linalg.vector_norm(s_.sub_(w)) for w, s_ in zip(ws, snaps)]
-    return {k: float(n) for k, n in zip(keys, norms)}
+            for w, s_ in zip(ws, snaps):
+                s_.sub_(w)
+        sq = [torch.dot(f, f) for f in (s_.reshape(-1) for s_ in snaps)]
+    return {k: math.sqrt(max(float(q), 0.0)) for k, q in zip(keys, sq)}
 
 
 def _torch_histogram(values: Any, edges: np.ndarray) -> Any:
@@ -667,8 +712,7 @@ def _heads(x: Any, shape: tuple[int, ...], seq_first: bool) -> Any:
 
 
 class _Group:
-    """The tensors of one role ("fw": activations; "in": the input; "grad": deltas; "w": weights
-    before the step, flattened; "wg": their gradients) and one layout
+    """The tensors of one role ("fw": activations; "in": the input; "grad": deltas) and one layout
     (shape, feature axis, batch axis, dtype, device) recorded in a step. Each is copied, when
     its hook runs, into its slot of a stacked buffer [L, *shape] kept between steps — a copy, so
     an in-place operation that writes the tensor later in the step does not change what was
@@ -762,7 +806,7 @@ class _Row:
     axis: int
     out: Any = None
     paired: bool = False
-    fw: dict[str, Any] = field(default_factory=dict)  # "pre"/"act"/"cos"/"weight"/"gain": members
+    fw: dict[str, Any] = field(default_factory=dict)  # "pre"/"act"/"cos": members; "weight"/"gain": _Sums
     grads: dict[str, Any] = field(default_factory=dict)  # "preact"/"act": members of a "grad" group
     hist: dict[str, Any] = field(default_factory=dict)  # key -> (group, index of the group's histogram)
     weight: Any = None  # the parameter whose gradient and update the row reports
@@ -779,8 +823,8 @@ class _Pending:
         self.input: Any = None  # modules: the input's member; ops: (mean, std, cosine)
         self.batch = 0
         self.snapshots: dict[int, tuple[Any, Any]] = {}  # id(param) -> (param, its copy before the step)
-        self.weight_grads: dict[int, Any] = {}  # id(param) -> the member of its gradient
-        self.weights: dict[int, Any] = {}  # id(param) -> the member of its copy
+        self.weight_grads: dict[int, _Sums] = {}
+        self.weights: dict[int, _Sums] = {}
         self.grad_handles: list[Any] = []
         self.names: dict[str, int] = {}
         self.inplace: dict[int, _Row] = {}  # id(in-place activation module) -> its row, begun by its pre-hook
@@ -878,8 +922,9 @@ class _TorchHooks:
             for m_ in self.kinds:
                 w = getattr(m_, "weight", None)
                 if isinstance(w, torch.Tensor) and w.is_floating_point() and id(w) not in p.snapshots:
-                    m = p.weights[id(w)] = self._member(p, "w", w.reshape(-1), -1)  # W before this step's update
-                    p.snapshots[id(w)] = (w, m)
+                    snap = self._snapshot(w)  # W before this step's update
+                    p.snapshots[id(w)] = (w, snap)
+                    p.weights[id(w)] = _Sums.of(p.d, snap, keep=True)
                     if w.requires_grad:
                         p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
         self.pending = p
@@ -988,8 +1033,7 @@ class _TorchHooks:
             import torch
 
             with torch.no_grad():
-                # a copy (a reference would stop AccumulateGrad from taking the tensor)
-                p.weight_grads[key] = self._member(p, "wg", g.reshape(-1), -1)
+                p.weight_grads[key] = _Sums.of(p.d, g, keep=False)
         return fn
 
     def _grad(self, p: _Pending, row: _Row, key: str) -> Any:
@@ -1212,18 +1256,18 @@ class _TorchHooks:
                     x = y if pre is None else pre[0].stacked()[pre[1]]
                     dv = act.deriv_from_output(x, y)
                     r.fw["sat_ref"] = d.put((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
-            # the weights now (after the optimizer's step) beside their copies from before it
-            snaps = {k: (w.detach().reshape(-1), m[0].views[m[1]]) for k, (w, m) in p.snapshots.items()}
-            on_cpu = all(w.device.type == "cpu" for w, _ in snaps.values())
-            upd_sl = {} if on_cpu else _update_norms(d, snaps)
+            on_cpu = all(w.device.type == "cpu" for w, _ in p.snapshots.values())
+            upd_sl = {} if on_cpu else _update_norms(d, p.snapshots)
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
         d.resolve()
         for g, o in p.outs.items():
             self._settle_moments(g, o, d)  # (before the copies are written again)
+        for ws in p.weights.values():
+            ws.settle(d)
         for r in p.rows:
             r.module = None
-        if on_cpu:  # in the copies' buffers, now that their moments are settled: no allocation
-            upd = _update_norms_in_place(snaps)
+        if on_cpu:  # in the snapshot buffers, now that the weights' sums are settled: no allocation
+            upd = _update_norms_in_place(p.snapshots)
         else:
             upd = {k: float(d[sl][0]) for k, sl in upd_sl.items()}
         p.snapshots, p.grad_handles, p.inplace, p.groups = {}, [], {}, []
@@ -1252,7 +1296,7 @@ class _TorchHooks:
         if g.role == "fw":  # the channel sums and maxima; Σx² and the minimum
             chan = torch.stack([cv.sum(dims), cv.amax(dims)], 1)
             scal = torch.stack([flat.square().sum(1), flat.amin(1)], 1)
-        else:  # deltas, the input, weights and their gradients: the sums only
+        else:  # deltas and the input: the sums only
             chan, scal = cv.sum(dims), flat.square().sum(1)
         out = _GroupOut(n, per_chan, chans, d.put(chan), d.put(scal), 2 if g.role == "fw" else 1, scale=scale)
         if g.role in ("fw", "in"):
@@ -1313,6 +1357,8 @@ class _TorchHooks:
                                float(((x64 - cm) ** 2).mean()))
 
     def _moments(self, p: _Pending, d: _Deferred, member: tuple[_Group, int]) -> Moments:
+        if isinstance(member, _Sums):
+            return member.moments(d)
         g, i = member
         return p.outs[g].moments(d, i)
 
