@@ -535,24 +535,26 @@ def test_torch_histogram_equals_the_probes_histogram():
 
 
 def test_batched_histograms_equal_the_probes_histograms():
-    """The rows of a stacked sample binned at once (one bincount on bins offset per row), each on
-    its own edges, give each row's own counts, non-finite values dropped; the deltas' scale is
-    applied before binning, as the probe bins the scaled values."""
+    """Several histograms binned at once (values end to end, one bincount on bins offset per
+    histogram), each on its own edges, give each one's own counts, non-finite values dropped;
+    the deltas' scale is applied before binning, as the probe bins the scaled values."""
     from initlab.diagnostics._stats import histogram
-    from initlab.diagnostics._watch import _bin_params, _bin_rows
+    from initlab.diagnostics._watch import _bin_params, _bin_values
 
     rng = np.random.default_rng(5)
-    v = (rng.standard_normal((3, 4096)) * 2).astype(np.float32)
-    v[0, :7] = [np.inf, -np.inf, np.nan, 50.0, -50.0, 1.0, -1.0]
+    rows = [(rng.standard_normal(n) * 2).astype(np.float32) for n in (5000, 300, 4096)]
+    rows[0][:7] = [np.inf, -np.inf, np.nan, 50.0, -50.0, 1.0, -1.0]
     edges = [np.linspace(-3, 3, 17), np.linspace(-1, 1, 17), np.array([0.5] * 17)]
-    lo = torch.tensor([[_bin_params(e)[0]] for e in edges], dtype=torch.float64)
-    k = torch.tensor([[_bin_params(e)[1]] for e in edges], dtype=torch.float64)
-    for scale in (1.0, 64.0):
-        got = _bin_rows(torch.from_numpy(v), lo, k, 16, scale).numpy()
-        assert got.shape == (3, 16)
-        for g, row, e in zip(got, v, edges):
-            assert g.tolist() == histogram(row.astype(np.float64) * scale, e).counts.tolist()
-    assert int(got[0].sum()) == 4096 - 3
+    scales = [1.0, 64.0, 1.0]
+    rep = lambda vals: torch.repeat_interleave(torch.tensor(vals, dtype=torch.float64),  # noqa: E731
+                                               torch.tensor([r.size for r in rows]))
+    lo, k = rep([_bin_params(e)[0] for e in edges]), rep([_bin_params(e)[1] for e in edges])
+    off = torch.repeat_interleave(torch.arange(0, 3 * 17, 17), torch.tensor([r.size for r in rows]))
+    got = _bin_values(torch.from_numpy(np.concatenate(rows)), lo, k, rep(scales), off, 3, 16).numpy()
+    assert got.shape == (3, 16)
+    for g, row, e, sc in zip(got, rows, edges, scales):
+        assert g.tolist() == histogram(row.astype(np.float64) * sc, e).counts.tolist()
+    assert int(got[0].sum()) == 5000 - 3
 
 
 def test_cosine_from_sums_equals_the_gram_definition():

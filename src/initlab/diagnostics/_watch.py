@@ -618,16 +618,12 @@ def _update_norms_in_place(snapshots: dict[int, tuple[Any, Any]]) -> dict[int, f
 
 def _torch_histogram(values: Any, edges: np.ndarray) -> Any:
     """Counts of ``values`` on fixed equal-width ``edges`` by torch ops on the values' device:
-    :func:`_bin_rows` of one row (the rule of :func:`initlab.diagnostics._stats.histogram`, so
-    the counts are the same). Returns an int64 tensor of len(edges) − 1 counts (their sum is the
-    number binned: non-finite values are dropped)."""
-    import torch
-
+    :func:`_bin_values` of one histogram (the rule of
+    :func:`initlab.diagnostics._stats.histogram`, so the counts are the same). Returns an int64
+    tensor of len(edges) − 1 counts (their sum is the number binned: non-finite values are
+    dropped)."""
     lo, k = _bin_params(edges)
-    v = values.detach().reshape(1, -1)
-    dev = v.device
-    return _bin_rows(v, torch.tensor([[lo]], dtype=torch.float64, device=dev),
-                     torch.tensor([[k]], dtype=torch.float64, device=dev), int(edges.size) - 1)[0]
+    return _bin_values(values.detach().reshape(-1), lo, k, None, 0, 1, int(edges.size) - 1)[0]
 
 
 def _bin_params(edges: np.ndarray) -> tuple[float, float]:
@@ -637,30 +633,24 @@ def _bin_params(edges: np.ndarray) -> tuple[float, float]:
     return lo, ((int(edges.size) - 1) / (hi - lo) if hi > lo else 0.0)
 
 
-def _bin_rows(v: Any, lo: Any, k: Any, nb: int, scale: float = 1.0, offsets: Any = None) -> Any:
-    """Histograms of the rows of ``v`` [L, S], row i on its own equal-width edges (lo[i], k[i] =
-    bins/(hi − lo) as float64 tensors of shape [L, 1]), in one bincount on bins offset per row:
-    bin = ⌊(scale·v − lo)·k⌋ in float64, clipped into the end bins, non-finite values dropped
-    (the rule of :func:`initlab.diagnostics._stats.histogram`). ``offsets``: the row offsets
-    0, nb + 1, 2(nb + 1), ... as an [L, 1] tensor, when the caller keeps one. Returns int64 counts
-    [L, nb]."""
+def _bin_values(v: Any, lo: Any, k: Any, scale: Any, offsets: Any, rows: int, nb: int) -> Any:
+    """Histograms of values laid end to end (``v`` 1-D), each value on its own histogram's
+    equal-width edges, in one bincount on bins offset per histogram: with the per-value (or
+    common) lo, k = bins/(hi − lo), multiplier ``scale`` (None: 1; the deltas' factor to the
+    probe's per-sample values) and offset (histogram index × (nb + 1)), bin = ⌊(scale·v − lo)·k⌋
+    in float64, clipped into the end bins, non-finite values dropped: the rule of
+    :func:`initlab.diagnostics._stats.histogram`. Returns int64 counts [rows, nb]."""
     import torch
 
-    rows = int(v.shape[0])
-    pos = v.to(dtype=torch.float64, copy=True)  # a copy: the in-place ops below never touch v
-    if scale != 1.0:
+    pos = v.to(dtype=torch.float64, copy=True)
+    if scale is not None:
         pos.mul_(scale)
-    # v − v is 0 where v is finite and NaN where it is ±inf or NaN: those go to the extra bin nb
-    idx = pos.sub_(lo).mul_(k).add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long()
-    if offsets is None:
-        offsets = torch.arange(0, rows * (nb + 1), nb + 1, device=v.device).reshape(rows, 1)
-    idx.add_(offsets)
+    idx = pos.sub_(lo).mul_(k).add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long().add_(offsets)
     total = rows * (nb + 1)
     if idx.device.type == "cpu":
-        counts = torch.bincount(idx.reshape(-1), minlength=total)
+        counts = torch.bincount(idx, minlength=total)
     else:  # bincount sizes its output from the data on CUDA (a synchronisation); scatter does not
-        flat = idx.reshape(-1)
-        counts = torch.zeros(total, dtype=torch.int64, device=idx.device).scatter_add_(0, flat, torch.ones_like(flat))
+        counts = torch.zeros(total, dtype=torch.int64, device=idx.device).scatter_add_(0, idx, torch.ones_like(idx))
     return counts.reshape(rows, nb + 1)[:, :nb]
 
 
@@ -770,10 +760,11 @@ class _GroupOut:
     n2: Any = None  # [members, k] their squared norms
     q: Any = None  # [members] ‖Σ_i x_i/‖x_i‖‖²
     near: Any = None  # [members] near-zero counts
-    counts: Any = None  # [histograms, bins] counts on the known edges
     sample: Any = None  # [members, samples] the histogram samples (a first histogram: edges chosen from them)
     samples: int = 0
     pairs: list[tuple[int, tuple[str, str]]] = field(default_factory=list)  # histogram j: (member, edge key)
+    hv: Any = None  # [histograms, samples] the values to bin on known edges (until _bin_step)
+    first: int = 0  # the row of this group's first histogram in the step's counts
     exact: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)  # member -> centered moments
 
     def moments(self, d: _Deferred, i: int) -> Moments:
@@ -835,6 +826,7 @@ class _Pending:
         self.near: dict[str, float] = {}
         self.groups: list[_Group] = []  # the groups this step's tensors were copied into
         self.outs: dict[_Group, _GroupOut] = {}  # their numbers, when the step ends
+        self.counts: Any = None  # the step's histogram counts on known edges [histograms, bins]
 
 
 class _TorchHooks:
@@ -865,6 +857,7 @@ class _TorchHooks:
         self.in_forward = 0
         self.edges = _Edges(bins, hist_margin)
         self.groups: dict[Any, _Group] = {}  # the stacked buffers, by role and layout (kept between steps)
+        self.hist_cache: dict[Any, Any] = {}  # _bin_step's per-value vectors
         self.fans: dict[Any, tuple[Any, int | None]] = {}  # module -> (weight shape, the probe's fan-in)
         self.linear_act = _activations.get("linear")
 
@@ -1249,6 +1242,7 @@ class _TorchHooks:
         with torch.no_grad():
             for g in p.groups:
                 p.outs[g] = self._group_stats(g, d, scale if g.role == "grad" else 1.0)
+            p.counts = self._bin_step([o for o in p.outs.values() if o.hv is not None], d)
             for r in p.rows:
                 if "sat" in r.fw:
                     act, pre, a = r.fw.pop("sat")
@@ -1283,8 +1277,8 @@ class _TorchHooks:
         activations the channel maxima and the minimum: :func:`_host_moments`); for activations
         and the input the cosine sums of :func:`~initlab.diagnostics._stats.cosine_from_sums`
         (in float64); for activations the near-zero counts; the histograms, binned on their
-        fixed edges (:func:`_bin_rows`), or the samples themselves at the first step (the edges
-        are chosen from them)."""
+        fixed edges by :meth:`_bin_step` with the step's others, or the samples themselves at
+        the first step (the edges are chosen from them)."""
         import torch
 
         x = g.stacked()
@@ -1319,22 +1313,52 @@ class _TorchHooks:
             edges = [self.edges.edges.get(ek) for _, ek in out.pairs]
             if any(e is None for e in edges):  # a first histogram: binned on the host, edges chosen there
                 out.samples, out.sample = int(sample.shape[1]), d.put(sample)
-            else:
-                key = tuple(out.pairs)
-                cached = g.cache.get(key)
-                if cached is None:  # the same layers every recorded step: built once
-                    dev = sample.device
-                    params = [_bin_params(e) for e in edges]  # type: ignore[arg-type]
-                    idx = [i for i, _ in out.pairs]
-                    cached = (None if idx == list(range(n)) else torch.tensor(idx, device=dev),
-                              *(torch.tensor([[v[j]] for v in params], dtype=torch.float64, device=dev) for j in (0, 1)),
-                              torch.arange(0, len(idx) * (self.bins + 1), self.bins + 1, device=dev).reshape(-1, 1))
-                    g.cache.clear()
-                    g.cache[key] = cached
-                sel, lo, k, off = cached
-                hv = sample if sel is None else sample.index_select(0, sel)
-                out.counts = d.put(_bin_rows(hv, lo, k, self.bins, scale, off))
+            else:  # binned with the step's other histograms (_bin_step)
+                sel = [i for i, _ in out.pairs]
+                if sel != list(range(n)):
+                    sample = sample.index_select(0, torch.tensor(sel, device=sample.device))
+                out.hv = sample
         return out
+
+    def _bin_step(self, outs: list[_GroupOut], d: _Deferred) -> Any:
+        """All the step's histograms on known edges in one :func:`_bin_values` (one
+        concatenation, one bincount): each group's sample rows, each on its own edges, the
+        deltas scaled to the probe's per-sample values. The per-value vectors are built once for
+        the step's layout (the same layers every recorded step) and kept."""
+        import torch
+
+        if not outs:
+            return None
+        key = tuple((tuple(o.pairs), tuple(o.hv.shape), o.scale) for o in outs)
+        cached = self.hist_cache.get(key)
+        if cached is None:
+            dev = outs[0].hv.device
+            lo, k, sc, sizes = [], [], [], []
+            for o in outs:
+                for _, ek in o.pairs:
+                    a, b = _bin_params(self.edges.edges[ek])
+                    lo.append(a)
+                    k.append(b)
+                    sc.append(o.scale)
+                    sizes.append(int(o.hv.shape[1]))
+            rep = torch.tensor(sizes, device=dev)
+            total = int(sum(sizes))
+            vec = [torch.repeat_interleave(torch.tensor(v, dtype=torch.float64, device=dev), rep, output_size=total)
+                   for v in (lo, k, sc)]
+            off = torch.repeat_interleave(torch.arange(0, len(sizes) * (self.bins + 1), self.bins + 1, device=dev),
+                                          rep, output_size=total)
+            cached = (vec[0], vec[1], vec[2] if any(v != 1.0 for v in sc) else None, off, len(sizes))
+            self.hist_cache.clear()
+            self.hist_cache[key] = cached
+        at = 0
+        for o in outs:
+            o.first = at
+            at += len(o.pairs)
+        v = torch.cat([o.hv.reshape(-1) for o in outs]) if len(outs) > 1 else outs[0].hv.reshape(-1)
+        for o in outs:
+            o.hv = None
+        lo_v, k_v, s_v, off, rows = cached
+        return d.put(_bin_values(v, lo_v, k_v, s_v, off, rows, self.bins))
 
     @staticmethod
     def _settle_moments(g: _Group, o: _GroupOut, d: _Deferred) -> None:
@@ -1554,8 +1578,8 @@ class _TorchHooks:
                 g, j = h
                 o = p.outs[g]
                 i, ek = o.pairs[j]
-                if o.counts is not None:
-                    counts = d[o.counts].reshape(len(o.pairs), -1)[j].astype(np.int64)
+                if o.sample is None:
+                    counts = d[p.counts].reshape(-1, self.bins)[o.first + j].astype(np.int64)
                     setattr(r.st, attr, Histogram(self.edges.edges[ek], counts, int(counts.sum())))
                     continue
                 values = d[o.sample].reshape(o.members, o.samples)[i] * o.scale
