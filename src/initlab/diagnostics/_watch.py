@@ -1295,11 +1295,10 @@ class _TorchHooks:
         out = _GroupOut(n, per_chan, chans, d.put(chan), d.put(scal), 2 if g.role == "fw" else 1, scale=scale)
         if g.role in ("fw", "in"):
             h = _heads(x, g.shape, g.seq_first)
-            if h is not None:  # cosine_from_sums' n2 and q, in float64
-                h = h.to(dtype=torch.float64, copy=True)
+            if h is not None:  # cosine_from_sums' n2 and q (q's squares summed in float64)
                 n2 = torch.linalg.vecdot(h, h, dim=2)
                 inv = n2.rsqrt().nan_to_num_(nan=math.nan, posinf=0.0)  # a zero row is left out
-                su = torch.bmm(inv.unsqueeze(1), h)
+                su = torch.bmm(inv.unsqueeze(1), h.contiguous()).double()
                 out.k, out.n2, out.q = int(h.shape[1]), d.put(n2), d.put(torch.linalg.vecdot(su, su, dim=2))
         if g.role == "fw":
             # |x| ≤ near_zero as 0/1 in place, summed exactly: float32 up to 2²⁴ values, float64 beyond
