@@ -46,20 +46,24 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
   first recorded step also looks (a function mode that only observes) for the operations the
   probe has rows for that run outside the watched modules, and lists them in
   :attr:`Watch.notes`.
-* **Cost** (``"modules"``). Every statistic is computed by torch operations on the tensor's own
-  device and dtype: per-channel means, then the corrected two-pass sums Σ(x − m) and Σ(x − m)²
-  (no cancellation) for activations, stacked with the channel maxima and minima into one block
-  per tensor; Σx and Σx² (one pass each, with the probe's centered fallback when the variance is
-  below 1e-3 of E[x²]) for deltas, weights and weight gradients; near-zero and saturation
-  counts; the Gram matrix of the first 64 samples for the cosine; the histogram samples, binned
-  on the fixed edges all at once (one bincount) when the step ends. These small results stay on
-  the device and are moved to NumPy together once per recorded step (one synchronisation on
-  CUDA). The rows (the final scalars in float64, the histograms, the verdicts' inputs) are built
-  from those numbers when the Watch is first read (:attr:`Watch.steps`, :meth:`Watch.rows`,
-  verdicts, export, plots), not in the training loop. ‖ΔW‖ is the norm of the difference
-  between the weight and its copy taken just before the recorded step (the copies live in
-  buffers kept for the watch: one copy of the watched weights; on the CPU the difference is
-  formed in those buffers).
+* **Cost** (``"modules"``). When a hook sees a tensor of a recorded step (an activation, the
+  input, a delta), it copies it into its slot of a buffer that stacks the step's tensors of the
+  same shape and role, kept between steps (a copy, so an in-place operation later in the step
+  cannot change what was recorded); when the step ends, each stack gets one set of torch
+  operations on its device and dtype for all of its tensors: the probe's sums (channel sums,
+  Σx², channel maxima, minimum: the probe's moments rule, with its centered float64 fallback
+  when the variance is below 1e-3 of E[x²]), the near-zero counts, the cosine of the first 64
+  samples in O(k·features) (:func:`~initlab.diagnostics._stats.cosine_from_sums`) and the
+  histogram samples; all the step's histograms are then binned on their fixed edges in one
+  bincount. Weights and weight gradients get one sum and one BLAS dot each. These small results
+  stay on the device and are moved to NumPy together once per recorded step (one
+  synchronisation on CUDA). The rows (the final scalars in float64, the histograms, the
+  verdicts' inputs) are built from those numbers when the Watch is first read
+  (:attr:`Watch.steps`, :meth:`Watch.rows`, verdicts, export, plots), not in the training loop.
+  ‖ΔW‖ is the norm of the difference between the weight and its copy taken just before the
+  recorded step (one copy of the watched weights, in buffers kept for the watch; on the CPU the
+  difference is formed in those buffers). Memory: the stacks hold one copy of a recorded step's
+  activations and deltas.
 
 * The per-layer statistics are those of the probe (:mod:`initlab.diagnostics._measure`, same
   names and definitions), plus ``near_zero`` (fraction of activation values with
@@ -444,19 +448,17 @@ def _as_float(loss: Any) -> float:
 # ------------------------------------------------------------------------------------------------
 # The torch side: hooks that read, never write.
 #
-# Speed. A recorded step computes every statistic with torch operations on the tensors' own
-# device and dtype (float16/bfloat16 are read as float32), never through a float64 copy of a
-# whole tensor: per-channel means and the corrected two-pass sums (x − mean, then Σ and Σ² of
-# it, so no cancellation), maxima and minima, the Gram matrix of the first 64 samples for the
-# cosine, counts for the near-zero fraction and saturation, and histogram counts on the fixed
-# edges (all samples of the step in one bincount). Each of these small results is kept on the
-# device in a :class:`_Deferred`; when the step is complete they are concatenated and copied to
-# NumPy ONCE (one synchronisation on CUDA). The final scalars (pooled mean and std, sq_mean,
-# chan_var, cosine...) are formed in float64 from those few numbers when the Watch is read
-# (Watch.steps builds the pending steps). A step that is not recorded costs two hook calls on
-# the root module: the per-module forward hooks exist only during the forward pass of a recorded
-# step (with every=1 they stay, every step being recorded), and the
-# gradient hooks only on its tensors.
+# Speed. A recorded step copies each activation, input and delta into a stack of its shape and
+# role (:class:`_Group`; float16/bfloat16 read as float32) and computes every statistic with a
+# few torch operations per stack, on the tensors' own device and dtype (:meth:`_group_stats`),
+# never through a float64 copy of a whole tensor; all histograms of the step are binned in one
+# bincount (:meth:`_bin_step`). Each small result is kept on the device in a :class:`_Deferred`;
+# when the step is complete they are concatenated and copied to NumPy ONCE (one synchronisation
+# on CUDA). The final scalars (pooled mean and std, sq_mean, chan_var, cosine...) are formed in
+# float64 from those few numbers when the Watch is read (Watch.steps builds the pending steps). A
+# step that is not recorded costs two hook calls on the root module: the per-module forward
+# hooks exist only during the forward pass of a recorded step (with every=1 they stay, every step
+# being recorded), and the gradient hooks only on its tensors.
 
 _COS_SAMPLES, _COS_FEATURES = 64, 4096  # mean_pairwise_cosine's defaults (k, max_features)
 _NORM_OPS = {"LayerNorm": ("layer_norm", -1), "RMSNorm": ("rms_norm", -1), "GroupNorm": ("group_norm", 1)}
