@@ -763,7 +763,7 @@ class _GroupOut:
     q: Any = None  # [members] ‖Σ_i x_i/‖x_i‖‖²
     near: Any = None  # [members] near-zero counts
     sample: Any = None  # [members, samples] the histogram samples (a first histogram: edges chosen from them)
-    samples: int = 0
+    samples: int = 0  # values per tensor in the histogram sample
     pairs: list[tuple[int, tuple[str, str]]] = field(default_factory=list)  # histogram j: (member, edge key)
     hv: Any = None  # [histograms, samples] the values to bin on known edges (until _bin_step)
     first: int = 0  # the row of this group's first histogram in the step's counts
@@ -1289,12 +1289,16 @@ class _TorchHooks:
         chans = int(cv.shape[2])
         per_chan = int(cv.shape[1]) * (int(cv.shape[3]) if cv.ndim == 4 else 1)
         flat = cv.reshape(n, -1)
+        step = _sample_step(int(flat.shape[1]), chans, self.hist_sample)
+        sample = flat[:, ::step] if step > 1 else flat  # the histogram sample (a strided subsample)
+        sq = torch.stack([torch.dot(r, r) for r in flat])  # Σx²: a BLAS dot per tensor (one read, no temporary)
         if g.role == "fw":  # the channel sums and maxima; Σx² and the minimum
             chan = torch.stack([cv.sum(dims), cv.amax(dims)], 1)
-            scal = torch.stack([flat.square().sum(1), flat.amin(1)], 1)
+            scal = torch.stack([sq, flat.amin(1)], 1)
         else:  # deltas and the input: the sums only
-            chan, scal = cv.sum(dims), flat.square().sum(1)
-        out = _GroupOut(n, per_chan, chans, d.put(chan), d.put(scal), 2 if g.role == "fw" else 1, scale=scale)
+            chan, scal = cv.sum(dims), sq
+        out = _GroupOut(n, per_chan, chans, d.put(chan), d.put(scal), 2 if g.role == "fw" else 1, scale=scale,
+                        samples=int(sample.shape[1]))
         if g.role in ("fw", "in"):
             h = _heads(x, g.shape, g.seq_first)
             if h is not None:  # cosine_from_sums' n2 and q (q's squares summed in float64)
@@ -1302,18 +1306,15 @@ class _TorchHooks:
                 inv = n2.rsqrt().nan_to_num_(nan=math.nan, posinf=0.0)  # a zero row is left out
                 su = torch.bmm(inv.unsqueeze(1), h.contiguous()).double()
                 out.k, out.n2, out.q = int(h.shape[1]), d.put(n2), d.put(torch.linalg.vecdot(su, su, dim=2))
-        if g.role == "fw":
-            # |x| ≤ near_zero as 0/1 in place, summed exactly: float32 up to 2²⁴ values, float64 beyond
-            flags = cv.abs().le_(self.near_zero).reshape(n, -1)
+        if g.role == "fw":  # |x| ≤ near_zero as 0/1 in place, summed exactly: float32 up to 2²⁴ values, float64 beyond
+            flags = flat.abs().le_(self.near_zero)
             exact = flags.shape[1] < 2 ** 24 and flags.dtype == torch.float32
             out.near = d.put(flags.sum(1) if exact else flags.sum(1, dtype=torch.float64))
         if g.hist:
-            step = _sample_step(int(flat.shape[1]), chans, self.hist_sample)
-            sample = flat[:, ::step] if step > 1 else flat
             out.pairs = list(g.hist)
             edges = [self.edges.edges.get(ek) for _, ek in out.pairs]
             if any(e is None for e in edges):  # a first histogram: binned on the host, edges chosen there
-                out.samples, out.sample = int(sample.shape[1]), d.put(sample)
+                out.sample = d.put(sample)
             else:  # binned with the step's other histograms (_bin_step)
                 sel = [i for i, _ in out.pairs]
                 if sel != list(range(n)):
@@ -1404,7 +1405,7 @@ class _TorchHooks:
         layers, near, upd = [], {}, {}
         for r in p.rows:
             st = r.st
-            n_out = self._fill_forward(p, d, r)
+            self._fill_forward(p, d, r)
             w_norm = None
             wm = r.fw.get("weight") or r.fw.get("gain")
             if wm is not None:
@@ -1438,7 +1439,7 @@ class _TorchHooks:
                 upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
             g, i = r.fw["act"]
             o = p.outs[g]
-            near[st.name] = float(d[o.near][i]) / max(n_out, 1)
+            near[st.name] = float(d[o.near][i]) / max(o.per_chan * o.chans, 1)
             layers.append(st)
         self._histograms(d, p.rows, p)
         inp = (0.0, 0.0, None)
@@ -1449,9 +1450,8 @@ class _TorchHooks:
         self.watch.add_step(p.step, layers, loss=loss, input_stats=inp, batch=p.batch,
                             backward=backward, near_zero=near, update_ratio=upd)
 
-    def _fill_forward(self, p: _Pending, d: _Deferred, r: _Row) -> int:
-        """The probe's forward statistics (preact_stats / act_stats) from the step's numbers;
-        returns the number of values in the row's output."""
+    def _fill_forward(self, p: _Pending, d: _Deferred, r: _Row) -> None:
+        """The probe's forward statistics (preact_stats / act_stats) from the step's numbers."""
         st = r.st
         st.width = r.fw.get("width", 0)
         pre = self._moments(p, d, r.fw["pre"]) if "pre" in r.fw else None
@@ -1473,7 +1473,6 @@ class _TorchHooks:
                 st.saturated = sh / n if math.isfinite(sh) else math.nan
         if a is not None and a.can_die and pre is not None and pre.chan_max.size:
             st.dead = float(np.mean(a.inactive_mask(pre.chan_max)))
-        return n
 
     # capture="ops": the probe's op-level capture on recorded steps -----------------------------
     def _ops_begin(self, p: _Pending, root: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
