@@ -766,7 +766,8 @@ class _GroupOut:
     samples: int = 0  # values per tensor in the histogram sample
     pairs: list[tuple[int, tuple[str, str]]] = field(default_factory=list)  # histogram j: (member, edge key)
     hv: Any = None  # [histograms, samples] the values to bin on known edges (until _bin_step)
-    first: int = 0  # the row of this group's first histogram in the step's counts
+    counts: Any = None  # the counts of its histograms' binning (with other groups': rows first, first + 1...)
+    first: int = 0
     exact: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)  # member -> centered moments
 
     def moments(self, d: _Deferred, i: int) -> Moments:
@@ -828,7 +829,6 @@ class _Pending:
         self.near: dict[str, float] = {}
         self.groups: list[_Group] = []  # the groups this step's tensors were copied into
         self.outs: dict[_Group, _GroupOut] = {}  # their numbers, when the step ends
-        self.counts: Any = None  # the step's histogram counts on known edges [histograms, bins]
 
 
 class _TorchHooks:
@@ -1022,6 +1022,7 @@ class _TorchHooks:
             if p is not None:
                 for r in p.rows:
                     r.out = None  # the forward is over: no more pairing, keep no tensor alive
+                self._settle_groups(p)  # the activations' statistics now, while their copies are in cache
 
     def _weight_grad(self, p: _Pending, key: int) -> Any:
         def fn(g: Any) -> None:
@@ -1240,18 +1241,8 @@ class _TorchHooks:
             self._ops_finish(p)
             return
         d = p.d
-        scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
+        self._settle_groups(p)  # the deltas' (the activations' were done when the forward ended)
         with torch.no_grad():
-            for g in p.groups:
-                p.outs[g] = self._group_stats(g, d, scale if g.role == "grad" else 1.0)
-            p.counts = self._bin_step([o for o in p.outs.values() if o.hv is not None], d)
-            for r in p.rows:
-                if "sat" in r.fw:
-                    act, pre, a = r.fw.pop("sat")
-                    y = a[0].stacked()[a[1]]
-                    x = y if pre is None else pre[0].stacked()[pre[1]]
-                    dv = act.deriv_from_output(x, y)
-                    r.fw["sat_ref"] = d.put((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
             on_cpu = all(w.device.type == "cpu" for w, _ in p.snapshots.values())
             upd_sl = {} if on_cpu else _update_norms(d, p.snapshots)
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
@@ -1322,15 +1313,37 @@ class _TorchHooks:
                 out.hv = sample
         return out
 
-    def _bin_step(self, outs: list[_GroupOut], d: _Deferred) -> Any:
-        """All the step's histograms on known edges in one :func:`_bin_values` (one
-        concatenation, one bincount): each group's sample rows, each on its own edges, the
-        deltas scaled to the probe's per-sample values. The per-value vectors are built once for
-        the step's layout (the same layers every recorded step) and kept."""
+    def _settle_groups(self, p: _Pending) -> None:
+        """The statistics of the step's groups not done yet (:meth:`_group_stats`), with their
+        histograms binned together (:meth:`_bin_step`): the activations' when the forward pass
+        ends, the deltas' when the step ends."""
+        import torch
+
+        todo = [g for g in p.groups if g not in p.outs]
+        if not todo:
+            return
+        scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
+        with torch.no_grad():
+            for g in todo:
+                p.outs[g] = self._group_stats(g, p.d, scale if g.role == "grad" else 1.0)
+            self._bin_step([p.outs[g] for g in todo if p.outs[g].hv is not None], p.d)
+            for r in p.rows:
+                if "sat" in r.fw:  # the saturated count, from the copies of the input and output
+                    act, pre, a = r.fw.pop("sat")
+                    y = a[0].stacked()[a[1]]
+                    x = y if pre is None else pre[0].stacked()[pre[1]]
+                    dv = act.deriv_from_output(x, y)
+                    r.fw["sat_ref"] = p.d.put((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
+
+    def _bin_step(self, outs: list[_GroupOut], d: _Deferred) -> None:
+        """The groups' histograms on known edges in one :func:`_bin_values` (one concatenation,
+        one bincount): each group's sample rows, each on its own edges, the deltas scaled to the
+        probe's per-sample values. The per-value vectors are built once per layout (the same
+        layers every recorded step) and kept."""
         import torch
 
         if not outs:
-            return None
+            return
         key = tuple((tuple(o.pairs), tuple(o.hv.shape), o.scale) for o in outs)
         cached = self.hist_cache.get(key)
         if cached is None:
@@ -1350,7 +1363,8 @@ class _TorchHooks:
             off = torch.repeat_interleave(torch.arange(0, len(sizes) * (self.bins + 1), self.bins + 1, device=dev),
                                           rep, output_size=total)
             cached = (vec[0], vec[1], vec[2] if any(v != 1.0 for v in sc) else None, off, len(sizes))
-            self.hist_cache.clear()
+            if len(self.hist_cache) > 8:
+                self.hist_cache.clear()
             self.hist_cache[key] = cached
         at = 0
         for o in outs:
@@ -1360,7 +1374,9 @@ class _TorchHooks:
         for o in outs:
             o.hv = None
         lo_v, k_v, s_v, off, rows = cached
-        return d.put(_bin_values(v, lo_v, k_v, s_v, off, rows, self.bins))
+        ref = d.put(_bin_values(v, lo_v, k_v, s_v, off, rows, self.bins))
+        for o in outs:
+            o.counts = ref
 
     @staticmethod
     def _settle_moments(g: _Group, o: _GroupOut, d: _Deferred) -> None:
@@ -1579,7 +1595,7 @@ class _TorchHooks:
                 o = p.outs[g]
                 i, ek = o.pairs[j]
                 if o.sample is None:
-                    counts = d[p.counts].reshape(-1, self.bins)[o.first + j].astype(np.int64)
+                    counts = d[o.counts].reshape(-1, self.bins)[o.first + j].astype(np.int64)
                     setattr(r.st, attr, Histogram(self.edges.edges[ek], counts, int(counts.sum())))
                     continue
                 values = d[o.sample].reshape(o.members, o.samples)[i] * o.scale
