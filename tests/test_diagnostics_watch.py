@@ -632,3 +632,59 @@ def test_inplace_activations_step_zero_equals_probe():
     _assert_rows_equal(w.steps[0].layers, ref.layers)
     assert [s.kind for s in ref.layers] == ["linear", "linear", "norm", "activation", "activation", "linear"]
     assert w.steps[0].near_zero["3"] == float(np.mean(np.abs(bn_out) <= 0.05))
+
+
+class _Loop(torch.nn.Module):
+    """The same Linear applied ``depth`` times (a depth that may change between steps), its
+    output then written in place by a functional op the watch does not see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = torch.nn.Linear(12, 32)
+        self.fc = torch.nn.Linear(32, 32)
+        self.out = torch.nn.Linear(32, 5)
+        self.depth = 2
+
+    def forward(self, x):
+        h = self.inp(x)
+        for _ in range(self.depth):
+            h = self.fc(h)
+            h.mul_(0.5)  # in place, after the hook has read h
+        return self.out(h)
+
+
+def test_recorded_tensors_are_copies_and_groups_grow_with_the_step():
+    """The watch copies each recorded tensor when its hook runs: an in-place write later in the
+    forward does not change the row (its mean is the module's own output's). A step with more
+    tensors of one shape than the steps before (the same Linear called 2, then 4 times) gets a
+    row for each call, each with its own statistics, equal to a fresh watch of that step."""
+    torch.manual_seed(0)
+    model = _Loop()
+    xb, _ = _batch()
+    x = torch.from_numpy(xb)
+    with torch.no_grad():
+        h = model.inp(x)
+        want = []
+        for _ in range(4):
+            h = model.fc(h)
+            want.append(h.double().mean().item())
+            h = h * 0.5
+    stepped = []
+    with watch(model, every=1) as w:
+        for depth in (2, 4):
+            model.depth = depth
+            model(x).sum().backward()
+            stepped.append(depth)
+    rows = {s.step: {st.name: st for st in s.layers} for s in w.steps}
+    assert sorted(rows[0]) == ["fc", "fc.1", "inp", "out"]
+    assert sorted(rows[1]) == ["fc", "fc.1", "fc.2", "fc.3", "inp", "out"]
+    for step, depth in ((0, 2), (1, 4)):
+        for k in range(depth):
+            name = "fc" if k == 0 else f"fc.{k}"
+            assert rows[step][name].mean == pytest.approx(want[k], rel=1e-5, abs=1e-7), (step, name)
+    fresh = watch(model, every=1)
+    with fresh:
+        model(x).sum().backward()
+    for st in fresh.steps[0].layers:
+        for key in ("mean", "std", "min", "max", "cosine", "grad_std"):
+            assert getattr(rows[1][st.name], key) == pytest.approx(getattr(st, key), rel=1e-6), (st.name, key)
