@@ -535,33 +535,48 @@ def test_torch_histogram_equals_the_probes_histogram():
 
 
 def test_batched_histograms_equal_the_probes_histograms():
-    """All of a step's histograms binned at once (one bincount on offset bins) give each sample's
-    own counts on its own edges, non-finite values dropped, also when the cached per-value
-    vectors are reused."""
+    """Several histograms binned at once (values end to end, one bincount on bins offset per
+    histogram), each on its own edges, give each one's own counts, non-finite values dropped;
+    the deltas' scale is applied before binning, as the probe bins the scaled values."""
     from initlab.diagnostics._stats import histogram
-    from initlab.diagnostics._watch import _torch_histograms
+    from initlab.diagnostics._watch import _bin_params, _bin_values
 
     rng = np.random.default_rng(5)
-    samples = [rng.standard_normal(n).astype(np.float32) * 2 for n in (5000, 300, 4096)]
-    samples[0][:7] = [np.inf, -np.inf, np.nan, 50.0, -50.0, 1.0, -1.0]
+    rows = [(rng.standard_normal(n) * 2).astype(np.float32) for n in (5000, 300, 4096)]
+    rows[0][:7] = [np.inf, -np.inf, np.nan, 50.0, -50.0, 1.0, -1.0]
     edges = [np.linspace(-3, 3, 17), np.linspace(-1, 1, 17), np.array([0.5] * 17)]
-    cache: dict = {}
-    for _ in range(2):
-        got = _torch_histograms([torch.from_numpy(v) for v in samples], edges, cache).numpy()
-        assert got.shape == (3, 16) and len(cache) == 1
-        for g, v, e in zip(got, samples, edges):
-            assert g.tolist() == histogram(v, e).counts.tolist()
-    assert int(got[0].sum()) == 4997
+    scales = [1.0, 64.0, 1.0]
+    rep = lambda vals: torch.repeat_interleave(torch.tensor(vals, dtype=torch.float64),  # noqa: E731
+                                               torch.tensor([r.size for r in rows]))
+    lo, k = rep([_bin_params(e)[0] for e in edges]), rep([_bin_params(e)[1] for e in edges])
+    off = torch.repeat_interleave(torch.arange(0, 3 * 17, 17), torch.tensor([r.size for r in rows]))
+    got = _bin_values(torch.from_numpy(np.concatenate(rows)), lo, k, rep(scales), off, 3, 16).numpy()
+    assert got.shape == (3, 16)
+    for g, row, e, sc in zip(got, rows, edges, scales):
+        assert g.tolist() == histogram(row.astype(np.float64) * sc, e).counts.tolist()
+    assert int(got[0].sum()) == 5000 - 3
 
 
-def test_cosine_from_gram_equals_mean_pairwise_cosine():
-    from initlab.diagnostics._stats import cosine_from_gram, mean_pairwise_cosine
+def test_cosine_from_sums_equals_the_gram_definition():
+    """cosine_from_sums (O(k·features), what the probe and the watch use) equals the mean of
+    G_ij/√(G_ii·G_jj) over i ≠ j of the Gram matrix, zero rows left out; all-zero rows are
+    collapsed (1.0), a non-finite row gives NaN."""
+    from initlab.diagnostics._stats import cosine_from_sums, mean_pairwise_cosine
 
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((10, 30))
-    x[3] = 0.0  # a zero row counts as collapsed, as in mean_pairwise_cosine
-    assert cosine_from_gram(x @ x.T) == pytest.approx(mean_pairwise_cosine(x), rel=1e-12)
-    assert cosine_from_gram(np.zeros((4, 4))) == 1.0
+    x = rng.standard_normal((10, 30)) + 0.3
+    x[3] = 0.0
+    g = x @ x.T
+    n = np.sqrt(np.diag(g))
+    keep = n > 0
+    u = g[np.ix_(keep, keep)] / np.outer(n[keep], n[keep])
+    want = (u.sum() - np.trace(u)) / (9 * 8)
+    assert mean_pairwise_cosine(x) == pytest.approx(want, rel=1e-12)
+    assert mean_pairwise_cosine(np.zeros((4, 4))) == 1.0
+    assert cosine_from_sums(np.array([0.0, 2.0, 0.0]), 1.0) == 1.0  # one row with a norm: collapsed
+    x[5, 2] = np.inf
+    assert math.isnan(mean_pairwise_cosine(x))
+    assert math.isnan(mean_pairwise_cosine(x[:1]))
 
 
 def test_hooks_only_during_recorded_forwards():
@@ -617,3 +632,59 @@ def test_inplace_activations_step_zero_equals_probe():
     _assert_rows_equal(w.steps[0].layers, ref.layers)
     assert [s.kind for s in ref.layers] == ["linear", "linear", "norm", "activation", "activation", "linear"]
     assert w.steps[0].near_zero["3"] == float(np.mean(np.abs(bn_out) <= 0.05))
+
+
+class _Loop(torch.nn.Module):
+    """The same Linear applied ``depth`` times (a depth that may change between steps), its
+    output then written in place by a functional op the watch does not see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = torch.nn.Linear(12, 32)
+        self.fc = torch.nn.Linear(32, 32)
+        self.out = torch.nn.Linear(32, 5)
+        self.depth = 2
+
+    def forward(self, x):
+        h = self.inp(x)
+        for _ in range(self.depth):
+            h = self.fc(h)
+            h.mul_(0.5)  # in place, after the hook has read h
+        return self.out(h)
+
+
+def test_recorded_tensors_are_copies_and_groups_grow_with_the_step():
+    """The watch copies each recorded tensor when its hook runs: an in-place write later in the
+    forward does not change the row (its mean is the module's own output's). A step with more
+    tensors of one shape than the steps before (the same Linear called 2, then 4 times) gets a
+    row for each call, each with its own statistics, equal to a fresh watch of that step."""
+    torch.manual_seed(0)
+    model = _Loop()
+    xb, _ = _batch()
+    x = torch.from_numpy(xb)
+    with torch.no_grad():
+        h = model.inp(x)
+        want = []
+        for _ in range(4):
+            h = model.fc(h)
+            want.append(h.double().mean().item())
+            h = h * 0.5
+    stepped = []
+    with watch(model, every=1) as w:
+        for depth in (2, 4):
+            model.depth = depth
+            model(x).sum().backward()
+            stepped.append(depth)
+    rows = {s.step: {st.name: st for st in s.layers} for s in w.steps}
+    assert sorted(rows[0]) == ["fc", "fc.1", "inp", "out"]
+    assert sorted(rows[1]) == ["fc", "fc.1", "fc.2", "fc.3", "inp", "out"]
+    for step, depth in ((0, 2), (1, 4)):
+        for k in range(depth):
+            name = "fc" if k == 0 else f"fc.{k}"
+            assert rows[step][name].mean == pytest.approx(want[k], rel=1e-5, abs=1e-7), (step, name)
+    fresh = watch(model, every=1)
+    with fresh:
+        model(x).sum().backward()
+    for st in fresh.steps[0].layers:
+        for key in ("mean", "std", "min", "max", "cosine", "grad_std"):
+            assert getattr(rows[1][st.name], key) == pytest.approx(getattr(st, key), rel=1e-6), (st.name, key)

@@ -50,7 +50,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["Moments", "Histogram", "moments", "hist_edges", "histogram", "subsample", "mean_pairwise_cosine",
-           "cosine_from_gram", "near_zero"]
+           "cosine_from_sums", "near_zero"]
 
 _EXACT_FALLBACK = 1e-3  # recompute the variance centered when var < this · E[x²]
 HIST_SAMPLE = 65536
@@ -274,7 +274,9 @@ def mean_pairwise_cosine(x: np.ndarray, k: int = 64, max_features: int = 4096) -
     values is read on a deterministic strided subset of at most that many coordinates (the same
     for every sample), so a [64, 128 tokens, 2048] activation costs no more than a dense layer. This is the empirical counterpart of the
     mean-field correlation c (Poole et al. 2016): → 1 when every input is mapped to the same
-    direction (collapsed correlations). Rows of zero norm count as cosine 1 (fully collapsed).
+    direction (collapsed correlations). Rows of zero norm are left out; when fewer than two rows
+    have a norm, the samples count as fully collapsed (1.0). Computed in O(k·features) by
+    :func:`cosine_from_sums`.
 
     >>> import numpy as np
     >>> round(mean_pairwise_cosine(np.ones((5, 3))), 6)
@@ -287,30 +289,33 @@ def mean_pairwise_cosine(x: np.ndarray, k: int = 64, max_features: int = 4096) -
     r = np.asarray(r, dtype=np.float64)
     if r.shape[0] < 2:
         return float("nan")
-    return cosine_from_gram(r @ r.T)
+    with np.errstate(all="ignore"):
+        n2 = np.einsum("ij,ij->i", r, r)
+        inv = np.where(n2 > 0, 1.0 / np.sqrt(n2), 0.0)
+        inv = np.where(np.isinf(n2), 0.0, np.where(np.isnan(n2), np.nan, inv))
+        u = (r * inv[:, None]).sum(axis=0)
+        return cosine_from_sums(n2, float(np.dot(u, u)))
 
 
-def cosine_from_gram(g: np.ndarray) -> float:
-    """The mean pairwise cosine of :func:`mean_pairwise_cosine` from the Gram matrix G = R·Rᵀ of
-    the (selected, flattened) sample rows R: cos_ij = G_ij / √(G_ii·G_jj), averaged over i ≠ j;
-    zero rows count as cosine 1 (fully collapsed), as there. The watch computes G with a torch
-    matmul on the tensor's device and hands over only this k×k matrix.
+def cosine_from_sums(n2: np.ndarray, q: float) -> float:
+    """The mean pairwise cosine of :func:`mean_pairwise_cosine` from two sums over the k sample
+    rows x_i: their squared norms n2_i = ‖x_i‖², and q = ‖Σ_i x_i/‖x_i‖‖² over the rows of
+    non-zero norm. With u_i = x_i/‖x_i‖, Σ_{i≠j} cos_ij = ‖Σ_i u_i‖² − Σ_i ‖u_i‖² = q − m over
+    the m rows of non-zero norm, so the mean over i ≠ j is (q − m)/(m(m − 1)): no k×k Gram
+    matrix. Fewer than two rows: NaN; fewer than two rows of non-zero norm: 1.0 (collapsed);
+    a non-finite norm (a diverged layer): NaN. The watch forms n2 and q with torch operations
+    on the tensor's device and hands over only these k + 1 numbers.
 
     >>> import numpy as np
-    >>> round(cosine_from_gram(np.array([[1.0, 0.0], [0.0, 4.0]])), 6), cosine_from_gram(np.zeros((3, 3)))
+    >>> cosine_from_sums(np.array([1.0, 4.0]), 2.0), cosine_from_sums(np.zeros(3), 0.0)
     (0.0, 1.0)
     """
-    g = np.asarray(g, dtype=np.float64)
-    if g.shape[0] < 2:
+    n2 = np.asarray(n2, dtype=np.float64).reshape(-1)
+    if n2.size < 2:
         return float("nan")
-    norms = np.sqrt(np.maximum(np.diag(g), 0.0))
-    if np.all(norms == 0):
+    if not (np.all(np.isfinite(n2)) and math.isfinite(q)):
+        return float("nan")
+    m = int(np.count_nonzero(n2 > 0))
+    if m < 2:
         return 1.0
-    if np.any(norms == 0):
-        keep = norms > 0
-        g, norms = g[np.ix_(keep, keep)], norms[keep]
-        if g.shape[0] < 2:
-            return 1.0
-    u = g / np.outer(norms, norms)
-    m = u.shape[0]
-    return float((u.sum() - np.trace(u)) / (m * (m - 1)))
+    return float((q - m) / (m * (m - 1)))

@@ -46,20 +46,24 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
   first recorded step also looks (a function mode that only observes) for the operations the
   probe has rows for that run outside the watched modules, and lists them in
   :attr:`Watch.notes`.
-* **Cost** (``"modules"``). Every statistic is computed by torch operations on the tensor's own
-  device and dtype: per-channel means, then the corrected two-pass sums Σ(x − m) and Σ(x − m)²
-  (no cancellation) for activations, stacked with the channel maxima and minima into one block
-  per tensor; Σx and Σx² (one pass each, with the probe's centered fallback when the variance is
-  below 1e-3 of E[x²]) for deltas, weights and weight gradients; near-zero and saturation
-  counts; the Gram matrix of the first 64 samples for the cosine; the histogram samples, binned
-  on the fixed edges all at once (one bincount) when the step ends. These small results stay on
-  the device and are moved to NumPy together once per recorded step (one synchronisation on
-  CUDA). The rows (the final scalars in float64, the histograms, the verdicts' inputs) are built
-  from those numbers when the Watch is first read (:attr:`Watch.steps`, :meth:`Watch.rows`,
-  verdicts, export, plots), not in the training loop. ‖ΔW‖ is the norm of the difference
-  between the weight and its copy taken just before the recorded step (the copies live in
-  buffers kept for the watch: one copy of the watched weights; on the CPU the difference is
-  formed in those buffers).
+* **Cost** (``"modules"``). When a hook sees a tensor of a recorded step (an activation, the
+  input, a delta), it copies it into its slot of a buffer that stacks the step's tensors of the
+  same shape and role, kept between steps (a copy, so an in-place operation later in the step
+  cannot change what was recorded); when the step ends, each stack gets one set of torch
+  operations on its device and dtype for all of its tensors: the probe's sums (channel sums,
+  Σx², channel maxima, minimum: the probe's moments rule, with its centered float64 fallback
+  when the variance is below 1e-3 of E[x²]), the near-zero counts, the cosine of the first 64
+  samples in O(k·features) (:func:`~initlab.diagnostics._stats.cosine_from_sums`) and the
+  histogram samples; all the step's histograms are then binned on their fixed edges in one
+  bincount. Weights and weight gradients get one sum and one BLAS dot each. These small results
+  stay on the device and are moved to NumPy together once per recorded step (one
+  synchronisation on CUDA). The rows (the final scalars in float64, the histograms, the
+  verdicts' inputs) are built from those numbers when the Watch is first read
+  (:attr:`Watch.steps`, :meth:`Watch.rows`, verdicts, export, plots), not in the training loop.
+  ‖ΔW‖ is the norm of the difference between the weight and its copy taken just before the
+  recorded step (one copy of the watched weights, in buffers kept for the watch; on the CPU the
+  difference is formed in those buffers). Memory: the stacks hold one copy of a recorded step's
+  activations and deltas.
 
 * The per-layer statistics are those of the probe (:mod:`initlab.diagnostics._measure`, same
   names and definitions), plus ``near_zero`` (fraction of activation values with
@@ -92,8 +96,8 @@ from initlab import activations as _activations
 from initlab._validation import bad_type, check_choice, check_int, check_number
 from initlab.diagnostics._measure import bounded_range, new_layer
 from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
-from initlab.diagnostics._stats import (HIST_SAMPLE, Histogram, cosine_from_gram, hist_edges, histogram,
-                                       mean_pairwise_cosine, moments)
+from initlab.diagnostics._stats import (HIST_SAMPLE, Histogram, Moments, cosine_from_sums, hist_edges,
+                                       histogram, mean_pairwise_cosine, moments)
 from initlab.diagnostics._stats import near_zero as near_fraction
 from initlab.nn.callbacks import Callback
 
@@ -444,19 +448,17 @@ def _as_float(loss: Any) -> float:
 # ------------------------------------------------------------------------------------------------
 # The torch side: hooks that read, never write.
 #
-# Speed. A recorded step computes every statistic with torch operations on the tensors' own
-# device and dtype (float16/bfloat16 are read as float32), never through a float64 copy of a
-# whole tensor: per-channel means and the corrected two-pass sums (x − mean, then Σ and Σ² of
-# it, so no cancellation), maxima and minima, the Gram matrix of the first 64 samples for the
-# cosine, counts for the near-zero fraction and saturation, and histogram counts on the fixed
-# edges (all samples of the step in one bincount). Each of these small results is kept on the
-# device in a :class:`_Deferred`; when the step is complete they are concatenated and copied to
-# NumPy ONCE (one synchronisation on CUDA). The final scalars (pooled mean and std, sq_mean,
-# chan_var, cosine...) are formed in float64 from those few numbers when the Watch is read
-# (Watch.steps builds the pending steps). A step that is not recorded costs two hook calls on
-# the root module: the per-module forward hooks exist only during the forward pass of a recorded
-# step (with every=1 they stay, every step being recorded), and the
-# gradient hooks only on its tensors.
+# Speed. A recorded step copies each activation, input and delta into a stack of its shape and
+# role (:class:`_Group`; float16/bfloat16 read as float32) and computes every statistic with a
+# few torch operations per stack, on the tensors' own device and dtype (:meth:`_group_stats`),
+# never through a float64 copy of a whole tensor; all histograms of the step are binned in one
+# bincount (:meth:`_bin_step`). Each small result is kept on the device in a :class:`_Deferred`;
+# when the step is complete they are concatenated and copied to NumPy ONCE (one synchronisation
+# on CUDA). The final scalars (pooled mean and std, sq_mean, chan_var, cosine...) are formed in
+# float64 from those few numbers when the Watch is read (Watch.steps builds the pending steps). A
+# step that is not recorded costs two hook calls on the root module: the per-module forward
+# hooks exist only during the forward pass of a recorded step (with every=1 they stay, every step
+# being recorded), and the gradient hooks only on its tensors.
 
 _COS_SAMPLES, _COS_FEATURES = 64, 4096  # mean_pairwise_cosine's defaults (k, max_features)
 _NORM_OPS = {"LayerNorm": ("layer_norm", -1), "RMSNorm": ("rms_norm", -1), "GroupNorm": ("group_norm", 1)}
@@ -502,170 +504,80 @@ class _Deferred:
         return self.host[ref[0]][ref[1]]
 
 
-@dataclass
-class _TMoments:
-    """Where one tensor's per-channel numbers sit in the step's :class:`_Deferred`: one stacked
-    block [m_c, Σ_c(x − m_c), Σ_c(x − m_c)²(, max_c, min_c)] (``rows`` rows of one value per
-    channel: the float32 channel means, the sums of the residuals and of their squares of the
-    corrected two-pass algorithm, and optionally the channel maxima and minima); ``per_chan``
-    values per channel (the tensor viewed [batch, channels, rest] as
-    :func:`initlab.diagnostics._stats.moments` views it)."""
-
-    per_chan: int
-    ref: Any
-    rows: int
-
-
 def _empty_like(t: Any) -> Any:
     import torch
 
     return torch.empty_like(t, memory_format=torch.contiguous_format).detach()
 
 
-def _readable(t: Any) -> Any:
-    import torch
-
-    t = t.detach()
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-
-
-def _tmoments(d: _Deferred, x: Any, extremes: bool = True) -> _TMoments:
-    """Per-channel moments, max and min of ``x`` by torch ops (see above), put as one block: the
-    corrected two-pass algorithm (Chan, Golub & LeVeque 1983): m = mean, r = x − m (exact when
-    the values are close to m: no cancellation), then Σr and Σr²; the host forms the channel
-    mean m + Σr/n and the centered sum of squares Σr² − (Σr)²/n in float64, so channel means far
-    from zero with a tiny spread keep their differences. (``torch.var_mean`` and
-    ``torch.aminmax`` along the batch axis are several times slower on the CPU than these
-    reductions.)"""
-    import torch
-
-    x = _readable(x)
-    if x.ndim == 0:
-        x = x.reshape(1, 1)
-    elif x.ndim == 1:
-        x = x.reshape(-1, 1)
-    elif x.ndim > 2:
-        x = x.reshape(x.shape[0], x.shape[1], -1)
-    if x.ndim == 2:  # [rows, channels]
-        dims: Any = 0
-        m = x.mean(0)
-        r = x - m
-        per = x.shape[0]
-    else:  # [batch, channels, positions]
-        dims = (0, 2)
-        m = x.mean(dims)
-        r = x - m[:, None]
-        per = x.shape[0] * x.shape[2]
-    s1 = r.sum(dims)
-    parts = [m, s1, r.square_().sum(dims)]
-    if extremes:
-        parts += [x.amax(dims), x.amin(dims)]
-    return _TMoments(per, d.put(torch.stack(parts)), len(parts))
+def _host_moments(chan: np.ndarray, scal: np.ndarray, per_chan: int,
+                  exact: tuple[float, float, float, float] | None = None) -> Moments:
+    """One tensor's numbers read back as the probe's :class:`~initlab.diagnostics._stats.Moments`,
+    by the probe's own rule (:func:`~initlab.diagnostics._stats.moments`): ``chan`` holds the
+    channel sums Σ_c x (and, for activations, the channel maxima), ``scal`` the sum of squares
+    Σx² (and the minimum); mean = Σx/n, var = Σx²/n − mean², sq_mean = mean_c (Σ_c x/n_c)²,
+    chan_var = Σx²/n − sq_mean, all in float64. ``exact`` (mean, var, sq_mean, chan_var) replaces
+    them where the probe recomputes them centered in float64 (var below 1e-3 of E[x²]: see
+    :meth:`_TorchHooks._settle_moments`). Deltas have no extremes (min, max NaN, no channel
+    maxima)."""
+    sums = chan[0]
+    c = sums.size
+    n = max(per_chan, 1) * c
+    cm = sums / max(per_chan, 1)
+    mean = float(sums.sum()) / n
+    ex2 = float(scal[0]) / n
+    sq_mean = float(np.dot(cm, cm)) / c
+    var, chan_var = ex2 - mean * mean, ex2 - sq_mean
+    if exact is not None:
+        mean, var, sq_mean, chan_var = exact
+    cmax = chan[1] if chan.shape[0] > 1 else np.empty(0)
+    lo = float(scal[1]) if scal.size > 1 else math.nan
+    hi = float(cmax.max()) if cmax.size else math.nan
+    return Moments(n, mean, math.sqrt(max(var, 0.0)), sq_mean, max(chan_var, 0.0), lo, hi, cmax)
 
 
 @dataclass
-class _HMoments:
-    """:class:`_TMoments` read back: pooled mean, std (ddof 0), sq_mean, chan_var, min, max and
-    the channel maxima, formed in float64 (pooled variance = mean of the channel variances +
-    variance of the channel means: the law of total variance for equal channel sizes)."""
-
-    mean: float
-    std: float
-    sq_mean: float
-    chan_var: float
-    min: float
-    max: float
-    chan_max: np.ndarray | None
-
-
-def _host_moments(d: _Deferred, tm: _TMoments) -> _HMoments:
-    block = d[tm.ref].reshape(tm.rows, -1)
-    n = max(tm.per_chan, 1)
-    s1 = block[1]
-    m = block[0] + s1 / n  # the corrected channel means, in float64
-    c = m.size
-    mean = float(m.sum()) / c
-    chan_var = float((block[2] - s1 * s1 / n).sum()) / (n * c)
-    sq_mean = float(np.dot(m, m)) / c
-    dm = m - mean
-    var = chan_var + float(np.dot(dm, dm)) / c
-    cmax = block[3] if tm.rows > 3 else None
-    lo = float(block[4].min()) if tm.rows > 4 else math.nan
-    hi = math.nan if cmax is None else float(cmax.max())
-    return _HMoments(mean, math.sqrt(max(var, 0.0)), sq_mean, max(chan_var, 0.0), lo, hi, cmax)
-
-
-def _tpooled(d: _Deferred, x: Any) -> _TMoments:
-    """Pooled mean and centered sums of ``x`` (one "channel"; the corrected two pass of
-    :func:`_tmoments`): the input's statistics."""
-    import torch
-
-    flat = _readable(x).reshape(-1)
-    m = flat.mean()
-    r = flat - m
-    return _TMoments(int(flat.numel()), d.put(torch.stack([m, r.sum(), torch.dot(r, r)])), 3)
-
-
-@dataclass
-class _TSums:
-    """Σx and Σx² of a weight, a weight gradient or a delta (pooled statistics; float32 sums, one
-    pass each), with the tensor kept for the exact centered recomputation when Σx²/n − mean²
-    cancels (as :func:`~initlab.diagnostics._stats.moments` falls back): a weight's snapshot, a
-    delta autograd handed to a hook (it does not write it afterwards). A weight gradient is not
-    kept (AccumulateGrad would copy it instead of taking it): there the float32 sums hold, with a
-    relative error of the variance of about 2⁻²⁴·E[x²]/var, ≤ 6e-5 where the fallback would
-    start (a whole weight gradient's mean 30× its spread does not occur in practice)."""
+class _Sums:
+    """Σx and Σx² of one large tensor (a weight or its gradient), put in the step's
+    :class:`_Deferred` by one sum and one BLAS dot (a read each, no temporary), with the tensor
+    kept when it may be read again (a weight's copy) for the probe's centered fallback
+    (:meth:`settle`). A weight gradient is not kept (AccumulateGrad would then copy it instead of
+    taking it): its float32 sums hold, with a relative error of the variance of about
+    2⁻²⁴·E[x²]/var, ≤ 6e-5 where the fallback would start."""
 
     n: int
     s: Any
     q: Any
-    ref: Any
-    exact: tuple[float, float] | None = None  # (mean, variance) by the centered fallback
+    ref: Any = None
+    exact: tuple[float, float, float, float] | None = None
 
-
-def _tsums(d: _Deferred, x: Any, keep: bool = True) -> _TSums:
-    import torch
-
-    flat = _readable(x).reshape(-1)
-    return _TSums(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), x if keep else None)
-
-
-def _host_sums(d: _Deferred, ts: _TSums) -> tuple[float, float, float]:
-    """(mean, std (ddof 0), Σx²) of a :class:`_TSums`; the variance is recomputed centered in
-    float64 from the kept tensor when it is below 1e-3 of E[x²] (the probe's fallback rule;
-    done by :func:`_settle_sums` when the step ends, before the tensor is let go)."""
-    n = max(ts.n, 1)
-    total, sumsq = float(d[ts.s][0]), float(d[ts.q][0])
-    if ts.exact is not None:
-        mean, var = ts.exact
-        return mean, math.sqrt(max(var, 0.0)), sumsq
-    mean, ex2 = total / n, sumsq / n
-    var = ex2 - mean * mean
-    if math.isfinite(var) and var < 1e-3 * ex2 and ts.ref is not None:
+    @classmethod
+    def of(cls, d: _Deferred, x: Any, keep: bool) -> "_Sums":
         import torch
 
-        x64 = ts.ref.detach().reshape(-1).to(torch.float64)
-        mean = float(x64.mean())
-        var = float(((x64 - mean) ** 2).mean())
-    return mean, math.sqrt(max(var, 0.0)), sumsq
+        flat = x.detach().reshape(-1)
+        if flat.dtype in (torch.float16, torch.bfloat16):
+            flat = flat.float()
+        return cls(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), flat if keep else None)
 
+    def settle(self, d: _Deferred) -> None:
+        """The probe's centered float64 recomputation when Σx²/n − mean² < 1e-3·E[x²], from the
+        kept tensor, before its buffer is written again; then the tensor is let go."""
+        if self.ref is not None:
+            n = max(self.n, 1)
+            mean, ex2 = float(d[self.s][0]) / n, float(d[self.q][0]) / n
+            var = ex2 - mean * mean
+            if math.isfinite(var) and var < 1e-3 * ex2:
+                import torch
 
-def _settle_sums(d: _Deferred, ts: _TSums) -> None:
-    """Apply :func:`_host_sums`' centered fallback now (it needs the tensor) and let the tensor
-    go: the step's rows are built later, from numbers only."""
-    if ts.ref is None:
-        return
-    n = max(ts.n, 1)
-    total, sumsq = float(d[ts.s][0]), float(d[ts.q][0])
-    mean, ex2 = total / n, sumsq / n
-    var = ex2 - mean * mean
-    if math.isfinite(var) and var < 1e-3 * ex2:
-        import torch
+                x64 = self.ref.to(torch.float64)
+                m = float(x64.mean())
+                v = float(((x64 - m) ** 2).mean())
+                self.exact = (m, v, m * m, v)
+        self.ref = None
 
-        x64 = ts.ref.detach().reshape(-1).to(torch.float64)
-        mean = float(x64.mean())
-        ts.exact = (mean, float(((x64 - mean) ** 2).mean()))
-    ts.ref = None
+    def moments(self, d: _Deferred) -> Moments:
+        return _host_moments(d[self.s].reshape(1, 1), d[self.q], self.n, self.exact)
 
 
 def _update_norms(d: _Deferred, snapshots: dict[int, tuple[Any, Any]]) -> dict[int, Any]:
@@ -687,8 +599,8 @@ def _update_norms(d: _Deferred, snapshots: dict[int, tuple[Any, Any]]) -> dict[i
 
 def _update_norms_in_place(snapshots: dict[int, tuple[Any, Any]]) -> dict[int, float]:
     """‖W − W_before‖_F of every snapshotted weight (CPU tensors), computed in the snapshot
-    buffers (overwritten with W_before − W: a new 1 MB tensor per weight costs page faults on
-    the CPU): one foreach subtraction in place, one foreach norm."""
+    buffers (overwritten with W_before − W): one foreach subtraction in place, then a BLAS dot
+    per weight (a read each; torch's vector norm is several times slower on the CPU)."""
     import torch
 
     if not snapshots:
@@ -699,126 +611,184 @@ def _update_norms_in_place(snapshots: dict[int, tuple[Any, Any]]) -> dict[int, f
     with torch.no_grad():
         if len({w.dtype for w in ws}) == 1:
             torch._foreach_sub_(snaps, ws)
-            norms = torch._foreach_norm(snaps)
         else:
-            norms = [torch.linalg.vector_norm(s_.sub_(w)) for w, s_ in zip(ws, snaps)]
-    return {k: float(n) for k, n in zip(keys, norms)}
-
-
-def _tgram(d: _Deferred, x: Any) -> tuple[Any, int] | None:
-    """The Gram matrix of the first samples of ``x`` (batch on axis 0) on the strided feature
-    subset that :func:`~initlab.diagnostics._stats.mean_pairwise_cosine` reads; the cosine is
-    formed on the host by :func:`~initlab.diagnostics._stats.cosine_from_gram`."""
-    head = _readable(x[:_COS_SAMPLES])
-    r = head.reshape(head.shape[0], -1)
-    if r.shape[0] < 2:
-        return None
-    if r.shape[1] > _COS_FEATURES:
-        r = r[:, ::-(-r.shape[1] // _COS_FEATURES)]
-    return d.put(r @ r.T), int(r.shape[0])
-
-
-def _host_cosine(d: _Deferred, g: tuple[Any, int] | None) -> float:
-    if g is None:
-        return math.nan
-    sl, k = g
-    return cosine_from_gram(d[sl].reshape(k, k))
+            for w, s_ in zip(ws, snaps):
+                s_.sub_(w)
+        sq = [torch.dot(f, f) for f in (s_.reshape(-1) for s_ in snaps)]
+    return {k: math.sqrt(max(float(q), 0.0)) for k, q in zip(keys, sq)}
 
 
 def _torch_histogram(values: Any, edges: np.ndarray) -> Any:
-    """Counts of ``values`` on fixed equal-width ``edges``, by torch ops on the values' device:
-    the rule of :func:`initlab.diagnostics._stats.histogram` (bin = ⌊(v − lo)·bins/(hi − lo)⌋
-    in float64, clipped into the end bins; non-finite values dropped), so the counts are the
-    same. Returns an int64 tensor of len(edges) − 1 counts (their sum is the number binned)."""
-    import torch
+    """Counts of ``values`` on fixed equal-width ``edges`` by torch ops on the values' device:
+    :func:`_bin_values` of one histogram (the rule of
+    :func:`initlab.diagnostics._stats.histogram`, so the counts are the same). Returns an int64
+    tensor of len(edges) − 1 counts (their sum is the number binned: non-finite values are
+    dropped)."""
+    lo, k = _bin_params(edges)
+    return _bin_values(values.detach().reshape(-1), lo, k, None, 0, 1, int(edges.size) - 1)[0]
 
-    nb = int(edges.size) - 1
+
+def _bin_params(edges: np.ndarray) -> tuple[float, float]:
+    """(lo, bins/(hi − lo)) of equal-width ``edges``; the scale is 0 when hi ≤ lo (finite values
+    then land in bin 0, as :func:`~initlab.diagnostics._stats.histogram` puts them)."""
     lo, hi = float(edges[0]), float(edges[-1])
-    v = values.detach().reshape(-1)
-    pos = v.to(dtype=torch.float64, copy=True)  # a copy: the in-place ops below never touch v
-    if hi > lo:
-        pos.sub_(lo).mul_(nb / (hi - lo))
-    else:
-        pos.zero_()
-    # v − v is 0 where v is finite and NaN where it is ±inf or NaN: those go to the extra bin nb
-    idx = pos.add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long()
-    if idx.device.type == "cpu":
-        counts = torch.bincount(idx, minlength=nb + 1)
-    else:  # bincount sizes its output from the data on CUDA (a synchronisation); scatter does not
-        counts = torch.zeros(nb + 1, dtype=torch.int64, device=idx.device).scatter_add_(0, idx, torch.ones_like(idx))
-    return counts[:nb]
+    return lo, ((int(edges.size) - 1) / (hi - lo) if hi > lo else 0.0)
 
 
-def _torch_histograms(samples: list[Any], edges: list[np.ndarray], cache: dict[Any, Any] | None = None) -> Any:
-    """:func:`_torch_histogram` of several samples at once (each on its own edges, all with the
-    same number of bins): one concatenation, the same float64 arithmetic element by element with
-    each sample's lo and nb/(hi − lo) (0 when hi = lo: finite values then land in bin 0, as
-    there), and one bincount on bins offset per sample. Returns int64 counts [len(samples), nb].
-    ``cache`` (a dict kept by the caller) keeps the per-value lo, scale and offset vectors
-    between calls with the same samples' sizes and edges."""
+def _bin_values(v: Any, lo: Any, k: Any, scale: Any, offsets: Any, rows: int, nb: int) -> Any:
+    """Histograms of values laid end to end (``v`` 1-D), each value on its own histogram's
+    equal-width edges, in one bincount on bins offset per histogram: with the per-value (or
+    common) lo, k = bins/(hi − lo), multiplier ``scale`` (None: 1; the deltas' factor to the
+    probe's per-sample values) and offset (histogram index × (nb + 1)), bin = ⌊(scale·v − lo)·k⌋
+    in float64, clipped into the end bins, non-finite values dropped: the rule of
+    :func:`initlab.diagnostics._stats.histogram`. Returns int64 counts [rows, nb]."""
     import torch
 
-    cache = {} if cache is None else cache
-    nb = int(edges[0].size) - 1
-    if len(samples) == 1 or any(int(e.size) - 1 != nb for e in edges):
-        return torch.stack([_torch_histogram(v, e) for v, e in zip(samples, edges)])
-    flats = [v.reshape(-1) for v in samples]
-    dev = flats[0].device
-    sizes = [int(f.numel()) for f in flats]
-    v = torch.cat(flats)
-    lo = tuple(float(e[0]) for e in edges)
-    k = tuple(nb / (float(e[-1]) - a) if float(e[-1]) > a else 0.0 for e, a in zip(edges, lo))
-    key = (tuple(sizes), lo, k, nb, str(dev))
-    lo_v, k_v, off = cache.get(key) or (None, None, None)
-    if lo_v is None:  # the same layers every recorded step: the per-value vectors are built once
-        rep = torch.tensor(sizes, device=dev)
-        n = int(v.numel())
-        lo_v = torch.repeat_interleave(torch.tensor(lo, dtype=torch.float64, device=dev), rep, output_size=n)
-        k_v = torch.repeat_interleave(torch.tensor(k, dtype=torch.float64, device=dev), rep, output_size=n)
-        off = torch.repeat_interleave(torch.arange(0, len(sizes) * (nb + 1), nb + 1, device=dev), rep,
-                                      output_size=n)
-        cache.clear()
-        cache[key] = (lo_v, k_v, off)
-    pos = v.to(dtype=torch.float64, copy=True).sub_(lo_v).mul_(k_v)
-    idx = pos.add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long().add_(off)
-    total = len(sizes) * (nb + 1)
-    if dev.type == "cpu":
+    pos = v.to(dtype=torch.float64, copy=True)
+    if scale is not None:
+        pos.mul_(scale)
+    idx = pos.sub_(lo).mul_(k).add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long().add_(offsets)
+    total = rows * (nb + 1)
+    if idx.device.type == "cpu":
         counts = torch.bincount(idx, minlength=total)
-    else:
-        counts = torch.zeros(total, dtype=torch.int64, device=dev).scatter_add_(0, idx, torch.ones_like(idx))
-    return counts.reshape(len(sizes), nb + 1)[:, :nb]
+    else:  # bincount sizes its output from the data on CUDA (a synchronisation); scatter does not
+        counts = torch.zeros(total, dtype=torch.int64, device=idx.device).scatter_add_(0, idx, torch.ones_like(idx))
+    return counts.reshape(rows, nb + 1)[:, :nb]
 
 
-def _tsample(x: Any, k: int | None) -> Any:
-    """:func:`~initlab.diagnostics._stats.subsample` as a torch view: every ``step``-th value,
-    the stride coprime with the channel count (x.shape[1])."""
-    flat = x.detach().reshape(-1)
-    if k is None or flat.numel() <= k:
-        return flat
-    step = -(-flat.numel() // k)
-    chans = x.shape[1] if x.ndim >= 2 else 1
+def _sample_step(n: int, chans: int, k: int | None) -> int:
+    """The stride of :func:`~initlab.diagnostics._stats.subsample`: every ``step``-th of ``n``
+    values so that at most ``k`` are read, the stride made coprime with the channel count (every
+    channel is visited)."""
+    if k is None or n <= k:
+        return 1
+    step = -(-n // k)
     while math.gcd(step, chans) != 1:
         step += 1
-    return flat[::step]
+    return step
 
 
-def _fview(t: Any, axis: int) -> Any:
-    """The tensor as [rows, units] (feature axis last) or [batch, channels, *rest] (axis 1), as
-    the probe's ``_Capture._fview`` lays it out."""
-    if t.ndim <= 2:
-        return t
-    if axis in (-1, t.ndim - 1):
-        return t.reshape(-1, t.shape[-1])
+def _channels(x: Any, shape: tuple[int, ...], axis: int) -> tuple[Any, Any]:
+    """Stacked tensors ``x`` [L, *shape] viewed per channel as the probe views one tensor
+    (``_Capture._fview``, then [batch, channels, rest]): [L, rows, units] with the reduction
+    axis 1, or [L, batch, channels, positions] (channel axis 1 of a tensor of more than two
+    dimensions) with the reduction axes (1, 3)."""
+    n = int(x.shape[0])
+    nd = len(shape)
+    if nd == 0:
+        return x.reshape(n, 1, 1), 1
+    if nd == 1:
+        return x.reshape(n, -1, 1), 1
+    if nd == 2:
+        return x, 1
+    if axis in (-1, nd - 1):
+        return x.reshape(n, -1, shape[-1]), 1
     if axis == 1:
-        return t
-    return t.movedim(axis, -1).reshape(-1, t.shape[axis])
+        return x.reshape(n, shape[0], shape[1], -1), (1, 3)
+    return x.movedim(axis + 1, -1).reshape(n, -1, shape[axis]), 1
 
 
-def _per_sample(t: Any, batch: int) -> Any:
-    """Batch on axis 0 (a sequence-first tensor [T, B, ...] is read with its axes swapped)."""
-    if t.ndim >= 2 and t.shape[0] != batch and t.shape[1] == batch:
-        return t.transpose(0, 1)
-    return t
+def _heads(x: Any, shape: tuple[int, ...], seq_first: bool) -> Any:
+    """The first samples of each stacked tensor (batch on axis 0, or axis 1 for a
+    sequence-first tensor), flattened per sample and read on the strided feature subset of
+    :func:`~initlab.diagnostics._stats.mean_pairwise_cosine`: [L, k, features]."""
+    if not shape:
+        return None
+    if seq_first:
+        x = x.transpose(1, 2)
+    h = x[:, :_COS_SAMPLES]
+    r = h.reshape(h.shape[0], h.shape[1], -1)
+    if r.shape[2] > _COS_FEATURES:
+        r = r[:, :, ::-(-r.shape[2] // _COS_FEATURES)]
+    return r if r.shape[1] >= 2 else None
+
+
+class _Group:
+    """The tensors of one role ("fw": activations; "in": the input; "grad": deltas) and one layout
+    (shape, feature axis, batch axis, dtype, device) recorded in a step. Each is copied, when
+    its hook runs, into its slot of a stacked buffer [L, *shape] kept between steps — a copy, so
+    an in-place operation that writes the tensor later in the step does not change what was
+    recorded — and the statistics of all of them are computed by one set of torch operations
+    when the step ends (:meth:`_TorchHooks._group_stats`). A step with more tensors of the
+    layout than the buffer holds grows it."""
+
+    def __init__(self, role: str, shape: tuple[int, ...], axis: int, seq_first: bool, dtype: Any, device: Any) -> None:
+        self.role, self.shape, self.axis, self.seq_first = role, shape, axis, seq_first
+        self.dtype, self.device = dtype, device
+        self.buf: Any = None
+        self.views: list[Any] = []  # the slots of buf
+        self.extra: list[Any] = []  # copies beyond the buffer's slots (the first step, a longer step)
+        self.n = 0
+        self.step = -1
+        self.hist: list[tuple[int, tuple[str, str]]] = []  # the step's histograms: (member, edge key)
+        self.cache: dict[Any, Any] = {}  # _bin_rows' lo and scale tensors for the members' edges
+
+    def reset(self, step: int) -> None:
+        self.n, self.step, self.hist = 0, step, []
+
+    def add(self, t: Any) -> int:
+        import torch
+
+        i = self.n
+        self.n += 1
+        if i < len(self.views):
+            self.views[i].copy_(t)
+        else:
+            self.extra.append(t.to(dtype=self.dtype, memory_format=torch.contiguous_format, copy=True))
+        return i
+
+    def stacked(self) -> Any:
+        import torch
+
+        if self.extra:
+            kept = [self.buf[:len(self.views)]] if self.buf is not None else []
+            self.buf = torch.cat([*kept, torch.stack(self.extra)]) if kept else torch.stack(self.extra)
+            self.views, self.extra = list(self.buf.unbind(0)), []
+        return self.buf if self.n == len(self.views) else self.buf[:self.n]
+
+
+@dataclass
+class _GroupOut:
+    """A group's numbers for one step: where they sit in the step's :class:`_Deferred`."""
+
+    members: int
+    per_chan: int
+    chans: int
+    chan: Any  # [members, rows, chans]: the channel sums (and maxima)
+    scal: Any  # [members, rows]: Σx² (and the minimum)
+    rows: int
+    scale: float = 1.0  # deltas: the factor to the probe's per-sample ∂ℓ_b/∂h
+    k: int = 0  # samples read for the cosine
+    n2: Any = None  # [members, k] their squared norms
+    q: Any = None  # [members] ‖Σ_i x_i/‖x_i‖‖²
+    near: Any = None  # [members] near-zero counts
+    sample: Any = None  # [members, samples] the histogram samples (a first histogram: edges chosen from them)
+    samples: int = 0  # values per tensor in the histogram sample
+    pairs: list[tuple[int, tuple[str, str]]] = field(default_factory=list)  # histogram j: (member, edge key)
+    hv: Any = None  # [histograms, samples] the values to bin on known edges (until _bin_step)
+    counts: Any = None  # the counts of its histograms' binning (with other groups': rows first, first + 1...)
+    first: int = 0
+    exact: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)  # member -> centered moments
+
+    def moments(self, d: _Deferred, i: int) -> Moments:
+        chan = d[self.chan].reshape(self.members, self.rows, self.chans)[i]
+        scal = d[self.scal].reshape(self.members, self.rows)[i]
+        return _host_moments(chan, scal, self.per_chan, self.exact.get(i))
+
+
+def _width(shape: tuple[int, ...], axis: int) -> int:
+    """The number of units of a tensor of ``shape`` with feature ``axis`` (the probe's width: the
+    last axis of a [rows, units] view, the channel axis of a conv's output)."""
+    if len(shape) < 2:
+        return 1
+    return int(shape[1]) if len(shape) == 2 else int(shape[axis])
+
+
+def _readable(t: Any) -> Any:
+    import torch
+
+    t = t.detach()
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 @dataclass
@@ -830,10 +800,9 @@ class _Row:
     axis: int
     out: Any = None
     paired: bool = False
-    fw: dict[str, Any] = field(default_factory=dict)  # deferred forward numbers
-    grads: dict[str, Any] = field(default_factory=dict)  # deferred gradient sums (_TSums)
-    hist: dict[str, Any] = field(default_factory=dict)  # key -> ("binned", i) | ("sample", tensor)
-    near: Any = None
+    fw: dict[str, Any] = field(default_factory=dict)  # "pre"/"act"/"cos": members; "weight"/"gain": _Sums
+    grads: dict[str, Any] = field(default_factory=dict)  # "preact"/"act": members of a "grad" group
+    hist: dict[str, Any] = field(default_factory=dict)  # key -> (group, index of the group's histogram)
     weight: Any = None  # the parameter whose gradient and update the row reports
 
 
@@ -845,11 +814,11 @@ class _Pending:
         self.d = _Deferred()
         self.rows: list[_Row] = []
         self.loss: Any = None
-        self.input: Any = None  # modules: (moments, gram) deferred; ops: (mean, std, cosine)
+        self.input: Any = None  # modules: the input's member; ops: (mean, std, cosine)
         self.batch = 0
-        self.snapshots: dict[int, tuple[Any, Any]] = {}  # id(param) -> (param, copy before the step)
-        self.weight_grads: dict[int, _TSums] = {}
-        self.weights: dict[int, _TSums] = {}
+        self.snapshots: dict[int, tuple[Any, Any]] = {}  # id(param) -> (param, its copy before the step)
+        self.weight_grads: dict[int, _Sums] = {}
+        self.weights: dict[int, _Sums] = {}
         self.grad_handles: list[Any] = []
         self.names: dict[str, int] = {}
         self.inplace: dict[int, _Row] = {}  # id(in-place activation module) -> its row, begun by its pre-hook
@@ -858,9 +827,8 @@ class _Pending:
         self.mode: Any = None
         self.param_grads: dict[int, Any] = {}
         self.near: dict[str, float] = {}
-        self.hsamples: list[Any] = []  # histogram samples binned on the device when the step ends
-        self.hedges: list[np.ndarray] = []
-        self.hcounts: Any = None  # their counts' place in d
+        self.groups: list[_Group] = []  # the groups this step's tensors were copied into
+        self.outs: dict[_Group, _GroupOut] = {}  # their numbers, when the step ends
 
 
 class _TorchHooks:
@@ -890,7 +858,8 @@ class _TorchHooks:
         self.pending: _Pending | None = None
         self.in_forward = 0
         self.edges = _Edges(bins, hist_margin)
-        self.hist_cache: dict[Any, Any] = {}  # _torch_histograms' per-value vectors
+        self.groups: dict[Any, _Group] = {}  # the stacked buffers, by role and layout (kept between steps)
+        self.hist_cache: dict[Any, Any] = {}  # _bin_step's per-value vectors
         self.fans: dict[Any, tuple[Any, int | None]] = {}  # module -> (weight shape, the probe's fan-in)
         self.linear_act = _activations.get("linear")
 
@@ -942,14 +911,15 @@ class _TorchHooks:
         if x is not None:
             p.batch = int(x.shape[0]) if x.ndim else 1
             if x.is_floating_point() and x.numel():
-                p.input = (_tpooled(p.d, x), _tgram(p.d, x))
+                with torch.no_grad():  # one row per sample (the input's pooled moments do not depend on the view)
+                    p.input = self._member(p, "in", x.reshape(p.batch, -1) if x.ndim >= 2 else x, -1)
         with torch.no_grad():
             for m_ in self.kinds:
                 w = getattr(m_, "weight", None)
                 if isinstance(w, torch.Tensor) and w.is_floating_point() and id(w) not in p.snapshots:
                     snap = self._snapshot(w)  # W before this step's update
                     p.snapshots[id(w)] = (w, snap)
-                    p.weights[id(w)] = _tsums(p.d, snap)
+                    p.weights[id(w)] = _Sums.of(p.d, snap, keep=True)
                     if w.requires_grad:
                         p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
         self.pending = p
@@ -1051,55 +1021,55 @@ class _TorchHooks:
             p = self.pending
             if p is not None:
                 for r in p.rows:
-                    self._near(p, r)
                     r.out = None  # the forward is over: no more pairing, keep no tensor alive
-
-    def _near(self, p: _Pending, r: _Row) -> None:
-        if r.near is None and r.out is not None:
-            import torch
-
-            o = _readable(r.out)
-            # |x| ≤ near_zero as 0/1 in the tensor's float dtype (le_ in place: half the time of a
-            # bool mask on the CPU), summed exactly: float32 up to 2²⁴ values, float64 beyond
-            flags = o.abs().le_(self.near_zero)
-            r.near = p.d.put(flags.sum() if flags.numel() < 2 ** 24 and flags.dtype == torch.float32
-                             else flags.sum(dtype=torch.float64))
+                self._settle_groups(p)  # the activations' statistics now, while their copies are in cache
 
     def _weight_grad(self, p: _Pending, key: int) -> Any:
         def fn(g: Any) -> None:
             import torch
 
             with torch.no_grad():
-                p.weight_grads[key] = _tsums(p.d, g, keep=False)  # a reference would stop AccumulateGrad from taking it
+                p.weight_grads[key] = _Sums.of(p.d, g, keep=False)
         return fn
 
     def _grad(self, p: _Pending, row: _Row, key: str) -> Any:
-        scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
-
         def fn(g: Any) -> None:
             import torch
 
+            if self.pending is not p:  # a later backward through a kept graph: not this step's
+                return
             with torch.no_grad():
-                gv = _fview(g, row.axis)
-                row.grads[key] = _tsums(p.d, gv)  # kept: autograd does not write a delta after its hooks
+                m = row.grads[key] = self._member(p, "grad", g, row.axis)
                 if key == "preact" or (key == "act" and row.kind == "norm"):
-                    self._hist(p, row, "grad", _tsample(gv, self.hist_sample) * scale, copy=False)
+                    self._hist(row, "grad", m)
         return fn
 
-    def _hist(self, p: _Pending, row: _Row, key: str, sample: Any, copy: bool = True) -> None:
-        """Keep a copy of the histogram sample (a later in-place op may write the tensor): binned
-        at the first recorded step on the host (its edges come from it), afterwards all the
-        step's samples at once on the device (:func:`_torch_histograms`) when the step ends."""
-        edges = self.edges.edges.get((row.st.name, key))
-        v = _readable(sample)
-        if copy:
-            v = v.clone()
-        if edges is None:  # the first recorded step: the edges come from this sample, at the end
-            row.hist[key] = ("sample", v)
-        else:
-            row.hist[key] = ("binned", len(p.hsamples))
-            p.hsamples.append(v)
-            p.hedges.append(edges)
+    def _member(self, p: _Pending, role: str, t: Any, axis: int) -> tuple[_Group, int]:
+        """Copy ``t`` into its slot of the step's group of its role and layout (see
+        :class:`_Group`); returns (group, index)."""
+        import torch
+
+        dtype = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+        shape = tuple(t.shape)
+        nd = len(shape)
+        ax = -1 if nd <= 2 or axis % nd == nd - 1 else axis % nd
+        seq_first = nd >= 2 and shape[0] != p.batch and shape[1] == p.batch
+        key = (role, shape, ax, seq_first, dtype, t.device)
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = _Group(role, shape, ax, seq_first, dtype, t.device)
+        if g.step != p.step:
+            g.reset(p.step)
+            p.groups.append(g)
+        return g, g.add(t.detach())
+
+    @staticmethod
+    def _hist(row: _Row, key: str, member: tuple[_Group, int]) -> None:
+        """The row's histogram ``key`` ("act", "preact", "grad") is of this member's values, on
+        the fixed edges of (row name, key), chosen at the first step that has it."""
+        g, i = member
+        g.hist.append((i, (row.st.name, key)))
+        row.hist[key] = (g, len(g.hist) - 1)
 
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         p = self.pending
@@ -1122,16 +1092,12 @@ class _TorchHooks:
                 and xin is not None and xin is prev.out:
             self._pair(p, prev, mod, xin, out)
             return
-        if prev is not None:
-            self._near(p, prev)
-        d = p.d
         name = ""
         if id(mod) not in p.inplace:  # (an in-place activation's row was named by its pre-hook)
             base = self.names[mod]
             n_seen = p.names.get(base, 0)  # a module called again in one forward: .1, .2 (as the probe)
             p.names[base] = n_seen + 1
             name = base if n_seen == 0 else f"{base}.{n_seen}"
-        hs = self.hist_sample
         if kind in ("linear", "conv"):
             axis = -1 if kind == "linear" else 1
             if kind == "conv" and out.ndim < 3:
@@ -1139,11 +1105,9 @@ class _TorchHooks:
             lin = self.linear_act
             row = _Row(new_layer(len(p.rows) + 1, name, kind, lin), mod, kind, lin, axis, out)
             row.st.op = _conv_op(mod) if kind == "conv" else "linear"
-            o = _fview(out, axis)
-            row.fw["pre"] = row.fw["act"] = _tmoments(d, o)
-            row.fw["gram"] = _tgram(d, _per_sample(out, p.batch))
-            row.fw["width"] = int(o.shape[1]) if o.ndim >= 2 else 1
-            self._hist(p, row, "preact", _tsample(o, hs))
+            m = row.fw["pre"] = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis)
+            row.fw["width"] = _width(tuple(out.shape), axis)
+            self._hist(row, "preact", m)
             w = mod.weight
             row.fw["weight"] = p.weights.get(id(w))
             fan = self.fans.get(mod)
@@ -1156,18 +1120,14 @@ class _TorchHooks:
         elif kind == "activation":
             act = self.acts[mod]
             row = p.inplace.pop(id(mod), None)  # an in-place activation: its input was read before it wrote
-            pre = None
             if row is None:
-                row, pre = self._act_row(p, mod, name, xin, out)
-            a = _fview(out, row.axis)
+                row = self._act_row(p, mod, name, xin, out)
             row.out = out
-            row.fw["act"] = _tmoments(d, a)
-            if "gram" not in row.fw:
-                row.fw["gram"] = _tgram(d, _per_sample(out, p.batch))
-            row.fw["width"] = int(a.shape[1]) if a.ndim >= 2 else 1
-            self._saturation(d, row, act, pre, a)
-            self._hist(p, row, "act", _tsample(a, hs))
-            self._near(p, row)
+            m = row.fw["act"] = self._member(p, "fw", out, row.axis)
+            row.fw.setdefault("cos", m)
+            row.fw["width"] = _width(tuple(out.shape), row.axis)
+            self._saturation(row, act, row.fw.get("pre") if xin is not out else None, m, xin, out)
+            self._hist(row, "act", m)
             if out.requires_grad:
                 out.register_hook(self._grad(p, row, "act"))
         else:  # norm
@@ -1176,22 +1136,19 @@ class _TorchHooks:
                 axis = -1
             row = _Row(new_layer(len(p.rows) + 1, name, "norm", None), mod, "norm", None, axis, out)
             row.st.op = op
-            a = _fview(out, axis)
-            row.fw["act"] = _tmoments(d, a)
-            row.fw["gram"] = _tgram(d, _per_sample(out, p.batch))
-            row.fw["width"] = int(a.shape[1]) if a.ndim >= 2 else 1
-            self._hist(p, row, "act", _tsample(a, hs))
+            m = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis)
+            row.fw["width"] = _width(tuple(out.shape), axis)
+            self._hist(row, "act", m)
             w = getattr(mod, "weight", None)
             if isinstance(w, torch.Tensor):
                 row.fw["gain"] = p.weights.get(id(w))
                 row.weight = w
-            self._near(p, row)
             if out.requires_grad:
                 out.register_hook(self._grad(p, row, "act"))
         row.st.module = type(mod).__name__
         p.rows.append(row)
 
-    def _act_row(self, p: _Pending, mod: Any, name: str, xin: Any, out: Any) -> tuple[_Row, Any]:
+    def _act_row(self, p: _Pending, mod: Any, name: str, xin: Any, out: Any) -> _Row:
         """A row for an activation module that is not merged into the row before it, with its
         input's (pre-activation) statistics: those of the row before when the input is that row's
         output (as the probe reuses them), else measured."""
@@ -1201,24 +1158,21 @@ class _TorchHooks:
         axis = prev.axis if (prev is not None and xin is prev.out) else (1 if ref.ndim >= 4 else -1)
         row = _Row(new_layer(len(p.rows) + 1, name, "activation", act), mod, "activation", act, axis)
         row.st.op = _ACT_OPS.get(type(mod).__name__, type(mod).__name__.lower())
-        pre = None
         if xin is not None and xin is not out and xin.is_floating_point():
-            d = p.d
-            pre = _fview(xin, axis)
             if prev is not None and xin is prev.out and prev.axis == axis and "act" in prev.fw:
-                row.fw["pre"], row.fw["gram"] = prev.fw["act"], prev.fw["gram"]  # measured just before
+                m = row.fw["pre"] = prev.fw["act"]  # measured just before
+                row.fw["cos"] = prev.fw["cos"]
             else:
-                row.fw["pre"] = _tmoments(d, pre)
-                row.fw["gram"] = _tgram(d, _per_sample(xin, p.batch))
-            self._hist(p, row, "preact", _tsample(pre, self.hist_sample))
+                m = row.fw["pre"] = row.fw["cos"] = self._member(p, "fw", xin, axis)
+            self._hist(row, "preact", m)
             if xin.requires_grad:
                 xin.register_hook(self._grad(p, row, "preact"))
-        return row, pre
+        return row
 
     def _inplace_pre(self, mod: Any, inp: tuple[Any, ...]) -> None:
         """Forward pre-hook of an in-place activation module (``ReLU(inplace=True)``): its input
-        is read before the module overwrites it, as the probe measures in-place ops before they
-        write (unless it is merged into the linear/conv row before it, which measured it)."""
+        is copied before the module overwrites it, as the probe measures in-place ops before they
+        write (unless it is merged into the linear/conv row before it, which copied it)."""
         import torch
 
         p = self.pending
@@ -1229,45 +1183,39 @@ class _TorchHooks:
         if prev is not None and prev.kind in ("linear", "conv") and not prev.paired and xin is prev.out:
             return
         with torch.no_grad():
-            if prev is not None:
-                self._near(p, prev)
             base = self.names[mod]
             n_seen = p.names.get(base, 0)
             p.names[base] = n_seen + 1
             name = base if n_seen == 0 else f"{base}.{n_seen}"
-            row, _ = self._act_row(p, mod, name, xin, None)
-            p.inplace[id(mod)] = row
+            p.inplace[id(mod)] = self._act_row(p, mod, name, xin, None)
 
     def _pair(self, p: _Pending, prev: _Row, mod: Any, xin: Any, out: Any) -> None:
         """An activation module taking the linear/conv row's output directly: merged into that row
         (pre-activation → activation), as the probe merges it."""
         act = self.acts[mod]
-        a = _fview(out, prev.axis)
-        prev.fw["act"] = _tmoments(p.d, a)
-        pre = None if xin is out else _fview(xin, prev.axis)  # in place: the input is gone
-        self._saturation(p.d, prev, act, pre, a)
-        self._hist(p, prev, "act", _tsample(a, self.hist_sample))
+        m = prev.fw["act"] = self._member(p, "fw", out, prev.axis)
+        self._saturation(prev, act, prev.fw["pre"], m, xin, out)  # (the pre-activation was copied before an in-place write)
+        self._hist(prev, "act", m)
         prev.activation, prev.paired, prev.out = act, True, out
         prev.st.activation = None if act is None else act.spec
-        self._near(p, prev)  # of the activation output (a linear/conv row's own waits for this)
         if out.requires_grad:
             out.register_hook(self._grad(p, prev, "act"))
 
     @staticmethod
-    def _saturation(d: _Deferred, row: _Row, act: _activations.Activation | None, pre: Any, a: Any) -> None:
-        """The count of saturated values (:meth:`Activation.saturated_mask`): from the output by
-        torch ops where φ′ has a formula in y = φ(x) (tanh, sigmoid), else on a NumPy copy."""
+    def _saturation(row: _Row, act: _activations.Activation | None, pre: Any, a: Any, xin: Any, out: Any) -> None:
+        """The count of saturated values (:meth:`Activation.saturated_mask`): where φ′ has a
+        formula in y = φ(x) (tanh, sigmoid), by torch ops on the copies when the step ends (the
+        members ``pre`` and ``a``); else now, on NumPy copies of the input and output."""
         if act is None or not act.saturating:
             return
         if act.deriv_from_output is not None:
-            dv = act.deriv_from_output(_readable(a) if pre is None else _readable(pre), _readable(a))
-            row.fw["sat"] = d.put((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
-        elif pre is None:
+            row.fw["sat"] = (act, pre, a)
+        elif xin is None or xin is out:  # in place: the input is gone
             row.fw["sat_host"] = math.nan
         else:
             from initlab.diagnostics._probe_torch import to_numpy
 
-            row.fw["sat_host"] = float(np.count_nonzero(act.saturated_mask(to_numpy(pre), to_numpy(a))))
+            row.fw["sat_host"] = float(np.count_nonzero(act.saturated_mask(to_numpy(xin), to_numpy(out))))
 
     def log_loss(self, loss: Any) -> None:
         value = _loss_value(loss)  # checked on every step; read (a sync on CUDA) only when recorded
@@ -1293,31 +1241,177 @@ class _TorchHooks:
             self._ops_finish(p)
             return
         d = p.d
+        self._settle_groups(p)  # the deltas' (the activations' were done when the forward ended)
         with torch.no_grad():
             on_cpu = all(w.device.type == "cpu" for w, _ in p.snapshots.values())
             upd_sl = {} if on_cpu else _update_norms(d, p.snapshots)
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
-        if p.hsamples:
-            with torch.no_grad():
-                p.hcounts = d.put(_torch_histograms(p.hsamples, p.hedges, self.hist_cache))
-            p.hsamples = []
         d.resolve()
+        for g, o in p.outs.items():
+            self._settle_moments(g, o, d)  # (before the copies are written again)
+        for ws in p.weights.values():
+            ws.settle(d)
         for r in p.rows:
             r.module = None
-            for ts in r.grads.values():
-                _settle_sums(d, ts)
-        for ts in p.weights.values():
-            _settle_sums(d, ts)  # the snapshot buffer is written again at the next recorded step
         if on_cpu:  # in the snapshot buffers, now that the weights' sums are settled: no allocation
             upd = _update_norms_in_place(p.snapshots)
         else:
             upd = {k: float(d[sl][0]) for k, sl in upd_sl.items()}
-        p.snapshots, p.grad_handles, p.inplace = {}, [], {}
-        if any(h[0] == "sample" for r in p.rows for h in r.hist.values()):
-            self._build(p, d, upd, loss_sl)  # the first recorded step: its histograms fix the edges
+        p.snapshots, p.grad_handles, p.inplace, p.groups = {}, [], {}, []
+        if any(o.sample is not None for o in p.outs.values()):
+            self._build(p, d, upd, loss_sl)  # a first histogram: the edges come from this step
         else:  # built when the Watch is read (Watch.steps)
             self.watch._lazy.append(lambda: self._build(p, d, upd, loss_sl))
             self.watch._verdicts = None
+
+    def _group_stats(self, g: _Group, d: _Deferred, scale: float) -> _GroupOut:
+        """All the statistics of a group's tensors in one set of torch operations on their
+        device and dtype, put in ``d``: the probe's sums (the channel sums and Σx²; for
+        activations the channel maxima and the minimum: :func:`_host_moments`); for activations
+        and the input the cosine sums of :func:`~initlab.diagnostics._stats.cosine_from_sums`
+        (in float64); for activations the near-zero counts; the histograms, binned on their
+        fixed edges by :meth:`_bin_step` with the step's others, or the samples themselves at
+        the first step (the edges are chosen from them)."""
+        import torch
+
+        x = g.stacked()
+        n = g.n
+        cv, dims = _channels(x, g.shape, g.axis)
+        chans = int(cv.shape[2])
+        per_chan = int(cv.shape[1]) * (int(cv.shape[3]) if cv.ndim == 4 else 1)
+        flat = cv.reshape(n, -1)
+        step = _sample_step(int(flat.shape[1]), chans, self.hist_sample)
+        sample = flat[:, ::step] if step > 1 else flat  # the histogram sample (a strided subsample)
+        sq = torch.stack([torch.dot(r, r) for r in flat])  # Σx²: a BLAS dot per tensor (one read, no temporary)
+        if g.role == "fw":  # the channel sums and maxima; Σx² and the minimum
+            chan = torch.stack([cv.sum(dims), cv.amax(dims)], 1)
+            scal = torch.stack([sq, flat.amin(1)], 1)
+        else:  # deltas and the input: the sums only
+            chan, scal = cv.sum(dims), sq
+        out = _GroupOut(n, per_chan, chans, d.put(chan), d.put(scal), 2 if g.role == "fw" else 1, scale=scale,
+                        samples=int(sample.shape[1]))
+        if g.role in ("fw", "in"):
+            h = _heads(x, g.shape, g.seq_first)
+            if h is not None:  # cosine_from_sums' n2 and q (q's squares summed in float64)
+                n2 = torch.linalg.vecdot(h, h, dim=2)
+                inv = n2.rsqrt().nan_to_num_(nan=math.nan, posinf=0.0)  # a zero row is left out
+                su = torch.bmm(inv.unsqueeze(1), h.contiguous()).double()
+                out.k, out.n2, out.q = int(h.shape[1]), d.put(n2), d.put(torch.linalg.vecdot(su, su, dim=2))
+        if g.role == "fw":  # |x| ≤ near_zero as 0/1 in place, summed exactly: float32 up to 2²⁴ values, float64 beyond
+            flags = flat.abs().le_(self.near_zero)
+            exact = flags.shape[1] < 2 ** 24 and flags.dtype == torch.float32
+            out.near = d.put(flags.sum(1) if exact else flags.sum(1, dtype=torch.float64))
+        if g.hist:
+            out.pairs = list(g.hist)
+            edges = [self.edges.edges.get(ek) for _, ek in out.pairs]
+            if any(e is None for e in edges):  # a first histogram: binned on the host, edges chosen there
+                out.sample = d.put(sample)
+            else:  # binned with the step's other histograms (_bin_step)
+                sel = [i for i, _ in out.pairs]
+                if sel != list(range(n)):
+                    sample = sample.index_select(0, torch.tensor(sel, device=sample.device))
+                out.hv = sample
+        return out
+
+    def _settle_groups(self, p: _Pending) -> None:
+        """The statistics of the step's groups not done yet (:meth:`_group_stats`), with their
+        histograms binned together (:meth:`_bin_step`): the activations' when the forward pass
+        ends, the deltas' when the step ends."""
+        import torch
+
+        todo = [g for g in p.groups if g not in p.outs]
+        if not todo:
+            return
+        scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
+        with torch.no_grad():
+            for g in todo:
+                p.outs[g] = self._group_stats(g, p.d, scale if g.role == "grad" else 1.0)
+            self._bin_step([p.outs[g] for g in todo if p.outs[g].hv is not None], p.d)
+            for r in p.rows:
+                if "sat" in r.fw:  # the saturated count, from the copies of the input and output
+                    act, pre, a = r.fw.pop("sat")
+                    y = a[0].stacked()[a[1]]
+                    x = y if pre is None else pre[0].stacked()[pre[1]]
+                    dv = act.deriv_from_output(x, y)
+                    r.fw["sat_ref"] = p.d.put((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
+
+    def _bin_step(self, outs: list[_GroupOut], d: _Deferred) -> None:
+        """The groups' histograms on known edges in one :func:`_bin_values` (one concatenation,
+        one bincount): each group's sample rows, each on its own edges, the deltas scaled to the
+        probe's per-sample values. The per-value vectors are built once per layout (the same
+        layers every recorded step) and kept."""
+        import torch
+
+        if not outs:
+            return
+        key = tuple((tuple(o.pairs), tuple(o.hv.shape), o.scale) for o in outs)
+        cached = self.hist_cache.get(key)
+        if cached is None:
+            dev = outs[0].hv.device
+            lo, k, sc, sizes = [], [], [], []
+            for o in outs:
+                for _, ek in o.pairs:
+                    a, b = _bin_params(self.edges.edges[ek])
+                    lo.append(a)
+                    k.append(b)
+                    sc.append(o.scale)
+                    sizes.append(int(o.hv.shape[1]))
+            rep = torch.tensor(sizes, device=dev)
+            total = int(sum(sizes))
+            vec = [torch.repeat_interleave(torch.tensor(v, dtype=torch.float64, device=dev), rep, output_size=total)
+                   for v in (lo, k, sc)]
+            off = torch.repeat_interleave(torch.arange(0, len(sizes) * (self.bins + 1), self.bins + 1, device=dev),
+                                          rep, output_size=total)
+            cached = (vec[0], vec[1], vec[2] if any(v != 1.0 for v in sc) else None, off, len(sizes))
+            if len(self.hist_cache) > 8:
+                self.hist_cache.clear()
+            self.hist_cache[key] = cached
+        at = 0
+        for o in outs:
+            o.first = at
+            at += len(o.pairs)
+        v = torch.cat([o.hv.reshape(-1) for o in outs]) if len(outs) > 1 else outs[0].hv.reshape(-1)
+        for o in outs:
+            o.hv = None
+        lo_v, k_v, s_v, off, rows = cached
+        ref = d.put(_bin_values(v, lo_v, k_v, s_v, off, rows, self.bins))
+        for o in outs:
+            o.counts = ref
+
+    @staticmethod
+    def _settle_moments(g: _Group, o: _GroupOut, d: _Deferred) -> None:
+        """The probe's centered fallback, for the members whose variance Σx²/n − mean² falls
+        below 1e-3 of E[x²] (a tiny spread beside the mean, where the sums cancel): their mean,
+        variance, sq_mean and chan_var recomputed in float64 from the group's copy, now, before
+        the next recorded step writes the buffer again (as :func:`~initlab.diagnostics._stats.moments`)."""
+        import torch
+
+        n = max(o.per_chan, 1) * o.chans
+        mean = d[o.chan].reshape(o.members, o.rows, o.chans)[:, 0].sum(axis=1) / n
+        ex2 = d[o.scal].reshape(o.members, o.rows)[:, 0] / n
+        var = ex2 - mean * mean
+        for i in np.flatnonzero(np.isfinite(var) & (var < 1e-3 * ex2)):
+            cv, dims = _channels(g.stacked()[int(i)].unsqueeze(0), g.shape, g.axis)
+            x64 = cv.to(torch.float64)
+            m = float(x64.mean())
+            cm = x64.mean(dims, keepdim=True)
+            o.exact[int(i)] = (m, float(((x64 - m) ** 2).mean()), float((cm * cm).mean()),
+                               float(((x64 - cm) ** 2).mean()))
+
+    def _moments(self, p: _Pending, d: _Deferred, member: tuple[_Group, int]) -> Moments:
+        if isinstance(member, _Sums):
+            return member.moments(d)
+        g, i = member
+        return p.outs[g].moments(d, i)
+
+    def _cosine(self, p: _Pending, d: _Deferred, member: tuple[_Group, int] | None) -> float:
+        if member is None:
+            return math.nan
+        g, i = member
+        o = p.outs[g]
+        if o.n2 is None:
+            return math.nan
+        return cosine_from_sums(d[o.n2].reshape(o.members, o.k)[i], float(d[o.q][i]))
 
     def _build(self, p: _Pending, d: _Deferred, upd_norms: dict[int, float], loss_sl: Any) -> None:
         """The step's rows (the probe's statistics) from its numbers on the host; Watch.add_step."""
@@ -1327,16 +1421,16 @@ class _TorchHooks:
         layers, near, upd = [], {}, {}
         for r in p.rows:
             st = r.st
-            self._fill_forward(d, r)
+            self._fill_forward(p, d, r)
             w_norm = None
             wm = r.fw.get("weight") or r.fw.get("gain")
             if wm is not None:
-                w_mean, w_std, w_sq = _host_sums(d, wm)
-                w_norm = math.sqrt(max(w_sq, 0.0))
+                ws = self._moments(p, d, wm)
+                w_norm = math.sqrt(max(ws.n * (ws.std * ws.std + ws.mean * ws.mean), 0.0))
                 if r.fw.get("weight") is not None:
-                    st.weight_std = w_std
+                    st.weight_std = ws.std
                 else:
-                    st.gain_mean, st.gain_std = w_mean, w_std
+                    st.gain_mean, st.gain_std = ws.mean, ws.std
             if backward:
                 has_pre = r.kind in ("linear", "conv")
                 gpre = r.grads.get("preact") if r.kind != "norm" else r.grads.get("act")
@@ -1344,55 +1438,56 @@ class _TorchHooks:
                 if r.kind == "norm":
                     gact = gpre
                 if gpre is not None:
-                    g_mean, g_std, _ = _host_sums(d, gpre)
-                    st.grad_std = g_std * scale
-                    st.grad_rms = math.sqrt(max(g_std * g_std + g_mean * g_mean, 0.0)) * scale
+                    gm = self._moments(p, d, gpre)
+                    st.grad_std = gm.std * scale
+                    st.grad_rms = math.sqrt(max(gm.std * gm.std + gm.mean * gm.mean, 0.0)) * scale
                 if gact is not None:
-                    st.grad_act_std = st.grad_std if gact is gpre else _host_sums(d, gact)[1] * scale
+                    st.grad_act_std = st.grad_std if gact is gpre else self._moments(p, d, gact).std * scale
                 gw = p.weight_grads.get(id(r.weight)) if r.weight is not None else None
                 if gw is not None:
-                    _, gw_std, gw_sq = _host_sums(d, gw)
-                    st.grad_weight_std = gw_std * wscale
+                    gs = self._moments(p, d, gw)
+                    st.grad_weight_std = gs.std * wscale
                     if w_norm is not None:
-                        gn = math.sqrt(max(gw_sq, 0.0)) * wscale
+                        gn = math.sqrt(max(gs.n * (gs.std * gs.std + gs.mean * gs.mean), 0.0)) * wscale
                         st.grad_weight_ratio = gn / w_norm if w_norm > 0 else math.inf
             if r.weight is not None and id(r.weight) in upd_norms and w_norm is not None:
                 dn = upd_norms[id(r.weight)]
                 upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
-            near[st.name] = None if r.near is None else float(d[r.near][0]) / max(r.fw["n"], 1)
+            g, i = r.fw["act"]
+            o = p.outs[g]
+            near[st.name] = float(d[o.near][i]) / max(o.per_chan * o.chans, 1)
             layers.append(st)
         self._histograms(d, p.rows, p)
         inp = (0.0, 0.0, None)
         if p.input is not None:
-            hi = _host_moments(d, p.input[0])
-            inp = (hi.mean, hi.std, _host_cosine(d, p.input[1]))
+            hi = self._moments(p, d, p.input)
+            inp = (hi.mean, hi.std, self._cosine(p, d, p.input))
         loss = float(d[loss_sl][0]) if loss_sl is not None else p.loss
         self.watch.add_step(p.step, layers, loss=loss, input_stats=inp, batch=p.batch,
                             backward=backward, near_zero=near, update_ratio=upd)
 
-    def _fill_forward(self, d: _Deferred, r: _Row) -> None:
-        """The probe's forward statistics (preact_stats / act_stats) from the deferred numbers."""
+    def _fill_forward(self, p: _Pending, d: _Deferred, r: _Row) -> None:
+        """The probe's forward statistics (preact_stats / act_stats) from the step's numbers."""
         st = r.st
         st.width = r.fw.get("width", 0)
-        pre = _host_moments(d, r.fw["pre"]) if "pre" in r.fw else None
-        act = _host_moments(d, r.fw["act"])
+        pre = self._moments(p, d, r.fw["pre"]) if "pre" in r.fw else None
+        act = self._moments(p, d, r.fw["act"])
         if pre is not None:
             st.preact_mean, st.preact_std, st.preact_sq_mean = pre.mean, pre.std, pre.sq_mean
             st.preact_min, st.preact_max = pre.min, pre.max
         st.mean, st.std, st.sq_mean, st.chan_var, st.min, st.max = (act.mean, act.std, act.sq_mean, act.chan_var,
                                                                     act.min, act.max)
-        st.cosine = _host_cosine(d, r.fw.get("gram"))
-        n = r.fw["act"].per_chan * max(st.width, 1)  # values in the layer's output
-        r.fw["n"] = n
+        st.cosine = self._cosine(p, d, r.fw.get("cos"))
+        n = act.n  # values in the layer's output
         a = r.activation
         st.saturated, st.dead = None, None
         if a is not None and a.saturating:
-            if "sat" in r.fw:
-                st.saturated = float(d[r.fw["sat"]][0]) / n
+            if "sat_ref" in r.fw:
+                st.saturated = float(d[r.fw["sat_ref"]][0]) / n
             else:
                 sh = r.fw.get("sat_host", math.nan)
                 st.saturated = sh / n if math.isfinite(sh) else math.nan
-        if a is not None and a.can_die and pre is not None and pre.chan_max is not None:
+        if a is not None and a.can_die and pre is not None and pre.chan_max.size:
             st.dead = float(np.mean(a.inactive_mask(pre.chan_max)))
 
     # capture="ops": the probe's op-level capture on recorded steps -----------------------------
@@ -1489,7 +1584,6 @@ class _TorchHooks:
                             near_zero=dict(p.near), update_ratio=upd)
 
     def _histograms(self, d: _Deferred, rows: list[_Row], p: _Pending) -> None:
-        binned = None if p.hcounts is None else d[p.hcounts].reshape(len(p.hedges), -1)
         for r in rows:
             if not r.paired and r.kind in ("linear", "conv") and "preact" in r.hist:
                 r.hist["act"] = r.hist["preact"]  # the layer's output is its pre-activation
@@ -1497,16 +1591,18 @@ class _TorchHooks:
                 h = r.hist.get(key)
                 if h is None:
                     continue
-                ek = (r.st.name, key)
-                if h[0] == "sample":
-                    values = h[1].cpu().numpy()
-                    if ek not in self.edges.edges:
-                        bounded = bounded_range(r.activation) if key == "act" else None
-                        self.edges.edges[ek] = hist_edges(values, self.bins, bounds=bounded, margin=self.hist_margin)
-                    setattr(r.st, attr, histogram(values, self.edges.edges[ek]))
-                else:
-                    counts = binned[h[1]].astype(np.int64)
+                g, j = h
+                o = p.outs[g]
+                i, ek = o.pairs[j]
+                if o.sample is None:
+                    counts = d[o.counts].reshape(-1, self.bins)[o.first + j].astype(np.int64)
                     setattr(r.st, attr, Histogram(self.edges.edges[ek], counts, int(counts.sum())))
+                    continue
+                values = d[o.sample].reshape(o.members, o.samples)[i] * o.scale
+                if ek not in self.edges.edges:
+                    bounded = bounded_range(r.activation) if ek[1] == "act" else None
+                    self.edges.edges[ek] = hist_edges(values, self.bins, bounds=bounded, margin=self.hist_margin)
+                setattr(r.st, attr, histogram(values, self.edges.edges[ek]))
 
 
 class _Edges:
