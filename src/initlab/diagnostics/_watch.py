@@ -913,6 +913,7 @@ class _TorchHooks:
             if x.is_floating_point() and x.numel():
                 with torch.no_grad():  # one row per sample (the input's pooled moments do not depend on the view)
                     p.input = self._member(p, "in", x.reshape(p.batch, -1) if x.ndim >= 2 else x, -1)
+                    self._settle_groups(p)  # now, while the input is in cache
         with torch.no_grad():
             for m_ in self.kinds:
                 w = getattr(m_, "weight", None)
