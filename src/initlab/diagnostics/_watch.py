@@ -688,6 +688,20 @@ def _channels(x: Any, shape: tuple[int, ...], axis: int) -> tuple[Any, Any]:
     return x.movedim(axis + 1, -1).reshape(n, -1, shape[axis]), 1
 
 
+def _rows(t: Any, idx: list[int]) -> Any:
+    """The rows ``idx`` (sorted) of ``t``: a view when they are evenly spaced (all of them, every
+    other one...), else a copy."""
+    n = int(t.shape[0])
+    if idx == list(range(n)):
+        return t
+    step = idx[1] - idx[0] if len(idx) > 1 else 1
+    if step > 0 and idx == list(range(idx[0], idx[-1] + 1, step)):
+        return t[idx[0]:idx[-1] + 1:step]
+    import torch
+
+    return t.index_select(0, torch.tensor(idx, device=t.device))
+
+
 def _heads(x: Any, shape: tuple[int, ...], seq_first: bool) -> Any:
     """The first samples of each stacked tensor (batch on axis 0, or axis 1 for a
     sequence-first tensor), flattened per sample and read on the strided feature subset of
@@ -761,7 +775,9 @@ class _GroupOut:
     k: int = 0  # samples read for the cosine
     n2: Any = None  # [members, k] their squared norms
     q: Any = None  # [members] ‖Σ_i x_i/‖x_i‖‖²
-    near: Any = None  # [members] near-zero counts
+    cos: dict[int, int] = field(default_factory=dict)  # member -> its row in n2 and q
+    near: Any = None  # near-zero counts of the members in near_at
+    near_at: dict[int, int] = field(default_factory=dict)  # member -> its place in near
     sample: Any = None  # [members, samples] the histogram samples (a first histogram: edges chosen from them)
     samples: int = 0  # values per tensor in the histogram sample
     pairs: list[tuple[int, tuple[str, str]]] = field(default_factory=list)  # histogram j: (member, edge key)
@@ -1265,14 +1281,17 @@ class _TorchHooks:
             self.watch._lazy.append(lambda: self._build(p, d, upd, loss_sl))
             self.watch._verdicts = None
 
-    def _group_stats(self, g: _Group, d: _Deferred, scale: float) -> _GroupOut:
+    def _group_stats(self, g: _Group, d: _Deferred, scale: float, cos: list[int] | None = None,
+                     near: list[int] | None = None) -> _GroupOut:
         """All the statistics of a group's tensors in one set of torch operations on their
         device and dtype, put in ``d``: the probe's sums (the channel sums and Σx²; for
         activations the channel maxima and the minimum: :func:`_host_moments`); for activations
         and the input the cosine sums of :func:`~initlab.diagnostics._stats.cosine_from_sums`
         (in float64); for activations the near-zero counts; the histograms, binned on their
         fixed edges by :meth:`_bin_step` with the step's others, or the samples themselves at
-        the first step (the edges are chosen from them)."""
+        the first step (the edges are chosen from them). The cosine and the near-zero count are
+        computed for the members ``cos`` and ``near`` only (the rows' that report them; None:
+        all)."""
         import torch
 
         x = g.stacked()
@@ -1291,17 +1310,21 @@ class _TorchHooks:
             chan, scal = cv.sum(dims), sq
         out = _GroupOut(n, per_chan, chans, d.put(chan), d.put(scal), 2 if g.role == "fw" else 1, scale=scale,
                         samples=int(sample.shape[1]))
-        if g.role in ("fw", "in"):
-            h = _heads(x, g.shape, g.seq_first)
+        cos = list(range(n)) if cos is None else cos
+        near = list(range(n)) if near is None else near
+        if g.role in ("fw", "in") and cos:
+            h = _heads(_rows(x, cos), g.shape, g.seq_first)
             if h is not None:  # cosine_from_sums' n2 and q (q's squares summed in float64)
                 n2 = torch.linalg.vecdot(h, h, dim=2)
                 inv = n2.rsqrt().nan_to_num_(nan=math.nan, posinf=0.0)  # a zero row is left out
                 su = torch.bmm(inv.unsqueeze(1), h.contiguous()).double()
                 out.k, out.n2, out.q = int(h.shape[1]), d.put(n2), d.put(torch.linalg.vecdot(su, su, dim=2))
-        if g.role == "fw":  # |x| ≤ near_zero as 0/1 in place, summed exactly: float32 up to 2²⁴ values, float64 beyond
-            flags = flat.abs().le_(self.near_zero)
+                out.cos = {i: j for j, i in enumerate(cos)}
+        if g.role == "fw" and near:  # |x| ≤ near_zero as 0/1 in place, summed exactly: float32 up to 2²⁴ values
+            flags = _rows(flat, near).abs().le_(self.near_zero)
             exact = flags.shape[1] < 2 ** 24 and flags.dtype == torch.float32
             out.near = d.put(flags.sum(1) if exact else flags.sum(1, dtype=torch.float64))
+            out.near_at = {i: j for j, i in enumerate(near)}
         if g.hist:
             out.pairs = list(g.hist)
             edges = [self.edges.edges.get(ek) for _, ek in out.pairs]
@@ -1324,9 +1347,19 @@ class _TorchHooks:
         if not todo:
             return
         scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
+        cos: dict[_Group, set[int]] = {}  # the members whose cosine or near-zero count a row reports
+        near: dict[_Group, set[int]] = {}
+        for r in p.rows:
+            for key, want in (("cos", cos), ("act", near)):
+                m = r.fw.get(key)
+                if m is not None:
+                    want.setdefault(m[0], set()).add(m[1])
+        if p.input is not None:
+            cos.setdefault(p.input[0], set()).add(p.input[1])
         with torch.no_grad():
             for g in todo:
-                p.outs[g] = self._group_stats(g, p.d, scale if g.role == "grad" else 1.0)
+                p.outs[g] = self._group_stats(g, p.d, scale if g.role == "grad" else 1.0,
+                                              sorted(cos.get(g, ())), sorted(near.get(g, ())))
             self._bin_step([p.outs[g] for g in todo if p.outs[g].hv is not None], p.d)
             for r in p.rows:
                 if "sat" in r.fw:  # the saturated count, from the copies of the input and output
@@ -1410,9 +1443,10 @@ class _TorchHooks:
             return math.nan
         g, i = member
         o = p.outs[g]
-        if o.n2 is None:
+        j = o.cos.get(i)
+        if j is None:
             return math.nan
-        return cosine_from_sums(d[o.n2].reshape(o.members, o.k)[i], float(d[o.q][i]))
+        return cosine_from_sums(d[o.n2].reshape(len(o.cos), o.k)[j], float(d[o.q][j]))
 
     def _build(self, p: _Pending, d: _Deferred, upd_norms: dict[int, float], loss_sl: Any) -> None:
         """The step's rows (the probe's statistics) from its numbers on the host; Watch.add_step."""
@@ -1456,7 +1490,7 @@ class _TorchHooks:
                 upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
             g, i = r.fw["act"]
             o = p.outs[g]
-            near[st.name] = float(d[o.near][i]) / max(o.per_chan * o.chans, 1)
+            near[st.name] = float(d[o.near][o.near_at[i]]) / max(o.per_chan * o.chans, 1)
             layers.append(st)
         self._histograms(d, p.rows, p)
         inp = (0.0, 0.0, None)
