@@ -135,7 +135,7 @@ def test_a_named_scheme_is_quoted_with_its_sigma_w2_an_unnamed_init_with_the_mea
     st = res.layers[v.layer - 1]
     assert f"σ_w² = fan_in·std² = {_num(500 * st.weight_std ** 2)}, normal-like)" in v.message, v.message
     assert "use lecun_normal" in v.recommendation
-    he = Network([500, 500, 500], "relu", init="kaiming_normal", rng=0)
+    he = Network([500, 500, 500, 10], "relu", init="kaiming_normal", rng=0)
     res = initlab.probe(he, np.random.default_rng(0).standard_normal((1000, 500)).astype(np.float32), rng=1)
     assert {_describe(st) for st in res.layers[:2]} == {"relu with kaiming_normal weights (σ_w² = 2)"}
 
