@@ -243,7 +243,8 @@ def _in_place(st: LayerStats) -> tuple[float, str | None] | None:
     variance-scaling scheme whose Var(W) for the row's fans is nearest the measured one, within
     4 standard errors √(2/n) of a variance estimate from n = fan_in·width weights, named for the
     distribution families its kurtosis fits (:func:`initlab.diagnostics._weight_init.families`;
-    several joined with "/"), with that scheme's σ_w²; else "std s (normal-like)" (the family
+    several joined with "/", as are schemes of the same variance for these fans: lecun_normal and
+    kaiming_normal(mode=fan_out) where fan_out = 2·fan_in), with that scheme's σ_w²; else "std s (normal-like)" (the family
     when exactly one fits) with the measured σ_w²; the name is None when the std is not finite.
     """
     if not _is_weight_row(st):
@@ -274,12 +275,14 @@ def _in_place(st: LayerStats) -> tuple[float, str | None] | None:
                 a2 = 2.0 / (1.0 + act.param ** 2)
                 cands.append((a2, a2, "fan_in", float(act.param)))
             rs2 = _rec_spec(act.spec)[2]
-            cands.append((rs2, rs2, "fan_in", None))
+            if not any(md == "fan_in" and abs(sc / rs2 - 1.0) < 1e-9 for _, sc, md, _ in cands):
+                cands.append((rs2, rs2, "fan_in", None))
         except ValueError:
             pass
     best = min(cands, key=lambda c: abs(math.log(s2 / c[0])))
     if fams and abs(s2 / best[0] - 1.0) <= tol:
-        return best[0], "/".join(dict.fromkeys(_scheme_name(best[1], best[2], f, best[3]) for f in fams))
+        same = [c for c in cands if abs(c[0] / best[0] - 1.0) < 1e-9]  # one variance, several schemes
+        return best[0], "/".join(dict.fromkeys(_scheme_name(c[1], c[2], f, c[3]) for c in same for f in fams))
     shape = f" ({fams[0].replace('_', ' ')}-like)" if len(fams) == 1 else ""
     return s2, f"std {_num(std, 2)}{shape}"
 
