@@ -266,8 +266,9 @@ def _in_place(st: LayerStats) -> tuple[float, str | None] | None:
     cands: list[tuple[float, float, str, float | None]] = [(1.0, 1.0, "fan_in", None), (2.0, 2.0, "fan_in", None),
                                                             (1.0 / 3.0, 1.0 / 3.0, "fan_in", None)]
     if fan_out:
-        cands += [(2.0 * fan_in / fan_out, 2.0, "fan_out", None),
-                  (2.0 * fan_in / (fan_in + fan_out), 1.0, "fan_avg", None)]
+        if fan_out != fan_in:  # else kaiming's mode changes nothing
+            cands.append((2.0 * fan_in / fan_out, 2.0, "fan_out", None))
+        cands.append((2.0 * fan_in / (fan_in + fan_out), 1.0, "fan_avg", None))
     if st.activation:
         try:
             act = _activations.get(st.activation)
