@@ -16,8 +16,9 @@ shape of the distribution of its entries.
 
 The orthogonality test is exact up to floating point: every row norm and the Gram matrix of the
 first rows within ``rtol`` = max(10⁻⁴, 8·eps) of g², then M·(Mᵀ·V) = g²·V for 8 fixed Gaussian
-vectors V (a deterministic generator seeded with 0; no global state), so the cost stays
-O(out·in·kernel). A Gaussian matrix of c columns misses it by ~1/√c, far above the tolerance for
+vectors V (a deterministic generator seeded with 0; no global state), in the weight's precision
+(float32 at least), so the cost stays O(out·in·kernel) and a random weight is rejected after its
+first 16 rows. A Gaussian matrix of c columns misses it by ~1/√c, far above the tolerance for
 any realistic layer.
 
 **Distribution shape** (:func:`excess_kurtosis`, :func:`families`): the sample excess kurtosis
@@ -43,12 +44,16 @@ import math
 
 import numpy as np
 
-__all__ = ["structure", "excess_kurtosis", "families", "FAMILIES"]
+from initlab.diagnostics._stats import subsample
+
+__all__ = ["structure", "excess_kurtosis", "families", "FAMILIES", "KURTOSIS_SAMPLE"]
 
 _Z_SE = 4.0  # standard errors a measured kurtosis may stray from a family's
 _CHECK_ROWS = 16  # rows whose Gram matrix is computed in full before the probe-vector test
 _CHECK_VECTORS = 8
 _MIN_N = 100  # fewer entries: the shape of the distribution is not judged
+#: entries of a weight its kurtosis is measured on (a strided subsample beyond)
+KURTOSIS_SAMPLE = 65536
 
 
 def _family_moments(trunc: float | None) -> tuple[float, float]:
@@ -81,13 +86,14 @@ FAMILIES: dict[str, tuple[float, float]] = {
 
 
 def excess_kurtosis(weight: np.ndarray) -> float:
-    """m₄/m₂² − 3 of the entries of ``weight`` (central moments, float64); NaN when they are all
-    equal.
+    """m₄/m₂² − 3 of the entries of ``weight`` (central moments, float64), on a deterministic
+    strided subsample of at most :data:`KURTOSIS_SAMPLE` entries (enough to tell the families
+    apart: 4 standard errors are ±0.08 for a normal); NaN when they are all equal.
 
     >>> round(excess_kurtosis(np.array([-1.0, 1.0])), 6)
     -2.0
     """
-    w = np.asarray(weight, dtype=np.float64).reshape(-1)
+    w = subsample(np.asarray(weight), KURTOSIS_SAMPLE).astype(np.float64, copy=False)
     if w.size == 0:
         return math.nan
     d = w - w.mean()
@@ -101,13 +107,14 @@ def excess_kurtosis(weight: np.ndarray) -> float:
 
 def families(kurtosis: float | None, n: int) -> tuple[str, ...]:
     """The families of :data:`FAMILIES` whose kurtosis the measured ``kurtosis`` of ``n`` entries is
-    within 4 standard errors of; every family when it is unknown (None or NaN) or measured on fewer
+    (on min(n, KURTOSIS_SAMPLE) of them) is within 4 standard errors of; every family when it is unknown (None or NaN) or measured on fewer
     than 100 entries (where the sample kurtosis is too far from its asymptotic law to judge: a
     uniform sample of 16 falls outside 4 asymptotic standard errors 3% of the time).
 
     >>> families(0.05, 100_000), families(0.05, 20)
     (('normal',), ('normal', 'uniform', 'truncated_normal'))
     """
+    n = min(int(n), KURTOSIS_SAMPLE)
     if kurtosis is None or not math.isfinite(kurtosis) or n < _MIN_N:
         return tuple(FAMILIES)
     return tuple(f for f, (g, v) in FAMILIES.items() if abs(kurtosis - g) <= _Z_SE * math.sqrt(v / n))
@@ -115,29 +122,36 @@ def families(kurtosis: float | None, n: int) -> tuple[str, ...]:
 
 def _orthogonal_gain(m: np.ndarray, rtol: float) -> float | None:
     """g where M·Mᵀ = g²·I (M with no more rows than columns; else its transpose) within ``rtol``,
-    else None."""
+    else None. The Gram matrix of the first rows comes first: it rejects a random matrix after
+    reading 16 rows."""
     if m.shape[0] > m.shape[1]:
         m = m.T
-    rows = np.einsum("ij,ij->i", m, m)
-    g2 = float(rows.mean())
-    if not (g2 > 0 and math.isfinite(g2)) or float(np.max(np.abs(rows - g2))) > rtol * g2:
-        return None
-    head = m[:_CHECK_ROWS]
+    head = np.asarray(m[:_CHECK_ROWS], dtype=np.float64)
     gram = head @ head.T
+    g2 = float(np.trace(gram)) / gram.shape[0]
+    if not (g2 > 0 and math.isfinite(g2)):
+        return None
     gram[np.diag_indices_from(gram)] -= g2
     if float(np.max(np.abs(gram))) > rtol * g2:
         return None
     if m.shape[0] > _CHECK_ROWS:
-        v = np.random.default_rng(0).standard_normal((m.shape[0], _CHECK_VECTORS))
-        r = m @ (m.T @ v) - g2 * v
+        # the whole matrix in its own precision (float32 at least): no float64 copy of a big weight
+        work = np.float64 if m.dtype.itemsize > 4 or not np.issubdtype(m.dtype, np.floating) else np.float32
+        m = np.asarray(m, dtype=work)
+        rows = np.einsum("ij,ij->i", m, m)
+        if float(np.max(np.abs(rows - g2))) > rtol * g2:
+            return None
+        v = np.random.default_rng(0).standard_normal((m.shape[0], _CHECK_VECTORS)).astype(work)
+        r = m @ (m.T @ v) - work(g2) * v
         if float(np.max(np.linalg.norm(r, axis=0) / np.linalg.norm(v, axis=0))) > rtol * g2:
             return None
     return math.sqrt(g2)
 
 
 def _is_eye(m: np.ndarray, g: float, rtol: float) -> bool:
-    eye = np.eye(*m.shape)
-    return bool(np.all(np.abs(m - g * eye) <= rtol * g))
+    """Whether an orthogonal-up-to-g matrix ``m`` is g times the (partial) identity: its diagonal
+    is g (the rows, or columns, having norm g, every other entry is then 0)."""
+    return bool(np.all(np.abs(np.diagonal(m).astype(np.float64) - g) <= rtol * g))
 
 
 def structure(weight: np.ndarray) -> str | None:
@@ -152,28 +166,29 @@ def structure(weight: np.ndarray) -> str | None:
     if w.size == 0 or not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
         return None
     flat = w.reshape(-1)
-    if np.all(flat == flat[0]):
+    if flat[:64].min() == flat[:64].max() and np.all(flat == flat[0]):  # 64 first: cheap for a random weight
         v = float(flat[0])
         return "zeros" if v == 0 else f"constant(value={v:.3g})"
-    if w.ndim < 2 or not np.all(np.isfinite(flat)):
+    if w.ndim < 2:
         return None
     eps = float(np.finfo(w.dtype).eps) if np.issubdtype(w.dtype, np.floating) else 0.0
     rtol = max(1e-4, 8.0 * eps)
-    w64 = w.astype(np.float64, copy=False)
-    if w.ndim >= 3:
-        taps = w64.reshape(w.shape[0], w.shape[1], -1)
-        live = np.flatnonzero(np.any(taps != 0, axis=(0, 1)))
-        if live.size == 1 and taps.shape[2] > 1:  # one tap of several (a 1×1 kernel: orthogonal below)
-            at = np.unravel_index(int(live[0]), w.shape[2:])
-            if all(i in ((k - 1) // 2, k // 2) for i, k in zip(at, w.shape[2:])):
+    if w.ndim >= 3 and math.prod(w.shape[2:]) > 1:
+        taps = w.reshape(w.shape[0], w.shape[1], -1)
+        centres = {int(np.ravel_multi_index(c, w.shape[2:]))
+                   for c in ([(k - 1) // 2 for k in w.shape[2:]], [k // 2 for k in w.shape[2:]])}
+        off = next((j for j in range(taps.shape[2]) if j not in centres), None)
+        if off is None or not np.any(taps[:, :, off]):  # an off-centre tap all zero: look at them all
+            live = np.flatnonzero(np.any(taps != 0, axis=(0, 1)))
+            if live.size == 1 and int(live[0]) in centres:
                 centre = taps[:, :, int(live[0])]
                 g = _orthogonal_gain(centre, rtol)
                 if g is not None:
                     if _is_eye(centre, 1.0, rtol):
                         return "dirac"
                     return f"delta_orthogonal(gain={g:.3g})"
-    mat = w64.reshape(w.shape[0], -1)
-    if min(mat.shape) >= 2:
+    mat = w.reshape(w.shape[0], -1)
+    if min(mat.shape) >= 2 and np.all(np.isfinite(mat[:_CHECK_ROWS])):
         g = _orthogonal_gain(mat, rtol)
         if g is not None:
             if w.ndim == 2 and _is_eye(mat, g, rtol):
