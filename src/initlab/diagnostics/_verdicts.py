@@ -244,8 +244,9 @@ def _in_place(st: LayerStats) -> tuple[float, str | None] | None:
     4 standard errors √(2/n) of a variance estimate from n = fan_in·width weights, named for the
     distribution families its kurtosis fits (:func:`initlab.diagnostics._weight_init.families`;
     several joined with "/", as are schemes of the same variance for these fans: lecun_normal and
-    kaiming_normal(mode=fan_out) where fan_out = 2·fan_in), with that scheme's σ_w²; else "std s (normal-like)" (the family
-    when exactly one fits) with the measured σ_w²; the name is None when the std is not finite.
+    kaiming_normal(mode=fan_out) where fan_out = 2·fan_in), with that scheme's σ_w²; else
+    "std s (normal-like)" (the family when exactly one fits) with the measured σ_w²; the name is
+    None when the std is not finite.
     """
     if not _is_weight_row(st):
         return None
