@@ -186,12 +186,20 @@ def test_an_init_matching_no_scheme_gets_no_scheme_name() -> None:
     assert _in_place(_row("variance_scaling(scale=2.0, mode=fan_in, distribution=uniform)", (128, 256)))[1] == "kaiming_uniform"
 
 
-def test_few_weights_leave_the_distribution_open() -> None:
-    """4·3 weights: the kurtosis cannot tell normal from uniform: the name says both; the
-    tolerance on the std is wide (4·√(2/12) ≈ 1.6)."""
+def test_few_weights_or_no_kurtosis_leave_the_distribution_open() -> None:
+    """4·3 weights: the kurtosis cannot tell normal from uniform: the name gives the scale alone;
+    the tolerance on the std is wide (4·√(2/12) ≈ 1.6). The same without a measured kurtosis
+    (a watch's rows)."""
     st = _row("kaiming_normal", (4, 3), seed=1)
     assert families(st.weight_kurtosis, 12) == tuple(FAMILIES)
-    assert _in_place(st)[1] == "kaiming_normal/kaiming_uniform/he_truncated_normal"
+    assert _in_place(st)[1] == "kaiming scale"
+    assert _describe(st) == "relu with weights at kaiming scale (σ_w² = 2)"
+    st = _row("torch_default", (128, 256))
+    st.weight_kurtosis = None
+    assert _in_place(st)[1] == "torch's default scale"
+    st = _row("kaiming_normal(mode=fan_out)", (64, 32, 3, 3))
+    st.weight_kurtosis = None
+    assert _in_place(st)[1] == "lecun/kaiming (fan_out) scale"
 
 
 def test_kurtosis_tolerance_holds_for_each_family() -> None:

@@ -18,9 +18,9 @@ off-centre taps and an orthogonal centre, dirac); else σ_w² = fan_in·std(W)²
 the variance-scaling schemes for the row's fans (lecun σ_w² = 1, He 2 with fan_in and
 2·fan_in/fan_out with fan_out, He with the row's leaky slope, torch's default kaiming_uniform(a=√5)
 1/3, Xavier 2·fan_in/(fan_in + fan_out), the recommended one) within 4 standard errors √(2/n) of a
-variance estimate from n = fan_in·width weights, and named for the distributions its kurtosis fits
-(kaiming_normal, kaiming_uniform, he_truncated_normal; "/" between those that fit when the sample
-is too small to tell); an init that matches none is described by its measured std ("weight std
+variance estimate from n = fan_in·width weights, and named for the distribution its kurtosis fits
+(kaiming_normal, kaiming_uniform, he_truncated_normal; "kaiming scale" when the sample is too
+small to tell, or the kurtosis was not measured, as in a watch); an init that matches none is described by its measured std ("weight std
 0.1 … normal-like"), never given a scheme's name. The message quotes the matched scheme's σ_w²
 (2 for kaiming_normal, not the sample's 2.01) and a recommendation is never the init
 already in place: where it is, the verdict says so and points at the cause that is left (biases,
@@ -208,29 +208,32 @@ def _segments(layers: list[LayerStats]) -> list[int]:
 
 # (σ_w² multiplier of the mode's fan, mode) → names for (normal, uniform, truncated_normal); None: the
 # generic variance_scaling spec
-_SCHEME_NAMES: dict[tuple[float, str], tuple[str | None, str | None, str | None]] = {
-    (1.0, "fan_in"): ("lecun_normal", "lecun_uniform", "lecun_truncated_normal"),
-    (2.0, "fan_in"): ("kaiming_normal", "kaiming_uniform", "he_truncated_normal"),
-    (2.0, "fan_out"): ("kaiming_normal(mode=fan_out)", "kaiming_uniform(mode=fan_out)", None),
-    (1.0, "fan_avg"): ("xavier_normal", "xavier_uniform", "glorot_truncated_normal"),
-    (1.0 / 3.0, "fan_in"): (None, "torch's default kaiming_uniform(a=√5)", None),
+_SCHEME_NAMES: dict[tuple[float, str], tuple[str, str | None, str | None, str | None]] = {
+    (1.0, "fan_in"): ("lecun", "lecun_normal", "lecun_uniform", "lecun_truncated_normal"),
+    (2.0, "fan_in"): ("kaiming", "kaiming_normal", "kaiming_uniform", "he_truncated_normal"),
+    (2.0, "fan_out"): ("kaiming (fan_out)", "kaiming_normal(mode=fan_out)", "kaiming_uniform(mode=fan_out)", None),
+    (1.0, "fan_avg"): ("xavier", "xavier_normal", "xavier_uniform", "glorot_truncated_normal"),
+    (1.0 / 3.0, "fan_in"): ("torch's default", None, "torch's default kaiming_uniform(a=√5)", None),
 }
 _FAMILY_ORDER = ("normal", "uniform", "truncated_normal")
 
 
-def _scheme_name(scale: float, mode: str, family: str, leaky: float | None = None) -> str:
-    """The name of the variance-scaling init Var(W) = scale/fan(mode) with entries of ``family``.
+def _scheme_name(scale: float, mode: str, family: str | None, leaky: float | None = None) -> str:
+    """The name of the variance-scaling init Var(W) = scale/fan(mode) with entries of ``family``;
+    ``family=None`` (not known): the scheme's name without its distribution.
 
-    >>> _scheme_name(2.0, "fan_in", "uniform"), _scheme_name(0.5, "fan_in", "normal")
-    ('kaiming_uniform', 'variance_scaling(scale=0.5, mode=fan_in, distribution=normal)')
+    >>> _scheme_name(2.0, "fan_in", "uniform"), _scheme_name(0.5, "fan_in", "normal"), _scheme_name(2.0, "fan_out", None)
+    ('kaiming_uniform', 'variance_scaling(scale=0.5, mode=fan_in, distribution=normal)', 'kaiming (fan_out)')
     """
     if leaky is not None and family != "truncated_normal":
-        return f"kaiming_{family}(a={leaky:g}, nonlinearity=leaky_relu)"
+        return f"kaiming (a={leaky:g})" if family is None else f"kaiming_{family}(a={leaky:g}, nonlinearity=leaky_relu)"
     for (sc, md), names in _SCHEME_NAMES.items():
         if md == mode and abs(sc - scale) < 1e-9:
-            name = names[_FAMILY_ORDER.index(family)]
+            name = names[0] if family is None else names[1 + _FAMILY_ORDER.index(family)]
             if name is not None:
                 return name
+    if family is None:
+        return f"variance_scaling(scale={scale:.3g}, mode={mode})"
     return f"variance_scaling(scale={scale:.3g}, mode={mode}, distribution={family})"
 
 
@@ -242,9 +245,10 @@ def _in_place(st: LayerStats) -> tuple[float, str | None] | None:
     orthogonal, eye, delta-orthogonal, dirac) with the measured σ_w² = fan_in·std²; else the
     variance-scaling scheme whose Var(W) for the row's fans is nearest the measured one, within
     4 standard errors √(2/n) of a variance estimate from n = fan_in·width weights, named for the
-    distribution families its kurtosis fits (:func:`initlab.diagnostics._weight_init.families`;
-    several joined with "/", as are schemes of the same variance for these fans: lecun_normal and
-    kaiming_normal(mode=fan_out) where fan_out = 2·fan_in), with that scheme's σ_w²; else
+    distribution family its kurtosis fits (:func:`initlab.diagnostics._weight_init.families`;
+    "kaiming scale" when several fit or the kurtosis was not measured), with that scheme's σ_w²
+    (schemes of the same variance for these fans joined with "/": lecun_normal/
+    kaiming_normal(mode=fan_out) where fan_out = 2·fan_in); else
     "std s (normal-like)" (the family when exactly one fits) with the measured σ_w²; the name is
     None when the std is not finite.
     """
@@ -284,7 +288,10 @@ def _in_place(st: LayerStats) -> tuple[float, str | None] | None:
     best = min(cands, key=lambda c: abs(math.log(s2 / c[0])))
     if fams and abs(s2 / best[0] - 1.0) <= tol:
         same = [c for c in cands if abs(c[0] / best[0] - 1.0) < 1e-9]  # one variance, several schemes
-        return best[0], "/".join(dict.fromkeys(_scheme_name(c[1], c[2], f, c[3]) for c in same for f in fams))
+        if len(fams) == 1:
+            return best[0], "/".join(dict.fromkeys(_scheme_name(c[1], c[2], fams[0], c[3]) for c in same))
+        # the distribution is not told (too few weights, or not measured): the scale alone
+        return best[0], "/".join(dict.fromkeys(_scheme_name(c[1], c[2], None, c[3]) for c in same)) + " scale"
     shape = f" ({fams[0].replace('_', ' ')}-like)" if len(fams) == 1 else ""
     return s2, f"std {_num(std, 2)}{shape}"
 
@@ -306,6 +313,8 @@ def _describe(st: LayerStats) -> str:
         return f"{act} with weight std {std} (σ_w² = fan_in·Var(W) = {_num(s2)})"
     if name == "zeros":
         return f"{act} with all-zero weights (zeros, σ_w² = 0)"
+    if name.endswith(" scale"):  # a scheme's variance, its distribution not told
+        return f"{act} with weights at {name} (σ_w² = {_num(s2)})"
     if name.startswith("std "):  # no scheme: the measured std, and the distribution it looks like
         like = name.split(" (", 1)[1].rstrip(")") if " (" in name else None
         return f"{act} with weight std {std} (σ_w² = fan_in·std² = {_num(s2)}" + (f", {like})" if like else ")")
