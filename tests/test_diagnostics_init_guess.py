@@ -125,6 +125,15 @@ def test_structure_tests_the_whole_structure() -> None:
     assert structure(np.full((3, 3, 3), -1.0)) == "constant(value=-1)"
 
 
+def test_a_wide_half_precision_gaussian_is_not_orthogonal() -> None:
+    """16 × 100 000 Gaussian rows are orthogonal to ~1/√c = 0.003, below float16's 8·eps = 0.008:
+    the tolerance is capped at 0.25/√c; the same matrix made orthogonal is still recognised."""
+    w = ii.kaiming_normal((16, 100_000), rng=0)
+    assert structure(w.astype(np.float16)) is None
+    q = ii.orthogonal((16, 100_000), rng=0)
+    assert structure(q) == "orthogonal(gain=1)"
+
+
 @pytest.mark.parametrize("shape", [(64, 64), (256, 512), (32, 16, 3), (64, 32, 3, 3), (10, 1000)])
 def test_random_inits_are_never_taken_for_a_structure(shape: tuple[int, ...]) -> None:
     for seed in range(10):

@@ -15,7 +15,8 @@ shape of the distribution of its entries.
   row or one column is orthogonal up to scale whatever its entries, so it is never named so.
 
 The orthogonality test is exact up to floating point: every row norm and the Gram matrix of the
-first rows within ``rtol`` = max(10⁻⁴, 8·eps) of g², then M·(Mᵀ·V) = g²·V for 8 fixed Gaussian
+first rows within ``rtol`` = max(10⁻⁴, 8·eps) of g² (at most 0.25/√c for c columns, where a
+random matrix's rows are orthogonal to ~1/√c), then M·(Mᵀ·V) = g²·V for 8 fixed Gaussian
 vectors V (a deterministic generator seeded with 0; no global state), in the weight's precision
 (float32 at least), so the cost stays O(out·in·kernel) and a random weight is rejected after its
 first 16 rows. A Gaussian matrix of c columns misses it by ~1/√c, far above the tolerance for
@@ -127,6 +128,9 @@ def _orthogonal_gain(m: np.ndarray, rtol: float) -> float | None:
     reading 16 rows."""
     if m.shape[0] > m.shape[1]:
         m = m.T
+    # the rows of a random matrix of c columns are orthogonal to ~1/√c: the tolerance stays well
+    # below that (float16 weights with c ≥ 10⁴ would otherwise pass)
+    rtol = min(rtol, 0.25 / math.sqrt(m.shape[1]))
     head = np.asarray(m[:_CHECK_ROWS], dtype=np.float64)
     gram = head @ head.T
     g2 = float(np.trace(gram)) / gram.shape[0]
