@@ -62,8 +62,8 @@ def test_exact_structures_are_named_on_initlab_layers(dims: int, conv: str, dens
     rows = _weight_rows(res)
     assert [st.kind for st in rows] == [f"conv{dims}d"] * 2 + ["dense"] * 2
     names = [_in_place(st)[1] for st in rows]
-    # the first conv (1 → 32) has one input channel: orthogonal(gain) of a 32×9 matrix is still
-    # W·Wᵀ ∝ I (rows ≤ columns is false: 32 > 9, so WᵀW = g²·I) and recognised as such
+    # the first conv (1 → 32) flattens to 32 × 3 (conv1d) or 32 × 9 (conv2d): more rows than
+    # columns, so it is WᵀW = g²·I that is checked; its delta-orthogonal centre is a 32 × 1 column
     assert names == [want_conv, want_conv, want_dense, want_dense], names
     assert all(want_conv.split("(")[0] in _describe(st) for st in rows[:2])
 
