@@ -236,3 +236,15 @@ def test_cnn_study_probe_names_delta_orthogonal() -> None:
     rows = _weight_rows(res)
     assert [_in_place(st)[1] for st in rows] == ["delta_orthogonal(gain=1.41)"] * 2 + ["orthogonal(gain=1.41)"]
     assert all("normal(std" not in v.message for v in res.verdicts)
+
+
+def test_an_orthogonal_init_at_the_recommended_scale_is_kept_and_named() -> None:
+    """orthogonal(gain=√2) on square relu layers has σ_w² = 2, kaiming_normal's: the dead-unit
+    verdict keeps the weights, and says which init they have."""
+    net = Network([100, 200, 200, 200, 10], "relu", init=f"orthogonal(gain={R2!r})", rng=0)
+    net.layers[1].bias = np.where(np.arange(200) < 80, -50.0, 0.0).astype(np.float32)
+    res = initlab.probe(net, np.random.default_rng(0).standard_normal((500, 100)).astype(np.float32), rng=0)
+    v = next(v for v in res.verdicts if v.kind == "dead")
+    assert "the weights (orthogonal(gain=1.41)) already have σ_w² = 2, as kaiming_normal" in v.recommendation, \
+        v.recommendation
+    assert v.fix["layers.1"] == {"*bias*": "zeros"}

@@ -452,6 +452,8 @@ def _advice(kind: str, layers: list[LayerStats], i: int, main: str | None) -> st
                 "saturation": "set the biases to zero and check the input's scale"}.get(
             kind, "the change comes from elsewhere (biases, the input's scale, the architecture); "
                   "initlab.fix(model, x) (LSUV) sets each layer's scale from data")
+        if ip[1] is not None and ip[1] != name:  # another init at the recommended scale (orthogonal...)
+            return f"the weights ({ip[1]}) already have σ_w² = {_num(s2)}, as {name} ({why}); {left}"
         return f"the weights already have σ_w² = {_num(s2)} ({name}, {why}); {left}"
     rec = f"use {name} (σ_w² = {s2:.3g}, {why}){suffix}"
     if act is None:
