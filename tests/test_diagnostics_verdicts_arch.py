@@ -15,6 +15,7 @@ from initlab.cli import main
 from initlab.diagnostics import verdicts
 from initlab.diagnostics._measure import new_layer
 from initlab.diagnostics._result import ProbeResult
+from initlab.diagnostics._verdicts import _describe, _num
 from initlab.nn import Network
 
 torch = pytest.importorskip("torch")
@@ -107,7 +108,9 @@ def test_norm_weights_are_read_as_gains() -> None:
 
 
 def test_exploding_is_found_on_a_single_layer(capsys: pytest.CaptureFixture[str]) -> None:
-    for init, s2 in (("normal(std=1e30)", "2e61"), ("normal(std=100)", "1e6")):
+    """normal(std=s) is no named scheme: the message gives the measured std and σ_w² = fan_in·std²
+    of the row, and the distribution it looks like."""
+    for init in ("normal(std=1e30)", "normal(std=100)"):
         layers = "20,30" if "e30" in init else "100,100"
         with pytest.raises(SystemExit) as e:
             main(["probe", "--layers", layers, "--init", init, "--json"])
@@ -115,17 +118,26 @@ def test_exploding_is_found_on_a_single_layer(capsys: pytest.CaptureFixture[str]
         assert int(e.value.code or 0) == 0
         kinds = {v["kind"]: v for v in d["verdict_details"]}
         assert "exploding" in kinds, d["verdicts"]
-        assert f"σ_w² = fan_in·std² = {s2}, {init}" in kinds["exploding"]["message"], kinds["exploding"]["message"]
+        row = d["layers"][kinds["exploding"]["layer"] - 1]
+        std, s2 = row["weight_std"], row["fan_in"] * row["weight_std"] ** 2
+        assert f"weight std {_num(std)} (σ_w² = fan_in·std² = {_num(s2)}, normal-like)" in kinds["exploding"]["message"], \
+            kinds["exploding"]["message"]
+        assert "normal(std=" not in kinds["exploding"]["message"]
         assert kinds["exploding"]["fix"]["layers.0"]["*weight*"] == "lecun_normal"
 
 
-def test_sigma_w2_is_the_init_not_the_sample() -> None:
-    """normal(std=1) at fan_in 500 is σ_w² = 500 (the sample variance gives ~501)."""
+def test_a_named_scheme_is_quoted_with_its_sigma_w2_an_unnamed_init_with_the_measured_one() -> None:
+    """kaiming_normal is σ_w² = 2 (not the sample's 2.01); normal(std=1) at fan_in 500 is no
+    scheme: its measured σ_w² is quoted."""
     net = Network([500, 500, 500, 500], "tanh", init="normal(std=1)", rng=0)
     res = initlab.probe(net, np.random.default_rng(0).standard_normal((1000, 500)).astype(np.float32), rng=1)
     v = _kinds(res)["saturation"]
-    assert "σ_w² = fan_in·std² = 500, normal(std=1)" in v.message, v.message
+    st = res.layers[v.layer - 1]
+    assert f"σ_w² = fan_in·std² = {_num(500 * st.weight_std ** 2)}, normal-like)" in v.message, v.message
     assert "use lecun_normal" in v.recommendation
+    he = Network([500, 500, 500, 10], "relu", init="kaiming_normal", rng=0)
+    res = initlab.probe(he, np.random.default_rng(0).standard_normal((1000, 500)).astype(np.float32), rng=1)
+    assert {_describe(st) for st in res.layers[:2]} == {"relu with kaiming_normal weights (σ_w² = 2)"}
 
 
 def test_the_init_in_place_is_never_recommended() -> None:

@@ -16,6 +16,7 @@ from initlab._validation import check_choice
 from initlab.activations import Activation
 from initlab.init import compute_fans
 from initlab.diagnostics._result import LayerStats
+from initlab.diagnostics._weight_init import excess_kurtosis, structure
 from initlab.diagnostics._stats import HIST_SAMPLE, hist_edges, histogram, mean_pairwise_cosine, moments, subsample
 
 __all__ = ["LOSSES", "bounded_range", "new_layer", "preact_stats", "act_stats", "weight_stats", "forward_stats", "backward_stats", "finish_histograms", "loss_gradient"]
@@ -79,11 +80,17 @@ def act_stats(st: LayerStats, act: np.ndarray, activation: Activation | None, pr
 
 
 def weight_stats(st: LayerStats, weight: np.ndarray | None) -> None:
-    """Std and fan-in of the layer's weight."""
+    """Std, fans, exact structure and excess kurtosis of the layer's weight (torch layout)."""
     if weight is not None:
-        w = np.ascontiguousarray(weight).reshape(-1)
-        st.weight_std = moments(w).std
-        st.fan_in = int(compute_fans(tuple(weight.shape))[0]) if weight.ndim >= 2 else None
+        w = np.ascontiguousarray(weight)
+        st.weight_std = moments(w.reshape(-1)).std
+        if weight.ndim >= 2:
+            fan_in, fan_out = compute_fans(tuple(weight.shape))
+            st.fan_in, st.fan_out = int(fan_in), int(fan_out)
+        else:
+            st.fan_in = st.fan_out = None
+        st.weight_init = structure(w)
+        st.weight_kurtosis = excess_kurtosis(w)
 
 
 def forward_stats(

@@ -434,9 +434,11 @@ class _Capture:
             wn = to_numpy(w)
             weight_stats(row.st, wn)
             if fan_in is False:
-                row.st.fan_in = None
-            elif isinstance(fan_in, int) and not isinstance(fan_in, bool):
+                row.st.fan_in = row.st.fan_out = None
+            elif isinstance(fan_in, int) and not isinstance(fan_in, bool) and fan_in != row.st.fan_in:
+                # another layout (x @ W with W [in, out], a transposed conv): fan_out per input unit
                 row.st.fan_in = fan_in
+                row.st.fan_out = int(wn.size) // fan_in if wn.ndim == 2 and fan_in else None
             row.weight = (weight, wslice)
         self._hook(row, "preact", out)
         self._finish(row, out)
@@ -960,7 +962,8 @@ def finish_rows(rows: list[_Row], wg: dict[int, Any] | None, batch: int, hist_sa
                 first, last = r.grad_time
                 r.st.grad_time_ratio = first / last if last > 0 else (math.inf if first > 0 else math.nan)
         if r.kind in ("norm", "scale", "add"):  # gains and embeddings are not fan-in weights
-            r.st.weight_std, r.st.fan_in = None, None
+            r.st.weight_std, r.st.fan_in, r.st.fan_out = None, None, None
+            r.st.weight_init = r.st.weight_kurtosis = None
             r.st.grad_weight_std = r.st.grad_weight_std if r.weight is not None else None
 
 

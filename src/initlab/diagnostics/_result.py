@@ -78,6 +78,13 @@ class LayerStats:
     RMS of ∂ℓ/∂h_t at the first time step over that at the last (≪ 1: the gradient through time
     vanishes, ≫ 1: explodes).
 
+    Weight rows: ``weight_std``, ``fan_in`` and ``fan_out`` (:func:`initlab.init.compute_fans`),
+    ``weight_init`` the init recognised exactly from the weight's structure (``zeros``,
+    ``constant(value=c)``, ``orthogonal(gain=g)``, ``eye(gain=g)``, ``delta_orthogonal(gain=g)``,
+    ``dirac``; None where there is none: :mod:`initlab.diagnostics._weight_init`) and
+    ``weight_kurtosis`` the excess kurtosis of its entries (0 normal, −1.2 uniform), from which the
+    verdicts name a random init.
+
     Theory (plain stacks with ``theory=True``): ``theory_std`` (predicted activation std),
     ``theory_preact_std`` and ``theory_grad_std`` (predicted pre-activation gradient std, scaled
     to the measured one at the last layer) from :func:`initlab.nn.predict_stack`.
@@ -104,6 +111,9 @@ class LayerStats:
     cosine: float | None = None
     weight_std: float | None = None
     fan_in: int | None = None
+    fan_out: int | None = None
+    weight_init: str | None = None
+    weight_kurtosis: float | None = None
     input_seen: bool = True
     grad_std: float | None = None
     grad_rms: float | None = None

@@ -11,12 +11,18 @@ probe did not see (``input_seen`` False), a row of a kind that changes what a te
 from convolution rows to dense rows (a flatten or a pooling the hooks may not see) start a new
 **segment**: rows are compared only with rows of the same segment.
 
-**What is in place.** For a weight row, σ_w² = fan_in·std(W)² is matched against the named inits
-(lecun σ_w² = 1, He 2, He with the row's leaky slope, torch's default kaiming_uniform(a=√5) 1/3,
-Xavier 2·fan_in/(fan_in + fan_out) for dense rows, the recommended one) and against
-``normal(std=s)`` with a one-significant-digit s, within 4 standard errors of a variance estimate
-from n = fan_in·width weights (√(2/n), at least 1%). The message quotes the matched init's σ_w²
-(500 for normal(std=1) at fan_in 500, not the sample's 501) and a recommendation is never the init
+**What is in place.** A weight row's init is named from what the probe measured on the tensor
+(:mod:`initlab.diagnostics._weight_init`): an exact structure where it has one (zeros,
+constant(value=c), orthogonal(gain=g) with W·Wᵀ = g²·I, eye, delta_orthogonal(gain=g) with zero
+off-centre taps and an orthogonal centre, dirac); else σ_w² = fan_in·std(W)² is matched against
+the variance-scaling schemes for the row's fans (lecun σ_w² = 1, He 2 with fan_in and
+2·fan_in/fan_out with fan_out, He with the row's leaky slope, torch's default kaiming_uniform(a=√5)
+1/3, Xavier 2·fan_in/(fan_in + fan_out), the recommended one) within 4 standard errors √(2/n) of a
+variance estimate from n = fan_in·width weights, and named for the distribution its kurtosis fits
+(kaiming_normal, kaiming_uniform, he_truncated_normal; "kaiming scale" when the sample is too
+small to tell, or the kurtosis was not measured, as in a watch); an init that matches none is described by its measured std ("weight std
+0.1 … normal-like"), never given a scheme's name. The message quotes the matched scheme's σ_w²
+(2 for kaiming_normal, not the sample's 2.01) and a recommendation is never the init
 already in place: where it is, the verdict says so and points at the cause that is left (biases,
 the input, the architecture).
 
@@ -81,6 +87,7 @@ from typing import Any
 import numpy as np
 
 from initlab import activations as _activations
+from initlab.diagnostics import _weight_init
 from initlab.diagnostics._result import LayerStats, ProbeResult, Verdict
 
 __all__ = ["verdicts", "recommend", "VANISH", "STEP", "SATURATED", "DEAD", "COLLAPSED", "GRAD_RATIO", "GROWTH",
@@ -199,40 +206,94 @@ def _segments(layers: list[LayerStats]) -> list[int]:
     return out
 
 
+# (σ_w² multiplier of the mode's fan, mode) → names for (normal, uniform, truncated_normal); None: the
+# generic variance_scaling spec
+_SCHEME_NAMES: dict[tuple[float, str], tuple[str, str | None, str | None, str | None]] = {
+    (1.0, "fan_in"): ("lecun", "lecun_normal", "lecun_uniform", "lecun_truncated_normal"),
+    (2.0, "fan_in"): ("kaiming", "kaiming_normal", "kaiming_uniform", "he_truncated_normal"),
+    (2.0, "fan_out"): ("kaiming (fan_out)", "kaiming_normal(mode=fan_out)", "kaiming_uniform(mode=fan_out)", None),
+    (1.0, "fan_avg"): ("xavier", "xavier_normal", "xavier_uniform", "glorot_truncated_normal"),
+    (1.0 / 3.0, "fan_in"): ("torch's default", None, "torch's default kaiming_uniform(a=√5)", None),
+}
+_FAMILY_ORDER = ("normal", "uniform", "truncated_normal")
+
+
+def _scheme_name(scale: float, mode: str, family: str | None, leaky: float | None = None) -> str:
+    """The name of the variance-scaling init Var(W) = scale/fan(mode) with entries of ``family``;
+    ``family=None`` (not known): the scheme's name without its distribution.
+
+    >>> _scheme_name(2.0, "fan_in", "uniform"), _scheme_name(0.5, "fan_in", "normal"), _scheme_name(2.0, "fan_out", None)
+    ('kaiming_uniform', 'variance_scaling(scale=0.5, mode=fan_in, distribution=normal)', 'kaiming (fan_out)')
+    """
+    if leaky is not None and family != "truncated_normal":
+        return f"kaiming (a={leaky:g})" if family is None else f"kaiming_{family}(a={leaky:g}, nonlinearity=leaky_relu)"
+    for (sc, md), names in _SCHEME_NAMES.items():
+        if md == mode and abs(sc - scale) < 1e-9:
+            name = names[0] if family is None else names[1 + _FAMILY_ORDER.index(family)]
+            if name is not None:
+                return name
+    if family is None:
+        return f"variance_scaling(scale={scale:.3g}, mode={mode})"
+    return f"variance_scaling(scale={scale:.3g}, mode={mode}, distribution={family})"
+
+
 def _in_place(st: LayerStats) -> tuple[float, str | None] | None:
-    """(σ_w², name) of the init a weight row has: a named init within the sampling tolerance, else
-    (fan_in·std², None); None for rows without a weight matrix (norm rows included)."""
+    """(σ_w², name) of the init a weight row has; None for rows without a weight matrix (norm rows
+    included).
+
+    The name is the exact structure the probe recognised (``st.weight_init``: zeros, constant,
+    orthogonal, eye, delta-orthogonal, dirac) with the measured σ_w² = fan_in·std²; else the
+    variance-scaling scheme whose Var(W) for the row's fans is nearest the measured one, within
+    4 standard errors √(2/n) of a variance estimate from n = fan_in·width weights, named for the
+    distribution family its kurtosis fits (:func:`initlab.diagnostics._weight_init.families`;
+    "kaiming scale" when several fit or the kurtosis was not measured), with that scheme's σ_w²
+    (schemes of the same variance for these fans joined with "/": lecun_normal/
+    kaiming_normal(mode=fan_out) where fan_out = 2·fan_in); else
+    "std s (normal-like)" (the family when exactly one fits) with the measured σ_w²; the name is
+    None when the std is not finite.
+    """
     if not _is_weight_row(st):
         return None
     fan_in = int(st.fan_in or 0)
     std = float(st.weight_std or 0.0)
     s2 = fan_in * std * std
+    if st.weight_init:
+        return s2, st.weight_init
     if std == 0.0:
-        return 0.0, "zeros"
+        return 0.0, "constant"
     if not math.isfinite(s2):
         return s2, None
     n = fan_in * max(int(st.width or 1), 1)
-    tol = max(4.0 * math.sqrt(2.0 / n), 0.01)
-    named: list[tuple[float, str]] = [(1.0, "lecun_normal"), (2.0, "kaiming_normal"),
-                                      (1.0 / 3.0, "torch's default kaiming_uniform(a=√5)")]
+    fams = [f for f in _FAMILY_ORDER if f in _weight_init.families(st.weight_kurtosis, n)]
+    tol = 4.0 * math.sqrt(2.0 / n)
+    fan_out = st.fan_out or (st.width if _kind(st) in ("linear", "dense") else None)
+    # (σ_w² = fan_in·Var(W), scale, mode, leaky slope)
+    cands: list[tuple[float, float, str, float | None]] = [(1.0, 1.0, "fan_in", None), (2.0, 2.0, "fan_in", None),
+                                                            (1.0 / 3.0, 1.0 / 3.0, "fan_in", None)]
+    if fan_out:
+        if fan_out != fan_in:  # else kaiming's mode changes nothing
+            cands.append((2.0 * fan_in / fan_out, 2.0, "fan_out", None))
+        cands.append((2.0 * fan_in / (fan_in + fan_out), 1.0, "fan_avg", None))
     if st.activation:
         try:
             act = _activations.get(st.activation)
             if act.name == "leaky_relu" and act.param:
-                named.append((2.0 / (1.0 + act.param ** 2), f"kaiming_normal(a={act.param:g}, nonlinearity=leaky_relu)"))
-            _, name, rs2, _ = _rec_spec(act.spec)
-            named.append((rs2, name))
+                a2 = 2.0 / (1.0 + act.param ** 2)
+                cands.append((a2, a2, "fan_in", float(act.param)))
+            rs2 = _rec_spec(act.spec)[2]
+            if not any(md == "fan_in" and abs(sc / rs2 - 1.0) < 1e-9 for _, sc, md, _ in cands):
+                cands.append((rs2, rs2, "fan_in", None))
         except ValueError:
             pass
-    if _kind(st) in ("linear", "dense") and st.width:
-        named.append((2.0 * fan_in / (fan_in + st.width), "xavier"))
-    best = min(named, key=lambda c: abs(math.log(s2 / c[0])))
-    if abs(s2 / best[0] - 1.0) <= tol:
-        return best[0], best[1]
-    s1 = float(f"{std:.1g}")
-    if s1 > 0 and abs((std / s1) ** 2 - 1.0) <= tol:
-        return fan_in * s1 * s1, f"normal(std={_num(s1)})"
-    return s2, None
+    best = min(cands, key=lambda c: abs(math.log(s2 / c[0])))
+    if fams and abs(s2 / best[0] - 1.0) <= tol:
+        same = [c for c in cands if abs(c[0] / best[0] - 1.0) < 1e-9]  # one variance, several schemes
+        if len(fams) == 1:
+            return best[0], "/".join(dict.fromkeys(_scheme_name(c[1], c[2], fams[0], c[3]) for c in same))
+        # the distribution is not told (too few weights, or not measured): the scale alone
+        return best[0], "/".join(dict.fromkeys(_scheme_name(c[1], c[2], None, c[3]) for c in same)) + " scale"
+    shape = f" ({fams[0].replace('_', ' ')}-like)" if len(fams) == 1 else ""
+    return s2, f"std {_num(std, 2)}{shape}"
 
 
 def _same_init(a: float, b: float) -> bool:
@@ -247,10 +308,16 @@ def _describe(st: LayerStats) -> str:
     if ip is None:
         return act
     s2, name = ip
+    std = _num(float(st.weight_std or 0.0))
     if name is None:
-        return f"{act} with weight std {_num(float(st.weight_std or 0.0))} (σ_w² = fan_in·Var(W) = {_num(s2)})"
-    if name.startswith("normal(") or name == "zeros":
-        return f"{act} with weight std {_num(float(st.weight_std or 0.0))} (σ_w² = fan_in·std² = {_num(s2)}, {name})"
+        return f"{act} with weight std {std} (σ_w² = fan_in·Var(W) = {_num(s2)})"
+    if name == "zeros":
+        return f"{act} with all-zero weights (zeros, σ_w² = 0)"
+    if name.endswith(" scale"):  # a scheme's variance, its distribution not told
+        return f"{act} with weights at {name} (σ_w² = {_num(s2)})"
+    if name.startswith("std "):  # no scheme: the measured std, and the distribution it looks like
+        like = name.split(" (", 1)[1].rstrip(")") if " (" in name else None
+        return f"{act} with weight std {std} (σ_w² = fan_in·std² = {_num(s2)}" + (f", {like})" if like else ")")
     return f"{act} with {name} weights (σ_w² = {_num(s2)})"
 
 
@@ -385,6 +452,8 @@ def _advice(kind: str, layers: list[LayerStats], i: int, main: str | None) -> st
                 "saturation": "set the biases to zero and check the input's scale"}.get(
             kind, "the change comes from elsewhere (biases, the input's scale, the architecture); "
                   "initlab.fix(model, x) (LSUV) sets each layer's scale from data")
+        if ip[1] is not None and ip[1] != name:  # another init at the recommended scale (orthogonal...)
+            return f"the weights ({ip[1]}) already have σ_w² = {_num(s2)}, as {name} ({why}); {left}"
         return f"the weights already have σ_w² = {_num(s2)} ({name}, {why}); {left}"
     rec = f"use {name} (σ_w² = {s2:.3g}, {why}){suffix}"
     if act is None:

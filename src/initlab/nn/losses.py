@@ -152,16 +152,44 @@ class CrossEntropy(Loss):
         return arr
 
     def value_and_grad(self, t: Array, y: Array, grad: Array | None = None, scale: float = 1.0) -> tuple[float, Array]:
-        n = t.shape[0]
-        rows = np.arange(n)
-        g = np.subtract(t, t.max(axis=1, keepdims=True), out=grad)
-        picked = g[rows, y].astype(np.float64)
-        np.exp(g, out=g)
-        s = g.sum(axis=1, keepdims=True)
-        loss = float(np.sum(np.log(s, dtype=np.float64)) - picked.sum()) / n if n else float("nan")
-        g /= s
-        g[rows, y] -= 1
-        g *= g.dtype.type(scale / n) if n else 0
+        """Fused log-softmax cross-entropy with one max subtraction per row.
+
+        With m_i = max_j z_ij and s_i = Σ_j e^{z_ij − m_i}: L = (1/n) Σ_i (log s_i + m_i − z_{i,y_i})
+        and scale·∂L/∂z_ij = (scale/n)·(e^{z_ij − m_i}/s_i − [j = y_i]). The rows are worked on
+        transposed (a [k, n] copy), so that the max and the sum over the k classes are reductions
+        over the outer axis, which NumPy does as k − 1 vectorised operations on rows of n, where a
+        reduction over k contiguous entries per row pays its per-row cost n times (10 classes: 10 µs
+        for the max of a [100, 10] array against 1.5 µs). The labels' entries are read and written
+        through one flat index i·k + y_i. The loss is accumulated in float64.
+
+        Non-finite logits give a non-finite loss (+inf or NaN, never a silent finite value), which
+        training reports as diverged: an entry −inf (masked) contributes 0 to s_i, and when it is
+        the label's the loss is +inf, as ``torch.nn.functional.cross_entropy``.
+        """
+        n, k = t.shape
+        g = np.empty((n, k), dtype=t.dtype) if grad is None else grad
+        if n == 0:
+            return float("nan"), g
+        e = t.T.copy()  # [k, n], C-contiguous: reductions over the classes run along rows of n
+        m = e.max(axis=0)
+        e -= m
+        np.exp(e, out=e)
+        s = e.sum(axis=0)
+        idx = np.arange(0, n * k, k)
+        idx += y
+        # log s_i + m_i − z_{i,y_i}: m − z_y in the logits' dtype, log s in float64
+        terms = np.log(s, dtype=np.float64)
+        np.subtract(m, t.reshape(-1).take(idx), out=m)
+        terms += m
+        loss = float(terms.sum()) / n
+        c = scale / n
+        np.divide(s.dtype.type(c), s, out=s)
+        np.multiply(e.T, s[:, None], out=g)
+        if g.flags.c_contiguous:
+            gf = g.reshape(-1)
+            gf[idx] -= g.dtype.type(c)
+        else:
+            g[np.arange(n), y] -= g.dtype.type(c)
         return loss, g
 
     def accuracy(self, t: Array, y: Array) -> float:
