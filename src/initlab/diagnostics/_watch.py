@@ -913,7 +913,8 @@ class _TorchHooks:
         self.in_forward += 1
         if self.in_forward > 1 or not mod.training:
             return
-        self.finish()
+        if self.pending is not None:
+            self.finish()
         self.step += 1
         if self.step % self.watch.every:
             return
