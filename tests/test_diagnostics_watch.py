@@ -688,3 +688,24 @@ def test_recorded_tensors_are_copies_and_groups_grow_with_the_step():
     for st in fresh.steps[0].layers:
         for key in ("mean", "std", "min", "max", "cosine", "grad_std"):
             assert getattr(rows[1][st.name], key) == pytest.approx(getattr(st, key), rel=1e-6), (st.name, key)
+
+
+def test_device_paths_equal_the_cpu_paths():
+    """The paths taken off the CPU (no GPU here): counting by scatter-add equals bincount, and
+    ‖ΔW‖ formed in new tensors (_update_norms) equals ‖ΔW‖ formed in the snapshot buffers."""
+    from initlab.diagnostics._watch import _count, _Deferred, _update_norms, _update_norms_in_place
+
+    idx = torch.from_numpy(np.random.default_rng(0).integers(0, 50, 3000))
+    assert _count(idx, 53, scatter=True).tolist() == _count(idx, 53, scatter=False).tolist()
+    g = torch.Generator().manual_seed(0)
+    ws = [torch.randn(30, 20, generator=g), torch.randn(7, generator=g, dtype=torch.float64)]
+    before = [w + 1e-3 * torch.randn(w.shape, generator=g, dtype=w.dtype) for w in ws]
+    snaps = {i: (w, b.clone()) for i, (w, b) in enumerate(zip(ws, before))}
+    d = _Deferred()
+    refs = _update_norms(d, snaps)
+    d.resolve()
+    in_place = _update_norms_in_place(snaps)
+    for i, (w, b) in enumerate(zip(ws, before)):
+        want = float(torch.linalg.vector_norm((w - b).double()))
+        assert float(d[refs[i]][0]) == pytest.approx(want, rel=1e-5)
+        assert in_place[i] == pytest.approx(want, rel=1e-5)

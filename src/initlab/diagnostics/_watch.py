@@ -648,12 +648,18 @@ def _bin_values(v: Any, lo: Any, k: Any, scale: Any, offsets: Any, rows: int, nb
     if scale is not None:
         pos.mul_(scale)
     idx = pos.sub_(lo).mul_(k).add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long().add_(offsets)
-    total = rows * (nb + 1)
-    if idx.device.type == "cpu":
-        counts = torch.bincount(idx, minlength=total)
-    else:  # bincount sizes its output from the data on CUDA (a synchronisation); scatter does not
-        counts = torch.zeros(total, dtype=torch.int64, device=idx.device).scatter_add_(0, idx, torch.ones_like(idx))
-    return counts.reshape(rows, nb + 1)[:, :nb]
+    return _count(idx, rows * (nb + 1), scatter=idx.device.type != "cpu").reshape(rows, nb + 1)[:, :nb]
+
+
+def _count(idx: Any, total: int, *, scatter: bool) -> Any:
+    """How many times each of 0 … total − 1 occurs in ``idx``: one bincount on the CPU; on other
+    devices a scatter-add into ``total`` zeros (bincount sizes its output from the data there,
+    a synchronisation)."""
+    import torch
+
+    if not scatter:
+        return torch.bincount(idx, minlength=total)
+    return torch.zeros(total, dtype=torch.int64, device=idx.device).scatter_add_(0, idx, torch.ones_like(idx))
 
 
 def _sample_step(n: int, chans: int, k: int | None) -> int:
