@@ -251,10 +251,16 @@ KINDS: dict[str, Callable[[FigureSpec], Any]] = {
 
 
 def min_font_pt(fig: Any) -> float:
-    """The smallest font size (points) of any visible, non-empty text in ``fig``."""
+    """The smallest font size (points) of any visible, non-empty text in ``fig`` (drawn first, so
+    the tick labels exist)."""
+    fig.canvas.draw()
+    return _smallest_font(fig)
+
+
+def _smallest_font(fig: Any) -> float:
+    """:func:`min_font_pt` of a figure that has just been drawn (no second draw)."""
     from matplotlib.text import Text
 
-    fig.canvas.draw()
     sizes = [float(t.get_fontsize()) for t in fig.findobj(Text)
              if t.get_visible() and t.get_text().strip() and (t.axes is None or t.axes.get_visible())]
     return min(sizes) if sizes else float("inf")
@@ -265,6 +271,10 @@ def render(fig_spec: FigureSpec, path: str | Path) -> Path:
 
     The smallest font drawn and the width go into the PNG's text chunks. Raises ValueError for an
     unknown ``kind``, and for a figure whose smallest font is below :data:`MIN_PT`.
+
+    The figure is drawn once, at :data:`DPI`: the fonts are read off that drawing and its pixels are
+    written as the PNG (what ``savefig`` writes, without the two further passes it and a separate
+    font check would make; the layout was fixed by ``tight_layout`` beforehand).
     """
     if fig_spec.kind not in KINDS:
         raise ValueError(f"The figure kind must be one of {', '.join(map(repr, KINDS))}; got {fig_spec.kind!r}.")
@@ -272,13 +282,18 @@ def render(fig_spec: FigureSpec, path: str | Path) -> Path:
     fig = KINDS[fig_spec.kind](fig_spec)
     try:
         width = float(fig.get_size_inches()[0])
-        small = min_font_pt(fig)
+        fig.set_layout_engine("none")  # laid out already: no layout pass while drawing
+        fig.set_dpi(DPI)
+        fig.canvas.draw()
+        small = _smallest_font(fig)
         if small < MIN_PT - 1e-9 or abs(width - WIDTH_IN) > 1e-6:
             raise ValueError(f"figure {fig_spec.name!r} would be illegible: smallest font {small} pt (minimum {MIN_PT}), "
                              f"width {width} in (must be {WIDTH_IN})")
+        from matplotlib.image import imsave
+
         path = Path(path)
-        fig.savefig(path, dpi=DPI, format="png",
-                    metadata={"initlab:min_font_pt": f"{small:g}", "initlab:width_in": f"{width:g}"})
+        imsave(path, fig.canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI,
+               metadata={"initlab:min_font_pt": f"{small:g}", "initlab:width_in": f"{width:g}"})
     finally:
         plt.close(fig)
     return path
