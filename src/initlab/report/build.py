@@ -404,7 +404,7 @@ _PRELOAD_STUDIES = ("initlab.report.plots", "sklearn.datasets", "mnist1d.data")
 
 
 def _preload(jobs: int, modules: Sequence[str] = _PRELOAD + _PRELOAD_STUDIES) -> None:
-    """Import ``modules`` (and, with :mod:`initlab.report.plots`, matplotlib's Agg pyplot) in this
+    """Import ``modules`` (with :mod:`initlab.report.plots`, also matplotlib's Agg pyplot, warmed up) in this
     process when the workers will be forked from it, so that no task pays for these imports; nothing
     where they are spawned (a spawned worker imports afresh anyway) or run in this process. A module
     that cannot be imported is left to the task that needs it (its error is then shown there)."""
@@ -419,7 +419,7 @@ def _preload(jobs: int, modules: Sequence[str] = _PRELOAD + _PRELOAD_STUDIES) ->
         with contextlib.suppress(Exception):
             from initlab.report import plots
 
-            plots._pyplot()
+            plots._warm()  # the fonts opened and the mathtext parser built once, not in every task
 
 
 def _pool_job(kind: str, *args: Any) -> Any:

@@ -64,6 +64,24 @@ def _pyplot() -> Any:
     return pyplot()
 
 
+def _warm() -> None:
+    """Draw a small figure with every kind of text the report's figures use (titles, tick labels,
+    a log axis's mathtext labels, a boxed note), so that matplotlib's one-time set-up (the font
+    files opened, the mathtext parser built) is done; the report calls it in the main process before
+    forking its workers, so each worker starts with it done."""
+    spec = FigureSpec("warm", "", "curves", {"panels": [
+        {"title": "t", "xlabel": "x", "ylabel": "y", "logy": True,
+         "series": [{"label": "a", "x": [1, 2], "y": [1e-3, 1.0]}, {"label": "b", "x": [1, 2], "y": [1.0, 2.0],
+                                                                   "style": "dashed"}]}]})
+    fig = _curves(spec)
+    try:
+        fig.axes[0].text(0.5, 0.5, "n", fontsize=MIN_PT, bbox={"boxstyle": "round,pad=0.15", "fc": "white"})
+        fig.set_dpi(DPI)
+        fig.canvas.draw()
+    finally:
+        _pyplot().close(fig)
+
+
 def _style(ax: Any) -> None:
     ax.tick_params(labelsize=MIN_PT + 0.5)
     ax.grid(alpha=0.3)
