@@ -365,13 +365,14 @@ def _study_job(name: str, quick: bool, seed: int, mnist: str | None, folder: str
     return result, files, errors
 
 
-#: seconds each task took in a quick / a full run (CPU seconds of its worker, 2 workers; a task includes
-#: drawing its figures; "explore-<activation>" is one activation of the explorer). Only the order matters:
-#: the pool starts the longest first, so the two workers end together.
+#: seconds each task takes in a quick / a full run (quick: CPU seconds of its worker, measured with the
+#: 2 workers at a load average of 4-7; full: wall seconds at load 2.5-3; a task includes drawing its
+#: figures; "explore-<activation>" is one activation of the explorer, "explore" any of them). Only the
+#: order matters: the pool starts the longest first, so the two workers end together.
 _COST = {
-    True: {"cnn": 7.0, "seed000": 5.5, "seed002": 5.0, "seed001": 3.0, "watch": 1.9, "explore-gelu": 1.6,
-           "seed003": 1.4, "trainability": 1.2, "explore-tanh": 1.0, "explore-selu": 0.95, "explore-sigmoid": 0.8,
-           "explore-relu": 0.5, "explore-leaky_relu(0.3)": 0.5},
+    True: {"cnn": 6.5, "seed000": 6.0, "seed002": 4.8, "seed001": 2.9, "watch": 2.1, "explore-gelu": 1.7,
+           "seed003": 1.65, "explore-selu": 1.5, "explore-tanh": 1.45, "trainability": 1.35, "explore-sigmoid": 1.2,
+           "explore-relu": 0.75, "explore-leaky_relu(0.3)": 0.7},
     False: {"cnn": 57.0, "seed002": 35.0, "seed000": 19.0, "trainability": 12.0, "seed001": 11.0, "explore": 10.5,
             "watch": 4.7, "seed003": 2.5},
 }
