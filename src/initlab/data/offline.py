@@ -52,7 +52,9 @@ def mnist1d(
     ``np.random.seed`` and ``random.seed``). initlab therefore saves both global states, runs the
     generator with a seed derived from ``rng`` (or ``seed`` directly: ``seed=42`` is the
     package's published dataset), and restores both states afterwards, so no global state leaks
-    out. Nothing is written to disk.
+    out. Nothing is written to disk. Where the installed package is the version it was checked
+    against, the same dataset (bit for bit) is computed for all signals at once
+    (:mod:`initlab.data._mnist1d_fast`: 0.1 s instead of 1.5-1.9 s for 5000 signals).
 
     >>> X, y, Xt, yt = mnist1d(num_samples=200, rng=0)
     >>> X.shape, Xt.shape, X.dtype
@@ -66,6 +68,8 @@ def mnist1d(
         seed = check_int("seed", seed, low=0)
     from mnist1d.data import get_dataset_args, make_dataset
 
+    from initlab.data import _mnist1d_fast
+
     cfg = get_dataset_args()
     for key, value in args.items():
         if not hasattr(cfg, key) or key == "url":
@@ -76,7 +80,7 @@ def mnist1d(
     np_state = np.random.get_state()
     py_state = random.getstate()
     try:
-        data = make_dataset(cfg)
+        data = _mnist1d_fast.make_dataset(cfg) if _mnist1d_fast.usable() else make_dataset(cfg)
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)

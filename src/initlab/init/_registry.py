@@ -7,6 +7,7 @@ theoretical moments, its aliases, distribution, variance formula and paper.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -255,8 +256,15 @@ class Initializer:
         return hash((self.name, tuple(sorted((k, repr(v)) for k, v in self.params.items()))))
 
 
+@functools.lru_cache(maxsize=None)
+def _param_names(check: Callable[..., Any]) -> tuple[str, ...]:
+    """The parameter names of a scheme's ``check`` (inspect.signature once per scheme, not per
+    :func:`get`: the report's explorer builds thousands of initializers)."""
+    return tuple(inspect.signature(check).parameters)
+
+
 def _checked(info: SchemeInfo, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    allowed = list(inspect.signature(info.check).parameters)
+    allowed = list(_param_names(info.check))
     for k in kwargs:
         if k not in allowed:
             raise ValueError(

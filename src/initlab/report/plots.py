@@ -64,6 +64,24 @@ def _pyplot() -> Any:
     return pyplot()
 
 
+def _warm() -> None:
+    """Draw a small figure with every kind of text the report's figures use (titles, tick labels,
+    a log axis's mathtext labels, a boxed note), so that matplotlib's one-time set-up (the font
+    files opened, the mathtext parser built) is done; the report calls it in the main process before
+    forking its workers, so each worker starts with it done."""
+    spec = FigureSpec("warm", "", "curves", {"panels": [
+        {"title": "t", "xlabel": "x", "ylabel": "y", "logy": True,
+         "series": [{"label": "a", "x": [1, 2], "y": [1e-3, 1.0]}, {"label": "b", "x": [1, 2], "y": [1.0, 2.0],
+                                                                   "style": "dashed"}]}]})
+    fig = _curves(spec)
+    try:
+        fig.axes[0].text(0.5, 0.5, "n", fontsize=MIN_PT, bbox={"boxstyle": "round,pad=0.15", "fc": "white"})
+        fig.set_dpi(DPI)
+        fig.canvas.draw()
+    finally:
+        _pyplot().close(fig)
+
+
 def _style(ax: Any) -> None:
     ax.tick_params(labelsize=MIN_PT + 0.5)
     ax.grid(alpha=0.3)
@@ -73,7 +91,9 @@ def _grid(n: int, ncols: int, panel_h: float, extra: float = 0.6) -> tuple[Any, 
     plt = _pyplot()
     ncols = max(1, min(n, ncols))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH_IN, panel_h * nrows + extra), squeeze=False)
+    # at the PNG's resolution from the start: the layout pass (tight_layout) and the drawing then
+    # share one renderer and its cache of text metrics
+    fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH_IN, panel_h * nrows + extra), squeeze=False, dpi=DPI)
     for k in range(n, nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     return fig, axes, nrows, ncols
@@ -251,13 +271,39 @@ KINDS: dict[str, Callable[[FigureSpec], Any]] = {
 
 
 def min_font_pt(fig: Any) -> float:
-    """The smallest font size (points) of any visible, non-empty text in ``fig``."""
+    """The smallest font size (points) of any visible, non-empty text in ``fig`` (drawn first, so
+    the tick labels exist)."""
+    fig.canvas.draw()
+    return _smallest_font(fig)
+
+
+def _smallest_font(fig: Any) -> float:
+    """:func:`min_font_pt` of a figure that has just been drawn (no second draw)."""
     from matplotlib.text import Text
 
-    fig.canvas.draw()
     sizes = [float(t.get_fontsize()) for t in fig.findobj(Text)
              if t.get_visible() and t.get_text().strip() and (t.axes is None or t.axes.get_visible())]
     return min(sizes) if sizes else float("inf")
+
+
+def _write_png(fig: Any, path: Path, metadata: dict[str, str]) -> None:
+    """Write the figure just drawn on its Agg canvas as a PNG at :data:`DPI` with ``metadata`` as
+    text chunks (what ``savefig`` writes, as RGB when no pixel is transparent, which the report's
+    opaque figures never are: a quarter fewer bytes to compress). zlib level 3: 0.37 s for the
+    quick report's 17 figures instead of 0.66 s at PIL's default 6, and 4% smaller files than
+    savefig's RGBA at level 6."""
+    import numpy as np
+    from matplotlib import __version__ as mpl_version
+    from PIL import Image, PngImagePlugin
+
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    image = Image.fromarray(rgba, "RGBA")
+    if int(rgba[..., 3].min()) == 255:
+        image = image.convert("RGB")
+    info = PngImagePlugin.PngInfo()
+    for key, value in {"Software": f"Matplotlib version{mpl_version}, https://matplotlib.org/", **metadata}.items():
+        info.add_text(key, value)
+    image.save(path, format="png", dpi=(DPI, DPI), pnginfo=info, compress_level=3)
 
 
 def render(fig_spec: FigureSpec, path: str | Path) -> Path:
@@ -265,6 +311,10 @@ def render(fig_spec: FigureSpec, path: str | Path) -> Path:
 
     The smallest font drawn and the width go into the PNG's text chunks. Raises ValueError for an
     unknown ``kind``, and for a figure whose smallest font is below :data:`MIN_PT`.
+
+    The figure is drawn once, at :data:`DPI`: the fonts are read off that drawing and its pixels are
+    written as the PNG (what ``savefig`` writes, without the two further passes it and a separate
+    font check would make; the layout was fixed by ``tight_layout`` beforehand).
     """
     if fig_spec.kind not in KINDS:
         raise ValueError(f"The figure kind must be one of {', '.join(map(repr, KINDS))}; got {fig_spec.kind!r}.")
@@ -272,13 +322,15 @@ def render(fig_spec: FigureSpec, path: str | Path) -> Path:
     fig = KINDS[fig_spec.kind](fig_spec)
     try:
         width = float(fig.get_size_inches()[0])
-        small = min_font_pt(fig)
+        fig.set_layout_engine("none")  # laid out already: no layout pass while drawing
+        fig.set_dpi(DPI)
+        fig.canvas.draw()
+        small = _smallest_font(fig)
         if small < MIN_PT - 1e-9 or abs(width - WIDTH_IN) > 1e-6:
             raise ValueError(f"figure {fig_spec.name!r} would be illegible: smallest font {small} pt (minimum {MIN_PT}), "
                              f"width {width} in (must be {WIDTH_IN})")
         path = Path(path)
-        fig.savefig(path, dpi=DPI, format="png",
-                    metadata={"initlab:min_font_pt": f"{small:g}", "initlab:width_in": f"{width:g}"})
+        _write_png(fig, path, {"initlab:min_font_pt": f"{small:g}", "initlab:width_in": f"{width:g}"})
     finally:
         plt.close(fig)
     return path
