@@ -11,28 +11,10 @@ torch = pytest.importorskip("torch")
 
 import initlab  # noqa: E402
 from initlab.diagnostics import Watch, watch  # noqa: E402
+from _torch_models import mlp  # noqa: E402
 
 
-def _mlp(std: float | None, *, width: int = 64, depth: int = 3, d_in: int = 10, seed: int = 0,
-         dropout: float = 0.0, norm: bool = False) -> "torch.nn.Module":
-    g = torch.Generator().manual_seed(seed)
-    layers: list[torch.nn.Module] = []
-    d = d_in
-    for _ in range(depth):
-        layers += [torch.nn.Linear(d, width)]
-        if norm:
-            layers += [torch.nn.BatchNorm1d(width)]
-        layers += [torch.nn.ReLU()]
-        if dropout:
-            layers += [torch.nn.Dropout(dropout)]
-        d = width
-    m = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
-    with torch.no_grad():
-        for mod in m:
-            if isinstance(mod, torch.nn.Linear):
-                mod.weight.normal_(0, std if std is not None else math.sqrt(2 / mod.in_features), generator=g)
-                mod.bias.zero_()
-    return m
+_mlp = mlp
 
 
 def _data(n: int = 512, d_in: int = 10) -> tuple["torch.Tensor", "torch.Tensor"]:

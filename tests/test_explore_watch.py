@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _chromium import artifacts_dir, console_errors, driver
+from _torch_models import mlp  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -31,20 +32,7 @@ from initlab.report import explore  # noqa: E402
 REL = 1e-4  # the page stores 5 significant digits
 
 
-def _mlp(std: float | None, *, width: int = 64, depth: int = 3, d_in: int = 10, seed: int = 0) -> Any:
-    g = torch.Generator().manual_seed(seed)
-    layers: list[Any] = []
-    d = d_in
-    for _ in range(depth):
-        layers += [torch.nn.Linear(d, width), torch.nn.ReLU()]
-        d = width
-    m = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
-    with torch.no_grad():
-        for mod in m:
-            if isinstance(mod, torch.nn.Linear):
-                mod.weight.normal_(0, std if std is not None else math.sqrt(2 / mod.in_features), generator=g)
-                mod.bias.zero_()
-    return m
+_mlp = mlp
 
 
 def _train(std: float | None, lr: float, steps: int, every: int, optimizer: str = "adam") -> Watch:

@@ -1,0 +1,33 @@
+"""Small torch models the watch tests train (shared by the watch and explorer tests)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def mlp(std: float | None, *, width: int = 64, depth: int = 3, d_in: int = 10, seed: int = 0,
+        dropout: float = 0.0, norm: bool = False) -> Any:
+    """A ReLU MLP d_in → width × depth → 1, weights N(0, std²) (He's std when None), biases 0,
+    drawn from a torch Generator seeded with ``seed`` (torch's global RNG is not touched);
+    optionally a BatchNorm1d before each ReLU and a Dropout after it."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    layers: list[Any] = []
+    d = d_in
+    for _ in range(depth):
+        layers += [torch.nn.Linear(d, width)]
+        if norm:
+            layers += [torch.nn.BatchNorm1d(width)]
+        layers += [torch.nn.ReLU()]
+        if dropout:
+            layers += [torch.nn.Dropout(dropout)]
+        d = width
+    m = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
+    with torch.no_grad():
+        for mod in m:
+            if isinstance(mod, torch.nn.Linear):
+                mod.weight.normal_(0, std if std is not None else math.sqrt(2 / mod.in_features), generator=g)
+                mod.bias.zero_()
+    return m
