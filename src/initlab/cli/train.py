@@ -280,4 +280,5 @@ def train(
         if watch_path is not None:
             c.print(f"watch figure written to {watch_path}", markup=False)
         if save_watch_path is not None:
-            c.print(f"watch saved to {save_watch_path} (initlab watch-report {save_watch_path} --out DIR)", markup=False)
+            c.print(f"watch saved to {save_watch_path} (initlab watch-report {save_watch_path} --out DIR, or "
+                    f"initlab explore --watch {save_watch_path} --out DIR)", markup=False)
