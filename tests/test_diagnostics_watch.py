@@ -691,3 +691,21 @@ def test_device_paths_equal_the_cpu_paths():
         want = float(torch.linalg.vector_norm((w - b).double()))
         assert float(d[refs[i]][0]) == pytest.approx(want, rel=1e-5)
         assert in_place[i] == pytest.approx(want, rel=1e-5)
+
+
+def test_stacked_copies_are_released_when_the_block_ends():
+    """The stacks of recorded tensors live while the block runs, not after it: the Watch keeps
+    numbers, not a copy of the last step's activations."""
+    import gc
+    import weakref
+
+    model = _mlp(None)
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    with watch(model, every=1) as w:
+        _train(model, opt, x, y, 3, w)
+        bufs = [weakref.ref(g.buf) for g in w._hooks.groups.values() if g.buf is not None]
+        assert bufs
+    gc.collect()
+    assert all(b() is None for b in bufs)
+    assert [r.step for r in w.steps] == [0, 1, 2] and w.steps[2].layers[0].std > 0

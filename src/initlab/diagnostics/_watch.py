@@ -746,6 +746,10 @@ class _Group:
     def reset(self, step: int) -> None:
         self.n, self.step, self.hist = 0, step, []
 
+    def release(self) -> None:
+        """Let the buffer go (the step's numbers were read out of it)."""
+        self.buf, self.views, self.extra, self.cache = None, [], [], {}
+
     def add(self, t: Any) -> int:
         import torch
 
@@ -906,6 +910,9 @@ class _TorchHooks:
             h.remove()
         self.handles, self.module_handles = [], []
         self.buffers = {}
+        for g in self.groups.values():  # the stacks' copies are not needed once the block has ended
+            g.release()
+        self.groups, self.hist_cache = {}, {}
         if self.observer is not None:
             self._observe_end()
         if self.pending is not None:
