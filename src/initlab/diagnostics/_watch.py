@@ -810,13 +810,6 @@ def _width(shape: tuple[int, ...], axis: int) -> int:
     return int(shape[1]) if len(shape) == 2 else int(shape[axis])
 
 
-def _readable(t: Any) -> Any:
-    import torch
-
-    t = t.detach()
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-
-
 @dataclass
 class _Row:
     st: LayerStats
