@@ -729,26 +729,26 @@ class _Group:
     its hook runs, into its slot of a stacked buffer [L, *shape] kept between steps — a copy, so
     an in-place operation that writes the tensor later in the step does not change what was
     recorded — and the statistics of all of them are computed by one set of torch operations
-    when the step ends (:meth:`_TorchHooks._group_stats`). A step with more tensors of the
+    (:meth:`_TorchHooks._group_stats`) when the forward pass ends (activations, the input at
+    once) or the step ends (deltas). A step with more tensors of the
     layout than the buffer holds grows it."""
 
-    def __init__(self, role: str, shape: tuple[int, ...], axis: int, seq_first: bool, dtype: Any, device: Any) -> None:
+    def __init__(self, role: str, shape: tuple[int, ...], axis: int, seq_first: bool, dtype: Any) -> None:
         self.role, self.shape, self.axis, self.seq_first = role, shape, axis, seq_first
-        self.dtype, self.device = dtype, device
+        self.dtype = dtype
         self.buf: Any = None
         self.views: list[Any] = []  # the slots of buf
         self.extra: list[Any] = []  # copies beyond the buffer's slots (the first step, a longer step)
         self.n = 0
         self.step = -1
         self.hist: list[tuple[int, tuple[str, str]]] = []  # the step's histograms: (member, edge key)
-        self.cache: dict[Any, Any] = {}  # _bin_rows' lo and scale tensors for the members' edges
 
     def reset(self, step: int) -> None:
         self.n, self.step, self.hist = 0, step, []
 
     def release(self) -> None:
         """Let the buffer go (the step's numbers were read out of it)."""
-        self.buf, self.views, self.extra, self.cache = None, [], [], {}
+        self.buf, self.views, self.extra = None, [], []
 
     def add(self, t: Any) -> int:
         import torch
@@ -1081,7 +1081,7 @@ class _TorchHooks:
         key = (role, shape, ax, seq_first, dtype, t.device)
         g = self.groups.get(key)
         if g is None:
-            g = self.groups[key] = _Group(role, shape, ax, seq_first, dtype, t.device)
+            g = self.groups[key] = _Group(role, shape, ax, seq_first, dtype)
         if g.step != p.step:
             g.reset(p.step)
             p.groups.append(g)

@@ -108,9 +108,9 @@ def excess_kurtosis(weight: np.ndarray) -> float:
 
 
 def families(kurtosis: float | None, n: int) -> tuple[str, ...]:
-    """The families of :data:`FAMILIES` whose kurtosis the measured ``kurtosis`` of ``n`` entries is
-    (on min(n, KURTOSIS_SAMPLE) of them) is within 4 standard errors of; every family when it is unknown (None or NaN) or measured on fewer
-    than 100 entries (where the sample kurtosis is too far from its asymptotic law to judge: a
+    """The families of :data:`FAMILIES` within 4 standard errors of the ``kurtosis`` measured on a
+    weight of ``n`` entries (on min(n, KURTOSIS_SAMPLE) of them); every family when the kurtosis is
+    unknown (None or NaN) or measured on fewer than 100 entries (where the sample kurtosis is too far from its asymptotic law to judge: a
     uniform sample of 16 falls outside 4 asymptotic standard errors 3% of the time).
 
     >>> families(0.05, 100_000), families(0.05, 20)
