@@ -10,11 +10,23 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import initlab  # noqa: E402
-from initlab.diagnostics import Watch, watch  # noqa: E402
+from initlab.diagnostics import Watch, _kernels, watch  # noqa: E402
 from _torch_models import mlp  # noqa: E402
 
 
 _mlp = mlp
+
+
+@pytest.fixture(autouse=True, params=["kernels", "torch_ops"])
+def stats_path(request, monkeypatch):
+    """Every test runs twice: with the fused numba kernels (the CPU path when numba is installed,
+    as the test extra installs it) and with torch operations only (no numba, and every tensor off
+    the CPU)."""
+    if request.param == "torch_ops":
+        monkeypatch.setattr(_kernels, "load", lambda: None)
+    else:
+        assert _kernels.load() is not None, "numba is part of the test extra"
+    return request.param
 
 
 def _data(n: int = 512, d_in: int = 10) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -693,12 +705,13 @@ def test_device_paths_equal_the_cpu_paths():
         assert in_place[i] == pytest.approx(want, rel=1e-5)
 
 
-def test_stacked_copies_are_released_when_the_block_ends():
+def test_stacked_copies_are_released_when_the_block_ends(monkeypatch):
     """The stacks of recorded tensors live while the block runs, not after it: the Watch keeps
-    numbers, not a copy of the last step's activations."""
+    numbers, not a copy of the last step's activations. (The kernels keep no stack at all.)"""
     import gc
     import weakref
 
+    monkeypatch.setattr(_kernels, "load", lambda: None)
     model = _mlp(None)
     x, y = _data()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)

@@ -504,6 +504,20 @@ class _Deferred:
         return self.host[ref[0]][ref[1]]
 
 
+def _np_flat(t: Any) -> np.ndarray | None:
+    """A flat NumPy view of a CPU float32/float64 tensor (contiguous; a copy when it is not),
+    for the fused kernels; None for any other tensor (the torch path)."""
+    import torch
+
+    if not t.is_cpu or t.dtype not in (torch.float32, torch.float64) or t.layout is not torch.strided:
+        return None
+    try:
+        return t.detach().reshape(-1).numpy()
+    except (RuntimeError, TypeError):  # a tensor subclass, a conjugate or negative view...
+        return None
+
+
+
 def _empty_like(t: Any) -> Any:
     import torch
 
@@ -568,16 +582,107 @@ class _Sums:
             mean, ex2 = float(d[self.s][0]) / n, float(d[self.q][0]) / n
             var = ex2 - mean * mean
             if math.isfinite(var) and var < 1e-3 * ex2:
-                import torch
-
-                x64 = self.ref.to(torch.float64)
-                m = float(x64.mean())
-                v = float(((x64 - m) ** 2).mean())
-                self.exact = (m, v, m * m, v)
+                self.exact = _centered_flat(self.ref)
         self.ref = None
 
     def moments(self, d: _Deferred) -> Moments:
         return _host_moments(d[self.s].reshape(1, 1), d[self.q], self.n, self.exact)
+
+
+@dataclass
+class _HostSums:
+    """Σx and Σx² of one large tensor computed on the host by a fused kernel
+    (:mod:`~initlab.diagnostics._kernels`), the interface of :class:`_Sums`; the probe's
+    centered fallback (see :meth:`_Sums.settle`) is applied at once from ``ref`` when it is
+    given (a weight's copy)."""
+
+    n: int
+    s: float
+    q: float
+    exact: tuple[float, float, float, float] | None = None
+
+    @classmethod
+    def of(cls, n: int, s: float, q: float, ref: Any = None) -> "_HostSums":
+        out = cls(n, s, q)
+        if ref is not None:
+            mean, ex2 = s / max(n, 1), q / max(n, 1)
+            var = ex2 - mean * mean
+            if math.isfinite(var) and var < 1e-3 * ex2:
+                out.exact = _centered_flat(ref)
+        return out
+
+    def settle(self, d: _Deferred) -> None:
+        pass
+
+    def moments(self, d: _Deferred) -> Moments:
+        return _host_moments(np.array([[self.s]]), np.array([self.q]), self.n, self.exact)
+
+
+def _centered_flat(x: Any) -> tuple[float, float, float, float]:
+    """The probe's centered float64 moments of a flat tensor (one channel): (mean, var, mean²,
+    var)."""
+    import torch
+
+    x64 = x.reshape(-1).to(torch.float64)
+    m = float(x64.mean())
+    v = float(((x64 - m) ** 2).mean())
+    return m, v, m * m, v
+
+
+def _centered_chan(cv: Any, dims: Any) -> tuple[float, float, float, float]:
+    """The probe's centered float64 moments (mean, var, sq_mean, chan_var) of one tensor viewed
+    per channel (``cv`` [1, rows, C] reduced over ``dims``, or [1, batch, C, positions])."""
+    import torch
+
+    x64 = cv.to(torch.float64)
+    m = float(x64.mean())
+    cm = x64.mean(dims, keepdim=True)
+    return m, float(((x64 - m) ** 2).mean()), float((cm * cm).mean()), float(((x64 - cm) ** 2).mean())
+
+
+class _Fast:
+    """One recorded tensor's numbers, computed in the hook that sees it by the fused kernels
+    (CPU, float32/float64, channel-last layout: :meth:`_TorchHooks._fast_member`): ``out`` the
+    per-channel sums (activations: [Σx, max, Σx², min, near-zero count]; the input and deltas:
+    [Σx, Σx²]), ``sq`` the total Σx², ``near`` the near-zero count, ``n2``/``q`` the cosine sums;
+    ``t`` is the tensor's [rows, C] NumPy view while its hook (for activations: its forward
+    pass) runs, for the histograms, then let go. The probe's moments are formed from these when
+    the step's rows are built."""
+
+    __slots__ = ("role", "per_chan", "chans", "out", "sq", "near", "finite", "t", "n2", "q", "scale", "exact")
+
+    def __init__(self, role: str, per_chan: int, chans: int, out: np.ndarray, sq: float, near: float,
+                 t: Any) -> None:
+        self.role, self.per_chan, self.chans, self.out, self.sq, self.near = role, per_chan, chans, out, sq, near
+        self.finite = math.isfinite(sq)
+        self.t = t
+        self.n2: np.ndarray | None = None
+        self.q = math.nan
+        self.scale = 1.0
+        self.exact: tuple[float, float, float, float] | None = None
+
+    def moments(self) -> Moments:
+        out = self.out
+        if self.role != "fw":
+            return _host_moments(out[:1], np.array([self.sq]), self.per_chan, self.exact)
+        chan = out[:2]
+        nan = np.isnan(out[2])  # a channel holding NaN: its maximum is NaN (torch's amax), and the minimum
+        lo = float(out[3].min()) if self.chans else math.nan
+        if nan.any():
+            chan = chan.copy()
+            chan[1][nan] = math.nan
+            lo = math.nan
+        return _host_moments(chan, np.array([self.sq, lo]), self.per_chan, self.exact)
+
+
+@dataclass
+class _FastHist:
+    """A histogram of a :class:`_Fast` member: counted on known edges, or the sample kept for a
+    first histogram (its edges are chosen from it when the step's rows are built)."""
+
+    key: tuple[str, str]  # its fixed edges' (row name, quantity)
+    hist: Histogram | None = None
+    values: np.ndarray | None = None
 
 
 def _update_norms(d: _Deferred, snapshots: dict[int, tuple[Any, Any]]) -> dict[int, Any]:
@@ -848,6 +953,8 @@ class _Pending:
         self.near: dict[str, float] = {}
         self.groups: list[_Group] = []  # the groups this step's tensors were copied into
         self.outs: dict[_Group, _GroupOut] = {}  # their numbers, when the step ends
+        self.fast: list[_Fast] = []  # the forward's members computed by the kernels (their views let go at its end)
+        self.first_hist = False  # a kernel-path histogram kept its sample: edges chosen when the step is built
 
 
 class _TorchHooks:
@@ -881,6 +988,11 @@ class _TorchHooks:
         self.hist_cache: dict[Any, Any] = {}  # _bin_step's per-value vectors
         self.fans: dict[Any, tuple[Any, int | None]] = {}  # module -> (weight shape, the probe's fan-in)
         self.linear_act = _activations.get("linear")
+        from initlab.diagnostics import _kernels
+
+        self.kernels = _kernels.load() if capture == "modules" else None  # None: torch operations only
+        self.presnap: dict[int, tuple[float, float]] = {}  # id(weight) -> sums of the copy finish() left in its buffer
+        self.idx: np.ndarray = np.empty(0, dtype=np.int32)  # the histogram kernel's scratch
 
     # hooks ---------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -902,7 +1014,7 @@ class _TorchHooks:
         for h in (*self.handles, *self.module_handles):
             h.remove()
         self.handles, self.module_handles = [], []
-        self.buffers = {}
+        self.buffers, self.presnap = {}, {}
         for g in self.groups.values():  # the stacks' copies are not needed once the block has ended
             g.release()
         self.groups, self.hist_cache = {}, {}
@@ -920,7 +1032,7 @@ class _TorchHooks:
         if self.in_forward > 1 or not mod.training:
             return
         if self.pending is not None:
-            self.finish()
+            self.finish(fuse=(self.step + 1) % self.watch.every == 0)
         self.step += 1
         if self.step % self.watch.every:
             return
@@ -935,15 +1047,20 @@ class _TorchHooks:
             p.batch = int(x.shape[0]) if x.ndim else 1
             if x.is_floating_point() and x.numel():
                 with torch.no_grad():  # one row per sample (the input's pooled moments do not depend on the view)
-                    p.input = self._member(p, "in", x.reshape(p.batch, -1) if x.ndim >= 2 else x, -1)
+                    p.input = self._member(p, "in", x.reshape(p.batch, -1) if x.ndim >= 2 else x, -1, cos=True)
+                    if isinstance(p.input, _Fast):
+                        p.input.t = None
                     self._settle_groups(p)  # now, while the input is in cache
         with torch.no_grad():
             for m_ in self.kinds:
                 w = getattr(m_, "weight", None)
                 if isinstance(w, torch.Tensor) and w.is_floating_point() and id(w) not in p.snapshots:
-                    snap = self._snapshot(w)  # W before this step's update
+                    snap, sums = self._fast_snapshot(w)  # W before this step's update
+                    if snap is None:
+                        snap = self._snapshot(w)
+                        sums = _Sums.of(p.d, snap, keep=True)
                     p.snapshots[id(w)] = (w, snap)
-                    p.weights[id(w)] = _Sums.of(p.d, snap, keep=True)
+                    p.weights[id(w)] = sums
                     if w.requires_grad:
                         p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
         self.pending = p
@@ -1020,13 +1137,34 @@ class _TorchHooks:
                 "for these that capture=\"modules\" does not record (a Linear/Conv whose activation is functional "
                 "is recorded as its pre-activation); watch(model, capture=\"ops\") records the probe's rows")
 
-    def _snapshot(self, w: Any) -> Any:
-        """A copy of ``w`` in a buffer kept for the watch's lifetime (one copy of the watched
+    def _snap_buffer(self, w: Any) -> Any:
+        """The buffer of ``w``'s copy, kept for the watch's lifetime (one copy of the watched
         weights): a fresh allocation per recorded step costs page faults on the CPU."""
         buf = self.buffers.get(id(w))
         if buf is None or buf.shape != w.shape or buf.dtype != w.dtype or buf.device != w.device:
+            self.presnap.pop(id(w), None)
             buf = self.buffers[id(w)] = _empty_like(w)
-        return buf.copy_(w.detach())
+        return buf
+
+    def _snapshot(self, w: Any) -> Any:
+        """A copy of ``w`` in its buffer (:meth:`_snap_buffer`)."""
+        return self._snap_buffer(w).copy_(w.detach())
+
+    def _fast_snapshot(self, w: Any) -> tuple[Any, Any]:
+        """With the kernels, on the CPU: ``w`` copied into its buffer and its sums in the same
+        pass (or, right after :meth:`finish` fused them with the last step's update, the copy and
+        sums it left); (None, None) when the torch path applies."""
+        k = self.kernels
+        wn = _np_flat(w) if k is not None else None
+        if wn is None:
+            return None, None
+        buf = self._snap_buffer(w)
+        pre = self.presnap.pop(id(w), None)
+        if pre is None:
+            s, q = k.snap_sums(wn, buf.reshape(-1).numpy())
+        else:
+            s, q = pre
+        return buf, _HostSums.of(int(wn.size), float(s), float(q), ref=buf)
 
     def _root_post(self, mod: Any, args: Any, out: Any) -> None:
         self.in_forward = max(self.in_forward - 1, 0)
@@ -1046,12 +1184,20 @@ class _TorchHooks:
             if p is not None:
                 for r in p.rows:
                     r.out = None  # the forward is over: no more pairing, keep no tensor alive
+                for m in p.fast:
+                    m.t = None
+                p.fast = []
                 self._settle_groups(p)  # the activations' statistics now, while their copies are in cache
 
     def _weight_grad(self, p: _Pending, key: int) -> Any:
         def fn(g: Any) -> None:
             import torch
 
+            gn = _np_flat(g) if self.kernels is not None else None
+            if gn is not None:
+                s, q = self.kernels.flat_sums(gn)
+                p.weight_grads[key] = _HostSums.of(int(gn.size), float(s), float(q))
+                return
             with torch.no_grad():
                 p.weight_grads[key] = _Sums.of(p.d, g, keep=False)
         return fn
@@ -1066,11 +1212,20 @@ class _TorchHooks:
                 m = row.grads[key] = self._member(p, "grad", g, row.axis)
                 if key == "preact" or (key == "act" and row.kind == "norm"):
                     self._hist(row, "grad", m)
+                if isinstance(m, _Fast):
+                    m.t = None
         return fn
 
-    def _member(self, p: _Pending, role: str, t: Any, axis: int) -> tuple[_Group, int]:
-        """Copy ``t`` into its slot of the step's group of its role and layout (see
-        :class:`_Group`); returns (group, index)."""
+    def _member(self, p: _Pending, role: str, t: Any, axis: int, cos: bool = False) -> Any:
+        """The statistics of ``t`` in its role ("fw", "in", "grad"): with the kernels, on the
+        CPU, computed now (:meth:`_fast_member`, the cosine sums when ``cos``); else ``t`` is
+        copied into its slot of the step's group of its role and layout (see :class:`_Group`)
+        and (group, index) returned."""
+        if self.kernels is not None:
+            with np.errstate(all="ignore"):  # a diverging run: inf/NaN statistics, reported as diverged
+                fast = self._fast_member(p, role, t, axis, cos)
+            if fast is not None:
+                return fast
         import torch
 
         dtype = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
@@ -1087,13 +1242,86 @@ class _TorchHooks:
             p.groups.append(g)
         return g, g.add(t.detach())
 
-    @staticmethod
-    def _hist(row: _Row, key: str, member: tuple[_Group, int]) -> None:
+    def _fast_member(self, p: _Pending, role: str, t: Any, axis: int, cos: bool) -> _Fast | None:
+        """The statistics of a CPU float32/float64 tensor whose channels are its last axis (the
+        probe's [rows, units] view) by the fused kernels, now: one pass for the channel sums,
+        Σx², and for activations the channel maxima, the minimum and the near-zero count
+        (compared in the tensor's dtype, as the probe); the cosine sums of the first 64 samples
+        when ``cos``. None (the torch path) for other tensors. The probe's centered fallback is
+        applied at once when the variance cancels."""
+        nd = t.ndim
+        if nd > 2 and axis % nd != nd - 1:
+            return None  # channels on axis 1 (a conv's output): the torch path
+        seq_first = nd >= 2 and t.shape[0] != p.batch and t.shape[1] == p.batch
+        if cos and seq_first:
+            return None
+        flat = _np_flat(t)
+        if flat is None:
+            return None
+        k = self.kernels
+        chans = int(t.shape[-1]) if nd >= 2 else 1
+        x2 = flat.reshape(-1, chans) if chans else flat.reshape(0, 1)
+        rows = int(x2.shape[0])
+        if role == "fw":
+            out = np.empty((5, chans))
+            s, sq, near = k.fw_stats(x2, flat.dtype.type(self.near_zero), out)
+            m = _Fast(role, rows, chans, out, sq, near, x2)
+        else:
+            out = np.empty((2, chans))
+            s, sq = k.grad_sums(x2, out)
+            m = _Fast(role, rows, chans, out, sq, math.nan, x2)
+            if role == "grad" and self.loss_reduction == "mean":
+                m.scale = float(p.batch)
+        n = max(rows * chans, 1)
+        mean = s / n
+        var = sq / n - mean * mean
+        if var < 1e-3 * sq / n:  # (False for NaN)
+            import torch
+
+            m.exact = _centered_chan(torch.from_numpy(x2).unsqueeze(0), 1)
+        if cos and nd >= 1 and rows:
+            h = flat.reshape(int(t.shape[0]), -1)[:_COS_SAMPLES]
+            if h.shape[0] >= 2:
+                f = int(h.shape[1])
+                m.n2 = np.empty(h.shape[0])
+                m.q = float(k.cos_sums(h, -(-f // _COS_FEATURES) if f > _COS_FEATURES else 1, m.n2))
+        if role != "grad":
+            p.fast.append(m)
+        return m
+
+    def _hist(self, row: _Row, key: str, member: Any) -> None:
         """The row's histogram ``key`` ("act", "preact", "grad") is of this member's values, on
         the fixed edges of (row name, key), chosen at the first step that has it."""
+        if isinstance(member, _Fast):
+            with np.errstate(all="ignore"):
+                row.hist[key] = self._fast_hist((row.st.name, key), member)
+            return
         g, i = member
         g.hist.append((i, (row.st.name, key)))
         row.hist[key] = (g, len(g.hist) - 1)
+
+    def _fast_hist(self, ek: tuple[str, str], m: _Fast) -> _FastHist:
+        """A :class:`_Fast` member's histogram on the fixed edges ``ek``: its strided sample
+        (:func:`_sample_step`) binned by the kernel (finite values) or by the probe's
+        :func:`~initlab.diagnostics._stats.histogram`; at the first step with these edges, the
+        sample itself (the edges are chosen from it when the rows are built)."""
+        flat = m.t.reshape(-1)
+        step = _sample_step(int(flat.size), m.chans, self.hist_sample)
+        edges = self.edges.edges.get(ek)
+        if edges is None:
+            if self.pending is not None:
+                self.pending.first_hist = True
+            return _FastHist(ek, values=flat[::step].astype(np.float64) * m.scale)
+        if not m.finite:
+            return _FastHist(ek, hist=histogram(flat[::step].astype(np.float64) * m.scale, edges))
+        nb = int(edges.size) - 1
+        lo, kk = _bin_params(edges)
+        need = -(-int(flat.size) // step)
+        if self.idx.size < need:
+            self.idx = np.empty(need, dtype=np.int32)
+        counts = np.zeros(nb, dtype=np.int64)
+        self.kernels.hist_counts(flat, step, m.scale, lo, kk, nb, self.idx, counts)
+        return _FastHist(ek, hist=Histogram(edges, counts, int(counts.sum())))
 
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         p = self.pending
@@ -1129,7 +1357,7 @@ class _TorchHooks:
             lin = self.linear_act
             row = _Row(new_layer(len(p.rows) + 1, name, kind, lin), mod, kind, lin, axis, out)
             row.st.op = _conv_op(mod) if kind == "conv" else "linear"
-            m = row.fw["pre"] = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis)
+            m = row.fw["pre"] = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis, cos=True)
             row.fw["width"] = _width(tuple(out.shape), axis)
             self._hist(row, "preact", m)
             w = mod.weight
@@ -1147,7 +1375,7 @@ class _TorchHooks:
             if row is None:
                 row = self._act_row(p, mod, name, xin, out)
             row.out = out
-            m = row.fw["act"] = self._member(p, "fw", out, row.axis)
+            m = row.fw["act"] = self._member(p, "fw", out, row.axis, cos="cos" not in row.fw)
             row.fw.setdefault("cos", m)
             row.fw["width"] = _width(tuple(out.shape), row.axis)
             self._saturation(row, act, row.fw.get("pre") if xin is not out else None, m, xin, out)
@@ -1160,7 +1388,7 @@ class _TorchHooks:
                 axis = -1
             row = _Row(new_layer(len(p.rows) + 1, name, "norm", None), mod, "norm", None, axis, out)
             row.st.op = op
-            m = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis)
+            m = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis, cos=True)
             row.fw["width"] = _width(tuple(out.shape), axis)
             self._hist(row, "act", m)
             w = getattr(mod, "weight", None)
@@ -1187,7 +1415,7 @@ class _TorchHooks:
                 m = row.fw["pre"] = prev.fw["act"]  # measured just before
                 row.fw["cos"] = prev.fw["cos"]
             else:
-                m = row.fw["pre"] = row.fw["cos"] = self._member(p, "fw", xin, axis)
+                m = row.fw["pre"] = row.fw["cos"] = self._member(p, "fw", xin, axis, cos=True)
             self._hist(row, "preact", m)
             if xin.requires_grad:
                 xin.register_hook(self._grad(p, row, "preact"))
@@ -1232,7 +1460,11 @@ class _TorchHooks:
         members ``pre`` and ``a``); else now, on NumPy copies of the input and output."""
         if act is None or not act.saturating:
             return
-        if act.deriv_from_output is not None:
+        if act.deriv_from_output is not None and isinstance(a, _Fast):  # the kernel path: counted now
+            y = out.detach()
+            dv = act.deriv_from_output(xin.detach() if xin is not None and xin is not out else y, y)
+            row.fw["sat_host"] = float((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
+        elif act.deriv_from_output is not None:
             row.fw["sat"] = (act, pre, a)
         elif xin is None or xin is out:  # in place: the input is gone
             row.fw["sat_host"] = math.nan
@@ -1248,12 +1480,14 @@ class _TorchHooks:
             p.loss = value
 
     # finishing a step ----------------------------------------------------------------------------
-    def finish(self) -> None:
-        """Fill the backward statistics and update sizes of the pending step and record it."""
+    def finish(self, fuse: bool = False) -> None:
+        """Fill the backward statistics and update sizes of the pending step and record it.
+        ``fuse``: the next forward (in the same call of the root's pre-hook) is recorded, so the
+        kernels leave the weights' copies for it (:meth:`_fast_snapshot`)."""
         with np.errstate(all="ignore"):  # a diverging run gives inf/nan statistics, reported as diverged
-            self._finish()
+            self._finish(fuse)
 
-    def _finish(self) -> None:
+    def _finish(self, fuse: bool = False) -> None:
         p, self.pending = self.pending, None
         if p is None:
             return
@@ -1278,15 +1512,38 @@ class _TorchHooks:
         for r in p.rows:
             r.module = None
         if on_cpu:  # in the snapshot buffers, now that the weights' sums are settled: no allocation
-            upd = _update_norms_in_place(p.snapshots)
+            upd = self._fast_update_norms(p.snapshots, fuse)
+            rest = {key: v for key, v in p.snapshots.items() if key not in upd}
+            upd.update(_update_norms_in_place(rest))
         else:
             upd = {k: float(d[sl][0]) for k, sl in upd_sl.items()}
         p.snapshots, p.grad_handles, p.inplace, p.groups = {}, [], {}, []
-        if any(o.sample is not None for o in p.outs.values()):
+        if p.first_hist or any(o.sample is not None for o in p.outs.values()):
             self._build(p, d, upd, loss_sl)  # a first histogram: the edges come from this step
         else:  # built when the Watch is read (Watch.steps)
             self.watch._lazy.append(lambda: self._build(p, d, upd, loss_sl))
             self.watch._verdicts = None
+
+    def _fast_update_norms(self, snapshots: dict[int, tuple[Any, Any]], fuse: bool) -> dict[int, float]:
+        """‖W − W_before‖_F of the snapshotted CPU weights the kernels read (one pass over W and
+        its copy); with ``fuse``, the same pass copies W into the buffer and sums it for the next
+        recorded step (:attr:`presnap`)."""
+        k = self.kernels
+        out: dict[int, float] = {}
+        if k is None:
+            return out
+        for key, (w, snap) in snapshots.items():
+            wn = _np_flat(w)
+            if wn is None or snap.dtype != w.dtype or snap.shape != w.shape:
+                continue
+            sn = snap.reshape(-1).numpy()
+            if fuse:
+                d2, s, q = k.diff_snap_sums(wn, sn)
+                self.presnap[key] = (float(s), float(q))
+            else:
+                d2 = k.diff_sq(wn, sn)
+            out[key] = math.sqrt(max(float(d2), 0.0))
+        return out
 
     def _group_stats(self, g: _Group, d: _Deferred, scale: float, cos: list[int] | None = None,
                      near: list[int] | None = None) -> _GroupOut:
@@ -1359,9 +1616,9 @@ class _TorchHooks:
         for r in p.rows:
             for key, want in (("cos", cos), ("act", near)):
                 m = r.fw.get(key)
-                if m is not None:
+                if m is not None and not isinstance(m, _Fast):
                     want.setdefault(m[0], set()).add(m[1])
-        if p.input is not None:
+        if p.input is not None and not isinstance(p.input, _Fast):
             cos.setdefault(p.input[0], set()).add(p.input[1])
         with torch.no_grad():
             for g in todo:
@@ -1425,29 +1682,26 @@ class _TorchHooks:
         below 1e-3 of E[x²] (a tiny spread beside the mean, where the sums cancel): their mean,
         variance, sq_mean and chan_var recomputed in float64 from the group's copy, now, before
         the next recorded step writes the buffer again (as :func:`~initlab.diagnostics._stats.moments`)."""
-        import torch
-
         n = max(o.per_chan, 1) * o.chans
         mean = d[o.chan].reshape(o.members, o.rows, o.chans)[:, 0].sum(axis=1) / n
         ex2 = d[o.scal].reshape(o.members, o.rows)[:, 0] / n
         var = ex2 - mean * mean
         for i in np.flatnonzero(np.isfinite(var) & (var < 1e-3 * ex2)):
-            cv, dims = _channels(g.stacked()[int(i)].unsqueeze(0), g.shape, g.axis)
-            x64 = cv.to(torch.float64)
-            m = float(x64.mean())
-            cm = x64.mean(dims, keepdim=True)
-            o.exact[int(i)] = (m, float(((x64 - m) ** 2).mean()), float((cm * cm).mean()),
-                               float(((x64 - cm) ** 2).mean()))
+            o.exact[int(i)] = _centered_chan(*_channels(g.stacked()[int(i)].unsqueeze(0), g.shape, g.axis))
 
     def _moments(self, p: _Pending, d: _Deferred, member: tuple[_Group, int]) -> Moments:
-        if isinstance(member, _Sums):
+        if isinstance(member, (_Sums, _HostSums)):
             return member.moments(d)
+        if isinstance(member, _Fast):
+            return member.moments()
         g, i = member
         return p.outs[g].moments(d, i)
 
     def _cosine(self, p: _Pending, d: _Deferred, member: tuple[_Group, int] | None) -> float:
         if member is None:
             return math.nan
+        if isinstance(member, _Fast):
+            return cosine_from_sums(member.n2, member.q) if member.n2 is not None else math.nan
         g, i = member
         o = p.outs[g]
         j = o.cos.get(i)
@@ -1495,9 +1749,13 @@ class _TorchHooks:
             if r.weight is not None and id(r.weight) in upd_norms and w_norm is not None:
                 dn = upd_norms[id(r.weight)]
                 upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
-            g, i = r.fw["act"]
-            o = p.outs[g]
-            near[st.name] = float(d[o.near][o.near_at[i]]) / max(o.per_chan * o.chans, 1)
+            m = r.fw["act"]
+            if isinstance(m, _Fast):
+                near[st.name] = m.near / max(m.per_chan * m.chans, 1)
+            else:
+                g, i = m
+                o = p.outs[g]
+                near[st.name] = float(d[o.near][o.near_at[i]]) / max(o.per_chan * o.chans, 1)
             layers.append(st)
         self._histograms(d, p.rows, p)
         inp = (0.0, 0.0, None)
@@ -1632,6 +1890,16 @@ class _TorchHooks:
             for key, attr in (("act", "hist"), ("preact", "preact_hist"), ("grad", "grad_hist")):
                 h = r.hist.get(key)
                 if h is None:
+                    continue
+                if isinstance(h, _FastHist):
+                    if h.hist is None:
+                        ek = h.key
+                        if ek not in self.edges.edges:
+                            bounded = bounded_range(r.activation) if ek[1] == "act" else None
+                            self.edges.edges[ek] = hist_edges(h.values, self.bins, bounds=bounded,
+                                                              margin=self.hist_margin)
+                        h.hist, h.values = histogram(h.values, self.edges.edges[ek]), None
+                    setattr(r.st, attr, h.hist)
                     continue
                 g, j = h
                 o = p.outs[g]

@@ -1,0 +1,229 @@
+"""The numba kernels of :mod:`initlab.diagnostics._kernels` (imported only through its
+:func:`~initlab.diagnostics._kernels.load`, so that numba stays optional and is not imported by
+``import initlab``). Each kernel reads its tensor once; see that module's docstring."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+jit = numba.njit(nogil=True, boundscheck=False, error_model="numpy", cache=True)
+# sums that may be reassociated (vectorised): float64 accumulators of float32/float64 values; NaN and
+# inf still propagate (no "nnan"/"ninf")
+jit_sum = numba.njit(nogil=True, boundscheck=False, error_model="numpy", cache=True, fastmath={"reassoc"})
+LANES = 64  # independent accumulators of a flat sum (vectorised; summed at the end)
+
+
+@jit
+def fw_stats(x: Any, near_t: Any, out: Any) -> Any:  # pragma: no cover - compiled
+    """x [rows, C]; out [5, C] float64: per channel Σx, max, Σx², min, count(|x| ≤ near_t)
+    (compared in x's dtype). A NaN is never a maximum or minimum here (the caller marks the
+    channels whose Σx² is NaN). Returns the totals (Σx, Σx², near-zero count)."""
+    r_, c_ = x.shape
+    for c in range(c_):
+        out[0, c] = 0.0
+        out[1, c] = -np.inf
+        out[2, c] = 0.0
+        out[3, c] = np.inf
+        out[4, c] = 0.0
+    for r in range(r_):
+        for c in range(c_):
+            v = x[r, c]
+            w = np.float64(v)
+            out[0, c] += w
+            out[1, c] = w if w > out[1, c] else out[1, c]
+            out[2, c] += w * w
+            out[3, c] = w if w < out[3, c] else out[3, c]
+            out[4, c] += 1.0 if abs(v) <= near_t else 0.0
+    return out[0].sum(), out[2].sum(), out[4].sum()
+
+
+@jit
+def grad_sums(x: Any, out: Any) -> Any:  # pragma: no cover - compiled
+    """x [rows, C]; out [2, C] float64: per channel Σx, Σx². Returns the totals (Σx, Σx²)."""
+    r_, c_ = x.shape
+    for c in range(c_):
+        out[0, c] = 0.0
+        out[1, c] = 0.0
+    for r in range(r_):
+        for c in range(c_):
+            w = np.float64(x[r, c])
+            out[0, c] += w
+            out[1, c] += w * w
+    return out[0].sum(), out[1].sum()
+
+
+@jit
+def flat_sums(x: Any) -> Any:  # pragma: no cover - compiled
+    """x 1-D: (Σx, Σx²)."""
+    acc = np.zeros((2, LANES))
+    n = x.shape[0]
+    m = n // LANES
+    for r in range(m):
+        b = r * LANES
+        for c in range(LANES):
+            w = np.float64(x[b + c])
+            acc[0, c] += w
+            acc[1, c] += w * w
+    for i in range(m * LANES, n):
+        w = np.float64(x[i])
+        acc[0, 0] += w
+        acc[1, 0] += w * w
+    return acc[0].sum(), acc[1].sum()
+
+
+@jit
+def snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
+    """s[:] = w (1-D); returns (Σw, Σw²)."""
+    acc = np.zeros((2, LANES))
+    n = w_.shape[0]
+    m = n // LANES
+    for r in range(m):
+        b = r * LANES
+        for c in range(LANES):
+            v = w_[b + c]
+            s[b + c] = v
+            f = np.float64(v)
+            acc[0, c] += f
+            acc[1, c] += f * f
+    for i in range(m * LANES, n):
+        v = w_[i]
+        s[i] = v
+        f = np.float64(v)
+        acc[0, 0] += f
+        acc[1, 0] += f * f
+    return acc[0].sum(), acc[1].sum()
+
+
+@jit
+def diff_sq(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
+    """Σ(w − s)² (1-D), the difference formed in float64 (exact for float32)."""
+    acc = np.zeros(LANES)
+    n = w_.shape[0]
+    m = n // LANES
+    for r in range(m):
+        b = r * LANES
+        for c in range(LANES):
+            d = np.float64(w_[b + c]) - np.float64(s[b + c])
+            acc[c] += d * d
+    for i in range(m * LANES, n):
+        d = np.float64(w_[i]) - np.float64(s[i])
+        acc[0] += d * d
+    return acc.sum()
+
+
+@jit
+def diff_snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
+    """Σ(w − s)², then s[:] = w; returns (Σ(w − s)², Σw, Σw²): the update of one step and the
+    snapshot (with its sums) of the next, in one pass."""
+    acc = np.zeros((3, LANES))
+    n = w_.shape[0]
+    m = n // LANES
+    for r in range(m):
+        b = r * LANES
+        for c in range(LANES):
+            v = w_[b + c]
+            f = np.float64(v)
+            d = f - np.float64(s[b + c])
+            s[b + c] = v
+            acc[0, c] += d * d
+            acc[1, c] += f
+            acc[2, c] += f * f
+    for i in range(m * LANES, n):
+        v = w_[i]
+        f = np.float64(v)
+        d = f - np.float64(s[i])
+        s[i] = v
+        acc[0, 0] += d * d
+        acc[1, 0] += f
+        acc[2, 0] += f * f
+    return acc[0].sum(), acc[1].sum(), acc[2].sum()
+
+
+@jit_sum
+def cos_sums(h: Any, fstep: int, n2: Any) -> float:  # pragma: no cover - compiled
+    """h [k, F] (the first k samples, flattened): n2[i] = ‖h_i‖² over features 0, fstep,
+    2·fstep...; returns q = ‖Σ_i h_i/‖h_i‖‖² over the rows of non-zero norm (a row of
+    non-finite norm makes q NaN) — :func:`~initlab.diagnostics._stats.cosine_from_sums`."""
+    k, f_ = h.shape
+    if fstep == 1:
+        return _cos_sums_dense(h, n2)
+    nf = (f_ + fstep - 1) // fstep
+    su = np.zeros(nf)
+    for i in range(k):
+        s = 0.0
+        for j in range(nf):
+            v = np.float64(h[i, j * fstep])
+            s += v * v
+        n2[i] = s
+        if s == 0.0:
+            continue
+        inv = 1.0 / math.sqrt(s)
+        for j in range(nf):
+            su[j] += np.float64(h[i, j * fstep]) * inv
+    q = 0.0
+    for j in range(nf):
+        q += su[j] * su[j]
+    return q
+
+
+@jit_sum
+def _cos_sums_dense(h: Any, n2: Any) -> float:  # pragma: no cover - compiled
+    """:func:`cos_sums` over all features (unit stride: vectorised)."""
+    k, f_ = h.shape
+    su = np.zeros(f_)
+    for i in range(k):
+        s = 0.0
+        for j in range(f_):
+            v = np.float64(h[i, j])
+            s += v * v
+        n2[i] = s
+        if s == 0.0:
+            continue
+        inv = 1.0 / math.sqrt(s)
+        for j in range(f_):
+            su[j] += np.float64(h[i, j]) * inv
+    q = 0.0
+    for j in range(f_):
+        q += su[j] * su[j]
+    return q
+
+
+@jit
+def hist_counts(flat: Any, step: int, scale: float, lo: float, k: float, nb: int,
+                idx: Any, counts: Any) -> None:  # pragma: no cover - compiled
+    """counts[b] += #{values flat[0], flat[step], ... in bin b}, b = ⌊(scale·v − lo)·k⌋ in
+    float64 clipped into [0, nb − 1] (the rule of :func:`~initlab.diagnostics._stats.histogram`).
+    The values must be finite (the caller checks: Σx² is finite). ``idx`` int32 scratch of at
+    least ⌈len/step⌉; eight interleaved partial counts break the store-to-load chain of
+    repeated bins."""
+    m = (flat.shape[0] + step - 1) // step
+    top = np.float64(nb - 1)
+    for j in range(m):
+        p = (np.float64(flat[j * step]) * scale - lo) * k
+        p = p if p > 0.0 else 0.0
+        p = p if p < top else top
+        idx[j] = np.int32(p)
+    part = np.zeros((8, nb), dtype=np.int64)
+    j = 0
+    while j + 8 <= m:
+        part[0, idx[j]] += 1
+        part[1, idx[j + 1]] += 1
+        part[2, idx[j + 2]] += 1
+        part[3, idx[j + 3]] += 1
+        part[4, idx[j + 4]] += 1
+        part[5, idx[j + 5]] += 1
+        part[6, idx[j + 6]] += 1
+        part[7, idx[j + 7]] += 1
+        j += 8
+    while j < m:
+        part[0, idx[j]] += 1
+        j += 1
+    for b in range(nb):
+        t = 0
+        for r in range(8):
+            t += part[r, b]
+        counts[b] += t

@@ -1,0 +1,229 @@
+"""The watch's fused numba kernels: each equals its definition, and a watch computed by them
+equals the same watch computed by torch operations, row by row, histogram count by count."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from initlab.diagnostics import _kernels, watch  # noqa: E402
+from initlab.diagnostics._stats import cosine_from_sums, histogram, mean_pairwise_cosine  # noqa: E402
+
+K = _kernels.load()
+
+
+def test_numba_is_installed_with_the_test_extra():
+    assert K is not None
+
+
+def test_load_honours_the_switch(monkeypatch):
+    monkeypatch.setattr(_kernels, "_STATE", {})
+    monkeypatch.setenv("INITLAB_NO_NUMBA", "1")
+    assert _kernels.load() is None
+    monkeypatch.setattr(_kernels, "_STATE", {})
+    monkeypatch.setenv("INITLAB_NO_NUMBA", "0")
+    assert _kernels.load() is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fw_stats_and_grad_sums(dtype):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((97, 13)) * 0.1).astype(dtype)
+    x[3, 4] = dtype(0.05)  # exactly at the threshold: near zero (compared in x's dtype)
+    out = np.empty((5, 13))
+    s, sq, near = K.fw_stats(x, x.dtype.type(0.05), out)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(out[0], x64.sum(0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(out[1], x64.max(0))
+    np.testing.assert_allclose(out[2], (x64 ** 2).sum(0), rtol=1e-12)
+    np.testing.assert_array_equal(out[3], x64.min(0))
+    assert near == np.count_nonzero(np.abs(x) <= x.dtype.type(0.05)) == out[4].sum()
+    assert s == pytest.approx(x64.sum(), rel=1e-12, abs=1e-12) and sq == pytest.approx((x64 ** 2).sum(), rel=1e-12)
+    g = np.empty((2, 13))
+    s2, sq2 = K.grad_sums(x, g)
+    np.testing.assert_allclose(g[0], out[0], rtol=1e-12, atol=1e-14)
+    assert (s2, sq2) == pytest.approx((s, sq), rel=1e-12, abs=1e-12)
+
+
+def test_flat_kernels_and_the_fused_update():
+    rng = np.random.default_rng(1)
+    for n in (1, 63, 64, 1000, 4097):
+        w = rng.standard_normal(n).astype(np.float32)
+        before = (w + 1e-3 * rng.standard_normal(n)).astype(np.float32)
+        w64, b64 = w.astype(np.float64), before.astype(np.float64)
+        assert K.flat_sums(w) == pytest.approx((w64.sum(), (w64 ** 2).sum()), rel=1e-12, abs=1e-12)
+        assert K.diff_sq(w, before) == pytest.approx(((w64 - b64) ** 2).sum(), rel=1e-12)
+        snap = before.copy()
+        d2, s, q = K.diff_snap_sums(w, snap)
+        assert d2 == pytest.approx(((w64 - b64) ** 2).sum(), rel=1e-12)
+        assert (s, q) == pytest.approx((w64.sum(), (w64 ** 2).sum()), rel=1e-12, abs=1e-12)
+        np.testing.assert_array_equal(snap, w)
+        snap2 = np.zeros_like(w)
+        assert K.snap_sums(w, snap2) == pytest.approx((s, q), rel=1e-12, abs=1e-12)
+        np.testing.assert_array_equal(snap2, w)
+
+
+@pytest.mark.parametrize("shape,step", [((64, 300), 1), ((100, 9000), 3), ((2, 5), 1)])
+def test_cos_sums_give_the_probes_cosine(shape, step):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(np.float32) + 0.3
+    x[1] = 0.0  # a zero row is left out, as the probe leaves it out
+    h = x[:64]
+    n2 = np.empty(h.shape[0])
+    q = K.cos_sums(h, step, n2)
+    assert cosine_from_sums(n2, q) == pytest.approx(mean_pairwise_cosine(x), rel=1e-9, abs=1e-12)
+    x[0, 0] = np.inf
+    n2 = np.empty(h.shape[0])
+    assert math.isnan(cosine_from_sums(n2, K.cos_sums(x[:64], step, n2)))
+
+
+@pytest.mark.parametrize("step,scale", [(1, 1.0), (7, 1.0), (1, 64.0)])
+def test_hist_counts_equal_the_probes_histogram(step, scale):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(5000).astype(np.float32)
+    edges = np.linspace(-1.5, 2.0, 41) / scale
+    x[:40] = edges[:40].astype(np.float32)  # values on the edges, and outside the range
+    x[40:45] = [-9.0, 9.0, 2.0 / scale, -1.5 / scale, 0.0]
+    counts = np.zeros(40, dtype=np.int64)
+    idx = np.empty(5000, dtype=np.int32)
+    from initlab.diagnostics._watch import _bin_params
+
+    lo, k = _bin_params(edges * scale)
+    K.hist_counts(x, step, scale, lo, k, 40, idx, counts)
+    want = histogram(x[::step].astype(np.float64) * scale, edges * scale)
+    np.testing.assert_array_equal(counts, want.counts)
+
+
+# -- a watch by the kernels equals the watch by torch operations --------------------------------
+
+class _Seq(torch.nn.Module):
+    """Linear → in-place ReLU, Linear → Tanh (saturation), LayerNorm and GELU on [B, T, D]
+    (channel-last 3-D tensors), a conv block (its outputs take the torch path), float64 optional."""
+
+    def __init__(self, dtype=torch.float32) -> None:
+        super().__init__()
+        self.fc1 = torch.nn.Linear(6, 16, dtype=dtype)
+        self.act1 = torch.nn.ReLU(inplace=True)
+        self.fc2 = torch.nn.Linear(16, 16, dtype=dtype)
+        self.act2 = torch.nn.Tanh()
+        self.norm = torch.nn.LayerNorm(16, dtype=dtype)
+        self.gelu = torch.nn.GELU()
+        self.conv = torch.nn.Conv1d(5, 4, 3, padding=1, dtype=dtype)
+        self.out = torch.nn.Linear(16 * 5 + 4 * 6, 3, dtype=dtype)
+
+    def forward(self, x):  # x [B, 5, 6]
+        h = self.act2(self.fc2(self.act1(self.fc1(x))))
+        h = self.gelu(self.norm(h))
+        c = torch.relu(self.conv(x))  # channels 5, length 6
+        return self.out(torch.cat([h.flatten(1), c.flatten(1)], 1))
+
+
+def _run(model, x, y, every, steps, lr=0.05, scale_at=None):
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    with watch(model, every=every) as w:
+        for s in range(steps):
+            opt.zero_grad()
+            xb = x[(s % 4) * 32:(s % 4 + 1) * 32]
+            if scale_at is not None and s >= scale_at:
+                xb = xb.clone()  # a diverging input: inf and NaN values, inf/NaN statistics
+                xb[0, 0] = math.inf
+                xb[1, :, 2] = math.nan
+            loss = ((model(xb) - y[(s % 4) * 32:(s % 4 + 1) * 32]) ** 2).mean()
+            loss.backward()
+            opt.step()
+            w.log_loss(loss)
+    return w
+
+
+_ROW_KEYS = ("mean", "std", "sq_mean", "chan_var", "min", "max", "preact_mean", "preact_std", "preact_min",
+             "preact_max", "saturated", "dead", "cosine", "weight_std", "grad_std", "grad_rms", "grad_act_std",
+             "grad_weight_std", "grad_weight_ratio", "gain_mean", "gain_std")
+
+
+def _close(a, b, rel):
+    """Equal within ``rel`` and, for values near 0 (a mean after a norm), an absolute rel·1e-1:
+    the torch path sums float32 values in float32 (an error of about 1e-7 of Σ|x|/n on a mean),
+    the kernels in float64."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == pytest.approx(b, rel=rel, abs=rel * 0.1)
+
+
+def _compare(wk, wt, rel):
+    assert [s.step for s in wk.steps] == [s.step for s in wt.steps]
+    for sk, st_ in zip(wk.steps, wt.steps):
+        assert [r.name for r in sk.layers] == [r.name for r in st_.layers]
+        assert _close(sk.input_mean, st_.input_mean, rel) and _close(sk.input_std, st_.input_std, rel)
+        assert _close(sk.input_cosine, st_.input_cosine, rel)
+        for a, b in zip(sk.layers, st_.layers):
+            for key in _ROW_KEYS:
+                assert _close(getattr(a, key), getattr(b, key), rel), (sk.step, a.name, key, getattr(a, key),
+                                                                      getattr(b, key))
+            for key in ("hist", "preact_hist", "grad_hist"):
+                ha, hb = getattr(a, key), getattr(b, key)
+                assert (ha is None) == (hb is None), (a.name, key)
+                if ha is not None:
+                    np.testing.assert_array_equal(ha.edges, hb.edges)
+                    # a value within float32 rounding of an edge may fall on either side of it
+                    assert np.abs(ha.counts - hb.counts).sum() <= 2, (sk.step, a.name, key)
+        assert sk.near_zero.keys() == st_.near_zero.keys()
+        for name in sk.near_zero:
+            assert _close(sk.near_zero[name], st_.near_zero[name], 1e-12), (sk.step, name)
+        assert sk.update_ratio.keys() == st_.update_ratio.keys()
+        for name in sk.update_ratio:
+            assert _close(sk.update_ratio[name], st_.update_ratio[name], 1e-4), (sk.step, name)
+
+
+@pytest.mark.parametrize("every", [1, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_watch_equals_torch_ops_watch(monkeypatch, every, dtype):
+    """Same model, same seed, same batches: the rows by the kernels equal the rows by torch
+    operations (float32 sums in a different order: rel 1e-5; float64: 1e-9), the histograms count
+    for count (up to a value on an edge), the update ratios (every=1: fused with the next step's
+    copy; every=3: not) and the training bitwise."""
+    rng = np.random.default_rng(4)
+    npd = np.float32 if dtype == torch.float32 else np.float64
+    x = torch.from_numpy(rng.standard_normal((128, 5, 6)).astype(npd))
+    y = torch.from_numpy(rng.standard_normal((128, 3)).astype(npd))
+    runs = {}
+    for path in ("kernels", "torch"):
+        torch.manual_seed(0)
+        model = _Seq(dtype)
+        with monkeypatch.context() as m:
+            if path == "torch":
+                m.setattr(_kernels, "load", lambda: None)
+            w = _run(model, x, y, every, 7)
+            assert (w._hooks is not None)
+        runs[path] = (w, {k: v.clone() for k, v in model.state_dict().items()})
+    wk, sk = runs["kernels"]
+    wt, st_ = runs["torch"]
+    for k in sk:
+        assert torch.equal(sk[k], st_[k]), k
+    _compare(wk, wt, 1e-5 if dtype == torch.float32 else 1e-9)
+    assert any(r.hist is not None for r in wk.steps[-1].layers)
+
+
+def test_kernel_watch_equals_torch_ops_watch_when_diverging(monkeypatch):
+    """inf and NaN statistics (a diverging run) come out the same by both paths, and the verdicts
+    name the divergence."""
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.standard_normal((128, 5, 6)).astype(np.float32))
+    y = torch.from_numpy(rng.standard_normal((128, 3)).astype(np.float32))
+    out = {}
+    for path in ("kernels", "torch"):
+        torch.manual_seed(0)
+        with monkeypatch.context() as m:
+            if path == "torch":
+                m.setattr(_kernels, "load", lambda: None)
+            out[path] = _run(_Seq(), x, y, 1, 5, scale_at=3)
+    _compare(out["kernels"], out["torch"], 1e-5)
+    verdicts = [(v.kind, v.name, v.step) for v in out["kernels"].verdicts]
+    assert verdicts == [(v.kind, v.name, v.step) for v in out["torch"].verdicts]
+    assert any(kind == "diverged" for kind, _, _ in verdicts), verdicts
+    assert any(not math.isfinite(r.std) for r in out["kernels"].steps[-1].layers)
