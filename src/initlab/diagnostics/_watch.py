@@ -504,15 +504,22 @@ class _Deferred:
         return self.host[ref[0]][ref[1]]
 
 
+_KERNEL_TYPES: list[Any] = []  # torch.float32, torch.float64, torch.strided (torch is imported lazily)
+
+
 def _np_flat(t: Any) -> np.ndarray | None:
     """A flat NumPy view of a CPU float32/float64 tensor (contiguous; a copy when it is not),
     for the fused kernels; None for any other tensor (the torch path)."""
-    import torch
+    if not _KERNEL_TYPES:
+        import torch
 
-    if not t.is_cpu or t.dtype not in (torch.float32, torch.float64) or t.layout is not torch.strided:
+        _KERNEL_TYPES[:] = [torch.float32, torch.float64, torch.strided]
+    f32, f64, strided = _KERNEL_TYPES
+    dt = t.dtype
+    if (dt is not f32 and dt is not f64) or not t.is_cpu or t.layout is not strided:
         return None
     try:
-        return t.detach().reshape(-1).numpy()
+        return t.detach().numpy().reshape(-1)
     except (RuntimeError, TypeError):  # a tensor subclass, a conjugate or negative view...
         return None
 
@@ -993,6 +1000,8 @@ class _TorchHooks:
         self.kernels = _kernels.load() if capture == "modules" else None  # None: torch operations only
         self.presnap: dict[int, tuple[float, float]] = {}  # id(weight) -> sums of the copy finish() left in its buffer
         self.idx: np.ndarray = np.empty(0, dtype=np.int32)  # the histogram kernel's scratch
+        self.hist_params: dict[tuple[str, str], tuple[np.ndarray, int, float, float]] = {}  # edges, bins, lo, k
+        self.steps_: dict[tuple[int, int], int] = {}  # (values, channels) -> the histogram sample's stride
 
     # hooks ---------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -1014,7 +1023,7 @@ class _TorchHooks:
         for h in (*self.handles, *self.module_handles):
             h.remove()
         self.handles, self.module_handles = [], []
-        self.buffers, self.presnap = {}, {}
+        self.buffers, self.presnap, self.hist_params = {}, {}, {}
         for g in self.groups.values():  # the stacks' copies are not needed once the block has ended
             g.release()
         self.groups, self.hist_cache = {}, {}
@@ -1208,12 +1217,17 @@ class _TorchHooks:
 
             if self.pending is not p:  # a later backward through a kept graph: not this step's
                 return
-            with torch.no_grad():
+            if self.kernels is not None:  # (NumPy and detached tensors: nothing to keep out of the graph)
                 m = row.grads[key] = self._member(p, "grad", g, row.axis)
                 if key == "preact" or (key == "act" and row.kind == "norm"):
                     self._hist(row, "grad", m)
                 if isinstance(m, _Fast):
                     m.t = None
+                return
+            with torch.no_grad():
+                m = row.grads[key] = self._member(p, "grad", g, row.axis)
+                if key == "preact" or (key == "act" and row.kind == "norm"):
+                    self._hist(row, "grad", m)
         return fn
 
     def _member(self, p: _Pending, role: str, t: Any, axis: int, cos: bool = False) -> Any:
@@ -1222,8 +1236,7 @@ class _TorchHooks:
         copied into its slot of the step's group of its role and layout (see :class:`_Group`)
         and (group, index) returned."""
         if self.kernels is not None:
-            with np.errstate(all="ignore"):  # a diverging run: inf/NaN statistics, reported as diverged
-                fast = self._fast_member(p, role, t, axis, cos)
+            fast = self._fast_member(p, role, t, axis, cos)  # (kernels and Python floats: no NumPy warning)
             if fast is not None:
                 return fast
         import torch
@@ -1293,8 +1306,7 @@ class _TorchHooks:
         """The row's histogram ``key`` ("act", "preact", "grad") is of this member's values, on
         the fixed edges of (row name, key), chosen at the first step that has it."""
         if isinstance(member, _Fast):
-            with np.errstate(all="ignore"):
-                row.hist[key] = self._fast_hist((row.st.name, key), member)
+            row.hist[key] = self._fast_hist((row.st.name, key), member)
             return
         g, i = member
         g.hist.append((i, (row.st.name, key)))
@@ -1306,26 +1318,36 @@ class _TorchHooks:
         :func:`~initlab.diagnostics._stats.histogram`; at the first step with these edges, the
         sample itself (the edges are chosen from it when the rows are built)."""
         flat = m.t.reshape(-1)
-        step = _sample_step(int(flat.size), m.chans, self.hist_sample)
-        edges = self.edges.edges.get(ek)
-        if edges is None:
-            if self.pending is not None:
-                self.pending.first_hist = True
-            return _FastHist(ek, values=flat[::step].astype(np.float64) * m.scale)
+        n = int(flat.size)
+        hs = self.hist_sample
+        step = 1 if hs is None or n <= hs else self.steps_.get((n, m.chans)) or self.steps_.setdefault(
+            (n, m.chans), _sample_step(n, m.chans, hs))
+        hp = self.hist_params.get(ek)
+        if hp is None:
+            edges = self.edges.edges.get(ek)
+            if edges is None:
+                if self.pending is not None:
+                    self.pending.first_hist = True
+                with np.errstate(all="ignore"):
+                    return _FastHist(ek, values=flat[::step].astype(np.float64) * m.scale)
+            hp = self.hist_params[ek] = (edges, int(edges.size) - 1, *_bin_params(edges))
+        edges, nb, lo, kk = hp
         if not m.finite:
-            return _FastHist(ek, hist=histogram(flat[::step].astype(np.float64) * m.scale, edges))
-        nb = int(edges.size) - 1
-        lo, kk = _bin_params(edges)
-        need = -(-int(flat.size) // step)
+            with np.errstate(all="ignore"):
+                return _FastHist(ek, hist=histogram(flat[::step].astype(np.float64) * m.scale, edges))
+        need = -(-n // step)
         if self.idx.size < need:
             self.idx = np.empty(need, dtype=np.int32)
         counts = np.zeros(nb, dtype=np.int64)
         self.kernels.hist_counts(flat, step, m.scale, lo, kk, nb, self.idx, counts)
-        return _FastHist(ek, hist=Histogram(edges, counts, int(counts.sum())))
+        return _FastHist(ek, hist=Histogram(edges, counts, need))
 
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         p = self.pending
         if p is None or not self.recording:
+            return
+        if self.kernels is not None:  # (NumPy and detached tensors: nothing to keep out of the graph)
+            self._record(p, mod, inp, out)
             return
         import torch
 
