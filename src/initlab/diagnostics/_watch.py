@@ -999,6 +999,7 @@ class _TorchHooks:
 
         self.kernels = _kernels.load() if capture == "modules" else None  # None: torch operations only
         self.presnap: dict[int, tuple[float, float]] = {}  # id(weight) -> sums of the copy finish() left in its buffer
+        self.weight_handles: dict[int, Any] = {}  # every=1: the weights' gradient hooks, kept between steps
         self.idx: np.ndarray = np.empty(0, dtype=np.int32)  # the histogram kernel's scratch
         self.hist_params: dict[tuple[str, str], tuple[np.ndarray, int, float, float]] = {}  # edges, bins, lo, k
         self.steps_: dict[tuple[int, int], int] = {}  # (values, channels) -> the histogram sample's stride
@@ -1022,7 +1023,9 @@ class _TorchHooks:
     def remove(self) -> None:
         for h in (*self.handles, *self.module_handles):
             h.remove()
-        self.handles, self.module_handles = [], []
+        for h in self.weight_handles.values():
+            h.remove()
+        self.handles, self.module_handles, self.weight_handles = [], [], {}
         self.buffers, self.presnap, self.hist_params = {}, {}, {}
         for g in self.groups.values():  # the stacks' copies are not needed once the block has ended
             g.release()
@@ -1070,8 +1073,12 @@ class _TorchHooks:
                         sums = _Sums.of(p.d, snap, keep=True)
                     p.snapshots[id(w)] = (w, snap)
                     p.weights[id(w)] = sums
-                    if w.requires_grad:
+                    if not w.requires_grad:
+                        continue
+                    if self.watch.every > 1:
                         p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
+                    elif id(w) not in self.weight_handles:  # every=1: every step is recorded, the hook stays
+                        self.weight_handles[id(w)] = w.register_hook(self._weight_grad(None, id(w)))
         self.pending = p
         # (the root's own row, when the model is one watched module, is taken by _root_post: a hook
         # removed from the root while torch iterates its hooks after a failed forward would break it)
@@ -1198,10 +1205,15 @@ class _TorchHooks:
                 p.fast = []
                 self._settle_groups(p)  # the activations' statistics now, while their copies are in cache
 
-    def _weight_grad(self, p: _Pending, key: int) -> Any:
+    def _weight_grad(self, pending: _Pending | None, key: int) -> Any:
+        """The hook of a weight's gradient for the step ``pending`` (None: the step pending when
+        it runs, for a hook kept between steps)."""
         def fn(g: Any) -> None:
             import torch
 
+            p = self.pending if pending is None else pending
+            if p is None or p.cap is not None:
+                return
             gn = _np_flat(g) if self.kernels is not None else None
             if gn is not None:
                 s, q = self.kernels.flat_sums(gn)
