@@ -49,6 +49,24 @@ def test_fw_stats_and_grad_sums(dtype):
     assert (s2, sq2) == pytest.approx((s, sq), rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(32, 16, 1024), (8, 3, 7), (4, 5, 33)])
+def test_channel_mid_kernels(shape):
+    """[batch, C, positions] (a conv's output): the same sums, extremes and count per channel,
+    over batch and positions."""
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    out, g = np.empty((5, shape[1])), np.empty((2, shape[1]))
+    s, sq, near = K.fw_stats_mid(x, np.float32(0.05), out)
+    s2, sq2 = K.grad_sums_mid(x, g)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(out[0], x64.sum((0, 2)), rtol=1e-11, atol=1e-11)
+    np.testing.assert_array_equal(out[1], x64.max((0, 2)))
+    np.testing.assert_allclose(out[2], (x64 ** 2).sum((0, 2)), rtol=1e-12)
+    np.testing.assert_array_equal(out[3], x64.min((0, 2)))
+    assert near == out[4].sum() == np.count_nonzero(np.abs(x) <= np.float32(0.05))
+    np.testing.assert_allclose(g, out[[0, 2]], rtol=1e-12, atol=1e-11)
+    assert (s, sq) == pytest.approx((s2, sq2), rel=1e-12, abs=1e-11)
+
+
 def test_flat_kernels_and_the_fused_update():
     rng = np.random.default_rng(1)
     for n in (1, 63, 64, 1000, 4097):
@@ -207,6 +225,39 @@ def test_kernel_watch_equals_torch_ops_watch(monkeypatch, every, dtype):
         assert torch.equal(sk[k], st_[k]), k
     _compare(wk, wt, 1e-5 if dtype == torch.float32 else 1e-9)
     assert any(r.hist is not None for r in wk.steps[-1].layers)
+
+
+class _Cnn(torch.nn.Module):
+    """Conv2d → BatchNorm2d → ReLU modules (channels on axis 1), a depthwise conv, then a linear
+    readout: the [batch, channels, positions] kernels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.Tanh(), torch.nn.Flatten(),
+            torch.nn.Linear(8 * 6 * 6, 3))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_kernel_watch_equals_torch_ops_watch_on_a_cnn(monkeypatch, every):
+    rng = np.random.default_rng(7)
+    x = torch.from_numpy(rng.standard_normal((128, 3, 6, 6)).astype(np.float32))
+    y = torch.from_numpy(rng.standard_normal((128, 3)).astype(np.float32))
+    runs = {}
+    for path in ("kernels", "torch"):
+        torch.manual_seed(0)
+        model = _Cnn()
+        with monkeypatch.context() as m:
+            if path == "torch":
+                m.setattr(_kernels, "load", lambda: None)
+            runs[path] = _run(model, x, y, every, 5)
+    _compare(runs["kernels"], runs["torch"], 1e-5)
+    names = [r.name for r in runs["kernels"].steps[0].layers]
+    assert names[:2] == ["body.0", "body.1"], names
 
 
 def test_kernel_watch_equals_torch_ops_watch_when_diverging(monkeypatch):

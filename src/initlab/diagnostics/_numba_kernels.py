@@ -227,3 +227,74 @@ def hist_counts(flat: Any, step: int, scale: float, lo: float, k: float, nb: int
         for r in range(8):
             t += part[r, b]
         counts[b] += t
+
+
+
+MID_LANES = 16
+
+
+@jit
+def fw_stats_mid(x: Any, near_t: Any, out: Any) -> Any:  # pragma: no cover - compiled
+    """:func:`fw_stats` of a tensor whose channels are its middle axis, x [batch, C, positions]
+    (a conv's output): per channel Σx, max, Σx², min, near-zero count over batch and positions,
+    in 16 lanes along the positions (vectorised), then summed."""
+    n_, c_, p_ = x.shape
+    main = p_ - p_ % MID_LANES
+    acc = np.empty((5, MID_LANES))
+    for c in range(c_):
+        for j in range(MID_LANES):
+            acc[0, j] = 0.0
+            acc[1, j] = -np.inf
+            acc[2, j] = 0.0
+            acc[3, j] = np.inf
+            acc[4, j] = 0.0
+        for n in range(n_):
+            for p0 in range(0, main, MID_LANES):
+                for j in range(MID_LANES):
+                    v = x[n, c, p0 + j]
+                    w = np.float64(v)
+                    acc[0, j] += w
+                    acc[1, j] = w if w > acc[1, j] else acc[1, j]
+                    acc[2, j] += w * w
+                    acc[3, j] = w if w < acc[3, j] else acc[3, j]
+                    acc[4, j] += 1.0 if abs(v) <= near_t else 0.0
+            for p in range(main, p_):
+                v = x[n, c, p]
+                w = np.float64(v)
+                acc[0, 0] += w
+                acc[1, 0] = w if w > acc[1, 0] else acc[1, 0]
+                acc[2, 0] += w * w
+                acc[3, 0] = w if w < acc[3, 0] else acc[3, 0]
+                acc[4, 0] += 1.0 if abs(v) <= near_t else 0.0
+        out[0, c] = acc[0].sum()
+        out[1, c] = acc[1].max()
+        out[2, c] = acc[2].sum()
+        out[3, c] = acc[3].min()
+        out[4, c] = acc[4].sum()
+    return out[0].sum(), out[2].sum(), out[4].sum()
+
+
+@jit
+def grad_sums_mid(x: Any, out: Any) -> Any:  # pragma: no cover - compiled
+    """:func:`grad_sums` of x [batch, C, positions]: per channel Σx, Σx² (16 lanes along the
+    positions); returns the totals."""
+    n_, c_, p_ = x.shape
+    main = p_ - p_ % MID_LANES
+    acc = np.empty((2, MID_LANES))
+    for c in range(c_):
+        for j in range(MID_LANES):
+            acc[0, j] = 0.0
+            acc[1, j] = 0.0
+        for n in range(n_):
+            for p0 in range(0, main, MID_LANES):
+                for j in range(MID_LANES):
+                    w = np.float64(x[n, c, p0 + j])
+                    acc[0, j] += w
+                    acc[1, j] += w * w
+            for p in range(main, p_):
+                w = np.float64(x[n, c, p])
+                acc[0, 0] += w
+                acc[1, 0] += w * w
+        out[0, c] = acc[0].sum()
+        out[1, c] = acc[1].sum()
+    return out[0].sum(), out[1].sum()

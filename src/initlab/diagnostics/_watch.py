@@ -46,25 +46,32 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
   first recorded step also looks (a function mode that only observes) for the operations the
   probe has rows for that run outside the watched modules, and lists them in
   :attr:`Watch.notes`.
-* **Cost** (``"modules"``). When a hook sees a tensor of a recorded step (an activation, the
-  input, a delta), it copies it into its slot of a buffer that stacks the step's tensors of the
-  same shape and role, kept between steps (a copy, so an in-place operation later in the step
-  cannot change what was recorded); when the step ends, each stack gets one set of torch
-  operations on its device and dtype for all of its tensors: the probe's sums (channel sums,
-  Σx², channel maxima, minimum: the probe's moments rule, with its centered float64 fallback
-  when the variance is below 1e-3 of E[x²]), the near-zero counts, the cosine of the first 64
-  samples in O(k·features) (:func:`~initlab.diagnostics._stats.cosine_from_sums`) and the
-  histogram samples; all the step's histograms are then binned on their fixed edges in one
-  bincount. Weights and weight gradients get one sum and one BLAS dot each. These small results
-  stay on the device and are moved to NumPy together once per recorded step (one
-  synchronisation on CUDA). The rows (the final scalars in float64, the histograms, the
-  verdicts' inputs) are built from those numbers when the Watch is first read
-  (:attr:`Watch.steps`, :meth:`Watch.rows`, verdicts, export, plots), not in the training loop.
-  ‖ΔW‖ is the norm of the difference between the weight and its copy taken just before the
-  recorded step (one copy of the watched weights, in buffers kept for the watch; on the CPU the
-  difference is formed in those buffers). Memory: the stacks hold one copy of a recorded step's
-  activations and deltas.
+* **Cost** (``"modules"``). Two paths compute the same numbers.
 
+  - *Kernels* (CPU tensors of float32/float64 whose channels are the last axis or axis 1:
+    linear and conv layers, their activations and norms, the input; numba installed, as the
+    ``torch`` extra installs it): the hook that sees a tensor reads it once with a fused kernel
+    (:mod:`initlab.diagnostics._kernels`) that forms the probe's sums (channel sums, Σx²,
+    channel maxima, minimum, in float64 accumulators), the near-zero count, the cosine sums of
+    the first 64 samples (:func:`~initlab.diagnostics._stats.cosine_from_sums`) and the
+    histogram on its fixed edges, from the tensor's own memory (no copy): nothing is kept for
+    later, so an in-place operation later in the step cannot change what was recorded. Each
+    weight is copied and summed in one pass; when the step ends, one pass forms ‖ΔW‖ and (with
+    ``every=1``) the copy and sums for the next step. The probe's centered float64 fallback
+    (variance below 1e-3 of E[x²]) is applied at once.
+  - *Torch operations* (other tensors: CUDA, float16/bfloat16, channels on another axis; or
+    numba missing): the hook copies the tensor into its slot of a buffer
+    that stacks the step's tensors of the same shape and role, kept between steps; when the
+    step ends, each stack gets one set of torch operations on its device and dtype for all of
+    its tensors (the same sums, counts and samples), all the step's histograms are binned in
+    one bincount, and the small results are moved to NumPy together once per recorded step
+    (one synchronisation on CUDA).
+
+  The rows (the final scalars in float64, the histograms, the verdicts' inputs) are built from
+  those numbers when the Watch is first read (:attr:`Watch.steps`, :meth:`Watch.rows`,
+  verdicts, export, plots), not in the training loop. ‖ΔW‖ is the norm of the difference
+  between the weight and its copy taken just before the recorded step (one copy of the watched
+  weights, in buffers kept for the watch).
 * The per-layer statistics are those of the probe (:mod:`initlab.diagnostics._measure`, same
   names and definitions), plus ``near_zero`` (fraction of activation values with
   |x| ≤ ``near_zero``, fastai's 0.05 by default) and ``update_ratio`` (‖W_{t+1} − W_t‖_F/‖W_t‖_F,
@@ -448,7 +455,10 @@ def _as_float(loss: Any) -> float:
 # ------------------------------------------------------------------------------------------------
 # The torch side: hooks that read, never write.
 #
-# Speed. A recorded step copies each activation, input and delta into a stack of its shape and
+# Speed. On the CPU (float32/float64, channels last) with numba, each recorded tensor is read once
+# in its hook by a fused kernel (:meth:`_TorchHooks._fast_member`, :class:`_Fast`; the weights by
+# :meth:`_TorchHooks._fast_snapshot` and :meth:`_TorchHooks._fast_update_norms`). Otherwise a
+# recorded step copies each activation, input and delta into a stack of its shape and
 # role (:class:`_Group`; float16/bfloat16 read as float32) and computes every statistic with a
 # few torch operations per stack, on the tensors' own device and dtype (:meth:`_group_stats`),
 # never through a float64 copy of a whole tensor; all histograms of the step are binned in one
@@ -649,11 +659,12 @@ def _centered_chan(cv: Any, dims: Any) -> tuple[float, float, float, float]:
 
 class _Fast:
     """One recorded tensor's numbers, computed in the hook that sees it by the fused kernels
-    (CPU, float32/float64, channel-last layout: :meth:`_TorchHooks._fast_member`): ``out`` the
+    (CPU, float32/float64, channels on the last axis or on axis 1:
+    :meth:`_TorchHooks._fast_member`): ``out`` the
     per-channel sums (activations: [Σx, max, Σx², min, near-zero count]; the input and deltas:
     [Σx, Σx²]), ``sq`` the total Σx², ``near`` the near-zero count, ``n2``/``q`` the cosine sums;
-    ``t`` is the tensor's [rows, C] NumPy view while its hook (for activations: its forward
-    pass) runs, for the histograms, then let go. The probe's moments are formed from these when
+    ``t`` is the tensor's flat NumPy view while its hook (for activations: its forward pass)
+    runs, for the histograms, then let go. The probe's moments are formed from these when
     the step's rows are built."""
 
     __slots__ = ("role", "per_chan", "chans", "out", "sq", "near", "finite", "t", "n2", "q", "scale", "exact")
@@ -1269,32 +1280,40 @@ class _TorchHooks:
 
     def _fast_member(self, p: _Pending, role: str, t: Any, axis: int, cos: bool) -> _Fast | None:
         """The statistics of a CPU float32/float64 tensor whose channels are its last axis (the
-        probe's [rows, units] view) by the fused kernels, now: one pass for the channel sums,
+        probe's [rows, units] view) or its axis 1 (a conv's output, viewed [batch, channels,
+        positions]) by the fused kernels, now: one pass for the channel sums,
         Σx², and for activations the channel maxima, the minimum and the near-zero count
         (compared in the tensor's dtype, as the probe); the cosine sums of the first 64 samples
         when ``cos``. None (the torch path) for other tensors. The probe's centered fallback is
         applied at once when the variance cancels."""
         nd = t.ndim
-        if nd > 2 and axis % nd != nd - 1:
-            return None  # channels on axis 1 (a conv's output): the torch path
-        seq_first = nd >= 2 and t.shape[0] != p.batch and t.shape[1] == p.batch
+        mid = nd > 2 and axis % nd == 1  # channels on axis 1 (a conv's output): [batch, C, positions]
+        if nd > 2 and not mid and axis % nd != nd - 1:
+            return None  # channels on another axis: the torch path
+        seq_first = not mid and nd >= 2 and t.shape[0] != p.batch and t.shape[1] == p.batch
         if cos and seq_first:
             return None
         flat = _np_flat(t)
         if flat is None:
             return None
         k = self.kernels
-        chans = int(t.shape[-1]) if nd >= 2 else 1
-        x2 = flat.reshape(-1, chans) if chans else flat.reshape(0, 1)
-        rows = int(x2.shape[0])
+        if mid:
+            chans = int(t.shape[1])
+            x = flat.reshape(int(t.shape[0]), chans, -1)
+            rows = int(x.shape[0]) * int(x.shape[2])
+        else:
+            chans = int(t.shape[-1]) if nd >= 2 else 1
+            x = flat.reshape(-1, chans) if chans else flat.reshape(0, 1)
+            rows = int(x.shape[0])
         if role == "fw":
             out = np.empty((5, chans))
-            s, sq, near = k.fw_stats(x2, flat.dtype.type(self.near_zero), out)
-            m = _Fast(role, rows, chans, out, sq, near, x2)
+            near_t = flat.dtype.type(self.near_zero)
+            s, sq, near = k.fw_stats_mid(x, near_t, out) if mid else k.fw_stats(x, near_t, out)
+            m = _Fast(role, rows, chans, out, sq, near, flat)
         else:
             out = np.empty((2, chans))
-            s, sq = k.grad_sums(x2, out)
-            m = _Fast(role, rows, chans, out, sq, math.nan, x2)
+            s, sq = k.grad_sums_mid(x, out) if mid else k.grad_sums(x, out)
+            m = _Fast(role, rows, chans, out, sq, math.nan, flat)
             if role == "grad" and self.loss_reduction == "mean":
                 m.scale = float(p.batch)
         n = max(rows * chans, 1)
@@ -1303,7 +1322,8 @@ class _TorchHooks:
         if var < 1e-3 * sq / n:  # (False for NaN)
             import torch
 
-            m.exact = _centered_chan(torch.from_numpy(x2).unsqueeze(0), 1)
+            xt = torch.from_numpy(x).unsqueeze(0)
+            m.exact = _centered_chan(xt, (1, 3) if mid else 1)
         if cos and nd >= 1 and rows:
             h = flat.reshape(int(t.shape[0]), -1)[:_COS_SAMPLES]
             if h.shape[0] >= 2:
