@@ -278,3 +278,32 @@ def test_kernel_watch_equals_torch_ops_watch_when_diverging(monkeypatch):
     assert verdicts == [(v.kind, v.name, v.step) for v in out["torch"].verdicts]
     assert any(kind == "diverged" for kind, _, _ in verdicts), verdicts
     assert any(not math.isfinite(r.std) for r in out["kernels"].steps[-1].layers)
+
+
+def test_a_failing_kernel_turns_to_torch_operations_and_says_so(monkeypatch):
+    """A kernel that fails (say, numba cannot compile it for some array here) must not stop the
+    user's training: the watch notes it and computes the rest with torch operations, giving the
+    same rows as a watch by torch operations."""
+    import types
+
+    rng = np.random.default_rng(8)
+    x = torch.from_numpy(rng.standard_normal((128, 5, 6)).astype(np.float32))
+    y = torch.from_numpy(rng.standard_normal((128, 3)).astype(np.float32))
+    calls = {"n": 0}
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] > 6:  # fails in the middle of step 1's forward pass
+            raise TypeError("no matching definition")
+        return K.fw_stats(*args)
+
+    broken = types.SimpleNamespace(**{n: getattr(K, n) for n in dir(K) if not n.startswith("_")})
+    broken.fw_stats = flaky
+    monkeypatch.setattr(_kernels, "load", lambda: broken)
+    torch.manual_seed(0)
+    wk = _run(_Seq(), x, y, 1, 4)
+    assert any("numba kernels failed" in n and "TypeError" in n for n in wk.notes), wk.notes
+    monkeypatch.setattr(_kernels, "load", lambda: None)
+    torch.manual_seed(0)
+    wt = _run(_Seq(), x, y, 1, 4)
+    _compare(wk, wt, 1e-5)

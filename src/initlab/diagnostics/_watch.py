@@ -1188,7 +1188,11 @@ class _TorchHooks:
         buf = self._snap_buffer(w)
         pre = self.presnap.pop(id(w), None)
         if pre is None:
-            s, q = k.snap_sums(wn, buf.reshape(-1).numpy())
+            try:
+                s, q = k.snap_sums(wn, buf.reshape(-1).numpy())
+            except Exception as exc:
+                self._kernels_failed(exc)
+                return None, None
         else:
             s, q = pre
         return buf, _HostSums.of(int(wn.size), float(s), float(q), ref=buf)
@@ -1227,9 +1231,12 @@ class _TorchHooks:
                 return
             gn = _np_flat(g) if self.kernels is not None else None
             if gn is not None:
-                s, q = self.kernels.flat_sums(gn)
-                p.weight_grads[key] = _HostSums.of(int(gn.size), float(s), float(q))
-                return
+                try:
+                    s, q = self.kernels.flat_sums(gn)
+                    p.weight_grads[key] = _HostSums.of(int(gn.size), float(s), float(q))
+                    return
+                except Exception as exc:
+                    self._kernels_failed(exc)
             with torch.no_grad():
                 p.weight_grads[key] = _Sums.of(p.d, g, keep=False)
         return fn
@@ -1259,7 +1266,11 @@ class _TorchHooks:
         copied into its slot of the step's group of its role and layout (see :class:`_Group`)
         and (group, index) returned."""
         if self.kernels is not None:
-            fast = self._fast_member(p, role, t, axis, cos)  # (kernels and Python floats: no NumPy warning)
+            try:
+                fast = self._fast_member(p, role, t, axis, cos)  # (kernels and Python floats: no NumPy warning)
+            except Exception as exc:  # a kernel that does not compile here: the torch path, from now on
+                self._kernels_failed(exc)
+                fast = None
             if fast is not None:
                 return fast
         import torch
@@ -1277,6 +1288,13 @@ class _TorchHooks:
             g.reset(p.step)
             p.groups.append(g)
         return g, g.add(t.detach())
+
+    def _kernels_failed(self, exc: BaseException) -> None:
+        """Stop using the kernels (the torch path computes the same numbers) and say why in
+        :attr:`Watch.notes`: the user's training goes on."""
+        self.kernels = None
+        self.watch.notes.append(f"the numba kernels failed ({type(exc).__name__}: {exc}); the watch computed its "
+                                "statistics with torch operations from then on")
 
     def _fast_member(self, p: _Pending, role: str, t: Any, axis: int, cos: bool) -> _Fast | None:
         """The statistics of a CPU float32/float64 tensor whose channels are its last axis (the
@@ -1371,7 +1389,15 @@ class _TorchHooks:
         if self.idx.size < need:
             self.idx = np.empty(need, dtype=np.int32)
         counts = np.zeros(nb, dtype=np.int64)
-        self.kernels.hist_counts(flat, step, m.scale, lo, kk, nb, self.idx, counts)
+        k = self.kernels
+        try:
+            if k is None:
+                raise RuntimeError("the kernels were turned off during this step")
+            k.hist_counts(flat, step, m.scale, lo, kk, nb, self.idx, counts)
+        except Exception as exc:  # the probe's own function on the sample
+            if k is not None:
+                self._kernels_failed(exc)
+            return _FastHist(ek, hist=histogram(flat[::step].astype(np.float64) * m.scale, edges))
         return _FastHist(ek, hist=Histogram(edges, counts, need))
 
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
@@ -1591,11 +1617,15 @@ class _TorchHooks:
             if wn is None or snap.dtype != w.dtype or snap.shape != w.shape:
                 continue
             sn = snap.reshape(-1).numpy()
-            if fuse:
-                d2, s, q = k.diff_snap_sums(wn, sn)
-                self.presnap[key] = (float(s), float(q))
-            else:
-                d2 = k.diff_sq(wn, sn)
+            try:
+                if fuse:
+                    d2, s, q = k.diff_snap_sums(wn, sn)
+                    self.presnap[key] = (float(s), float(q))
+                else:
+                    d2 = k.diff_sq(wn, sn)
+            except Exception as exc:  # (the rest by torch operations, in place)
+                self._kernels_failed(exc)
+                break
             out[key] = math.sqrt(max(float(d2), 0.0))
         return out
 
