@@ -102,7 +102,8 @@ def test_step_zero_equals_probe_on_the_same_batch():
     got = w.steps[0].layers
     assert [s.name for s in got] == [s.name for s in ref.layers]
     keys = ("mean", "std", "sq_mean", "chan_var", "min", "max", "preact_mean", "preact_std", "saturated", "dead",
-            "cosine", "weight_std", "grad_std", "grad_rms", "grad_act_std", "grad_weight_std", "grad_weight_ratio")
+            "cosine", "weight_std", "grad_std", "grad_rms", "grad_act_std", "grad_weight_std", "grad_weight_ratio",
+            "fan_in", "fan_out", "weight_kurtosis")
     for a, b in zip(got, ref.layers):
         for k in keys:
             va, vb = getattr(a, k), getattr(b, k)
@@ -110,6 +111,8 @@ def test_step_zero_equals_probe_on_the_same_batch():
                 assert va is None, (a.name, k)
             else:
                 assert va == pytest.approx(vb, rel=1e-5, abs=1e-9), (a.name, k)
+    assert [s.weight_init for s in got] == [s.weight_init for s in ref.layers]  # the init in place, named once
+    assert all(s.weight_kurtosis is None for s in w.steps[-1].layers) or len(w.steps) == 1
     assert w.steps[0].loss == pytest.approx(loss.item())
     # the relative update of plain SGD is lr·‖∇W‖/‖W‖, the probe's mean-loss gradient ratio
     for st in got:
@@ -170,6 +173,24 @@ def test_dying_relu_layer_named_with_its_step():
     prev = w.steps[[r.step for r in w.steps].index(v.step) - 1].layers
     assert all((s.dead or 0.0) <= 0.1 for s in prev)  # the step before shows no dead layer
     assert f"step {v.step}" in str(v)
+
+
+def test_step_zero_verdicts_name_the_init_as_the_probe_does():
+    """The first recorded step measures each weight's structure and kurtosis as the probe does, so
+    its verdicts name the init in place in the probe's words ("normal-like"); later steps do not
+    measure them (the weights have moved) and report a scale."""
+    model = _mlp(1.0)
+    x, y = _data()
+    ref = initlab.probe(model, x[:64].numpy(), y=y[:64].numpy(), loss="mse", rng=0)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+    with watch(model, every=1) as w:
+        _train(model, opt, x, y, 3, w)
+    first = [v.message for v in w.verdicts if v.step == 0]
+    want = [v.message for v in ref.verdicts]
+    assert first and first == want[:len(first)], (first, want)
+    assert "normal-like" in first[0]
+    assert all(s.weight_kurtosis is None for s in w.steps[1].layers)
+    assert [s.weight_kurtosis for s in w.steps[0].layers] == pytest.approx([s.weight_kurtosis for s in ref.layers])
 
 
 def test_well_initialized_net_gets_no_verdict():

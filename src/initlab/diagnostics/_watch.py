@@ -86,8 +86,12 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
   the end bins. They bin a strided subsample of ``hist_sample`` values (4096 by default; the
   probe bins 65 536) with the probe's binning rule.
 * Verdicts over time: the probe's verdict engine (:func:`initlab.diagnostics.verdicts`) is run on
-  every recorded step; :attr:`Watch.verdicts` lists each problem once, with the layer and the
-  first step where it appeared (a layer that dies at step 40 is named with step 40).
+  every recorded step. The first recorded step also measures each weight's structure and excess
+  kurtosis as the probe does (``weight_init``, ``weight_kurtosis``: a one-time cost), so its
+  verdicts name the init in place in the probe's words; later steps leave them out (the weights
+  have moved) and their verdicts give the weights' scale. :attr:`Watch.verdicts` lists each
+  problem once, with the layer and the first step where it appeared (a layer that dies at step 40
+  is named with step 40).
 """
 
 from __future__ import annotations
@@ -964,6 +968,7 @@ class _Pending:
         self.grad_handles: list[Any] = []
         self.names: dict[str, int] = {}
         self.inplace: dict[int, _Row] = {}  # id(in-place activation module) -> its row, begun by its pre-hook
+        self.init_guess: dict[int, tuple[str | None, float]] = {}  # id(weight) -> (structure, excess kurtosis)
         self.cap: Any = None  # capture="ops": the probe's op-level capture of this step
         self.cap_handles: list[Any] = []
         self.mode: Any = None
@@ -1004,7 +1009,8 @@ class _TorchHooks:
         self.edges = _Edges(bins, hist_margin)
         self.groups: dict[Any, _Group] = {}  # the stacked buffers, by role and layout (kept between steps)
         self.hist_cache: dict[Any, Any] = {}  # _bin_step's per-value vectors
-        self.fans: dict[Any, tuple[Any, int | None]] = {}  # module -> (weight shape, the probe's fan-in)
+        self.fans: dict[Any, tuple[Any, int | None, int | None]] = {}  # module -> (weight shape, fan-in, fan-out)
+        self.guessed = False  # the weights' init was named (first recorded step)
         self.linear_act = _activations.get("linear")
         from initlab.diagnostics import _kernels
 
@@ -1084,12 +1090,18 @@ class _TorchHooks:
                         sums = _Sums.of(p.d, snap, keep=True)
                     p.snapshots[id(w)] = (w, snap)
                     p.weights[id(w)] = sums
+                    if not self.guessed and w.ndim >= 2:  # the init in place, named as the probe names it
+                        from initlab.diagnostics._weight_init import excess_kurtosis, structure
+
+                        wn = snap.detach().cpu().numpy()
+                        p.init_guess[id(w)] = (structure(wn), excess_kurtosis(wn))
                     if not w.requires_grad:
                         continue
                     if self.watch.every > 1:
                         p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
                     elif id(w) not in self.weight_handles:  # every=1: every step is recorded, the hook stays
                         self.weight_handles[id(w)] = w.register_hook(self._weight_grad(None, id(w)))
+        self.guessed = True
         self.pending = p
         # (the root's own row, when the model is one watched module, is taken by _root_post: a hook
         # removed from the root while torch iterates its hooks after a failed forward would break it)
@@ -1444,8 +1456,8 @@ class _TorchHooks:
             row.fw["weight"] = p.weights.get(id(w))
             fan = self.fans.get(mod)
             if fan is None or fan[0] != w.shape:  # computed once per module (and weight shape)
-                fan = self.fans[mod] = (w.shape, _fan_in(mod))
-            row.st.fan_in = fan[1]
+                fan = self.fans[mod] = (w.shape, _fan_in(mod), _fan_out(w))
+            row.st.fan_in, row.st.fan_out = fan[1], fan[2]
             row.weight = w
             if out.requires_grad:
                 out.register_hook(self._grad(p, row, "preact"))
@@ -1830,6 +1842,9 @@ class _TorchHooks:
                     if w_norm is not None:
                         gn = math.sqrt(max(gs.n * (gs.std * gs.std + gs.mean * gs.mean), 0.0)) * wscale
                         st.grad_weight_ratio = gn / w_norm if w_norm > 0 else math.inf
+            guess = p.init_guess.get(id(r.weight)) if r.weight is not None and r.kind != "norm" else None
+            if guess is not None:
+                st.weight_init, st.weight_kurtosis = guess
             if r.weight is not None and id(r.weight) in upd_norms and w_norm is not None:
                 dn = upd_norms[id(r.weight)]
                 upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
@@ -2063,6 +2078,13 @@ def _conv_op(module: Any) -> str:
     """The functional op of a conv module, as the probe names it (conv2d, conv_transpose1d...)."""
     dims = len(module.kernel_size)
     return f"conv_transpose{dims}d" if getattr(module, "transposed", False) else f"conv{dims}d"
+
+
+def _fan_out(w: Any) -> int | None:
+    """The probe's fan-out of a weight (:func:`initlab.init.compute_fans`); None below 2-D."""
+    from initlab.init import compute_fans
+
+    return int(compute_fans(tuple(w.shape))[1]) if w.ndim >= 2 else None
 
 
 def _fan_in(module: Any) -> int | None:
