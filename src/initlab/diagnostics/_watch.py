@@ -1015,7 +1015,7 @@ class _TorchHooks:
         from initlab.diagnostics import _kernels
 
         self.kernels = _kernels.load() if capture == "modules" else None  # None: torch operations only
-        self.presnap: dict[int, tuple[float, float]] = {}  # id(weight) -> sums of the copy finish() left in its buffer
+        self.presnap: dict[int, tuple[Any, float, float]] = {}  # id(weight) -> (it, the sums of the copy finish() left)
         self.weight_handles: dict[int, Any] = {}  # every=1: the weights' gradient hooks, kept between steps
         self.idx: np.ndarray = np.empty(0, dtype=np.int32)  # the histogram kernel's scratch
         self.hist_params: dict[tuple[str, str], tuple[np.ndarray, int, float, float]] = {}  # edges, bins, lo, k
@@ -1199,14 +1199,14 @@ class _TorchHooks:
             return None, None
         buf = self._snap_buffer(w)
         pre = self.presnap.pop(id(w), None)
-        if pre is None:
+        if pre is None or pre[0] is not w:
             try:
                 s, q = k.snap_sums(wn, buf.reshape(-1).numpy())
             except Exception as exc:
                 self._kernels_failed(exc)
                 return None, None
         else:
-            s, q = pre
+            s, q = pre[1], pre[2]
         return buf, _HostSums.of(int(wn.size), float(s), float(q), ref=buf)
 
     def _root_post(self, mod: Any, args: Any, out: Any) -> None:
@@ -1632,7 +1632,7 @@ class _TorchHooks:
             try:
                 if fuse:
                     d2, s, q = k.diff_snap_sums(wn, sn)
-                    self.presnap[key] = (float(s), float(q))
+                    self.presnap[key] = (w, float(s), float(q))
                 else:
                     d2 = k.diff_sq(wn, sn)
             except Exception as exc:  # (the rest by torch operations, in place)
