@@ -147,7 +147,10 @@ def watch_summary(watch: Any, path: str | None = None) -> Any:
     n = max(len(names), 1)
     ncol = min(n, 4)
     nrow = -(-n // ncol)
-    fig = plt.figure(figsize=(3.4 * ncol, 2.6 * nrow + 3.2))
+    width = 3.4 * ncol
+    notes = _wrapped_verdicts(watch.verdicts[:3], width)  # shown in full, wrapped to the figure's width
+    text_h = 0.19 * len(notes) + (0.1 if notes else 0.0)  # inches (10 pt lines)
+    fig = plt.figure(figsize=(width, 2.6 * nrow + 3.2 + text_h))
     gs = fig.add_gridspec(nrow + 1, 4, height_ratios=[1.0] * nrow + [1.15])
     for k, name in enumerate(names):
         ax = fig.add_subplot(gs[k // ncol, (k % ncol) * 4 // ncol:((k % ncol) + 1) * 4 // ncol])
@@ -183,11 +186,29 @@ def watch_summary(watch: Any, path: str | None = None) -> Any:
     ax.tick_params(labelsize=10)
     if len(names) > 1:
         fig.axes[-4].legend(fontsize=9, ncol=1 + len(names) // 6)
-    shown = watch.verdicts[:3]
-    for i, v in enumerate(shown):
-        fig.text(0.01, 0.005 + 0.02 * (len(shown) - 1 - i), f"! {v}"[:150], fontsize=10, color="crimson")
-    fig.tight_layout(rect=(0, 0.02 * len(shown), 1, 1))
+    height = fig.get_figheight()
+    if notes:
+        fig.text(0.01, 0.05 / height, "\n".join(notes), fontsize=10, color="crimson", va="bottom",
+                 linespacing=1.3)
+    fig.tight_layout(rect=(0, text_h / height, 1, 1))
     return _save(fig, path)
+
+
+def _wrapped_verdicts(verdicts: list[Any], width_in: float, max_lines: int = 3) -> list[str]:
+    """Each verdict as "! step s: message; fix", wrapped to a figure ``width_in`` inches wide at
+    10 pt (about 14 characters an inch), at most ``max_lines`` lines each (the last one ends in
+    "…" when cut)."""
+    import textwrap
+
+    chars = max(int(width_in * 14), 40)
+    lines: list[str] = []
+    for v in verdicts:
+        wrapped = textwrap.wrap(f"! {v}", chars, subsequent_indent="   ")
+        if len(wrapped) > max_lines:
+            wrapped = wrapped[:max_lines]
+            wrapped[-1] = wrapped[-1][:chars - 1] + "…"
+        lines += wrapped
+    return lines
 
 
 def coord_check(cc: Any, path: str | None = None) -> Any:
