@@ -9,7 +9,8 @@ once, and read each weight gradient once (no statistic at all).
 A fifth, ``every_1_torch_ops``, watches every step with the kernels turned off (the path without
 numba, and the one off the CPU). ``--model cnn`` times a small CNN instead (conv outputs take the
 kernels' [batch, channels, positions] path).
-Writes benchmarks/results/watch_speed.json (watch_speed_cnn.json for --model cnn).
+The same ratios in this process's CPU time are printed and saved too (steadier when other processes
+share the machine). Writes benchmarks/results/watch_speed.json (watch_speed_cnn.json for --model cnn).
 Run: .venv/bin/python benchmarks/watch_speed.py [--repeats N] [--steps N] [--model mlp|cnn]
 """
 
@@ -101,9 +102,10 @@ def main() -> None:
         def log_loss(self, loss: Any) -> None:
             pass
 
-    def run(every: int | str | None) -> float:
+    def run(every: int | str | None) -> tuple[float, float]:
         model.load_state_dict(state)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        c0 = time.process_time()
         t0 = time.perf_counter()
 
         def loop(w: Any = None) -> None:
@@ -129,17 +131,21 @@ def main() -> None:
         else:
             with initlab.watch(model, every=every) as w:
                 loop(w)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     variants: dict[str, int | str | None] = {"plain": None, "every_1": 1, "every_10": 10, "read_once": "read_once",
                                              "every_1_torch_ops": "torch_ops"}
     for v in variants.values():
         run(v)  # warm-up
     times: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.repeats):
         for k, v in variants.items():
-            times[k].append(run(v))
+            wall, c = run(v)
+            times[k].append(wall)
+            cpu[k].append(c)
     med = {k: statistics.median(v) for k, v in times.items()}
+    cmed = {k: statistics.median(v) for k, v in cpu.items()}
     res = {
         "machine": platform.platform(), "model": args.model, "torch_threads": torch.get_num_threads(),
         "steps": args.steps,
@@ -148,6 +154,11 @@ def main() -> None:
         "ratio_read_once": med["read_once"] / med["plain"],
         "ratio_every_1_torch_ops": med["every_1_torch_ops"] / med["plain"],
         "kernels": initlab.diagnostics._kernels.load() is not None,
+        # the same ratios in CPU time (this process's; steadier than wall time when other processes share the
+        # cores, as the time the process waits for a core is left out, though not that of a shared cache)
+        "cpu_seconds": cmed, "cpu_ratio_every_1": cmed["every_1"] / cmed["plain"],
+        "cpu_ratio_every_10": cmed["every_10"] / cmed["plain"], "cpu_ratio_read_once": cmed["read_once"] / cmed["plain"],
+        "cpu_ratio_every_1_torch_ops": cmed["every_1_torch_ops"] / cmed["plain"],
         "targets": {"every_1": 1.3, "every_10": 1.05},
     }
     tgt = args.model == "mlp"  # the issue's targets are for the MLP
@@ -156,6 +167,8 @@ def main() -> None:
           f"{res['ratio_every_10']:.3f}x{' (target <= 1.05)' if tgt else ''}; the floor (each tensor read once, "
           f"no statistic) {res['ratio_read_once']:.2f}x; every step by torch operations (no kernels) "
           f"{res['ratio_every_1_torch_ops']:.2f}x")
+    print(f"  in CPU time: every step {res['cpu_ratio_every_1']:.2f}x; every 10 steps {res['cpu_ratio_every_10']:.3f}x; "
+          f"floor {res['cpu_ratio_read_once']:.2f}x; torch operations {res['cpu_ratio_every_1_torch_ops']:.2f}x")
     out = Path(__file__).parent / "results" / ("watch_speed.json" if args.model == "mlp" else "watch_speed_cnn.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
