@@ -1595,6 +1595,8 @@ class _TorchHooks:
         with torch.no_grad():
             on_cpu = all(w.device.type == "cpu" for w, _ in p.snapshots.values())
             upd_sl = {} if on_cpu else _update_norms(d, p.snapshots)
+        if isinstance(p.loss, torch.Tensor) and p.loss.is_cpu:  # read now: no device to wait for
+            p.loss = float(p.loss.item())
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
         d.resolve()
         for g, o in p.outs.items():
