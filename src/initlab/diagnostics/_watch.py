@@ -1094,7 +1094,8 @@ class _TorchHooks:
                         from initlab.diagnostics._weight_init import excess_kurtosis, structure
 
                         wn = snap.detach().cpu().numpy()
-                        p.init_guess[id(w)] = (structure(wn), excess_kurtosis(wn))
+                        with np.errstate(all="ignore"):  # (non-finite weights: no structure, NaN kurtosis)
+                            p.init_guess[id(w)] = (structure(wn), excess_kurtosis(wn))
                     if not w.requires_grad:
                         continue
                     if self.watch.every > 1:
