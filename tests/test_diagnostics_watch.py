@@ -20,8 +20,8 @@ _mlp = mlp
 @pytest.fixture(autouse=True, params=["kernels", "torch_ops"])
 def stats_path(request, monkeypatch):
     """Every test runs twice: with the fused numba kernels (the CPU path when numba is installed,
-    as the test extra installs it) and with torch operations only (no numba, and every tensor off
-    the CPU)."""
+    as the test extra installs it) and with torch operations only (the path without numba, which
+    is also the path of every tensor off the CPU)."""
     if request.param == "torch_ops":
         monkeypatch.setattr(_kernels, "load", lambda: None)
     else:

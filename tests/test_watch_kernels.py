@@ -120,7 +120,8 @@ def test_hist_counts_equal_the_probes_histogram(step, scale):
 
 class _Seq(torch.nn.Module):
     """Linear → in-place ReLU, Linear → Tanh (saturation), LayerNorm and GELU on [B, T, D]
-    (channel-last 3-D tensors), a conv block (its outputs take the torch path), float64 optional."""
+    (channel-last 3-D tensors), a Conv1d ([batch, channels, positions]) with a functional ReLU,
+    float64 optional."""
 
     def __init__(self, dtype=torch.float32) -> None:
         super().__init__()
@@ -217,7 +218,6 @@ def test_kernel_watch_equals_torch_ops_watch(monkeypatch, every, dtype):
             if path == "torch":
                 m.setattr(_kernels, "load", lambda: None)
             w = _run(model, x, y, every, 7)
-            assert (w._hooks is not None)
         runs[path] = (w, {k: v.clone() for k, v in model.state_dict().items()})
     wk, sk = runs["kernels"]
     wt, st_ = runs["torch"]
@@ -307,3 +307,160 @@ def test_a_failing_kernel_turns_to_torch_operations_and_says_so(monkeypatch):
     torch.manual_seed(0)
     wt = _run(_Seq(), x, y, 1, 4)
     _compare(wk, wt, 1e-5)
+
+
+# -- regressions found in review -----------------------------------------------------------------
+
+def _both(monkeypatch, build, loop):
+    """The same loop watched by the kernels and by torch operations: {path: Watch}."""
+    out = {}
+    for path in ("kernels", "torch"):
+        torch.manual_seed(0)
+        model = build()
+        with monkeypatch.context() as m:
+            if path == "torch":
+                m.setattr(_kernels, "load", lambda: None)
+            with watch(model, every=1) as w:
+                loop(model, w)
+        out[path] = w
+    return out
+
+
+class _InPlaceSkip(torch.nn.Module):
+    """torchvision's ResNet block ending: ``out = self.bn(out); out += identity; out = self.relu(out)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+        self.norm = torch.nn.LayerNorm(8)
+        self.relu = torch.nn.ReLU()
+        self.out = torch.nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = self.norm(self.fc(x))
+        h += 3.0 * x  # in place, after the norm's hook read h
+        return self.out(self.relu(h))
+
+
+def test_an_in_place_write_between_two_rows_is_measured_anew(monkeypatch):
+    """The ReLU's input was written after the norm's row was taken: its pre-activation is the
+    tensor it gets (the probe's definition), measured anew, not the norm's numbers, by both
+    paths alike (histograms too)."""
+    x = torch.from_numpy(np.random.default_rng(9).standard_normal((64, 8)).astype(np.float32))
+    seen = {}
+
+    def loop(model, w):
+        for _ in range(3):
+            with torch.no_grad():
+                seen["pre"] = (model.norm(model.fc(x)) + 3.0 * x).double()
+            model(x).pow(2).mean().backward()
+            w.log_loss(0.0)
+
+    out = _both(monkeypatch, _InPlaceSkip, loop)
+    _compare(out["kernels"], out["torch"], 1e-5)
+    for w in out.values():
+        rows = {s.name: s for s in w.steps[0].layers}
+        assert rows["relu"].preact_mean == pytest.approx(float(seen["pre"].mean()), rel=1e-5, abs=1e-6)
+        assert rows["relu"].preact_std == pytest.approx(float(seen["pre"].std(correction=0)), rel=1e-5)
+        assert rows["norm"].std == pytest.approx(1.0, rel=1e-2)  # the norm's own output, before the add
+
+
+@pytest.mark.parametrize("fail_after", [1, 2, 3, 5])
+def test_kernels_failing_at_any_point_of_a_step(monkeypatch, fail_after):
+    """Kernels that stop working between a linear layer's output and its merged tanh (a step
+    with members of both paths) still give the torch path's rows."""
+    import types
+
+    calls = {"n": 0}
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] > fail_after:
+            raise TypeError("no matching definition")
+        return K.fw_stats(*args)
+
+    broken = types.SimpleNamespace(**{n: getattr(K, n) for n in dir(K) if not n.startswith("_")})
+    broken.fw_stats = flaky
+    rng = np.random.default_rng(10)
+    x = torch.from_numpy(rng.standard_normal((128, 5, 6)).astype(np.float32))
+    y = torch.from_numpy(rng.standard_normal((128, 3)).astype(np.float32))
+    monkeypatch.setattr(_kernels, "load", lambda: broken)
+    torch.manual_seed(0)
+    wk = _run(_Seq(), x, y, 1, 3)
+    assert any("numba kernels failed" in n for n in wk.notes)
+    monkeypatch.setattr(_kernels, "load", lambda: None)
+    torch.manual_seed(0)
+    _compare(wk, _run(_Seq(), x, y, 1, 3), 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_models(monkeypatch, dtype):
+    """float16/bfloat16 weights and activations (the torch path, read as float32): the first step
+    names the init from a float32 copy of the weights."""
+    def build():
+        return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).to(dtype)
+
+    x = torch.randn(32, 6, generator=torch.Generator().manual_seed(0)).to(dtype)
+
+    def loop(model, w):
+        for _ in range(2):
+            model(x).float().pow(2).mean().backward()
+
+    out = _both(monkeypatch, build, loop)
+    for w in out.values():
+        assert [s.step for s in w.steps] == [0, 1]
+        assert all(math.isfinite(s.std) and s.weight_kurtosis is not None for s in w.steps[0].layers)
+    _compare(out["kernels"], out["torch"], 1e-5)
+
+
+def test_parametrized_weights_leave_nothing_behind(monkeypatch):
+    """A parametrized weight (weight_norm) is a new tensor at each access: the copies and sums
+    kept between steps stay bounded."""
+    from torch.nn.utils.parametrizations import weight_norm
+
+    model = torch.nn.Sequential(weight_norm(torch.nn.Linear(6, 64)), torch.nn.ReLU(), torch.nn.Linear(64, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(32, 6, generator=torch.Generator().manual_seed(0))
+    with watch(model, every=1) as w:
+        for _ in range(12):
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+        hooks = w._hooks
+        assert not hooks.presnap
+        assert len(hooks.buffers) <= 2
+    assert len(w.steps) == 12
+
+
+def test_huge_finite_values_and_a_tiny_gradient_spread_as_the_probe(monkeypatch):
+    """Activations near 1e20 (x² overflows float32) and a weight gradient whose spread is tiny
+    beside its mean: both paths give the probe's numbers (its float64 centered fallback)."""
+    from initlab.diagnostics._stats import mean_pairwise_cosine, moments
+
+    class M(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.act = torch.nn.LeakyReLU(1.0)
+            self.fc = torch.nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.fc(self.act(x).reshape(x.shape[0], -1, 4)).mean(1)
+
+    g = torch.Generator().manual_seed(0)
+    big = torch.randn(32, 8, generator=g) * 1e20
+    near = torch.randn(32, 8, generator=g) + 1000.0
+    grads = {}
+
+    def loop(model, w):
+        model(big)  # (no backward: the forward's numbers)
+        model(near).pow(2).mean().backward()
+        grads["gw"] = model.fc.weight.grad.detach().clone()
+
+    out = _both(monkeypatch, M, loop)
+    ref = moments(big.numpy())
+    want_gw = float(grads["gw"].double().std(correction=0))
+    for path, w in out.items():
+        st = w.steps[0].layers[0]
+        assert st.std == pytest.approx(ref.std, rel=1e-5), path
+        assert st.cosine == pytest.approx(mean_pairwise_cosine(big.numpy()), rel=1e-5, abs=1e-7), path
+        assert w.steps[1].layers[-1].grad_weight_std == pytest.approx(want_gw, rel=1e-4), path

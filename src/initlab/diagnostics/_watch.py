@@ -54,11 +54,12 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
     (:mod:`initlab.diagnostics._kernels`) that forms the probe's sums (channel sums, Σx²,
     channel maxima, minimum, in float64 accumulators), the near-zero count, the cosine sums of
     the first 64 samples (:func:`~initlab.diagnostics._stats.cosine_from_sums`) and the
-    histogram on its fixed edges, from the tensor's own memory (no copy): nothing is kept for
-    later, so an in-place operation later in the step cannot change what was recorded. Each
+    histogram on its fixed edges, from the tensor's own memory (no copy, unless the tensor is not
+    contiguous): nothing is kept for later, so an in-place operation later in the step cannot
+    change what was recorded. Each
     weight is copied and summed in one pass; when the step ends, one pass forms ‖ΔW‖ and (with
     ``every=1``) the copy and sums for the next step. The probe's centered float64 fallback
-    (variance below 1e-3 of E[x²]) is applied at once.
+    (a variance below 1e-3 of E[x²], or not finite) is applied at once.
   - *Torch operations* (other tensors: CUDA, float16/bfloat16, channels on another axis; or
     numba missing): the hook copies the tensor into its slot of a buffer
     that stacks the step's tensors of the same shape and role, kept between steps; when the
@@ -521,6 +522,15 @@ class _Deferred:
 _KERNEL_TYPES: list[Any] = []  # torch.float32, torch.float64, torch.strided (torch is imported lazily)
 
 
+def _version(t: Any) -> float:
+    """``t._version`` (bumped by every in-place write), NaN where the tensor keeps none (an
+    inference tensor): then never equal, so nothing measured before is reused."""
+    try:
+        return float(t._version)
+    except (AttributeError, RuntimeError):
+        return math.nan
+
+
 def _np_flat(t: Any) -> np.ndarray | None:
     """A flat NumPy view of a CPU float32/float64 tensor (contiguous; a copy when it is not),
     for the fused kernels; None for any other tensor (the torch path)."""
@@ -577,14 +587,15 @@ class _Sums:
     :class:`_Deferred` by one sum and one BLAS dot (a read each, no temporary), with the tensor
     kept when it may be read again (a weight's copy) for the probe's centered fallback
     (:meth:`settle`). A weight gradient is not kept (AccumulateGrad would then copy it instead of
-    taking it): its float32 sums hold, with a relative error of the variance of about
-    2⁻²⁴·E[x²]/var, ≤ 6e-5 where the fallback would start."""
+    taking it): its mean and variance come from ``torch.var_mean`` (Welford's one pass, stable
+    whatever the spread beside the mean), taken as the probe's centered values."""
 
     n: int
     s: Any
     q: Any
     ref: Any = None
     exact: tuple[float, float, float, float] | None = None
+    centered: bool = False  # s, q are the mean and the variance (var_mean), not Σx and Σx²
 
     @classmethod
     def of(cls, d: _Deferred, x: Any, keep: bool) -> "_Sums":
@@ -593,20 +604,30 @@ class _Sums:
         flat = x.detach().reshape(-1)
         if flat.dtype in (torch.float16, torch.bfloat16):
             flat = flat.float()
-        return cls(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), flat if keep else None)
+        if not keep:  # a gradient, not kept: its mean and variance by one stable (Welford) pass, no cancellation
+            var, mean = torch.var_mean(flat, correction=0)
+            return cls(int(flat.numel()), d.put(mean), d.put(var), centered=True)
+        return cls(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), flat)
 
     def settle(self, d: _Deferred) -> None:
-        """The probe's centered float64 recomputation when Σx²/n − mean² < 1e-3·E[x²], from the
-        kept tensor, before its buffer is written again; then the tensor is let go."""
+        """The probe's centered float64 recomputation when Σx²/n − mean² < 1e-3·E[x²] (or is not
+        finite), from the kept tensor, before its buffer is written again; then the tensor is
+        let go. (A gradient's var_mean is centered already.)"""
+        if self.centered:
+            m, v = float(d[self.s][0]), float(d[self.q][0])
+            self.exact = (m, v, m * m, v)
+            return
         if self.ref is not None:
             n = max(self.n, 1)
             mean, ex2 = float(d[self.s][0]) / n, float(d[self.q][0]) / n
             var = ex2 - mean * mean
-            if math.isfinite(var) and var < 1e-3 * ex2:
+            if not math.isfinite(var) or var < 1e-3 * ex2:
                 self.exact = _centered_flat(self.ref)
         self.ref = None
 
     def moments(self, d: _Deferred) -> Moments:
+        if self.centered and self.exact is None:
+            self.settle(d)
         return _host_moments(d[self.s].reshape(1, 1), d[self.q], self.n, self.exact)
 
 
@@ -628,7 +649,7 @@ class _HostSums:
         if ref is not None:
             mean, ex2 = s / max(n, 1), q / max(n, 1)
             var = ex2 - mean * mean
-            if math.isfinite(var) and var < 1e-3 * ex2:
+            if not math.isfinite(var) or var < 1e-3 * ex2:
                 out.exact = _centered_flat(ref)
         return out
 
@@ -946,6 +967,7 @@ class _Row:
     axis: int
     out: Any = None
     paired: bool = False
+    version: float = math.nan  # out._version when its statistics were taken (an in-place write after: a new row)
     fw: dict[str, Any] = field(default_factory=dict)  # "pre"/"act"/"cos": members; "weight"/"gain": _Sums
     grads: dict[str, Any] = field(default_factory=dict)  # "preact"/"act": members of a "grad" group
     hist: dict[str, Any] = field(default_factory=dict)  # key -> (group, index of the group's histogram)
@@ -977,6 +999,7 @@ class _Pending:
         self.groups: list[_Group] = []  # the groups this step's tensors were copied into
         self.outs: dict[_Group, _GroupOut] = {}  # their numbers, when the step ends
         self.fast: list[_Fast] = []  # the forward's members computed by the kernels (their views let go at its end)
+        self.pair_inplace: set[int] = set()  # in-place activation modules whose pre-hook found their input unchanged
         self.first_hist = False  # a kernel-path histogram kept its sample: edges chosen when the step is built
 
 
@@ -1093,8 +1116,11 @@ class _TorchHooks:
                     if not self.guessed and w.ndim >= 2:  # the init in place, named as the probe names it
                         from initlab.diagnostics._weight_init import excess_kurtosis, structure
 
-                        wn = snap.detach().cpu().numpy()
+                        wt = snap.detach()
+                        if wt.dtype not in (torch.float32, torch.float64):
+                            wt = wt.float()  # (float16, bfloat16: NumPy has no bfloat16)
                         with np.errstate(all="ignore"):  # (non-finite weights: no structure, NaN kurtosis)
+                            wn = wt.cpu().numpy()
                             p.init_guess[id(w)] = (structure(wn), excess_kurtosis(wn))
                     if not w.requires_grad:
                         continue
@@ -1103,6 +1129,9 @@ class _TorchHooks:
                     elif id(w) not in self.weight_handles:  # every=1: every step is recorded, the hook stays
                         self.weight_handles[id(w)] = w.register_hook(self._weight_grad(None, id(w)))
         self.guessed = True
+        self.presnap.clear()  # (what the loop did not take is stale: a weight replaced, a parametrized weight)
+        if len(self.buffers) > len(p.snapshots):  # the copies of weights no longer in the model
+            self.buffers = {k: b for k, b in self.buffers.items() if k in p.snapshots}
         self.pending = p
         # (the root's own row, when the model is one watched module, is taken by _root_post: a hook
         # removed from the root while torch iterates its hooks after a failed forward would break it)
@@ -1246,7 +1275,7 @@ class _TorchHooks:
             if gn is not None:
                 try:
                     s, q = self.kernels.flat_sums(gn)
-                    p.weight_grads[key] = _HostSums.of(int(gn.size), float(s), float(q))
+                    p.weight_grads[key] = _HostSums.of(int(gn.size), float(s), float(q), ref=g)
                     return
                 except Exception as exc:
                     self._kernels_failed(exc)
@@ -1350,7 +1379,7 @@ class _TorchHooks:
         n = max(rows * chans, 1)
         mean = s / n
         var = sq / n - mean * mean
-        if var < 1e-3 * sq / n:  # (False for NaN)
+        if not math.isfinite(var) or var < 1e-3 * sq / n:  # the probe's rule
             import torch
 
             xt = torch.from_numpy(x).unsqueeze(0)
@@ -1434,7 +1463,9 @@ class _TorchHooks:
         prev = p.rows[-1] if p.rows else None
         kind = self.kinds[mod]
         if kind == "activation" and prev is not None and prev.kind in ("linear", "conv") and not prev.paired \
-                and xin is not None and xin is prev.out:
+                and xin is not None and xin is prev.out \
+                and (_version(xin) == prev.version or id(mod) in p.pair_inplace):
+            p.pair_inplace.discard(id(mod))
             self._pair(p, prev, mod, xin, out)
             return
         name = ""
@@ -1448,7 +1479,7 @@ class _TorchHooks:
             if kind == "conv" and out.ndim < 3:
                 return
             lin = self.linear_act
-            row = _Row(new_layer(len(p.rows) + 1, name, kind, lin), mod, kind, lin, axis, out)
+            row = _Row(new_layer(len(p.rows) + 1, name, kind, lin), mod, kind, lin, axis, out, version=_version(out))
             row.st.op = _conv_op(mod) if kind == "conv" else "linear"
             m = row.fw["pre"] = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis, cos=True)
             row.fw["width"] = _width(tuple(out.shape), axis)
@@ -1467,7 +1498,7 @@ class _TorchHooks:
             row = p.inplace.pop(id(mod), None)  # an in-place activation: its input was read before it wrote
             if row is None:
                 row = self._act_row(p, mod, name, xin, out)
-            row.out = out
+            row.out, row.version = out, _version(out)
             m = row.fw["act"] = self._member(p, "fw", out, row.axis, cos="cos" not in row.fw)
             row.fw.setdefault("cos", m)
             row.fw["width"] = _width(tuple(out.shape), row.axis)
@@ -1479,7 +1510,8 @@ class _TorchHooks:
             op, axis = _norm_op(mod)
             if out.ndim < 2:
                 axis = -1
-            row = _Row(new_layer(len(p.rows) + 1, name, "norm", None), mod, "norm", None, axis, out)
+            row = _Row(new_layer(len(p.rows) + 1, name, "norm", None), mod, "norm", None, axis, out,
+                       version=_version(out))
             row.st.op = op
             m = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis, cos=True)
             row.fw["width"] = _width(tuple(out.shape), axis)
@@ -1504,8 +1536,9 @@ class _TorchHooks:
         row = _Row(new_layer(len(p.rows) + 1, name, "activation", act), mod, "activation", act, axis)
         row.st.op = _ACT_OPS.get(type(mod).__name__, type(mod).__name__.lower())
         if xin is not None and xin is not out and xin.is_floating_point():
-            if prev is not None and xin is prev.out and prev.axis == axis and "act" in prev.fw:
-                m = row.fw["pre"] = prev.fw["act"]  # measured just before
+            if prev is not None and xin is prev.out and _version(xin) == prev.version and prev.axis == axis \
+                    and "act" in prev.fw:
+                m = row.fw["pre"] = prev.fw["act"]  # measured just before (and not written since)
                 row.fw["cos"] = prev.fw["cos"]
             else:
                 m = row.fw["pre"] = row.fw["cos"] = self._member(p, "fw", xin, axis, cos=True)
@@ -1525,7 +1558,9 @@ class _TorchHooks:
         if p is None or not self.recording or xin is None or not xin.is_floating_point() or not xin.numel():
             return
         prev = p.rows[-1] if p.rows else None
-        if prev is not None and prev.kind in ("linear", "conv") and not prev.paired and xin is prev.out:
+        if prev is not None and prev.kind in ("linear", "conv") and not prev.paired and xin is prev.out \
+                and _version(xin) == prev.version:
+            p.pair_inplace.add(id(mod))  # merged into that row by the forward hook, after the write
             return
         with torch.no_grad():
             base = self.names[mod]
@@ -1541,7 +1576,7 @@ class _TorchHooks:
         m = prev.fw["act"] = self._member(p, "fw", out, prev.axis)
         self._saturation(prev, act, prev.fw["pre"], m, xin, out)  # (the pre-activation was copied before an in-place write)
         self._hist(prev, "act", m)
-        prev.activation, prev.paired, prev.out = act, True, out
+        prev.activation, prev.paired, prev.out, prev.version = act, True, out, _version(out)
         prev.st.activation = None if act is None else act.spec
         if out.requires_grad:
             out.register_hook(self._grad(p, prev, "act"))
@@ -1553,7 +1588,7 @@ class _TorchHooks:
         members ``pre`` and ``a``); else now, on NumPy copies of the input and output."""
         if act is None or not act.saturating:
             return
-        if act.deriv_from_output is not None and isinstance(a, _Fast):  # the kernel path: counted now
+        if act.deriv_from_output is not None and (isinstance(a, _Fast) or isinstance(pre, _Fast)):  # counted now
             y = out.detach()
             dv = act.deriv_from_output(xin.detach() if xin is not None and xin is not out else y, y)
             row.fw["sat_host"] = float((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
@@ -1677,7 +1712,8 @@ class _TorchHooks:
         near = list(range(n)) if near is None else near
         if g.role in ("fw", "in") and cos:
             h = _heads(_rows(x, cos), g.shape, g.seq_first)
-            if h is not None:  # cosine_from_sums' n2 and q (q's squares summed in float64)
+            if h is not None:  # cosine_from_sums' n2 and q, in float64 (the ≤ 64 heads: x² of a float32 may overflow)
+                h = h.to(torch.float64) if h.device.type != "mps" else h
                 n2 = torch.linalg.vecdot(h, h, dim=2)
                 inv = n2.rsqrt().nan_to_num_(nan=math.nan, posinf=0.0)  # a zero row is left out
                 su = torch.bmm(inv.unsqueeze(1), h.contiguous()).double()
@@ -1785,7 +1821,7 @@ class _TorchHooks:
         mean = d[o.chan].reshape(o.members, o.rows, o.chans)[:, 0].sum(axis=1) / n
         ex2 = d[o.scal].reshape(o.members, o.rows)[:, 0] / n
         var = ex2 - mean * mean
-        for i in np.flatnonzero(np.isfinite(var) & (var < 1e-3 * ex2)):
+        for i in np.flatnonzero(~np.isfinite(var) | (var < 1e-3 * ex2)):
             o.exact[int(i)] = _centered_chan(*_channels(g.stacked()[int(i)].unsqueeze(0), g.shape, g.axis))
 
     def _moments(self, p: _Pending, d: _Deferred, member: tuple[_Group, int]) -> Moments:
