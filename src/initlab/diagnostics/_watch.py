@@ -587,15 +587,16 @@ class _Sums:
     :class:`_Deferred` by one sum and one BLAS dot (a read each, no temporary), with the tensor
     kept when it may be read again (a weight's copy) for the probe's centered fallback
     (:meth:`settle`). A weight gradient is not kept (AccumulateGrad would then copy it instead of
-    taking it): its mean and variance come from ``torch.var_mean`` (Welford's one pass, stable
-    whatever the spread beside the mean), taken as the probe's centered values."""
+    taking it): its sums are taken of x − c, with c the mean of its first 1,024 values, so that a
+    mean large beside the spread does not cancel (the probe's centered values, without keeping
+    the gradient)."""
 
     n: int
     s: Any
     q: Any
     ref: Any = None
     exact: tuple[float, float, float, float] | None = None
-    centered: bool = False  # s, q are the mean and the variance (var_mean), not Σx and Σx²
+    shift: Any = None  # a gradient's sums are of x − c: c's place in the step's numbers
 
     @classmethod
     def of(cls, d: _Deferred, x: Any, keep: bool) -> "_Sums":
@@ -604,17 +605,20 @@ class _Sums:
         flat = x.detach().reshape(-1)
         if flat.dtype in (torch.float16, torch.bfloat16):
             flat = flat.float()
-        if not keep:  # a gradient, not kept: its mean and variance by one stable (Welford) pass, no cancellation
-            var, mean = torch.var_mean(flat, correction=0)
-            return cls(int(flat.numel()), d.put(mean), d.put(var), centered=True)
+        if not keep:  # a gradient, not kept: sums of x − c, c the mean of its first values (no cancellation)
+            c = flat[:1024].mean()
+            dev = flat - c
+            return cls(int(flat.numel()), d.put(dev.sum()), d.put(torch.dot(dev, dev)), shift=d.put(c))
         return cls(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), flat)
 
     def settle(self, d: _Deferred) -> None:
         """The probe's centered float64 recomputation when Σx²/n − mean² < 1e-3·E[x²] (or is not
         finite), from the kept tensor, before its buffer is written again; then the tensor is
-        let go. (A gradient's var_mean is centered already.)"""
-        if self.centered:
-            m, v = float(d[self.s][0]), float(d[self.q][0])
+        let go. (A gradient's sums are shifted: its mean and variance follow from them.)"""
+        if self.shift is not None:
+            n = max(self.n, 1)
+            md, c = float(d[self.s][0]) / n, float(d[self.shift][0])
+            v, m = float(d[self.q][0]) / n - md * md, md + c
             self.exact = (m, v, m * m, v)
             return
         if self.ref is not None:
@@ -626,7 +630,7 @@ class _Sums:
         self.ref = None
 
     def moments(self, d: _Deferred) -> Moments:
-        if self.centered and self.exact is None:
+        if self.shift is not None and self.exact is None:
             self.settle(d)
         return _host_moments(d[self.s].reshape(1, 1), d[self.q], self.n, self.exact)
 
