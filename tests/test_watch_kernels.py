@@ -464,3 +464,32 @@ def test_huge_finite_values_and_a_tiny_gradient_spread_as_the_probe(monkeypatch)
         assert st.std == pytest.approx(ref.std, rel=1e-5), path
         assert st.cosine == pytest.approx(mean_pairwise_cosine(big.numpy()), rel=1e-5, abs=1e-7), path
         assert w.steps[1].layers[-1].grad_weight_std == pytest.approx(want_gw, rel=1e-4), path
+
+
+@pytest.mark.parametrize("capture", ["modules", "ops"])
+def test_a_lazy_module_is_watched_from_its_first_step(monkeypatch, capture):
+    """A LazyLinear's weight does not exist before the first forward: that step has no weight
+    statistics for it, later steps do, and the training runs as without the watch."""
+    def build():
+        return torch.nn.Sequential(torch.nn.LazyLinear(16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+
+    x = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
+
+    def loop(model, w):
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        for _ in range(3):
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+
+    if capture == "ops":
+        torch.manual_seed(0)
+        model = build()
+        with watch(model, every=1, capture="ops") as w:
+            loop(model, w)
+        assert w.steps[1].layers[0].weight_std > 0
+        return
+    out = _both(monkeypatch, build, loop)
+    for w in out.values():
+        assert w.steps[0].layers[0].weight_std is None and w.steps[1].layers[0].weight_std > 0
+    _compare(out["kernels"], out["torch"], 1e-5)

@@ -1107,10 +1107,12 @@ class _TorchHooks:
                     if isinstance(p.input, _Fast):
                         p.input.t = None
                     self._settle_groups(p)  # now, while the input is in cache
+        from torch.nn.parameter import is_lazy  # (a LazyLinear's weight before its first forward: no copy yet)
+
         with torch.no_grad():
             for m_ in self.kinds:
                 w = getattr(m_, "weight", None)
-                if isinstance(w, torch.Tensor) and w.is_floating_point() and id(w) not in p.snapshots:
+                if isinstance(w, torch.Tensor) and not is_lazy(w) and w.is_floating_point() and id(w) not in p.snapshots:
                     snap, sums = self._fast_snapshot(w)  # W before this step's update
                     if snap is None:
                         snap = self._snapshot(w)
@@ -1949,9 +1951,11 @@ class _TorchHooks:
             with np.errstate(all="ignore"):
                 m = moments(xn)
                 p.input = (m.mean, m.std, mean_pairwise_cosine(xn))  # type: ignore[assignment]
+        from torch.nn.parameter import is_lazy
+
         with torch.no_grad():
             for prm in self.model.parameters():
-                if prm.is_floating_point() and id(prm) not in p.snapshots:
+                if not is_lazy(prm) and prm.is_floating_point() and id(prm) not in p.snapshots:
                     p.snapshots[id(prm)] = (prm, self._snapshot(prm))
                     if prm.requires_grad:
                         p.grad_handles.append(prm.register_hook(self._param_grad(p, id(prm))))
