@@ -399,10 +399,12 @@ def _cost(quick: bool, name: str) -> float:
 #: modules every forked task would otherwise import again (each task is a fresh fork of this process),
 #: imported once here before the pool starts (about 2 s once instead of up to 1.5 s in each of 13 tasks).
 #: :data:`_PRELOAD` is what every task needs (an explorer task needs nothing more);
-#: :data:`_PRELOAD_STUDIES` (plotting, scikit-learn's datasets, mnist1d: the larger part) only the
-#: studies, so with the explorer this process imports it while the first worker runs an explorer task.
-_PRELOAD = ("initlab.nn", "initlab.theory", "initlab.diagnostics", "initlab.data", "initlab.report.explore")
-_PRELOAD_STUDIES = ("initlab.report.plots", "sklearn.datasets", "mnist1d.data")
+#: :data:`_PRELOAD_STUDIES` (plotting and mnist1d: the larger part) only the studies, so with the
+#: explorer this process imports it while the first worker runs an explorer task. scikit-learn is
+#: not imported at all where :mod:`initlab.data._sklearn_fast` makes its moons and digits (1.3 s).
+_PRELOAD = ("initlab.nn", "initlab.theory", "initlab.diagnostics", "initlab.diagnostics._probe_numpy",
+            "initlab.diagnostics._probe_torch", "initlab.data", "initlab.report.explore", "threadpoolctl")
+_PRELOAD_STUDIES = ("initlab.report.plots", "mnist1d.data", "initlab.data._sklearn_fast")
 
 
 def _preload(jobs: int, modules: Sequence[str] = _PRELOAD + _PRELOAD_STUDIES) -> None:
