@@ -430,6 +430,24 @@ def _preload(jobs: int, modules: Sequence[str] = _PRELOAD + _PRELOAD_STUDIES) ->
     gc.freeze()
 
 
+def _keep_freed_memory() -> None:
+    """In a worker (a process that lives for one task): keep the memory ``free`` returns for the
+    next ``malloc`` instead of handing it back to the kernel (glibc's ``mallopt``: no trimming of
+    the heap, and arrays up to 512 MiB on the heap rather than in mappings of their own). The
+    training loops allocate and free the same large arrays at every step; each fresh mapping was
+    paged in again (half the workers' page faults, about 0.5 s of CPU in a quick report). Nothing
+    changes where glibc is not the C library. The peak memory stays within a few percent."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_trim_threshold, 512 << 20)
+        libc.mallopt(m_mmap_threshold, 512 << 20)
+
+
 def _pool_job(kind: str, *args: Any) -> Any:
     """One task of the report's worker pool: a study (``"study"``, :func:`_study_job`) or one
     activation of the explorer (``"explore"``, :func:`initlab.report.explore._activation_job`)."""
@@ -438,6 +456,13 @@ def _pool_job(kind: str, *args: Any) -> Any:
 
         return _activation_job(*args)
     return _study_job(*args)
+
+
+def _worker_job(kind: str, *args: Any) -> Any:
+    """:func:`_pool_job` in a worker process of its own, which keeps freed memory for reuse
+    (:func:`_keep_freed_memory`)."""
+    _keep_freed_memory()
+    return _pool_job(kind, *args)
 
 
 def _failed(name: str, failure: _workers.Failure, *, seed: int, quick: bool,
@@ -491,8 +516,8 @@ def _run_all(names: list[str], *, quick: bool, seed: int, mnist: str | None, fol
 
     # with the explorer, results travel through a folder of their own in TMPDIR (as the explorer's did)
     try:
-        outcomes = _workers.run_tasks(_pool_job, [t[1] for t in tasks], jobs, folder=None if explore else folder,
-                                      names=[f"initlab-report-{n}" for n in order], on_start=started, on_done=finished)
+        outcomes = _workers.run_tasks(_worker_job if jobs > 1 else _pool_job, [t[1] for t in tasks], jobs,
+                                      folder=None if explore else folder, names=[f"initlab-report-{n}" for n in order], on_start=started, on_done=finished)
     finally:
         gc.unfreeze()  # frozen by _preload
     done = {n: (_failed(n, o, seed=seed, quick=quick, mnist=mnist) if isinstance(o, _workers.Failure) else o)
