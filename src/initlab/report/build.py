@@ -404,7 +404,8 @@ def _cost(quick: bool, name: str) -> float:
 #: not imported at all where :mod:`initlab.data._sklearn_fast` makes its moons and digits (1.3 s).
 _PRELOAD = ("initlab.nn", "initlab.theory", "initlab.diagnostics", "initlab.diagnostics._probe_numpy",
             "initlab.diagnostics._probe_torch", "initlab.data", "initlab.report.explore", "threadpoolctl")
-_PRELOAD_STUDIES = ("initlab.report.plots", "mnist1d.data", "initlab.data._sklearn_fast")
+_PRELOAD_STUDIES = ("initlab.report.plots", "mnist1d.data", "initlab.data._sklearn_fast", "initlab.data._mnist1d_fast",
+                    "initlab.studies._watchview")
 #: activations whose recommended init :func:`_preload` solves along with :data:`_PRELOAD_STUDIES`
 _WARM_ACTIVATIONS = ("tanh", "sigmoid")
 
@@ -433,6 +434,14 @@ def _preload(jobs: int, modules: Sequence[str] = _PRELOAD + _PRELOAD_STUDIES) ->
             # saturating activations most tasks probe: solved here once, not again in each task
             for activation in _WARM_ACTIVATIONS:
                 _rec_spec(activation)
+        with contextlib.suppress(Exception):
+            from PIL import Image
+
+            Image.preinit()  # the image plugins a PNG save imports (else once per task)
+    with contextlib.suppress(Exception):
+        from initlab._threads import _controller
+
+        _controller()  # threadpoolctl's scan of the loaded libraries, made again only after a new import
     # everything alive now is inherited by the workers: out of the collector's reach (until
     # :func:`_run_all` unfreezes it), so a collection in a worker does not walk, and thereby copy,
     # the inherited heap page by page (20% fewer page faults in the workers, 1-1.5 s less CPU)
