@@ -78,6 +78,13 @@ def _warm() -> None:
         fig.axes[0].text(0.5, 0.5, "n", fontsize=MIN_PT, bbox={"boxstyle": "round,pad=0.15", "fc": "white"})
         fig.set_dpi(DPI)
         fig.canvas.draw()
+        # the labels of a log axis's decades 10^-8 ... 10^3 at the tick labels' size, parsed into the
+        # shared parser's cache (what the studies' log axes show; a worker inherits the cache)
+        from matplotlib.font_manager import FontProperties
+
+        prop = FontProperties(size=MIN_PT + 0.5)
+        for k in range(-8, 4):
+            _MATHTEXT[0].parse(f"$\\mathdefault{{10^{{{k}}}}}$", DPI, prop)
     finally:
         _pyplot().close(fig)
 
