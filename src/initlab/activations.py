@@ -163,6 +163,15 @@ def gaussian_nodes(q: Any, *, scale: float = 4.0, order: int = _ORDER_1D) -> tup
     return np.moveaxis(s * z, 0, -1), np.moveaxis(w, 0, -1)
 
 
+def _positive_nodes(q: np.ndarray, a: np.ndarray, n_graded: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`gaussian_nodes` for a 1-D float64 ``q > 0`` whose ``a = (scale/4)/√q`` and number of
+    graded offsets (the largest of :func:`_n_graded`'s over ``a``) the caller has at hand: the same
+    nodes and weights, bit for bit, without checking ``q`` or working out ``a`` and ``n_graded``
+    again (the theory's fixed-point solvers call this thousands of times on one or two q's)."""
+    z, w = _composite(None, a, n_graded, order)
+    return (np.sqrt(q) * z).T, w.T
+
+
 def gaussian_expectation(g: Callable[[Array], Array], q: Any, *, scale: float = 4.0, order: int = _ORDER_1D) -> Any:
     """E_z[g(√q·z)] for z ~ N(0, 1), vectorised over ``q`` (scalar or array, q >= 0).
 

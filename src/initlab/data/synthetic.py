@@ -63,10 +63,16 @@ def _two_sets(make: Any, n_train: int, n_test: int, rng: RngLike, **kw: Any) -> 
 def moons(n_train: int = 400, n_test: int = 100, noise: float = 0.2, *, rng: RngLike = None) -> Split:
     """Two interleaving half circles (``sklearn.datasets.make_moons``), train and test drawn
     independently as in seed 001 (400 train / 100 test, noise 0.2). Labels 0/1, classes balanced.
+    Where the installed scikit-learn is the version :mod:`initlab.data._sklearn_fast` replicates,
+    the same arrays are made without importing it.
     """
     noise = check_number("noise", noise, low=0.0)
-    from sklearn.datasets import make_moons
+    from initlab.data import _sklearn_fast
 
+    if _sklearn_fast.usable():  # the same arrays without importing scikit-learn (1.3 s)
+        make_moons: Any = _sklearn_fast.make_moons
+    else:
+        from sklearn.datasets import make_moons
     return _two_sets(make_moons, n_train, n_test, rng, noise=noise)
 
 

@@ -47,6 +47,7 @@ training view is built (seconds, not the grid's CPU time).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -161,9 +162,17 @@ def _num(x: Any) -> Any:
     return float(f"{v:.5g}")
 
 
+@functools.lru_cache(maxsize=1024)
+def _mean_field_point(act: str, sigma_w2: float, sigma_b2: float) -> Any:
+    """``theory.point(act, sigma_w2, sigma_b2)``, solved once: the settings of every depth and width
+    with the same activation, σ_w² and σ_b² share it (the point does not depend on either)."""
+    from initlab import theory
+
+    return theory.point(act, sigma_w2, sigma_b2)
+
+
 def compute_setting(act: str, init_key: str, depth: int, width: int, sigma_b2: float, *, seed: int = 0) -> dict[str, Any]:
     """Probe one setting with initlab's engine and theory; the page's data for it (plain JSON)."""
-    from initlab import theory
     from initlab.data import gaussian
     from initlab.diagnostics import probe
     from initlab.nn import Network
@@ -180,7 +189,7 @@ def compute_setting(act: str, init_key: str, depth: int, width: int, sigma_b2: f
     from initlab.nn import predict_stack
 
     sw2 = float(predict_stack([width, width], act, spec).layers[0].sigma_w2)
-    pt = theory.point(act, sw2, sigma_b2)
+    pt = _mean_field_point(act, sw2, sigma_b2)
     layers = res.layers
     hist_lo: list[Any] = []
     hist_hi: list[Any] = []

@@ -18,6 +18,7 @@ import json
 import math
 from typing import Any
 
+from initlab._json import to_jsonable
 from initlab.report.plots import COLUMN_PX
 from initlab.studies._result import StudyResult
 
@@ -141,7 +142,7 @@ def render_page(
             "corrections": r.corrections,
             "command": r.command,
             "python_call": python_call(r),
-            "config_text": json.dumps(r.to_dict()["config"], indent=2),
+            "config_text": json.dumps(to_jsonable(r.config), indent=2),  # what to_dict() writes, without its figures
             "tables": [_table_view(t) for t in r.tables if t.name != "probe"],
             "probe_tables": [_table_view(t) for t in r.tables if t.name == "probe"],
         })

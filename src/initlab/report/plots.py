@@ -78,8 +78,31 @@ def _warm() -> None:
         fig.axes[0].text(0.5, 0.5, "n", fontsize=MIN_PT, bbox={"boxstyle": "round,pad=0.15", "fc": "white"})
         fig.set_dpi(DPI)
         fig.canvas.draw()
+        # the labels of a log axis's decades 10^-8 ... 10^3 at the tick labels' size, parsed into the
+        # shared parser's cache (what the studies' log axes show; a worker inherits the cache)
+        from matplotlib.font_manager import FontProperties
+
+        prop = FontProperties(size=MIN_PT + 0.5)
+        for k in range(-8, 4):
+            _MATHTEXT[0].parse(f"$\\mathdefault{{10^{{{k}}}}}$", DPI, prop)
     finally:
         _pyplot().close(fig)
+
+
+_MATHTEXT: list[Any] = []  # the one MathTextParser of every figure's renderer (:func:`_share_mathtext`)
+
+
+def _share_mathtext(fig: Any) -> None:
+    """Give ``fig``'s Agg renderer the process's one mathtext parser. Each renderer otherwise makes
+    its own, whose cache of parsed expressions (a log axis's ``10^{-3}`` labels, about 10 ms each to
+    parse) is then empty for every figure; shared, an expression is parsed once per process (and
+    :func:`_warm`'s, once before the report's workers are forked). A parse depends only on the
+    expression, the resolution and the font, which are the cache's key, so the pixels are the same."""
+    from matplotlib.mathtext import MathTextParser
+
+    if not _MATHTEXT:
+        _MATHTEXT.append(MathTextParser("path"))  # what RendererAgg makes for itself
+    fig.canvas.get_renderer().mathtext_parser = _MATHTEXT[0]
 
 
 def _style(ax: Any) -> None:
@@ -94,6 +117,7 @@ def _grid(n: int, ncols: int, panel_h: float, extra: float = 0.6) -> tuple[Any, 
     # at the PNG's resolution from the start: the layout pass (tight_layout) and the drawing then
     # share one renderer and its cache of text metrics
     fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH_IN, panel_h * nrows + extra), squeeze=False, dpi=DPI)
+    _share_mathtext(fig)
     for k in range(n, nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     return fig, axes, nrows, ncols

@@ -95,11 +95,13 @@ def _moments(act: Activation, q: np.ndarray, order: int = 12) -> tuple[np.ndarra
     # q = 0 as the limit q → 0⁺ (a kink at 0, as SELU's φ′, averages its two sides)
     q = np.maximum(q, 1e-300)
     # group the q's by their number of graded panels, so that none pays for another's
-    n_graded = _acts._n_graded((act.scale / 4.0) / np.sqrt(q))
+    a = (act.scale / 4.0) / np.sqrt(q)
+    n_graded = _acts._n_graded(a)
     out = np.empty((3,) + q.shape)
-    for k in np.unique(n_graded):
+    for k in (n_graded.reshape(-1) if n_graded.size == 1 else np.unique(n_graded)):
         idx = n_graded == k
-        x, w = _acts.gaussian_nodes(q[idx], scale=act.scale, order=order)
+        # gaussian_nodes(q[idx], scale=act.scale, order=order), with q > 0 and a, k known here
+        x, w = _acts._positive_nodes(q[idx], a[idx], int(k), order)
         w = w / np.sum(w, axis=-1, keepdims=True)  # E[1] = 1 exactly: no bias in h = L(q) − q near q = 0
         f = act.fn(x)
         d = act.derivative(x, f)
