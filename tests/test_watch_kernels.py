@@ -199,6 +199,19 @@ def _compare(wk, wt, rel):
             assert _close(sk.update_ratio[name], st_.update_ratio[name], 1e-4), (sk.step, name)
 
 
+def _on_paths(monkeypatch, fn):
+    """``fn()`` run with the kernels and with torch operations only, each from torch seed 0:
+    {"kernels": ..., "torch": ...}."""
+    out = {}
+    for path in ("kernels", "torch"):
+        torch.manual_seed(0)
+        with monkeypatch.context() as m:
+            if path == "torch":
+                m.setattr(_kernels, "load", lambda: None)
+            out[path] = fn()
+    return out
+
+
 @pytest.mark.parametrize("every", [1, 3])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_kernel_watch_equals_torch_ops_watch(monkeypatch, every, dtype):
@@ -210,15 +223,12 @@ def test_kernel_watch_equals_torch_ops_watch(monkeypatch, every, dtype):
     npd = np.float32 if dtype == torch.float32 else np.float64
     x = torch.from_numpy(rng.standard_normal((128, 5, 6)).astype(npd))
     y = torch.from_numpy(rng.standard_normal((128, 3)).astype(npd))
-    runs = {}
-    for path in ("kernels", "torch"):
-        torch.manual_seed(0)
+    def one():
         model = _Seq(dtype)
-        with monkeypatch.context() as m:
-            if path == "torch":
-                m.setattr(_kernels, "load", lambda: None)
-            w = _run(model, x, y, every, 7)
-        runs[path] = (w, {k: v.clone() for k, v in model.state_dict().items()})
+        w = _run(model, x, y, every, 7)
+        return w, {k: v.clone() for k, v in model.state_dict().items()}
+
+    runs = _on_paths(monkeypatch, one)
     wk, sk = runs["kernels"]
     wt, st_ = runs["torch"]
     for k in sk:
@@ -247,14 +257,7 @@ def test_kernel_watch_equals_torch_ops_watch_on_a_cnn(monkeypatch, every):
     rng = np.random.default_rng(7)
     x = torch.from_numpy(rng.standard_normal((128, 3, 6, 6)).astype(np.float32))
     y = torch.from_numpy(rng.standard_normal((128, 3)).astype(np.float32))
-    runs = {}
-    for path in ("kernels", "torch"):
-        torch.manual_seed(0)
-        model = _Cnn()
-        with monkeypatch.context() as m:
-            if path == "torch":
-                m.setattr(_kernels, "load", lambda: None)
-            runs[path] = _run(model, x, y, every, 5)
+    runs = _on_paths(monkeypatch, lambda: _run(_Cnn(), x, y, every, 5))
     _compare(runs["kernels"], runs["torch"], 1e-5)
     names = [r.name for r in runs["kernels"].steps[0].layers]
     assert names[:2] == ["body.0", "body.1"], names
@@ -266,13 +269,7 @@ def test_kernel_watch_equals_torch_ops_watch_when_diverging(monkeypatch):
     rng = np.random.default_rng(5)
     x = torch.from_numpy(rng.standard_normal((128, 5, 6)).astype(np.float32))
     y = torch.from_numpy(rng.standard_normal((128, 3)).astype(np.float32))
-    out = {}
-    for path in ("kernels", "torch"):
-        torch.manual_seed(0)
-        with monkeypatch.context() as m:
-            if path == "torch":
-                m.setattr(_kernels, "load", lambda: None)
-            out[path] = _run(_Seq(), x, y, 1, 5, scale_at=3)
+    out = _on_paths(monkeypatch, lambda: _run(_Seq(), x, y, 1, 5, scale_at=3))
     _compare(out["kernels"], out["torch"], 1e-5)
     verdicts = [(v.kind, v.name, v.step) for v in out["kernels"].verdicts]
     assert verdicts == [(v.kind, v.name, v.step) for v in out["torch"].verdicts]
@@ -313,17 +310,13 @@ def test_a_failing_kernel_turns_to_torch_operations_and_says_so(monkeypatch):
 
 def _both(monkeypatch, build, loop):
     """The same loop watched by the kernels and by torch operations: {path: Watch}."""
-    out = {}
-    for path in ("kernels", "torch"):
-        torch.manual_seed(0)
+    def one():
         model = build()
-        with monkeypatch.context() as m:
-            if path == "torch":
-                m.setattr(_kernels, "load", lambda: None)
-            with watch(model, every=1) as w:
-                loop(model, w)
-        out[path] = w
-    return out
+        with watch(model, every=1) as w:
+            loop(model, w)
+        return w
+
+    return _on_paths(monkeypatch, one)
 
 
 class _InPlaceSkip(torch.nn.Module):
