@@ -740,7 +740,6 @@ class _Capture:
         return out
 
     def _sdpa(self, func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        torch = self.torch
         names = ["query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"]
         bound = dict(zip(names, args))
         bound.update(kwargs)

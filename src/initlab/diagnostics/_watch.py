@@ -1046,7 +1046,7 @@ class _TorchHooks:
         self.weight_handles: dict[int, Any] = {}  # every=1: the weights' gradient hooks, kept between steps
         self.idx: np.ndarray = np.empty(0, dtype=np.int32)  # the histogram kernel's scratch
         self.hist_params: dict[tuple[str, str], tuple[np.ndarray, int, float, float]] = {}  # edges, bins, lo, k
-        self.steps_: dict[tuple[int, int], int] = {}  # (values, channels) -> the histogram sample's stride
+        self.strides: dict[tuple[int, int], int] = {}  # (values, channels) -> the histogram sample's stride
 
     # hooks ---------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -1418,7 +1418,7 @@ class _TorchHooks:
         flat = m.t.reshape(-1)
         n = int(flat.size)
         hs = self.hist_sample
-        step = 1 if hs is None or n <= hs else self.steps_.get((n, m.chans)) or self.steps_.setdefault(
+        step = 1 if hs is None or n <= hs else self.strides.get((n, m.chans)) or self.strides.setdefault(
             (n, m.chans), _sample_step(n, m.chans, hs))
         hp = self.hist_params.get(ek)
         if hp is None:
