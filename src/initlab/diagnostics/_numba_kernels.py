@@ -21,24 +21,40 @@ LANES = 64  # independent accumulators of a flat sum (vectorised; summed at the 
 def fw_stats(x: Any, near_t: Any, out: Any) -> Any:  # pragma: no cover - compiled
     """x [rows, C]; out [5, C] float64: per channel Σx, max, Σx², min, count(|x| ≤ near_t)
     (compared in x's dtype). A NaN is never a maximum or minimum here (the caller marks the
-    channels whose Σx² is NaN). Returns the totals (Σx, Σx², near-zero count)."""
+    channels whose Σx² is NaN). Returns the totals (Σx, Σx², near-zero count).
+    (Accumulators local to the kernel, maxima and minima in x's dtype, which is exact: the
+    loop over channels vectorises.)"""
     r_, c_ = x.shape
+    s = np.zeros(c_)
+    q = np.zeros(c_)
+    nz = np.zeros(c_, dtype=np.int64)
+    mx = np.empty(c_, dtype=x.dtype)
+    mn = np.empty(c_, dtype=x.dtype)
     for c in range(c_):
-        out[0, c] = 0.0
-        out[1, c] = -np.inf
-        out[2, c] = 0.0
-        out[3, c] = np.inf
-        out[4, c] = 0.0
+        mx[c] = -np.inf
+        mn[c] = np.inf
     for r in range(r_):
         for c in range(c_):
             v = x[r, c]
             w = np.float64(v)
-            out[0, c] += w
-            out[1, c] = w if w > out[1, c] else out[1, c]
-            out[2, c] += w * w
-            out[3, c] = w if w < out[3, c] else out[3, c]
-            out[4, c] += 1.0 if abs(v) <= near_t else 0.0
-    return out[0].sum(), out[2].sum(), out[4].sum()
+            s[c] += w
+            q[c] += w * w
+            mx[c] = v if v > mx[c] else mx[c]
+            mn[c] = v if v < mn[c] else mn[c]
+            nz[c] += abs(v) <= near_t
+    ts = 0.0
+    tq = 0.0
+    tn = 0
+    for c in range(c_):
+        out[0, c] = s[c]
+        out[1, c] = mx[c]
+        out[2, c] = q[c]
+        out[3, c] = mn[c]
+        out[4, c] = nz[c]
+        ts += s[c]
+        tq += q[c]
+        tn += nz[c]
+    return ts, tq, np.float64(tn)
 
 
 @jit
@@ -298,3 +314,61 @@ def grad_sums_mid(x: Any, out: Any) -> Any:  # pragma: no cover - compiled
         out[0, c] = acc[0].sum()
         out[1, c] = acc[1].sum()
     return out[0].sum(), out[1].sum()
+
+
+# one call per recorded tensor -------------------------------------------------------------------
+# The watch's hook calls one of these per tensor: its statistics, its cosine sums (``h`` with fewer
+# than two rows: none) and its histogram (``nb`` = 0: none; counted only when Σx² is finite, the
+# caller bins other samples by the probe's own function). One dispatch instead of three, and the
+# cosine's and histogram's reads follow the statistics' while the tensor is in cache.
+
+
+@jit
+def fw_all(x: Any, near_t: Any, out: Any, h: Any, fstep: int, n2: Any, flat: Any, hstep: int, scale: float,
+           lo: float, kk: float, nb: int, idx: Any, counts: Any) -> Any:  # pragma: no cover - compiled
+    """:func:`fw_stats` of x [rows, C], :func:`cos_sums` of h, :func:`hist_counts` of flat.
+    Returns (Σx, Σx², near-zero count, q (NaN without cosine), whether the histogram was counted)."""
+    s, sq, near = fw_stats(x, near_t, out)
+    q = np.nan
+    if h.shape[0] >= 2:
+        q = cos_sums(h, fstep, n2)
+    counted = nb > 0 and np.isfinite(sq)
+    if counted:
+        hist_counts(flat, hstep, scale, lo, kk, nb, idx, counts)
+    return s, sq, near, q, counted
+
+
+@jit
+def fw_all_mid(x: Any, near_t: Any, out: Any, h: Any, fstep: int, n2: Any, flat: Any, hstep: int, scale: float,
+               lo: float, kk: float, nb: int, idx: Any, counts: Any) -> Any:  # pragma: no cover - compiled
+    """:func:`fw_all` with :func:`fw_stats_mid` (x [batch, C, positions])."""
+    s, sq, near = fw_stats_mid(x, near_t, out)
+    q = np.nan
+    if h.shape[0] >= 2:
+        q = cos_sums(h, fstep, n2)
+    counted = nb > 0 and np.isfinite(sq)
+    if counted:
+        hist_counts(flat, hstep, scale, lo, kk, nb, idx, counts)
+    return s, sq, near, q, counted
+
+
+@jit
+def grad_all(x: Any, out: Any, flat: Any, hstep: int, scale: float, lo: float, kk: float, nb: int, idx: Any,
+             counts: Any) -> Any:  # pragma: no cover - compiled
+    """:func:`grad_sums` of x [rows, C] and :func:`hist_counts` of flat. Returns (Σx, Σx², counted)."""
+    s, sq = grad_sums(x, out)
+    counted = nb > 0 and np.isfinite(sq)
+    if counted:
+        hist_counts(flat, hstep, scale, lo, kk, nb, idx, counts)
+    return s, sq, counted
+
+
+@jit
+def grad_all_mid(x: Any, out: Any, flat: Any, hstep: int, scale: float, lo: float, kk: float, nb: int, idx: Any,
+                 counts: Any) -> Any:  # pragma: no cover - compiled
+    """:func:`grad_all` with :func:`grad_sums_mid` (x [batch, C, positions])."""
+    s, sq = grad_sums_mid(x, out)
+    counted = nb > 0 and np.isfinite(sq)
+    if counted:
+        hist_counts(flat, hstep, scale, lo, kk, nb, idx, counts)
+    return s, sq, counted

@@ -696,7 +696,7 @@ class _Fast:
     runs, for the histograms, then let go. The probe's moments are formed from these when
     the step's rows are built."""
 
-    __slots__ = ("role", "per_chan", "chans", "out", "sq", "near", "finite", "t", "n2", "q", "scale", "exact")
+    __slots__ = ("role", "per_chan", "chans", "out", "sq", "near", "finite", "t", "n2", "q", "scale", "exact", "hist")
 
     def __init__(self, role: str, per_chan: int, chans: int, out: np.ndarray, sq: float, near: float,
                  t: Any) -> None:
@@ -707,6 +707,7 @@ class _Fast:
         self.q = math.nan
         self.scale = 1.0
         self.exact: tuple[float, float, float, float] | None = None
+        self.hist: _FastHist | None = None  # its histogram, when the kernel counted it in the same call
 
     def moments(self) -> Moments:
         out = self.out
@@ -1047,6 +1048,11 @@ class _TorchHooks:
         self.idx: np.ndarray = np.empty(0, dtype=np.int32)  # the histogram kernel's scratch
         self.hist_params: dict[tuple[str, str], tuple[np.ndarray, int, float, float]] = {}  # edges, bins, lo, k
         self.strides: dict[tuple[int, int], int] = {}  # (values, channels) -> the histogram sample's stride
+        self.geo: dict[Any, tuple[Any, ...] | None] = {}  # the kernels' view of a shape (_geometry)
+        self.near_t: dict[Any, Any] = {}  # dtype -> the near-zero threshold in it
+        self.no_h: dict[Any, np.ndarray] = {}  # dtype -> an empty [0, 1] array (no cosine)
+        self.no_n2 = np.empty(0)
+        self.no_counts = np.zeros(0, dtype=np.int64)
 
     # hooks ---------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -1296,8 +1302,9 @@ class _TorchHooks:
             if self.pending is not p:  # a later backward through a kept graph: not this step's
                 return
             if self.kernels is not None:  # (NumPy and detached tensors: nothing to keep out of the graph)
-                m = row.grads[key] = self._member(p, "grad", g, row.axis)
-                if key == "preact" or (key == "act" and row.kind == "norm"):
+                hist = key == "preact" or (key == "act" and row.kind == "norm")
+                m = row.grads[key] = self._member(p, "grad", g, row.axis, ek=(row.st.name, "grad") if hist else None)
+                if hist:
                     self._hist(row, "grad", m)
                 if isinstance(m, _Fast):
                     m.t = None
@@ -1308,14 +1315,15 @@ class _TorchHooks:
                     self._hist(row, "grad", m)
         return fn
 
-    def _member(self, p: _Pending, role: str, t: Any, axis: int, cos: bool = False) -> Any:
+    def _member(self, p: _Pending, role: str, t: Any, axis: int, cos: bool = False,
+                ek: tuple[str, str] | None = None) -> Any:
         """The statistics of ``t`` in its role ("fw", "in", "grad"): with the kernels, on the
         CPU, computed now (:meth:`_fast_member`, the cosine sums when ``cos``); else ``t`` is
         copied into its slot of the step's group of its role and layout (see :class:`_Group`)
         and (group, index) returned."""
         if self.kernels is not None:
             try:
-                fast = self._fast_member(p, role, t, axis, cos)  # (kernels and Python floats: no NumPy warning)
+                fast = self._fast_member(p, role, t, axis, cos, ek)  # (kernels and Python floats: no NumPy warning)
             except Exception as exc:  # a kernel that does not compile here: the torch path, from now on
                 self._kernels_failed(exc)
                 fast = None
@@ -1344,44 +1352,102 @@ class _TorchHooks:
         self.watch.notes.append(f"the numba kernels failed ({type(exc).__name__}: {exc}); the watch computed its "
                                 "statistics with torch operations from then on")
 
-    def _fast_member(self, p: _Pending, role: str, t: Any, axis: int, cos: bool) -> _Fast | None:
+    def _geometry(self, p: _Pending, t: Any, axis: int, cos: bool) -> tuple[Any, ...] | None:
+        """How the kernels view a tensor of ``t``'s shape (cached per shape, channel axis, cosine
+        and batch): (channels on axis 1, the kernel's view shape, channels, rows per channel,
+        cosine rows (0: none), cosine features, their stride, the histogram's stride, its sample
+        size); None where the torch path applies (channels on another axis; a cosine of a
+        sequence-first tensor)."""
+        key = (t.shape, axis, cos, p.batch)
+        if key in self.geo:
+            return self.geo[key]
+        shape = tuple(int(d) for d in t.shape)
+        nd = len(shape)
+        geo: tuple[Any, ...] | None = None
+        mid = nd > 2 and axis % nd == 1  # channels on axis 1 (a conv's output): [batch, C, positions]
+        seq_first = not mid and nd >= 2 and shape[0] != p.batch and shape[1] == p.batch
+        if (nd <= 2 or mid or axis % nd == nd - 1) and not (cos and seq_first):
+            n = math.prod(shape)
+            if mid:
+                chans = shape[1]
+                view: tuple[int, ...] = (shape[0], chans, n // max(shape[0] * chans, 1))
+                rows = shape[0] * view[2]
+            else:
+                chans = shape[-1] if nd >= 2 else 1
+                view = (n // chans, chans) if chans else (0, 1)
+                rows = view[0]
+            hrows = feats = fstep = 0
+            if cos and nd >= 1 and rows and min(shape[0], _COS_SAMPLES) >= 2:
+                hrows, feats = min(shape[0], _COS_SAMPLES), n // shape[0]
+                fstep = -(-feats // _COS_FEATURES) if feats > _COS_FEATURES else 1
+            hs = self.hist_sample
+            hstep = 1 if hs is None or n <= hs else _sample_step(n, chans, hs)
+            geo = (mid, view, chans, rows, hrows, feats, fstep, hstep, -(-n // hstep), shape[0] if nd else 1)
+        self.geo[key] = geo
+        return geo
+
+    def _fast_member(self, p: _Pending, role: str, t: Any, axis: int, cos: bool,
+                     ek: tuple[str, str] | None = None) -> _Fast | None:
         """The statistics of a CPU float32/float64 tensor whose channels are its last axis (the
         probe's [rows, units] view) or its axis 1 (a conv's output, viewed [batch, channels,
-        positions]) by the fused kernels, now: one pass for the channel sums,
-        Σx², and for activations the channel maxima, the minimum and the near-zero count
-        (compared in the tensor's dtype, as the probe); the cosine sums of the first 64 samples
-        when ``cos``. None (the torch path) for other tensors. The probe's centered fallback is
+        positions]) by the fused kernels, now, in one kernel call: the channel sums, Σx², and
+        for activations the channel maxima, the minimum and the near-zero count (compared in the
+        tensor's dtype, as the probe); the cosine sums of the first 64 samples when ``cos``; the
+        histogram on the fixed edges ``ek`` when they are known (else :meth:`_fast_hist` keeps
+        the sample). None (the torch path) for other tensors. The probe's centered fallback is
         applied at once when the variance cancels."""
-        nd = t.ndim
-        mid = nd > 2 and axis % nd == 1  # channels on axis 1 (a conv's output): [batch, C, positions]
-        if nd > 2 and not mid and axis % nd != nd - 1:
-            return None  # channels on another axis: the torch path
-        seq_first = not mid and nd >= 2 and t.shape[0] != p.batch and t.shape[1] == p.batch
-        if cos and seq_first:
+        geo = self._geometry(p, t, axis, cos)
+        if geo is None:
             return None
         flat = _np_flat(t)
         if flat is None:
             return None
+        mid, view, chans, rows, hrows, feats, fstep, hstep, need, batch = geo
+        x = flat.reshape(view)
         k = self.kernels
-        if mid:
-            chans = int(t.shape[1])
-            x = flat.reshape(int(t.shape[0]), chans, -1)
-            rows = int(x.shape[0]) * int(x.shape[2])
+        scale = float(p.batch) if role == "grad" and self.loss_reduction == "mean" else 1.0
+        hp = None
+        if ek is not None:
+            hp = self.hist_params.get(ek)
+            if hp is None:
+                edges = self.edges.edges.get(ek)
+                if edges is not None:
+                    hp = self.hist_params[ek] = (edges, int(edges.size) - 1, *_bin_params(edges))
+        if hp is not None:
+            edges, nb, lo, kk = hp
+            counts = np.zeros(nb, dtype=np.int64)
+            if self.idx.size < need:
+                self.idx = np.empty(need, dtype=np.int32)
         else:
-            chans = int(t.shape[-1]) if nd >= 2 else 1
-            x = flat.reshape(-1, chans) if chans else flat.reshape(0, 1)
-            rows = int(x.shape[0])
+            nb, lo, kk, counts = 0, 0.0, 0.0, self.no_counts
         if role == "fw":
             out = np.empty((5, chans))
-            near_t = flat.dtype.type(self.near_zero)
-            s, sq, near = k.fw_stats_mid(x, near_t, out) if mid else k.fw_stats(x, near_t, out)
+            dt = flat.dtype
+            near_t = self.near_t.get(dt)
+            if near_t is None:
+                near_t = self.near_t[dt] = dt.type(self.near_zero)
+            if hrows:
+                h = flat.reshape(batch, feats)[:hrows]
+                n2 = np.empty(hrows)
+            else:
+                h = self.no_h.get(dt)
+                if h is None:
+                    h = self.no_h[dt] = np.empty((0, 1), dtype=dt)
+                n2 = self.no_n2
+            s, sq, near, q, counted = (k.fw_all_mid if mid else k.fw_all)(
+                x, near_t, out, h, fstep, n2, flat, hstep, scale, lo, kk, nb, self.idx, counts)
             m = _Fast(role, rows, chans, out, sq, near, flat)
+            if hrows:
+                m.n2, m.q = n2, float(q)
         else:
             out = np.empty((2, chans))
-            s, sq = k.grad_sums_mid(x, out) if mid else k.grad_sums(x, out)
+            s, sq, counted = (k.grad_all_mid if mid else k.grad_all)(
+                x, out, flat, hstep, scale, lo, kk, nb, self.idx, counts)
             m = _Fast(role, rows, chans, out, sq, math.nan, flat)
-            if role == "grad" and self.loss_reduction == "mean":
-                m.scale = float(p.batch)
+            m.scale = scale
+            if hrows:  # (the input)
+                m.n2 = np.empty(hrows)
+                m.q = float(k.cos_sums(flat.reshape(batch, feats)[:hrows], fstep, m.n2))
         n = max(rows * chans, 1)
         mean = s / n
         var = sq / n - mean * mean
@@ -1390,12 +1456,8 @@ class _TorchHooks:
 
             xt = torch.from_numpy(x).unsqueeze(0)
             m.exact = _centered_chan(xt, (1, 3) if mid else 1)
-        if cos and nd >= 1 and rows:
-            h = flat.reshape(int(t.shape[0]), -1)[:_COS_SAMPLES]
-            if h.shape[0] >= 2:
-                f = int(h.shape[1])
-                m.n2 = np.empty(h.shape[0])
-                m.q = float(k.cos_sums(h, -(-f // _COS_FEATURES) if f > _COS_FEATURES else 1, m.n2))
+        if ek is not None:
+            m.hist = _FastHist(ek, hist=Histogram(hp[0], counts, need)) if counted else self._fast_hist(ek, m)
         if role != "grad":
             p.fast.append(m)
         return m
@@ -1404,7 +1466,9 @@ class _TorchHooks:
         """The row's histogram ``key`` ("act", "preact", "grad") is of this member's values, on
         the fixed edges of (row name, key), chosen at the first step that has it."""
         if isinstance(member, _Fast):
-            row.hist[key] = self._fast_hist((row.st.name, key), member)
+            ek = (row.st.name, key)
+            h = member.hist
+            row.hist[key] = h if h is not None and h.key == ek else self._fast_hist(ek, member)
             return
         g, i = member
         g.hist.append((i, (row.st.name, key)))
@@ -1487,7 +1551,8 @@ class _TorchHooks:
             lin = self.linear_act
             row = _Row(new_layer(len(p.rows) + 1, name, kind, lin), mod, kind, lin, axis, out, version=_version(out))
             row.st.op = _conv_op(mod) if kind == "conv" else "linear"
-            m = row.fw["pre"] = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis, cos=True)
+            m = row.fw["pre"] = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis, cos=True,
+                                                                               ek=(name, "preact"))
             row.fw["width"] = _width(tuple(out.shape), axis)
             self._hist(row, "preact", m)
             w = mod.weight
@@ -1505,7 +1570,8 @@ class _TorchHooks:
             if row is None:
                 row = self._act_row(p, mod, name, xin, out)
             row.out, row.version = out, _version(out)
-            m = row.fw["act"] = self._member(p, "fw", out, row.axis, cos="cos" not in row.fw)
+            m = row.fw["act"] = self._member(p, "fw", out, row.axis, cos="cos" not in row.fw,
+                                               ek=(row.st.name, "act"))
             row.fw.setdefault("cos", m)
             row.fw["width"] = _width(tuple(out.shape), row.axis)
             self._saturation(row, act, row.fw.get("pre") if xin is not out else None, m, xin, out)
@@ -1519,7 +1585,7 @@ class _TorchHooks:
             row = _Row(new_layer(len(p.rows) + 1, name, "norm", None), mod, "norm", None, axis, out,
                        version=_version(out))
             row.st.op = op
-            m = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis, cos=True)
+            m = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis, cos=True, ek=(name, "act"))
             row.fw["width"] = _width(tuple(out.shape), axis)
             self._hist(row, "act", m)
             w = getattr(mod, "weight", None)
@@ -1547,7 +1613,8 @@ class _TorchHooks:
                 m = row.fw["pre"] = prev.fw["act"]  # measured just before (and not written since)
                 row.fw["cos"] = prev.fw["cos"]
             else:
-                m = row.fw["pre"] = row.fw["cos"] = self._member(p, "fw", xin, axis, cos=True)
+                m = row.fw["pre"] = row.fw["cos"] = self._member(p, "fw", xin, axis, cos=True,
+                                                                   ek=(name, "preact"))
             self._hist(row, "preact", m)
             if xin.requires_grad:
                 xin.register_hook(self._grad(p, row, "preact"))
@@ -1579,7 +1646,7 @@ class _TorchHooks:
         """An activation module taking the linear/conv row's output directly: merged into that row
         (pre-activation → activation), as the probe merges it."""
         act = self.acts[mod]
-        m = prev.fw["act"] = self._member(p, "fw", out, prev.axis)
+        m = prev.fw["act"] = self._member(p, "fw", out, prev.axis, ek=(prev.st.name, "act"))
         self._saturation(prev, act, prev.fw["pre"], m, xin, out)  # (the pre-activation was copied before an in-place write)
         self._hist(prev, "act", m)
         prev.activation, prev.paired, prev.out, prev.version = act, True, out, _version(out)
