@@ -223,7 +223,11 @@ class Watch:
         todo, self._lazy = self._lazy, []
         with np.errstate(all="ignore"):  # a diverging run gives inf/nan statistics, reported as diverged
             for build in todo:
-                build()
+                if type(build) is tuple:  # a step kept as numbers (_TorchHooks._freeze)
+                    assert self._hooks is not None
+                    self._hooks._thaw(build)
+                else:
+                    build()
 
     # -- filling ---------------------------------------------------------------------------------
     def add_step(self, step: int, layers: list[LayerStats], *, loss: float | None = None,
@@ -979,6 +983,10 @@ class _Row:
     weight: Any = None  # the parameter whose gradient and update the row reports
 
 
+class _Unfrozen(Exception):
+    """A member :meth:`_TorchHooks._freeze` cannot keep as numbers."""
+
+
 class _Pending:
     """The step being recorded: rows from its forward pass, gradients as its backward runs."""
 
@@ -1048,6 +1056,8 @@ class _TorchHooks:
         self.idx: np.ndarray = np.empty(0, dtype=np.int32)  # the histogram kernel's scratch
         self.hist_params: dict[tuple[str, str], tuple[np.ndarray, int, float, float]] = {}  # edges, bins, lo, k
         self.strides: dict[tuple[int, int], int] = {}  # (values, channels) -> the histogram sample's stride
+        self.interned: list[Any] = []  # the parameters and activations of frozen steps (_freeze)
+        self.intern_ids: dict[int, int] = {}
         self.geo: dict[Any, tuple[Any, ...] | None] = {}  # the kernels' view of a shape (_geometry)
         self.near_t: dict[Any, Any] = {}  # dtype -> the near-zero threshold in it
         self.no_h: dict[Any, np.ndarray] = {}  # dtype -> an empty [0, 1] array (no cosine)
@@ -1724,8 +1734,109 @@ class _TorchHooks:
         if p.first_hist or any(o.sample is not None for o in p.outs.values()):
             self._build(p, d, upd, loss_sl)  # a first histogram: the edges come from this step
         else:  # built when the Watch is read (Watch.steps)
-            self.watch._lazy.append(lambda: self._build(p, d, upd, loss_sl))
+            frozen = self._freeze(p, d, upd, loss_sl)
+            self.watch._lazy.append(frozen if frozen is not None else (lambda: self._build(p, d, upd, loss_sl)))
             self.watch._verdicts = None
+
+    def _intern(self, obj: Any) -> int:
+        """The index of a parameter or activation in :attr:`interned` (kept for the watch's life)."""
+        i = self.intern_ids.get(id(obj))
+        if i is None or self.interned[i] is not obj:
+            i = self.intern_ids[id(obj)] = len(self.interned)
+            self.interned.append(obj)
+        return i
+
+    def _freeze(self, p: _Pending, d: _Deferred, upd: dict[int, float], loss_sl: Any) -> tuple[Any, ...] | None:
+        """A finished step of the kernel path kept until the Watch is read as one tuple of numbers,
+        strings, NumPy arrays and tuples of them (parameters and activations by their index in
+        :attr:`interned`), which Python's garbage collector stops tracking after its first look:
+        the members, rows and sums of a step kept as objects cost every later full collection a
+        visit each, about 0.2 ms a recorded step in a long run. :meth:`_thaw` makes the same
+        objects again for :meth:`_build`. None (kept as objects) for a step with anything else
+        (the torch path's groups, a first histogram, the first step's init names)."""
+        if p.groups or p.outs or p.init_guess or p.first_hist or d.parts or loss_sl is not None \
+                or not (p.loss is None or type(p.loss) is float):
+            return None
+        ids: dict[int, int] = {}
+        mems: list[tuple[Any, ...]] = []
+        atoms = (str, int, float, bool, type(None))
+
+        def mem(m: Any) -> int:
+            i = ids.get(id(m))
+            if i is not None:
+                return i
+            if type(m) is _Fast:
+                ex = m.exact
+                rec: tuple[Any, ...] = ("F", m.role, m.per_chan, m.chans, m.out, m.sq, m.near, m.n2, m.q, m.scale,
+                                        None if ex is None else tuple(float(v) for v in ex))
+            elif type(m) is _HostSums:
+                rec = ("H", m.n, m.s, m.q, None if m.exact is None else tuple(float(v) for v in m.exact))
+            else:
+                raise _Unfrozen
+            i = ids[id(m)] = len(mems)
+            mems.append(rec)
+            return i
+
+        try:
+            rows = []
+            for r in p.rows:
+                st = tuple(r.st.__dict__.items())
+                if r.module is not None or r.out is not None or any(type(v) not in atoms for _, v in st):
+                    return None
+                fw = []
+                for k, v in r.fw.items():
+                    if k in ("pre", "act", "cos", "weight", "gain"):
+                        fw.append((k, -1 if v is None else mem(v)))
+                    elif k in ("width", "sat_host") and type(v) in atoms:
+                        fw.append((k, v))
+                    else:
+                        return None
+                hist = []
+                for k, h in r.hist.items():
+                    if type(h) is not _FastHist or h.hist is None:
+                        return None
+                    hist.append((k, h.key, h.hist.edges, h.hist.counts, int(h.hist.n_sampled)))
+                rows.append((st, r.kind, -1 if r.activation is None else self._intern(r.activation), r.axis,
+                             bool(r.paired), -1 if r.weight is None else self._intern(r.weight), tuple(fw),
+                             tuple((k, mem(v)) for k, v in r.grads.items()), tuple(hist)))
+            wg = tuple((k, mem(v)) for k, v in p.weight_grads.items())
+            inp = -1 if p.input is None else mem(p.input)
+        except _Unfrozen:
+            return None
+        return ("step", p.step, p.batch, p.loss, tuple(mems), tuple(rows), wg, inp,
+                tuple((int(k), float(v)) for k, v in upd.items()))
+
+    def _thaw(self, frozen: tuple[Any, ...]) -> None:
+        """The step :meth:`_freeze` kept, built (:meth:`_build`) from the same objects again."""
+        from initlab.diagnostics._result import LayerStats
+
+        _, step, batch, loss, mrecs, rows, wg, inp, upd = frozen
+        mems: list[Any] = []
+        for rec in mrecs:
+            if rec[0] == "F":
+                _, role, per_chan, chans, out, sq, near, n2, q, scale, exact = rec
+                m = _Fast(role, per_chan, chans, out, sq, near, None)
+                m.n2, m.q, m.scale, m.exact = n2, q, scale, exact
+            else:
+                m = _HostSums(rec[1], rec[2], rec[3], rec[4])
+            mems.append(m)
+        p = _Pending(step)
+        p.batch, p.loss = batch, loss
+        for st_items, kind, act, axis, paired, weight, fw, grads, hist in rows:
+            st = LayerStats.__new__(LayerStats)
+            st.__dict__.update(st_items)
+            r = _Row(st, None, kind, None if act < 0 else self.interned[act], axis, paired=paired)
+            r.weight = None if weight < 0 else self.interned[weight]
+            for k, v in fw:
+                r.fw[k] = (None if v < 0 else mems[v]) if k in ("pre", "act", "cos", "weight", "gain") else v
+            for k, v in grads:
+                r.grads[k] = mems[v]
+            for k, key, edges, counts, n in hist:
+                r.hist[k] = _FastHist(key, hist=Histogram(edges, counts, n))
+            p.rows.append(r)
+        p.weight_grads = {k: mems[v] for k, v in wg}
+        p.input = None if inp < 0 else mems[inp]
+        self._build(p, _Deferred(), dict(upd), None)
 
     def _fast_update_norms(self, snapshots: dict[int, tuple[Any, Any]], fuse: bool) -> dict[int, float]:
         """‖W − W_before‖_F of the snapshotted CPU weights the kernels read (one pass over W and
