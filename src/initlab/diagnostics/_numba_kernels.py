@@ -372,3 +372,61 @@ def grad_all_mid(x: Any, out: Any, flat: Any, hstep: int, scale: float, lo: floa
     if counted:
         hist_counts(flat, hstep, scale, lo, kk, nb, idx, counts)
     return s, sq, counted
+
+
+# the replayed steps' kernels (initlab.diagnostics._watch_plan): the same numbers written into the
+# step's one array of numbers at fixed offsets --------------------------------------------------
+# fw: vals[o : o+5C] the [5, C] channel numbers of fw_stats, then Σx², near-zero count, q, and the
+# cosine's n2 (hrows values); grad: vals[o : o+2C] the [2, C] channel sums, then Σx². The
+# histogram's counts go to counts[co : co+nb].
+
+
+@jit
+def fw_slot(flat: Any, r: int, c: int, near_t: Any, vals: Any, o: int, hrows: int, feats: int, fstep: int,
+            hstep: int, lo: float, kk: float, nb: int, idx: Any, counts: Any, co: int) -> Any:  # pragma: no cover
+    """:func:`fw_all` of flat viewed [r, c] into ``vals`` at ``o``; returns (Σx, Σx², counted)."""
+    out = vals[o:o + 5 * c].reshape((5, c))
+    b = o + 5 * c
+    h = flat[:hrows * feats].reshape((hrows, feats))
+    s, sq, near, q, counted = fw_all(flat.reshape((r, c)), near_t, out, h, fstep, vals[b + 3:b + 3 + hrows], flat,
+                                     hstep, 1.0, lo, kk, nb, idx, counts[co:co + nb])
+    vals[b] = sq
+    vals[b + 1] = near
+    vals[b + 2] = q
+    return s, sq, counted
+
+
+@jit
+def fw_slot_mid(flat: Any, n: int, c: int, p: int, near_t: Any, vals: Any, o: int, hrows: int, feats: int,
+                fstep: int, hstep: int, lo: float, kk: float, nb: int, idx: Any, counts: Any,
+                co: int) -> Any:  # pragma: no cover
+    """:func:`fw_slot` of flat viewed [n, c, p] (channels on axis 1)."""
+    out = vals[o:o + 5 * c].reshape((5, c))
+    b = o + 5 * c
+    h = flat[:hrows * feats].reshape((hrows, feats))
+    s, sq, near, q, counted = fw_all_mid(flat.reshape((n, c, p)), near_t, out, h, fstep, vals[b + 3:b + 3 + hrows],
+                                         flat, hstep, 1.0, lo, kk, nb, idx, counts[co:co + nb])
+    vals[b] = sq
+    vals[b + 1] = near
+    vals[b + 2] = q
+    return s, sq, counted
+
+
+@jit
+def grad_slot(flat: Any, r: int, c: int, vals: Any, o: int, hstep: int, scale: float, lo: float, kk: float, nb: int,
+              idx: Any, counts: Any, co: int) -> Any:  # pragma: no cover - compiled
+    """:func:`grad_all` of flat viewed [r, c] into ``vals`` at ``o``; returns (Σx, Σx², counted)."""
+    s, sq, counted = grad_all(flat.reshape((r, c)), vals[o:o + 2 * c].reshape((2, c)), flat, hstep, scale, lo, kk, nb,
+                              idx, counts[co:co + nb])
+    vals[o + 2 * c] = sq
+    return s, sq, counted
+
+
+@jit
+def grad_slot_mid(flat: Any, n: int, c: int, p: int, vals: Any, o: int, hstep: int, scale: float, lo: float, kk: float,
+                  nb: int, idx: Any, counts: Any, co: int) -> Any:  # pragma: no cover - compiled
+    """:func:`grad_slot` of flat viewed [n, c, p]."""
+    s, sq, counted = grad_all_mid(flat.reshape((n, c, p)), vals[o:o + 2 * c].reshape((2, c)), flat, hstep, scale, lo,
+                                  kk, nb, idx, counts[co:co + nb])
+    vals[o + 2 * c] = sq
+    return s, sq, counted

@@ -98,6 +98,7 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
 from __future__ import annotations
 
 import csv
+import os
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -524,6 +525,18 @@ class _Deferred:
 
 
 _KERNEL_TYPES: list[Any] = []  # torch.float32, torch.float64, torch.strided (torch is imported lazily)
+
+
+_WP: list[Any] = []
+
+
+def _watch_plan() -> Any:
+    """:mod:`initlab.diagnostics._watch_plan` (imported on first use: it imports this module)."""
+    if not _WP:
+        from initlab.diagnostics import _watch_plan as wp
+
+        _WP.append(wp)
+    return _WP[0]
 
 
 def _version(t: Any) -> float:
@@ -1056,6 +1069,17 @@ class _TorchHooks:
         self.idx: np.ndarray = np.empty(0, dtype=np.int32)  # the histogram kernel's scratch
         self.hist_params: dict[tuple[str, str], tuple[np.ndarray, int, float, float]] = {}  # edges, bins, lo, k
         self.strides: dict[tuple[int, int], int] = {}  # (values, channels) -> the histogram sample's stride
+        self.views: dict[int, tuple[Any, int, Any, np.ndarray | None]] = {}  # id -> (tensor, data_ptr, shape, view)
+        import torch
+
+        self.torch = torch
+        self.trace: Any = None  # the recorded step being traced (_watch_plan.Trace)
+        self.plan: Any = None  # the plan the recorded steps replay (_watch_plan.Plan)
+        self.rp: Any = None  # the recorded step being replayed (_watch_plan.Replay)
+        self.departures = 0  # replayed steps handed back to the general path
+        self.replayed = 0  # recorded steps replayed to the end
+        self.plans: list[Any] = []  # the plans of the kept replayed steps (by index)
+        self.replay = os.environ.get("INITLAB_WATCH_REPLAY", "1") != "0"  # (off: every step by the general path)
         self.interned: list[Any] = []  # the parameters and activations of frozen steps (_freeze)
         self.intern_ids: dict[int, int] = {}
         self.geo: dict[Any, tuple[Any, ...] | None] = {}  # the kernels' view of a shape (_geometry)
@@ -1074,6 +1098,11 @@ class _TorchHooks:
                 self.names[mod] = name or type(mod).__name__
                 self.kinds[mod] = kind
                 self.acts[mod] = _activations.from_torch(mod) if kind == "activation" else None
+        import torch
+        from torch.nn.parameter import is_lazy
+
+        self.is_lazy = is_lazy
+        self.wmods = [m for m in self.kinds if isinstance(getattr(m, "weight", None), torch.Tensor)]
         if not self.names and self.capture == "modules":
             raise ValueError(f"The 'model' argument has no module to watch (Linear, ConvNd, activation or norm "
                              f"modules); got {type(self.model).__name__}.")
@@ -1086,10 +1115,15 @@ class _TorchHooks:
         for h in self.weight_handles.values():
             h.remove()
         self.handles, self.module_handles, self.weight_handles = [], [], {}
-        self.buffers, self.presnap, self.hist_params = {}, {}, {}
+        self.buffers, self.presnap, self.hist_params, self.views = {}, {}, {}, {}
         for g in self.groups.values():  # the stacks' copies are not needed once the block has ended
             g.release()
         self.groups, self.hist_cache = {}, {}
+        self.trace = self.plan = None
+        if self.rp is not None:
+            for h in self.rp.handles:
+                h.remove()
+            self.rp = None
         if self.observer is not None:
             self._observe_end()
         if self.pending is not None:
@@ -1103,18 +1137,36 @@ class _TorchHooks:
         self.in_forward += 1
         if self.in_forward > 1 or not mod.training:
             return
-        if self.pending is not None:
+        if self.pending is not None or self.rp is not None:
             self.finish(fuse=(self.step + 1) % self.watch.every == 0)
         self.step += 1
         if self.step % self.watch.every:
             return
         import torch
 
+        if self.plan is not None and self.kernels is not None:  # a replayed step (_watch_plan)
+            try:
+                rp = _watch_plan().begin(self, mod, args, kwargs)
+            except Exception as exc:  # (the general path, by torch operations)
+                self._kernels_failed(exc)
+                rp = None
+            if rp is not None:
+                self.rp = rp
+                if not self.module_handles:
+                    self._register_module_hooks(mod)
+                self.recording = True
+                return
+            self.plan = None
         p = _Pending(self.step)
         if self.capture == "ops":
             self._ops_begin(p, mod, args, kwargs)
             return
         x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        self.trace = None
+        if self.kernels is not None and self.guessed and self.departures < _watch_plan().MAX_DEPARTURES \
+                and x is not None and self.replay:
+            self.trace = _watch_plan().Trace()
+            self.trace.input_sig = _watch_plan()._input_sig(x)
         if x is not None:
             p.batch = int(x.shape[0]) if x.ndim else 1
             if x.is_floating_point() and x.numel():
@@ -1123,10 +1175,9 @@ class _TorchHooks:
                     if isinstance(p.input, _Fast):
                         p.input.t = None
                     self._settle_groups(p)  # now, while the input is in cache
-        from torch.nn.parameter import is_lazy  # (a LazyLinear's weight before its first forward: no copy yet)
-
+        is_lazy = self.is_lazy  # (a LazyLinear's weight before its first forward: no copy yet)
         with torch.no_grad():
-            for m_ in self.kinds:
+            for m_ in self.wmods:
                 w = getattr(m_, "weight", None)
                 if isinstance(w, torch.Tensor) and not is_lazy(w) and w.is_floating_point() and id(w) not in p.snapshots:
                     snap, sums = self._fast_snapshot(w)  # W before this step's update
@@ -1154,16 +1205,21 @@ class _TorchHooks:
         self.presnap.clear()  # (what the loop did not take is stale: a weight replaced, a parametrized weight)
         if len(self.buffers) > len(p.snapshots):  # the copies of weights no longer in the model
             self.buffers = {k: b for k, b in self.buffers.items() if k in p.snapshots}
+        if len(self.views) > 2 * len(p.snapshots):  # (views of weights and buffers no longer watched)
+            self.views = {}
         self.pending = p
         # (the root's own row, when the model is one watched module, is taken by _root_post: a hook
         # removed from the root while torch iterates its hooks after a failed forward would break it)
         if not self.module_handles:  # (with every=1 they stay from the step before)
-            self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not mod]
-            self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
-                                    if k == "activation" and getattr(m_, "inplace", False) and m_ is not mod]
+            self._register_module_hooks(mod)
         self.recording = True
         if not self.observed:
             self._observe_begin(mod)
+
+    def _register_module_hooks(self, root: Any) -> None:
+        self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not root]
+        self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
+                                if k == "activation" and getattr(m_, "inplace", False) and m_ is not root]
 
     # capture="modules": what the module hooks cannot see ----------------------------------------
     def _observe_begin(self, root: Any) -> None:
@@ -1246,14 +1302,14 @@ class _TorchHooks:
         pass (or, right after :meth:`finish` fused them with the last step's update, the copy and
         sums it left); (None, None) when the torch path applies."""
         k = self.kernels
-        wn = _np_flat(w) if k is not None else None
+        wn = self._view(w) if k is not None else None
         if wn is None:
             return None, None
         buf = self._snap_buffer(w)
         pre = self.presnap.pop(id(w), None)
         if pre is None or pre[0] is not w:
             try:
-                s, q = k.snap_sums(wn, buf.reshape(-1).numpy())
+                s, q = k.snap_sums(wn, self._view(buf))
             except Exception as exc:
                 self._kernels_failed(exc)
                 return None, None
@@ -1270,6 +1326,8 @@ class _TorchHooks:
         if self.in_forward == 0 and self.recording and mod in self.kinds:
             self._module_hook(mod, args, out)  # the model is itself one watched module
         if self.in_forward == 0 and self.recording:
+            if self.rp is not None:
+                _watch_plan().post(self, self.rp)
             self.recording = False
             if self.watch.every > 1:  # every=1: the next training forward is recorded too, they stay
                 for h in self.module_handles:
@@ -1287,9 +1345,12 @@ class _TorchHooks:
     def _weight_grad(self, pending: _Pending | None, key: int) -> Any:
         """The hook of a weight's gradient for the step ``pending`` (None: the step pending when
         it runs, for a hook kept between steps)."""
-        def fn(g: Any) -> None:
-            import torch
+        torch = self.torch
 
+        def fn(g: Any) -> None:
+            if pending is None and self.rp is not None:  # (a replayed step: _watch_plan.wgrad)
+                _watch_plan().wgrad(self, None, key, None, g)
+                return
             p = self.pending if pending is None else pending
             if p is None or p.cap is not None:
                 return
@@ -1305,10 +1366,16 @@ class _TorchHooks:
                 p.weight_grads[key] = _Sums.of(p.d, g, keep=False)
         return fn
 
-    def _grad(self, p: _Pending, row: _Row, key: str) -> Any:
-        def fn(g: Any) -> None:
-            import torch
+    def _reg(self, p: _Pending, row: _Row, key: str, t: Any) -> None:
+        """The gradient hook of ``t`` for the row's ``key`` ("preact" or "act")."""
+        t.register_hook(self._grad(p, row, key))
+        if self.trace is not None:
+            self.trace.register(t, row, key)
 
+    def _grad(self, p: _Pending, row: _Row, key: str) -> Any:
+        torch = self.torch
+
+        def fn(g: Any) -> None:
             if self.pending is not p:  # a later backward through a kept graph: not this step's
                 return
             if self.kernels is not None:  # (NumPy and detached tensors: nothing to keep out of the graph)
@@ -1359,23 +1426,33 @@ class _TorchHooks:
         """Stop using the kernels (the torch path computes the same numbers) and say why in
         :attr:`Watch.notes`: the user's training goes on."""
         self.kernels = None
+        self.plan = None
+        if self.trace is not None:
+            self.trace.fail("the kernels failed")
         self.watch.notes.append(f"the numba kernels failed ({type(exc).__name__}: {exc}); the watch computed its "
                                 "statistics with torch operations from then on")
 
     def _geometry(self, p: _Pending, t: Any, axis: int, cos: bool) -> tuple[Any, ...] | None:
+        return self._geometry_for(p.batch, t, axis, cos)
+
+    @staticmethod
+    def _flat(t: Any) -> np.ndarray | None:
+        return _np_flat(t)
+
+    def _geometry_for(self, batch: int, t: Any, axis: int, cos: bool = False) -> tuple[Any, ...] | None:
         """How the kernels view a tensor of ``t``'s shape (cached per shape, channel axis, cosine
         and batch): (channels on axis 1, the kernel's view shape, channels, rows per channel,
         cosine rows (0: none), cosine features, their stride, the histogram's stride, its sample
         size); None where the torch path applies (channels on another axis; a cosine of a
         sequence-first tensor)."""
-        key = (t.shape, axis, cos, p.batch)
+        key = (t.shape, axis, cos, batch)
         if key in self.geo:
             return self.geo[key]
         shape = tuple(int(d) for d in t.shape)
         nd = len(shape)
         geo: tuple[Any, ...] | None = None
         mid = nd > 2 and axis % nd == 1  # channels on axis 1 (a conv's output): [batch, C, positions]
-        seq_first = not mid and nd >= 2 and shape[0] != p.batch and shape[1] == p.batch
+        seq_first = not mid and nd >= 2 and shape[0] != batch and shape[1] == batch
         if (nd <= 2 or mid or axis % nd == nd - 1) and not (cos and seq_first):
             n = math.prod(shape)
             if mid:
@@ -1470,6 +1547,8 @@ class _TorchHooks:
             m.hist = _FastHist(ek, hist=Histogram(hp[0], counts, need)) if counted else self._fast_hist(ek, m)
         if role != "grad":
             p.fast.append(m)
+        if self.trace is not None:
+            self.trace.member(t, m, role, geo, ek, scale)
         return m
 
     def _hist(self, row: _Row, key: str, member: Any) -> None:
@@ -1478,7 +1557,12 @@ class _TorchHooks:
         if isinstance(member, _Fast):
             ek = (row.st.name, key)
             h = member.hist
-            row.hist[key] = h if h is not None and h.key == ek else self._fast_hist(ek, member)
+            if h is not None and h.key == ek:
+                row.hist[key] = h
+            else:
+                row.hist[key] = self._fast_hist(ek, member)
+                if self.trace is not None:
+                    self.trace.hist(member, ek, row.hist[key])
             return
         g, i = member
         g.hist.append((i, (row.st.name, key)))
@@ -1523,11 +1607,24 @@ class _TorchHooks:
         return _FastHist(ek, hist=Histogram(edges, counts, need))
 
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
+        rp = self.rp
+        if rp is not None:
+            if not self.recording or _watch_plan().forward(self, rp, "fw", mod, inp, out):
+                return
+            _watch_plan()._depart(self, rp)  # (this hook call by the general path, from where the replay got)
         p = self.pending
         if p is None or not self.recording:
             return
         if self.kernels is not None:  # (NumPy and detached tensors: nothing to keep out of the graph)
-            self._record(p, mod, inp, out)
+            tr = self.trace
+            if tr is None:
+                self._record(p, mod, inp, out)
+                return
+            tr.begin("fw", mod, out, inp[0] if inp else None)
+            try:
+                self._record(p, mod, inp, out)
+            finally:
+                tr.end(p)
             return
         import torch
 
@@ -1535,7 +1632,7 @@ class _TorchHooks:
             self._record(p, mod, inp, out)
 
     def _record(self, p: _Pending, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
-        import torch
+        torch = self.torch
 
         if not isinstance(out, torch.Tensor) or not out.is_floating_point() or not out.numel():
             return
@@ -1573,7 +1670,7 @@ class _TorchHooks:
             row.st.fan_in, row.st.fan_out = fan[1], fan[2]
             row.weight = w
             if out.requires_grad:
-                out.register_hook(self._grad(p, row, "preact"))
+                self._reg(p, row, "preact", out)
         elif kind == "activation":
             act = self.acts[mod]
             row = p.inplace.pop(id(mod), None)  # an in-place activation: its input was read before it wrote
@@ -1585,9 +1682,11 @@ class _TorchHooks:
             row.fw.setdefault("cos", m)
             row.fw["width"] = _width(tuple(out.shape), row.axis)
             self._saturation(row, act, row.fw.get("pre") if xin is not out else None, m, xin, out)
+            if self.trace is not None and act is not None and act.saturating:
+                self.trace.saturation(row, act)
             self._hist(row, "act", m)
             if out.requires_grad:
-                out.register_hook(self._grad(p, row, "act"))
+                self._reg(p, row, "act", out)
         else:  # norm
             op, axis = _norm_op(mod)
             if out.ndim < 2:
@@ -1603,7 +1702,7 @@ class _TorchHooks:
                 row.fw["gain"] = p.weights.get(id(w))
                 row.weight = w
             if out.requires_grad:
-                out.register_hook(self._grad(p, row, "act"))
+                self._reg(p, row, "act", out)
         row.st.module = type(mod).__name__
         p.rows.append(row)
 
@@ -1627,13 +1726,30 @@ class _TorchHooks:
                                                                    ek=(name, "preact"))
             self._hist(row, "preact", m)
             if xin.requires_grad:
-                xin.register_hook(self._grad(p, row, "preact"))
+                self._reg(p, row, "preact", xin)
         return row
 
     def _inplace_pre(self, mod: Any, inp: tuple[Any, ...]) -> None:
         """Forward pre-hook of an in-place activation module (``ReLU(inplace=True)``): its input
         is copied before the module overwrites it, as the probe measures in-place ops before they
         write (unless it is merged into the linear/conv row before it, which copied it)."""
+
+        rp = self.rp
+        if rp is not None:
+            if not self.recording or _watch_plan().forward(self, rp, "pre", mod, inp, None):
+                return
+            _watch_plan()._depart(self, rp)
+        tr = self.trace
+        if tr is not None and self.pending is not None and self.recording:
+            tr.begin("pre", mod, None, inp[0] if inp else None)
+            try:
+                self._inplace_pre_general(mod, inp)
+            finally:
+                tr.end(self.pending)
+            return
+        self._inplace_pre_general(mod, inp)
+
+    def _inplace_pre_general(self, mod: Any, inp: tuple[Any, ...]) -> None:
         import torch
 
         p = self.pending
@@ -1658,11 +1774,13 @@ class _TorchHooks:
         act = self.acts[mod]
         m = prev.fw["act"] = self._member(p, "fw", out, prev.axis, ek=(prev.st.name, "act"))
         self._saturation(prev, act, prev.fw["pre"], m, xin, out)  # (the pre-activation was copied before an in-place write)
+        if self.trace is not None and act is not None and act.saturating:
+            self.trace.saturation(prev, act)
         self._hist(prev, "act", m)
         prev.activation, prev.paired, prev.out, prev.version = act, True, out, _version(out)
         prev.st.activation = None if act is None else act.spec
         if out.requires_grad:
-            out.register_hook(self._grad(p, prev, "act"))
+            self._reg(p, prev, "act", out)
 
     @staticmethod
     def _saturation(row: _Row, act: _activations.Activation | None, pre: Any, a: Any, xin: Any, out: Any) -> None:
@@ -1686,6 +1804,10 @@ class _TorchHooks:
 
     def log_loss(self, loss: Any) -> None:
         value = _loss_value(loss)  # checked on every step; read (a sync on CUDA) only when recorded
+        rp = self.rp
+        if rp is not None and rp.step == self.step:
+            rp.loss = value
+            return
         p = self.pending
         if p is not None and p.step == self.step:
             p.loss = value
@@ -1699,6 +1821,10 @@ class _TorchHooks:
             self._finish(fuse)
 
     def _finish(self, fuse: bool = False) -> None:
+        rp, self.rp = self.rp, None
+        if rp is not None:
+            self._replay_finish(rp, fuse)
+            return
         p, self.pending = self.pending, None
         if p is None:
             return
@@ -1730,13 +1856,48 @@ class _TorchHooks:
             upd.update(_update_norms_in_place(rest))
         else:
             upd = {k: float(d[sl][0]) for k, sl in upd_sl.items()}
+        snaps = p.snapshots
         p.snapshots, p.grad_handles, p.inplace, p.groups = {}, [], {}, []
+        tr, self.trace = self.trace, None
         if p.first_hist or any(o.sample is not None for o in p.outs.values()):
             self._build(p, d, upd, loss_sl)  # a first histogram: the edges come from this step
         else:  # built when the Watch is read (Watch.steps)
-            frozen = self._freeze(p, d, upd, loss_sl)
+            ids: dict[int, int] = {}
+            frozen = self._freeze(p, d, upd, loss_sl, ids)
+            if frozen is not None and tr is not None and self.kernels is not None:
+                self.plan = _watch_plan().build(self, tr, p, frozen, ids, snaps)
             self.watch._lazy.append(frozen if frozen is not None else (lambda: self._build(p, d, upd, loss_sl)))
             self.watch._verdicts = None
+
+    def _replay_finish(self, rp: Any, fuse: bool) -> None:
+        """The end of a replayed step: the weights' update sizes, then the step kept as its
+        numbers (:func:`_watch_plan.frozen`); a step whose backward did not run every gradient
+        hook of the plan is finished by the general path (:func:`_watch_plan.materialize`)."""
+        wp = _watch_plan()
+        pl = rp.plan
+        for h in rp.handles:
+            h.remove()
+        rp.handles = []
+        complete = rp.mat is None and len(rp.done) == sum(1 for gi in rp.gregs if pl.grads[gi][2] is not None) \
+            and len(rp.gregs) == len(pl.grads) and rp.wdone == set(pl.wgi)
+        if not complete:
+            if rp.mat is None:
+                wp._depart(self, rp)
+            self.rp, self.pending = None, rp.mat
+            self._finish(fuse)
+            return
+        if isinstance(rp.loss, self.torch.Tensor):
+            rp.loss = float(rp.loss.item()) if rp.loss.is_cpu else float(rp.loss.detach().cpu().item())
+        snaps = {key: (w, self._snap_buffer(w)) for w, key, *_ in pl.weights}
+        with np.errstate(all="ignore"):
+            upd = self._fast_update_norms(snaps, fuse)
+            rest = {key: v for key, v in snaps.items() if key not in upd}
+            upd.update(_update_norms_in_place(rest))
+        if not self.plans or self.plans[-1] is not pl:
+            self.plans.append(pl)
+        self.watch._lazy.append(wp.kept(rp, len(self.plans) - 1, upd))
+        self.watch._verdicts = None
+        self.replayed += 1
 
     def _intern(self, obj: Any) -> int:
         """The index of a parameter or activation in :attr:`interned` (kept for the watch's life)."""
@@ -1746,7 +1907,8 @@ class _TorchHooks:
             self.interned.append(obj)
         return i
 
-    def _freeze(self, p: _Pending, d: _Deferred, upd: dict[int, float], loss_sl: Any) -> tuple[Any, ...] | None:
+    def _freeze(self, p: _Pending, d: _Deferred, upd: dict[int, float], loss_sl: Any,
+                ids: dict[int, int] | None = None) -> tuple[Any, ...] | None:
         """A finished step of the kernel path kept until the Watch is read as one tuple of numbers,
         strings, NumPy arrays and tuples of them (parameters and activations by their index in
         :attr:`interned`), which Python's garbage collector stops tracking after its first look:
@@ -1757,9 +1919,8 @@ class _TorchHooks:
         if p.groups or p.outs or p.init_guess or p.first_hist or d.parts or loss_sl is not None \
                 or not (p.loss is None or type(p.loss) is float):
             return None
-        ids: dict[int, int] = {}
+        ids = {} if ids is None else ids
         mems: list[tuple[Any, ...]] = []
-        atoms = (str, int, float, bool, type(None))
 
         def mem(m: Any) -> int:
             i = ids.get(id(m))
@@ -1780,14 +1941,14 @@ class _TorchHooks:
         try:
             rows = []
             for r in p.rows:
-                st = tuple(r.st.__dict__.items())
-                if r.module is not None or r.out is not None or any(type(v) not in atoms for _, v in st):
+                st = tuple(r.st.__dict__.items())  # (its values as the row's hooks left them)
+                if r.module is not None or r.out is not None:
                     return None
                 fw = []
                 for k, v in r.fw.items():
                     if k in ("pre", "act", "cos", "weight", "gain"):
                         fw.append((k, -1 if v is None else mem(v)))
-                    elif k in ("width", "sat_host") and type(v) in atoms:
+                    elif k in ("width", "sat_host"):
                         fw.append((k, v))
                     else:
                         return None
@@ -1810,6 +1971,8 @@ class _TorchHooks:
         """The step :meth:`_freeze` kept, built (:meth:`_build`) from the same objects again."""
         from initlab.diagnostics._result import LayerStats
 
+        if frozen[0] == "replay":
+            frozen = _watch_plan().frozen(self.plans[frozen[1]], frozen)
         _, step, batch, loss, mrecs, rows, wg, inp, upd = frozen
         mems: list[Any] = []
         for rec in mrecs:
@@ -1838,6 +2001,16 @@ class _TorchHooks:
         p.input = None if inp < 0 else mems[inp]
         self._build(p, _Deferred(), dict(upd), None)
 
+    def _view(self, t: Any) -> np.ndarray | None:
+        """:func:`_np_flat` of a tensor that lives across steps (a weight, a snapshot's buffer),
+        kept while its memory and shape are the same."""
+        v = self.views.get(id(t))
+        if v is not None and v[0] is t and v[1] == t.data_ptr() and v[2] == t.shape:
+            return v[3]
+        flat = _np_flat(t)
+        self.views[id(t)] = (t, t.data_ptr(), t.shape, flat)
+        return flat
+
     def _fast_update_norms(self, snapshots: dict[int, tuple[Any, Any]], fuse: bool) -> dict[int, float]:
         """‖W − W_before‖_F of the snapshotted CPU weights the kernels read (one pass over W and
         its copy); with ``fuse``, the same pass copies W into the buffer and sums it for the next
@@ -1847,10 +2020,10 @@ class _TorchHooks:
         if k is None:
             return out
         for key, (w, snap) in snapshots.items():
-            wn = _np_flat(w)
+            wn = self._view(w)
             if wn is None or snap.dtype != w.dtype or snap.shape != w.shape:
                 continue
-            sn = snap.reshape(-1).numpy()
+            sn = self._view(snap)
             try:
                 if fuse:
                     d2, s, q = k.diff_snap_sums(wn, sn)

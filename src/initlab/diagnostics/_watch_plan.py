@@ -1,0 +1,779 @@
+"""Traced and replayed recorded steps of :func:`initlab.watch` (the numba kernels' path on the CPU).
+
+A recorded step taken by the watch's general path (:class:`~initlab.diagnostics._watch._TorchHooks`)
+decides, hook by hook, which rows the step has and which statistics each takes of which tensor,
+and builds Python objects for all of it: about 20 µs of Python per hook call inside a training
+step, most of a recorded step's cost once the kernels do the arithmetic. A training loop repeats
+the same forward pass step after step, so the watch *traces* one general step (:class:`Trace`:
+for each hook call, the module, what decides the general path's branch, the statistics taken and
+the gradient hooks registered, and the rows' structure after it) and *replays* the next steps
+from the resulting :class:`Plan`: each hook call checks that the general path would take the
+same branch (the same module, shapes, dtypes, tensor identities and version counters: its
+*signature*) and runs the same kernels, writing the numbers into one array per step at fixed
+offsets. The step is kept as that array; when the Watch is read, the traced step's structure is
+filled with the step's numbers and built by the same code as a general step
+(:meth:`~initlab.diagnostics._watch._TorchHooks._thaw`), so a replayed step's rows are the general
+path's rows, number for number.
+
+A hook call whose signature differs (a different module, shape, batch size, a tensor written in
+place, a branch of the model's forward taken on some steps only) hands the step back to the
+general path where it is: the objects the general path would hold at that point are made from
+the numbers taken so far (:func:`materialize`) and the general path goes on from there. The
+plan is then traced anew; after three departures the watch stops replaying.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from initlab.diagnostics._stats import Histogram, histogram
+
+FW_MEMBERS = ("pre", "act", "cos", "weight", "gain")  # the keys of a row's fw dict that hold members
+MAX_DEPARTURES = 3
+
+
+def _version(t: Any) -> float:
+    """``t._version`` (see :func:`initlab.diagnostics._watch._version`)."""
+    try:
+        return float(t._version)
+    except (AttributeError, RuntimeError):
+        return math.nan
+
+
+def signature(out: Any, xin: Any, last: tuple[Any, float]) -> tuple[Any, ...]:
+    """What the general path's branch in a forward hook (or an in-place pre-hook, ``out`` None)
+    depends on beyond the plan's fixed structure: the output's and input's shape, dtype, device
+    and whether they need a gradient, whether the input is the last row's output (and unchanged
+    since), or the output itself (in place)."""
+    import torch
+
+    o = (out.shape, out.dtype, out.is_cpu, out.requires_grad) if isinstance(out, torch.Tensor) else None
+    if not isinstance(xin, torch.Tensor):
+        return o, None
+    prev = xin is last[0]
+    return o, (xin.shape, xin.dtype, xin.is_cpu, xin.requires_grad, prev, prev and _version(xin) == last[1],
+               xin is out)
+
+
+class Trace:
+    """The log of one recorded step taken by the general path (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.cur: dict[str, Any] | None = None
+        self.ok = True
+        self.why = ""
+        self.tensor_of: dict[int, Any] = {}  # id(member) -> the tensor it was taken of
+        self.geo_of: dict[int, tuple[Any, ...]] = {}  # id(member) -> its geometry
+        self.input_sig: tuple[Any, ...] = ()
+        self.input: tuple[Any, ...] | None = None  # (member, geometry)
+        self.last: tuple[Any, float] = (None, math.nan)
+
+    def fail(self, why: str) -> None:
+        if self.ok:
+            self.ok, self.why = False, why
+
+    def begin(self, kind: str, mod: Any, out: Any, xin: Any) -> None:
+        import torch
+
+        xin = xin if isinstance(xin, torch.Tensor) else None
+        self.cur = {"kind": kind, "mod": mod, "out": out, "xin": xin, "sig": signature(out, xin, self.last),
+                    "ops": []}
+
+    def end(self, p: Any) -> None:
+        ev, self.cur = self.cur, None
+        if ev is None:
+            return
+        out = ev["out"]
+        last = p.rows[-1] if p.rows else None
+        post = last is not None and out is not None and last.out is out
+        if not post and last is not None and last.out is not self.last[0]:
+            self.fail("a hook left the last row's output on another tensor")
+        if post:
+            self.last = (out, last.version)
+        ev["post"] = post
+        ev["out"] = ev["xin"] = None
+        # the general path's objects after this hook call (to hand a departing step back to it)
+        ev["state"] = ([_row_state(r) for r in p.rows], [(k, _row_state(r)) for k, r in p.inplace.items()],
+                       dict(p.names), set(p.pair_inplace))
+        self.events.append(ev)
+
+    def sel(self, t: Any) -> str | None:
+        cur = self.cur
+        if cur is None:
+            return None
+        if t is cur["out"]:
+            return "out"
+        if t is cur["xin"]:
+            return "xin"
+        return None
+
+    def member(self, t: Any, m: Any, role: str, geo: tuple[Any, ...], ek: Any, scale: float) -> None:
+        self.tensor_of[id(m)] = t
+        self.geo_of[id(m)] = geo
+        if role == "in":
+            self.input = (m, geo)
+            return
+        if role == "grad":
+            return
+        s = self.sel(t)
+        if s is None:
+            self.fail("a statistic of a tensor that is neither the hook's input nor its output")
+            return
+        self.cur["ops"].append(("m", s, m, geo, ek, scale, t.dtype))  # type: ignore[index]
+
+    def hist(self, member: Any, ek: Any, h: Any) -> None:
+        t = self.tensor_of.get(id(member))
+        s = self.sel(t) if t is not None else None
+        if s is None:
+            self.fail("a histogram of a tensor that is neither the hook's input nor its output")
+            return
+        self.cur["ops"].append(("h", s, member, ek, h))  # type: ignore[index]
+
+    def register(self, t: Any, row: Any, key: str) -> None:
+        s = self.sel(t)
+        if s is None:
+            self.fail("a gradient hook on a tensor that is neither the hook's input nor its output")
+            return
+        self.cur["ops"].append(("r", s, row, key))  # type: ignore[index]
+
+    def saturation(self, row: Any, act: Any) -> None:
+        if self.cur is None:
+            self.fail("a saturation count outside a hook")
+            return
+        self.cur["ops"].append(("s", row, act))
+
+
+def _row_state(r: Any) -> tuple[Any, ...]:
+    return (r, tuple(r.st.__dict__.items()), r.module, r.kind, r.activation, r.axis, r.paired, r.weight, dict(r.fw),
+            dict(r.hist))
+
+
+class Plan:
+    """A traced step made replayable: its frozen structure (``template``, see
+    :meth:`~initlab.diagnostics._watch._TorchHooks._freeze`), where each of its numbers lives in a
+    replayed step's arrays, and the hook calls to replay."""
+
+    def __init__(self) -> None:
+        self.template: tuple[Any, ...] = ()
+        self.mem_slot: list[tuple[Any, ...]] = []  # per member: its layout in vals
+        self.nvals = 0
+        self.ncounts = 0
+        self.hist_slot: dict[tuple[int, str], int] = {}  # (row, key) -> counts offset
+        self.sat_slot: dict[int, int] = {}  # row -> vals offset of its saturated count
+        self.events: list[tuple[Any, ...]] = []
+        self.grads: list[tuple[Any, ...]] = []  # the gradient hooks: (row, key, member, layout, hist)
+        self.input: tuple[Any, ...] | None = None
+        self.weights: list[tuple[Any, ...]] = []  # (weight, its member, its gradient's member, update slot)
+        self.upd_slot: dict[int, int] = {}
+        self.states: list[Any] = []  # per event: the general path's objects after it (see Trace.end)
+        self.row_index: dict[int, int] = {}  # id(traced row) -> its index in the template
+        self.mem_index: dict[int, int] = {}  # id(traced member) -> its index
+        self.hist_index: dict[int, tuple[int, str]] = {}  # id(traced _FastHist) -> (row, key)
+        self.batch = 0
+        self.input_sig: tuple[Any, ...] = ()
+        self.wcheck: list[tuple[Any, Any]] = []  # (module, its weight): the same objects at each step
+        self.wgi: dict[int, int] = {}  # id(weight) -> its gradient's member
+
+    def alloc(self, n: int) -> int:
+        o = self.nvals
+        self.nvals += n
+        return o
+
+
+def build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[int, int],
+          snapshots: dict[int, tuple[Any, Any]]) -> Plan | None:
+    """The plan of the traced step ``p`` (frozen as ``frozen``, ``ids`` its members' indices,
+    ``snapshots`` its weights), or None where the step has something the replay does not do."""
+    if not trace.ok or trace.cur is not None or not trace.input_sig:
+        return None
+    try:
+        pl = _build(hooks, trace, p, frozen, ids, snapshots)
+    except _NoPlan:
+        return None
+    if pl is None:
+        return None
+    # every member and histogram of the step is taken by the plan, and every object of the states is its
+    covered = set()
+    if pl.input is not None:
+        covered.add(pl.input[1])
+    for _, _, mi, gi, _ in pl.weights:
+        covered.add(mi)
+        if gi is not None:
+            covered.add(gi)
+    for _, _, _, ops, _ in pl.events:
+        covered.update(op[2] for op in ops if op[0] == "m")
+    covered.update(g[2] for g in pl.grads if g[2] is not None)
+    if covered != set(range(len(frozen[4]))):
+        return None
+    for rows_state, inplace_state, _, _ in pl.states:
+        for st in (*rows_state, *(s for _, s in inplace_state)):
+            fw, hist = st[8], st[9]
+            if any(k in FW_MEMBERS and v is not None and id(v) not in ids for k, v in fw.items()):
+                return None
+            if any(id(h) not in pl.hist_index for h in hist.values()):
+                return None
+    return pl
+
+
+def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[int, int],
+           snapshots: dict[int, tuple[Any, Any]]) -> Plan | None:
+    from initlab.diagnostics._watch import _Fast
+
+    pl = Plan()
+    pl.template, pl.mem_index, pl.batch, pl.input_sig = frozen, ids, p.batch, trace.input_sig
+    pl.wcheck = [(m_, getattr(m_, "weight", None)) for m_ in hooks.wmods]
+    _, _, _, _, mrecs, rows, wg, inp, upd = frozen
+    for rec in mrecs:
+        if rec[0] == "F":
+            _, role, per_chan, chans, out, sq, near, n2, q, scale, exact = rec
+            hr = 0 if n2 is None else int(n2.size)
+            if role == "fw":
+                pl.mem_slot.append(("fw", pl.alloc(5 * chans + 3 + hr), chans, hr))
+            elif role == "grad":
+                pl.mem_slot.append(("grad", pl.alloc(2 * chans + 1), chans, 0))
+            else:
+                pl.mem_slot.append(("in", pl.alloc(2 * chans + 2 + hr), chans, hr))
+        else:
+            pl.mem_slot.append(("H", pl.alloc(2), 0, 0))
+    for i, r in enumerate(p.rows):
+        pl.row_index[id(r)] = i
+        for k, h in r.hist.items():
+            pl.hist_index[id(h)] = (i, k)
+    for i, (_, _, _, _, _, _, fw, _, hist) in enumerate(rows):
+        for k, v in fw:
+            if k == "sat_host":
+                pl.sat_slot[i] = pl.alloc(1)
+        for k, _, edges, counts, _ in hist:
+            pl.hist_slot[(i, k)] = pl.ncounts
+            pl.ncounts += int(counts.size)
+    for key, _ in upd:
+        pl.upd_slot[key] = pl.alloc(1)
+    wmem = {}
+    for i, r in enumerate(p.rows):
+        wm = r.fw.get("weight") or r.fw.get("gain")
+        if r.weight is not None and wm is not None:
+            wmem[id(r.weight)] = ids[id(wm)]
+    gmem = dict(wg)
+    for key, (w, _) in snapshots.items():
+        if key not in wmem:
+            return None  # a weight no row reports (its sums are not in the template)
+        pl.weights.append((w, key, wmem[key], gmem.get(key), pl.upd_slot.get(key)))
+        if gmem.get(key) is not None:
+            pl.wgi[key] = gmem[key]
+    if trace.input is not None:
+        m, geo = trace.input
+        if id(m) not in ids:
+            return None
+        pl.input = (geo, ids[id(m)])
+    elif inp >= 0:
+        return None
+    # the hook calls
+    gi = 0
+    for ev in trace.events:
+        ops = []
+        for op in ev["ops"]:
+            if op[0] == "m":
+                _, s, m, geo, ek, scale, dtype = op
+                if geo is None or id(m) not in ids or not isinstance(m, _Fast):
+                    return None
+                ops.append(("m", s, ids[id(m)], geo, _hist_of(hooks, pl, m, ek), dtype))
+            elif op[0] == "h":
+                _, s, m, ek, h = op
+                if id(m) not in ids or id(h) not in pl.hist_index:
+                    return None
+                geo = trace.geo_of.get(id(m))
+                hp = _hist_params(hooks, pl, ek, h)
+                if geo is None or hp is None:
+                    return None
+                ops.append(("h", s, ids[id(m)], geo, hp))
+            elif op[0] == "r":
+                _, s, row, key = op
+                ri = pl.row_index.get(id(row))
+                if ri is None:
+                    return None
+                gm = row.grads.get(key)
+                if gm is not None and id(gm) not in ids:
+                    return None
+                h = row.hist.get("grad") if (key == "preact" or (key == "act" and row.kind == "norm")) else None
+                pl.grads.append((ri, key, None if gm is None else ids[id(gm)], row.axis,
+                                 None if h is None else _hist_params(hooks, pl, h.key, h), row))
+                ops.append(("r", s, gi))
+                gi += 1
+            else:
+                _, row, act = op
+                ri = pl.row_index.get(id(row))
+                if ri is None or ri not in pl.sat_slot:
+                    return None
+                ops.append(("s", pl.sat_slot[ri], act))
+        pl.events.append((ev["kind"], ev["mod"], ev["sig"], tuple(ops), ev["post"]))
+        pl.states.append(ev["state"])
+    return pl
+
+
+def _hist_params(hooks: Any, pl: Plan, ek: Any, h: Any) -> tuple[Any, ...] | None:
+    from initlab.diagnostics._watch import _bin_params
+
+    if h is None or h.hist is None:
+        return None
+    slot = pl.hist_slot.get(pl.hist_index.get(id(h), (-1, "")))
+    if slot is None:
+        return None
+    edges = h.hist.edges
+    return (slot, edges, int(edges.size) - 1, *_bin_params(edges))
+
+
+def _hist_of(hooks: Any, pl: Plan, m: Any, ek: Any) -> tuple[Any, ...] | None:
+    """The histogram a member op counts (its counts' offset, fixed edges, bins, bin parameters)."""
+    if ek is None:
+        return None
+    h = m.hist
+    if h is None or h.key != ek or id(h) not in pl.hist_index:
+        raise _NoPlan
+    return _hist_params(hooks, pl, ek, h)
+
+
+class _NoPlan(Exception):
+    """Something in the traced step the replay does not do."""
+
+
+class Replay:
+    """One recorded step being replayed."""
+
+    __slots__ = ("plan", "step", "batch", "vals", "counts", "i", "last", "exact", "loss", "handles", "mat", "flats",
+                 "done", "wdone", "gregs")
+
+    def __init__(self, plan: Plan, step: int) -> None:
+        self.plan, self.step, self.batch = plan, step, plan.batch
+        self.vals = np.empty(plan.nvals)
+        self.counts = np.zeros(plan.ncounts, dtype=np.int64)
+        self.i = 0
+        self.last: tuple[Any, float] = (None, math.nan)
+        self.exact: dict[int, tuple[float, float, float, float]] | None = None
+        self.loss: Any = None
+        self.handles: list[Any] = []
+        self.mat: Any = None  # the general path's _Pending once the step departed from the plan
+        self.flats: list[Any] = []
+        self.done: dict[int, Any] = {}  # gradient hooks run: index -> the tensor's geometry
+        self.wdone: set[int] = set()
+        self.gregs: list[int] = []
+
+
+def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Replay | None:
+    """The root's pre-hook of a recorded step with a plan: the input and the weights' sums; None
+    (the general path) when the step does not start as the plan's."""
+    import torch
+
+    pl: Plan = hooks.plan
+    x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+    if x is None or _input_sig(x) != pl.input_sig:
+        return None
+    for m_, w in pl.wcheck:
+        if getattr(m_, "weight", None) is not w:
+            return None
+    ps = Replay(pl, hooks.step)
+    k = hooks.kernels
+    vals = ps.vals
+    if pl.input is not None:
+        geo, mi = pl.input
+        xv = x.reshape(ps.batch, -1) if x.ndim >= 2 else x
+        flat = xv.detach().numpy().reshape(-1)
+        _, o, chans, hr = pl.mem_slot[mi]
+        mid, view, _, rows, hrows, feats, fstep, hstep, need, batch = geo
+        s, sq, _ = k.grad_slot(flat, view[0], view[1], vals, o, hstep, 1.0, 0.0, 0.0, 0, hooks.idx, ps.counts, 0)
+        if hrows:
+            n2 = vals[o + 2 * chans + 2:o + 2 * chans + 2 + hrows]
+            vals[o + 2 * chans + 1] = k.cos_sums(flat.reshape(batch, feats)[:hrows], fstep, n2)
+        else:
+            vals[o + 2 * chans + 1] = math.nan
+        _check_exact(ps, mi, s, sq, rows * chans, flat, view, False)
+    with torch.no_grad():
+        for w, key, mi, gi, us in pl.weights:
+            o = pl.mem_slot[mi][1]
+            buf = hooks._snap_buffer(w)
+            pre = hooks.presnap.pop(key, None)
+            if pre is None or pre[0] is not w:
+                s, q = k.snap_sums(hooks._view(w), hooks._view(buf))
+            else:
+                s, q = pre[1], pre[2]
+            vals[o], vals[o + 1] = s, q
+            n = w.numel()
+            mean, ex2 = s / max(n, 1), q / max(n, 1)
+            var = ex2 - mean * mean
+            if not math.isfinite(var) or var < 1e-3 * ex2:
+                from initlab.diagnostics._watch import _centered_flat
+
+                if ps.exact is None:
+                    ps.exact = {}
+                ps.exact[mi] = _centered_flat(buf)
+            if w.requires_grad and hooks.watch.every > 1:
+                ps.handles.append(w.register_hook(partial(wgrad, hooks, ps, key, gi)))
+    hooks.presnap.clear()
+    return ps
+
+
+def _input_sig(x: Any) -> tuple[Any, ...]:
+    return (x.shape, x.dtype, x.is_cpu, x.is_floating_point(), x.layout)
+
+
+def _check_exact(ps: Replay, mi: int, s: float, sq: float, n: int, flat: np.ndarray, view: tuple[int, ...],
+                 mid: bool) -> None:
+    """The probe's centered fallback (see _TorchHooks._fast_member), kept beside the step's numbers."""
+    n = max(n, 1)
+    mean = s / n
+    var = sq / n - mean * mean
+    if not math.isfinite(var) or var < 1e-3 * sq / n:
+        import torch
+
+        from initlab.diagnostics._watch import _centered_chan
+
+        if ps.exact is None:
+            ps.exact = {}
+        ps.exact[mi] = _centered_chan(torch.from_numpy(flat.reshape(view)).unsqueeze(0), (1, 3) if mid else 1)
+
+
+def forward(hooks: Any, ps: Replay, kind: str, mod: Any, inp: tuple[Any, ...], out: Any) -> bool:
+    """One forward hook call (``kind`` "fw") or in-place pre-hook call ("pre") replayed; False
+    when it departs from the plan (nothing done: the caller hands the step to the general path)."""
+    import torch
+
+    pl = ps.plan
+    if ps.i >= len(pl.events):
+        return False
+    ev_kind, ev_mod, ev_sig, ops, post = pl.events[ps.i]
+    xin = inp[0] if inp and isinstance(inp[0], torch.Tensor) else None
+    if ev_kind != kind or ev_mod is not mod or signature(out, xin, ps.last) != ev_sig:
+        return False
+    try:
+        regs = _ops(hooks, ps, ops, out, xin)
+    except Exception as exc:  # a kernel failing: the general path (by torch operations) takes this hook call
+        hooks._kernels_failed(exc)
+        return False
+    ps.i += 1
+    for s, gi in regs:
+        ps.gregs.append(gi)
+        (out if s == "out" else xin).register_hook(partial(grad, hooks, ps, gi))
+    if post:
+        ps.last = (out, _version(out))
+    return True
+
+
+def _ops(hooks: Any, ps: Replay, ops: tuple[Any, ...], out: Any, xin: Any) -> list[tuple[str, int]]:
+    """A replayed hook call's statistics; returns its gradient hooks to register."""
+    pl = ps.plan
+    k = hooks.kernels
+    vals, counts = ps.vals, ps.counts
+    fo = fx = None
+    regs = []
+    for op in ops:
+        c = op[0]
+        if c == "m":
+            _, s, mi, geo, hp, dtype = op
+            t = out if s == "out" else xin
+            flat = t.detach().numpy().reshape(-1)
+            if s == "out":
+                fo = flat
+            else:
+                fx = flat
+            _, o, chans, hr = pl.mem_slot[mi]
+            mid, view, _, rows, hrows, feats, fstep, hstep, need, batch = geo
+            near_t = hooks.near_t[flat.dtype]
+            if hp is None:
+                co, nb, lo, kk = 0, 0, 0.0, 0.0
+            else:
+                co, _, nb, lo, kk = hp
+                if hooks.idx.size < need:
+                    hooks.idx = np.empty(need, dtype=np.int32)
+            if mid:
+                s_, sq, counted = k.fw_slot_mid(flat, view[0], view[1], view[2], near_t, vals, o, hrows, feats, fstep,
+                                               hstep, lo, kk, nb, hooks.idx, counts, co)
+            else:
+                s_, sq, counted = k.fw_slot(flat, view[0], view[1], near_t, vals, o, hrows, feats, fstep, hstep, lo,
+                                           kk, nb, hooks.idx, counts, co)
+            if hp is not None and not counted:
+                _fallback_hist(counts, co, hp[1], flat, hstep, 1.0)
+            _check_exact(ps, mi, s_, sq, rows * chans, flat, view, mid)
+        elif c == "h":
+            _, s, mi, geo, hp = op
+            flat = fo if s == "out" else fx
+            if flat is None:
+                t = out if s == "out" else xin
+                flat = t.detach().numpy().reshape(-1)
+            co, edges, nb, lo, kk = hp
+            hstep, need = geo[7], geo[8]
+            _, o, chans, _ = pl.mem_slot[mi]
+            if math.isfinite(vals[o + 5 * chans]):
+                if hooks.idx.size < need:
+                    hooks.idx = np.empty(need, dtype=np.int32)
+                k.hist_counts(flat, hstep, 1.0, lo, kk, nb, hooks.idx, counts[co:co + nb])
+            else:
+                _fallback_hist(counts, co, edges, flat, hstep, 1.0)
+        elif c == "r":
+            regs.append((op[1], op[2]))
+        else:
+            _, slot, act = op
+            scratch = _Scratch()
+            hooks._saturation(scratch, act, None, _fast_marker(), xin, out)
+            vals[slot] = scratch.fw.get("sat_host", math.nan)
+    return regs
+
+
+class _Scratch:
+    """A row stand-in for :meth:`_TorchHooks._saturation` (it writes fw["sat_host"])."""
+
+    def __init__(self) -> None:
+        self.fw: dict[str, Any] = {}
+
+
+_MARK: list[Any] = []
+
+
+def _fast_marker() -> Any:
+    """A :class:`_Fast` instance (what :meth:`_TorchHooks._saturation` tests for: the kernel path)."""
+    if not _MARK:
+        from initlab.diagnostics._watch import _Fast
+
+        _MARK.append(_Fast("fw", 0, 0, np.empty((5, 0)), 0.0, 0.0, None))
+    return _MARK[0]
+
+
+def _fallback_hist(counts: np.ndarray, co: int, edges: np.ndarray, flat: np.ndarray, hstep: int, scale: float) -> None:
+    with np.errstate(all="ignore"):
+        h = histogram(flat[::hstep].astype(np.float64) * scale, edges)
+    counts[co:co + h.counts.size] = h.counts
+
+
+def grad(hooks: Any, ps: Replay, gi: int, g: Any) -> None:
+    """A replayed step's gradient hook ``gi``."""
+    if ps.mat is not None:  # the step went back to the general path
+        if hooks.pending is ps.mat:
+            ri, key = ps.plan.grads[gi][0], ps.plan.grads[gi][1]
+            hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
+        return
+    if hooks.rp is not ps or gi in ps.done:
+        return
+    ri, key, mi, axis, hp, _ = ps.plan.grads[gi]
+    p_ = hooks._geometry_for(ps.batch, g, axis)
+    flat = None if p_ is None else hooks._flat(g)
+    if mi is None or flat is None:
+        _depart(hooks, ps)
+        hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
+        return
+    mid, view, chans, rows, hrows, feats, fstep, hstep, need, batch = p_
+    _, o, mchans, _ = ps.plan.mem_slot[mi]
+    if mchans != chans:
+        _depart(hooks, ps)
+        hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
+        return
+    scale = float(ps.batch) if hooks.loss_reduction == "mean" else 1.0
+    if hp is None:
+        co, nb, lo, kk = 0, 0, 0.0, 0.0
+    else:
+        co, _, nb, lo, kk = hp
+        if hooks.idx.size < need:
+            hooks.idx = np.empty(need, dtype=np.int32)
+    k = hooks.kernels
+    try:
+        if mid:
+            s, sq, counted = k.grad_slot_mid(flat, view[0], view[1], view[2], ps.vals, o, hstep, scale, lo, kk, nb,
+                                             hooks.idx, ps.counts, co)
+        else:
+            s, sq, counted = k.grad_slot(flat, view[0], view[1], ps.vals, o, hstep, scale, lo, kk, nb, hooks.idx,
+                                         ps.counts, co)
+    except Exception as exc:
+        hooks._kernels_failed(exc)
+        _depart(hooks, ps)
+        hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
+        return
+    if hp is not None and not counted:
+        _fallback_hist(ps.counts, co, hp[1], flat, hstep, scale)
+    _check_exact(ps, mi, s, sq, rows * chans, flat, view, mid)
+    ps.done[gi] = p_
+
+
+def wgrad(hooks: Any, ps: Replay | None, key: int, gi: int | None, g: Any) -> None:
+    """A replayed step's weight-gradient hook (``ps`` None: the hook kept between steps)."""
+    if ps is None:
+        ps = hooks.rp
+        if ps is None:
+            return
+        gi = ps.plan.wgi.get(key)
+    if ps.mat is not None:
+        if hooks.pending is ps.mat:
+            hooks._weight_grad(ps.mat, key)(g)
+        return
+    if hooks.rp is not ps or gi is None:
+        return
+    flat = hooks._flat(g)
+    if flat is None:
+        _depart(hooks, ps)
+        hooks._weight_grad(ps.mat, key)(g)
+        return
+    try:
+        s, q = hooks.kernels.flat_sums(flat)
+    except Exception as exc:
+        hooks._kernels_failed(exc)
+        _depart(hooks, ps)
+        hooks._weight_grad(ps.mat, key)(g)
+        return
+    o = ps.plan.mem_slot[gi][1]
+    ps.vals[o], ps.vals[o + 1] = s, q
+    ps.wdone.add(key)
+
+
+def post(hooks: Any, ps: Replay) -> None:
+    """The root's forward hook: the forward must have run all the plan's hook calls."""
+    if ps.i != len(ps.plan.events):
+        _depart(hooks, ps)
+        return
+    ps.last = (None, math.nan)
+
+
+def _depart(hooks: Any, ps: Replay) -> None:
+    """Hand the step to the general path: its :class:`_Pending` as the general path would hold it
+    after the hook calls replayed so far (:func:`materialize`); the plan is dropped."""
+    if ps.mat is not None:
+        return
+    ps.mat = materialize(hooks, ps)
+    hooks.rp = None
+    hooks.pending = ps.mat
+    hooks.plan = None
+    hooks.departures += 1
+
+
+def _members(hooks: Any, ps: Replay) -> list[Any]:
+    """The template's members with this step's numbers (those not taken yet: None)."""
+    from initlab.diagnostics._watch import _Fast, _HostSums
+
+    pl, vals = ps.plan, ps.vals
+    mrecs = pl.template[4]
+    out: list[Any] = []
+    ex = ps.exact or {}
+    for i, (rec, lay) in enumerate(zip(mrecs, pl.mem_slot)):
+        kind, o, chans, hr = lay
+        if kind == "H":
+            out.append(_HostSums(rec[1], float(vals[o]), float(vals[o + 1]), ex.get(i)))
+            continue
+        _, role, per_chan, _, _, _, _, _, _, scale, _ = rec
+        if kind == "fw":
+            b = o + 5 * chans
+            m = _Fast(role, per_chan, chans, vals[o:b].reshape(5, chans), float(vals[b]), float(vals[b + 1]), None)
+            if hr:
+                m.n2, m.q = vals[b + 3:b + 3 + hr], float(vals[b + 2])
+        elif kind == "grad":
+            m = _Fast(role, per_chan, chans, vals[o:o + 2 * chans].reshape(2, chans), float(vals[o + 2 * chans]),
+                      math.nan, None)
+        else:
+            b = o + 2 * chans
+            m = _Fast(role, per_chan, chans, vals[o:b].reshape(2, chans), float(vals[b]), math.nan, None)
+            if hr:
+                m.n2, m.q = vals[b + 2:b + 2 + hr], float(vals[b + 1])
+        m.scale, m.exact = scale, ex.get(i)
+        out.append(m)
+    return out
+
+
+def kept(ps: Replay, plan_index: int, upd: dict[int, float]) -> tuple[Any, ...]:
+    """A replayed step as kept until the Watch is read: its numbers, with the plan by its index
+    (a tuple the garbage collector stops tracking; :func:`frozen` makes the template's form)."""
+    tupd = ps.plan.template[8]
+    ex = None if not ps.exact else tuple((i, tuple(float(v) for v in e)) for i, e in ps.exact.items())
+    return ("replay", plan_index, ps.step, ps.loss, ps.vals, ps.counts, ex,
+            np.array([upd.get(k, math.nan) for k, _ in tupd], dtype=np.float64))
+
+
+def frozen(pl: Plan, kept_step: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A kept replayed step in the form of :meth:`_TorchHooks._freeze` (for :meth:`_TorchHooks._thaw`)."""
+    _, _, step, loss, vals, counts, exact, updv = kept_step
+    _, _, _, _, mrecs, rows, wg, inp, tupd = pl.template
+    ex = dict(exact) if exact else {}
+    mems = []
+    for i, (rec, lay) in enumerate(zip(mrecs, pl.mem_slot)):
+        kind, o, chans, hr = lay
+        e = ex.get(i)
+        if kind == "H":
+            mems.append(("H", rec[1], float(vals[o]), float(vals[o + 1]), e))
+            continue
+        _, role, per_chan, _, _, _, _, n2, _, scale, _ = rec
+        if kind == "fw":
+            b = o + 5 * chans
+            mems.append(("F", role, per_chan, chans, vals[o:b].reshape(5, chans), float(vals[b]), float(vals[b + 1]),
+                         vals[b + 3:b + 3 + hr] if hr else None, float(vals[b + 2]) if hr else math.nan, scale, e))
+        elif kind == "grad":
+            mems.append(("F", role, per_chan, chans, vals[o:o + 2 * chans].reshape(2, chans),
+                         float(vals[o + 2 * chans]), math.nan, None, math.nan, scale, e))
+        else:
+            b = o + 2 * chans
+            mems.append(("F", role, per_chan, chans, vals[o:b].reshape(2, chans), float(vals[b]), math.nan,
+                         vals[b + 2:b + 2 + hr] if hr else None, float(vals[b + 1]) if hr else math.nan, scale, e))
+    out_rows = []
+    for i, (st, kind, act, axis, paired, weight, fw, grads, hist) in enumerate(rows):
+        if i in pl.sat_slot:
+            fw = tuple((k, float(vals[pl.sat_slot[i]]) if k == "sat_host" else v) for k, v in fw)
+        hist = tuple((k, key, edges, counts[pl.hist_slot[(i, k)]:pl.hist_slot[(i, k)] + c.size], n)
+                     for k, key, edges, c, n in hist)
+        out_rows.append((st, kind, act, axis, paired, weight, fw, grads, hist))
+    return ("step", step, pl.batch, loss, tuple(mems), tuple(out_rows), wg, inp,
+            tuple((k, float(u)) for (k, _), u in zip(tupd, updv)))
+
+
+def materialize(hooks: Any, ps: Replay) -> Any:
+    """The general path's :class:`_Pending` after the hook calls replayed so far (and the
+    gradient hooks run): rows, members and histograms as that path would hold them."""
+    from initlab.diagnostics._result import LayerStats
+    from initlab.diagnostics._watch import _FastHist, _Pending, _Row
+
+    pl = ps.plan
+    mems = _members(hooks, ps)
+    traced = {tid: mems[i] for tid, i in pl.mem_index.items()}  # id(traced member) -> this step's
+    p = _Pending(ps.step)
+    p.batch = ps.batch
+    if pl.input is not None:
+        p.input = mems[pl.input[1]]
+    for w, key, mi, gi, _ in pl.weights:
+        p.snapshots[key] = (w, hooks._snap_buffer(w))
+        p.weights[key] = mems[mi]
+        if gi is not None and key in ps.wdone:
+            p.weight_grads[key] = mems[gi]
+    p.grad_handles = list(ps.handles)
+    rows_by_index: dict[int, Any] = {}
+
+    def make(state: tuple[Any, ...]) -> Any:
+        traced_row, st_items, module, kind, act, axis, paired, weight, fw, hist = state
+        st = LayerStats.__new__(LayerStats)
+        st.__dict__.update(st_items)
+        r = _Row(st, module, kind, act, axis, paired=paired)
+        r.weight = weight
+        for k, v in fw.items():
+            r.fw[k] = traced.get(id(v), v) if k in FW_MEMBERS and v is not None else v
+        for k, h in hist.items():
+            ri, hk = pl.hist_index[id(h)]
+            co = pl.hist_slot[(ri, hk)]
+            c = ps.counts[co:co + h.hist.counts.size].copy()
+            r.hist[k] = _FastHist(h.key, hist=Histogram(h.hist.edges, c, h.hist.n_sampled))
+        ri = pl.row_index.get(id(traced_row))
+        if ri is not None:
+            rows_by_index[ri] = r
+            if ri in pl.sat_slot and "sat_host" in fw:
+                r.fw["sat_host"] = float(ps.vals[pl.sat_slot[ri]])
+        return r
+
+    if ps.i:
+        rows_state, inplace_state, names, pair_inplace = pl.states[ps.i - 1]
+        p.rows = [make(s) for s in rows_state]
+        p.inplace = {k: make(s) for k, s in inplace_state}
+        p.names, p.pair_inplace = dict(names), set(pair_inplace)
+        if p.rows:
+            p.rows[-1].out, p.rows[-1].version = ps.last
+    for gi in ps.gregs:  # the gradients their hooks took already
+        ri, key, mi, _, _, _ = pl.grads[gi]
+        if gi in ps.done and ri in rows_by_index and mi is not None:
+            rows_by_index[ri].grads[key] = mems[mi]
+    p.rows_by_index = rows_by_index  # type: ignore[attr-defined]
+    p.loss = ps.loss
+    return p
+
