@@ -132,6 +132,17 @@ def diff_sq(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
 
 
 @jit
+def diff_snap_all(ws: Any, ss: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """:func:`diff_snap_sums` of each (ws[i], ss[i]) (tuples of 1-D arrays of one dtype):
+    out[i] = (Σ(w − s)², Σw, Σw²); one call for all the watched weights."""
+    for i in range(len(ws)):
+        d2, s, q = diff_snap_sums(ws[i], ss[i])
+        out[i, 0] = d2
+        out[i, 1] = s
+        out[i, 2] = q
+
+
+@jit
 def diff_snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
     """Σ(w − s)², then s[:] = w; returns (Σ(w − s)², Σw, Σw²): the update of one step and the
     snapshot (with its sums) of the next, in one pass."""
@@ -374,6 +385,16 @@ def grad_all_mid(x: Any, out: Any, flat: Any, hstep: int, scale: float, lo: floa
     return s, sq, counted
 
 
+@jit
+def cancels(s: float, sq: float, n: int) -> bool:  # pragma: no cover - compiled
+    """The probe's rule for a centered recomputation: Σx²/n − mean² is not finite or under
+    1e-3·Σx²/n (n at least 1)."""
+    n = max(n, 1)
+    mean = s / n
+    var = sq / n - mean * mean
+    return not np.isfinite(var) or var < 1e-3 * sq / n
+
+
 # the replayed steps' kernels (initlab.diagnostics._watch_plan): the same numbers written into the
 # step's one array of numbers at fixed offsets --------------------------------------------------
 # fw: vals[o : o+5C] the [5, C] channel numbers of fw_stats, then Σx², near-zero count, q, and the
@@ -384,7 +405,8 @@ def grad_all_mid(x: Any, out: Any, flat: Any, hstep: int, scale: float, lo: floa
 @jit
 def fw_slot(flat: Any, r: int, c: int, near_t: Any, vals: Any, o: int, hrows: int, feats: int, fstep: int,
             hstep: int, lo: float, kk: float, nb: int, idx: Any, counts: Any, co: int) -> Any:  # pragma: no cover
-    """:func:`fw_all` of flat viewed [r, c] into ``vals`` at ``o``; returns (Σx, Σx², counted)."""
+    """:func:`fw_all` of flat viewed [r, c] into ``vals`` at ``o``; returns (whether the variance
+    cancels (:func:`cancels`), whether the histogram was counted)."""
     out = vals[o:o + 5 * c].reshape((5, c))
     b = o + 5 * c
     h = flat[:hrows * feats].reshape((hrows, feats))
@@ -393,7 +415,7 @@ def fw_slot(flat: Any, r: int, c: int, near_t: Any, vals: Any, o: int, hrows: in
     vals[b] = sq
     vals[b + 1] = near
     vals[b + 2] = q
-    return s, sq, counted
+    return cancels(s, sq, r * c), counted
 
 
 @jit
@@ -409,17 +431,18 @@ def fw_slot_mid(flat: Any, n: int, c: int, p: int, near_t: Any, vals: Any, o: in
     vals[b] = sq
     vals[b + 1] = near
     vals[b + 2] = q
-    return s, sq, counted
+    return cancels(s, sq, n * c * p), counted
 
 
 @jit
 def grad_slot(flat: Any, r: int, c: int, vals: Any, o: int, hstep: int, scale: float, lo: float, kk: float, nb: int,
               idx: Any, counts: Any, co: int) -> Any:  # pragma: no cover - compiled
-    """:func:`grad_all` of flat viewed [r, c] into ``vals`` at ``o``; returns (Σx, Σx², counted)."""
+    """:func:`grad_all` of flat viewed [r, c] into ``vals`` at ``o``; returns (whether the variance
+    cancels, counted)."""
     s, sq, counted = grad_all(flat.reshape((r, c)), vals[o:o + 2 * c].reshape((2, c)), flat, hstep, scale, lo, kk, nb,
                               idx, counts[co:co + nb])
     vals[o + 2 * c] = sq
-    return s, sq, counted
+    return cancels(s, sq, r * c), counted
 
 
 @jit
@@ -429,4 +452,4 @@ def grad_slot_mid(flat: Any, n: int, c: int, p: int, vals: Any, o: int, hstep: i
     s, sq, counted = grad_all_mid(flat.reshape((n, c, p)), vals[o:o + 2 * c].reshape((2, c)), flat, hstep, scale, lo,
                                   kk, nb, idx, counts[co:co + nb])
     vals[o + 2 * c] = sq
-    return s, sq, counted
+    return cancels(s, sq, n * c * p), counted

@@ -1888,11 +1888,13 @@ class _TorchHooks:
             return
         if isinstance(rp.loss, self.torch.Tensor):
             rp.loss = float(rp.loss.item()) if rp.loss.is_cpu else float(rp.loss.detach().cpu().item())
-        snaps = {key: (w, self._snap_buffer(w)) for w, key, *_ in pl.weights}
-        with np.errstate(all="ignore"):
-            upd = self._fast_update_norms(snaps, fuse)
-            rest = {key: v for key, v in snaps.items() if key not in upd}
-            upd.update(_update_norms_in_place(rest))
+        upd = self._replay_update_norms(pl) if fuse else None
+        if upd is None:
+            snaps = {key: (w, self._snap_buffer(w)) for w, key, *_ in pl.weights}
+            with np.errstate(all="ignore"):
+                upd = self._fast_update_norms(snaps, fuse)
+                rest = {key: v for key, v in snaps.items() if key not in upd}
+                upd.update(_update_norms_in_place(rest))
         if not self.plans or self.plans[-1] is not pl:
             self.plans.append(pl)
         self.watch._lazy.append(wp.kept(rp, len(self.plans) - 1, upd))
@@ -2010,6 +2012,37 @@ class _TorchHooks:
         flat = _np_flat(t)
         self.views[id(t)] = (t, t.data_ptr(), t.shape, flat)
         return flat
+
+    def _replay_update_norms(self, pl: Any) -> dict[int, float] | None:
+        """:meth:`_fast_update_norms` (fused) of a replayed step's weights in one kernel call
+        (their views and buffers kept with the plan while the weights' memory is the same); None
+        where that does not apply (weights of several dtypes, memory moved, a kernel failing)."""
+        k = self.kernels
+        if k is None or pl.wbatch is False:
+            return None
+        weights = [w for w, *_ in pl.weights]
+        ptrs = tuple(w.data_ptr() for w in weights)
+        wb = pl.wbatch
+        if wb is None or wb[0] != ptrs or any(self.buffers.get(id(w)) is not b for w, b in zip(weights, wb[3])):
+            bufs = [self._snap_buffer(w) for w in weights]
+            ws = tuple(self._view(w) for w in weights)
+            ss = tuple(self._view(b) for b in bufs)
+            if not ws or any(v is None for v in (*ws, *ss)) or len({v.dtype for v in (*ws, *ss)}) != 1 \
+                    or any(a.size != b.size for a, b in zip(ws, ss)):
+                pl.wbatch = False
+                return None
+            wb = pl.wbatch = (ptrs, ws, ss, bufs, np.empty((len(ws), 3)))
+        out = wb[4]
+        try:
+            k.diff_snap_all(wb[1], wb[2], out)
+        except Exception as exc:
+            self._kernels_failed(exc)
+            return None
+        upd = {}
+        for (w, key, *_), (d2, s_, q) in zip(pl.weights, out.tolist()):
+            upd[key] = math.sqrt(max(d2, 0.0))
+            self.presnap[key] = (w, s_, q)
+        return upd
 
     def _fast_update_norms(self, snapshots: dict[int, tuple[Any, Any]], fuse: bool) -> dict[int, float]:
         """‖W − W_before‖_F of the snapshotted CPU weights the kernels read (one pass over W and

@@ -168,7 +168,7 @@ class Plan:
         self.events: list[tuple[Any, ...]] = []
         self.grads: list[tuple[Any, ...]] = []  # the gradient hooks: (row, key, member, layout, hist)
         self.input: tuple[Any, ...] | None = None
-        self.weights: list[tuple[Any, ...]] = []  # (weight, its member, its gradient's member, update slot)
+        self.weights: list[tuple[Any, ...]] = []  # (weight, id, its member, its gradient's member, update slot, sums offset)
         self.upd_slot: dict[int, int] = {}
         self.states: list[Any] = []  # per event: the general path's objects after it (see Trace.end)
         self.row_index: dict[int, int] = {}  # id(traced row) -> its index in the template
@@ -177,7 +177,9 @@ class Plan:
         self.batch = 0
         self.input_sig: tuple[Any, ...] = ()
         self.wcheck: list[tuple[Any, Any]] = []  # (module, its weight): the same objects at each step
+        self.wshapes: list[tuple[Any, Any]] = []  # (weight, its shape)
         self.wgi: dict[int, int] = {}  # id(weight) -> its gradient's member
+        self.wbatch: Any = None  # the weights' views for one update-size kernel call (_replay_update_norms)
 
     def alloc(self, n: int) -> int:
         o = self.nvals
@@ -201,8 +203,9 @@ def build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[i
     covered = set()
     if pl.input is not None:
         covered.add(pl.input[1])
-    for _, _, mi, gi, _ in pl.weights:
-        covered.add(mi)
+    for _, _, mi, gi, _, _ in pl.weights:
+        if mi is not None:
+            covered.add(mi)
         if gi is not None:
             covered.add(gi)
     for _, _, _, ops, _ in pl.events:
@@ -227,6 +230,7 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
     pl = Plan()
     pl.template, pl.mem_index, pl.batch, pl.input_sig = frozen, ids, p.batch, trace.input_sig
     pl.wcheck = [(m_, getattr(m_, "weight", None)) for m_ in hooks.wmods]
+    pl.wshapes = [(w, w.shape) for _, w in pl.wcheck if w is not None]
     _, _, _, _, mrecs, rows, wg, inp, upd = frozen
     for rec in mrecs:
         if rec[0] == "F":
@@ -260,9 +264,9 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
             wmem[id(r.weight)] = ids[id(wm)]
     gmem = dict(wg)
     for key, (w, _) in snapshots.items():
-        if key not in wmem:
-            return None  # a weight no row reports (its sums are not in the template)
-        pl.weights.append((w, key, wmem[key], gmem.get(key), pl.upd_slot.get(key)))
+        mi = wmem.get(key)  # (None: a weight no row reports, e.g. of a module this forward did not run)
+        o = pl.mem_slot[mi][1] if mi is not None else pl.alloc(2)
+        pl.weights.append((w, key, mi, gmem.get(key), pl.upd_slot.get(key), o))
         if gmem.get(key) is not None:
             pl.wgi[key] = gmem[key]
     if trace.input is not None:
@@ -375,6 +379,9 @@ def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     for m_, w in pl.wcheck:
         if getattr(m_, "weight", None) is not w:
             return None
+    for w, shape in pl.wshapes:
+        if w.shape != shape:
+            return None
     ps = Replay(pl, hooks.step)
     k = hooks.kernels
     vals = ps.vals
@@ -384,16 +391,16 @@ def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
         flat = xv.detach().numpy().reshape(-1)
         _, o, chans, hr = pl.mem_slot[mi]
         mid, view, _, rows, hrows, feats, fstep, hstep, need, batch = geo
-        s, sq, _ = k.grad_slot(flat, view[0], view[1], vals, o, hstep, 1.0, 0.0, 0.0, 0, hooks.idx, ps.counts, 0)
+        cancel, _ = k.grad_slot(flat, view[0], view[1], vals, o, hstep, 1.0, 0.0, 0.0, 0, hooks.idx, ps.counts, 0)
         if hrows:
             n2 = vals[o + 2 * chans + 2:o + 2 * chans + 2 + hrows]
             vals[o + 2 * chans + 1] = k.cos_sums(flat.reshape(batch, feats)[:hrows], fstep, n2)
         else:
             vals[o + 2 * chans + 1] = math.nan
-        _check_exact(ps, mi, s, sq, rows * chans, flat, view, False)
+        if cancel:
+            _exact(ps, mi, flat, view, False)
     with torch.no_grad():
-        for w, key, mi, gi, us in pl.weights:
-            o = pl.mem_slot[mi][1]
+        for w, key, mi, gi, us, o in pl.weights:
             buf = hooks._snap_buffer(w)
             pre = hooks.presnap.pop(key, None)
             if pre is None or pre[0] is not w:
@@ -409,7 +416,7 @@ def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
 
                 if ps.exact is None:
                     ps.exact = {}
-                ps.exact[mi] = _centered_flat(buf)
+                ps.exact[mi if mi is not None else ("w", key)] = _centered_flat(buf)
             if w.requires_grad and hooks.watch.every > 1:
                 ps.handles.append(w.register_hook(partial(wgrad, hooks, ps, key, gi)))
     hooks.presnap.clear()
@@ -420,20 +427,16 @@ def _input_sig(x: Any) -> tuple[Any, ...]:
     return (x.shape, x.dtype, x.is_cpu, x.is_floating_point(), x.layout)
 
 
-def _check_exact(ps: Replay, mi: int, s: float, sq: float, n: int, flat: np.ndarray, view: tuple[int, ...],
-                 mid: bool) -> None:
-    """The probe's centered fallback (see _TorchHooks._fast_member), kept beside the step's numbers."""
-    n = max(n, 1)
-    mean = s / n
-    var = sq / n - mean * mean
-    if not math.isfinite(var) or var < 1e-3 * sq / n:
-        import torch
+def _exact(ps: Replay, mi: int, flat: np.ndarray, view: tuple[int, ...], mid: bool) -> None:
+    """The probe's centered fallback (the kernel found the variance cancelling; see
+    _TorchHooks._fast_member), kept beside the step's numbers."""
+    import torch
 
-        from initlab.diagnostics._watch import _centered_chan
+    from initlab.diagnostics._watch import _centered_chan
 
-        if ps.exact is None:
-            ps.exact = {}
-        ps.exact[mi] = _centered_chan(torch.from_numpy(flat.reshape(view)).unsqueeze(0), (1, 3) if mid else 1)
+    if ps.exact is None:
+        ps.exact = {}
+    ps.exact[mi] = _centered_chan(torch.from_numpy(flat.reshape(view)).unsqueeze(0), (1, 3) if mid else 1)
 
 
 def forward(hooks: Any, ps: Replay, kind: str, mod: Any, inp: tuple[Any, ...], out: Any) -> bool:
@@ -489,14 +492,15 @@ def _ops(hooks: Any, ps: Replay, ops: tuple[Any, ...], out: Any, xin: Any) -> li
                 if hooks.idx.size < need:
                     hooks.idx = np.empty(need, dtype=np.int32)
             if mid:
-                s_, sq, counted = k.fw_slot_mid(flat, view[0], view[1], view[2], near_t, vals, o, hrows, feats, fstep,
+                cancel, counted = k.fw_slot_mid(flat, view[0], view[1], view[2], near_t, vals, o, hrows, feats, fstep,
                                                hstep, lo, kk, nb, hooks.idx, counts, co)
             else:
-                s_, sq, counted = k.fw_slot(flat, view[0], view[1], near_t, vals, o, hrows, feats, fstep, hstep, lo,
+                cancel, counted = k.fw_slot(flat, view[0], view[1], near_t, vals, o, hrows, feats, fstep, hstep, lo,
                                            kk, nb, hooks.idx, counts, co)
             if hp is not None and not counted:
                 _fallback_hist(counts, co, hp[1], flat, hstep, 1.0)
-            _check_exact(ps, mi, s_, sq, rows * chans, flat, view, mid)
+            if cancel:
+                _exact(ps, mi, flat, view, mid)
         elif c == "h":
             _, s, mi, geo, hp = op
             flat = fo if s == "out" else fx
@@ -579,10 +583,10 @@ def grad(hooks: Any, ps: Replay, gi: int, g: Any) -> None:
     k = hooks.kernels
     try:
         if mid:
-            s, sq, counted = k.grad_slot_mid(flat, view[0], view[1], view[2], ps.vals, o, hstep, scale, lo, kk, nb,
+            cancel, counted = k.grad_slot_mid(flat, view[0], view[1], view[2], ps.vals, o, hstep, scale, lo, kk, nb,
                                              hooks.idx, ps.counts, co)
         else:
-            s, sq, counted = k.grad_slot(flat, view[0], view[1], ps.vals, o, hstep, scale, lo, kk, nb, hooks.idx,
+            cancel, counted = k.grad_slot(flat, view[0], view[1], ps.vals, o, hstep, scale, lo, kk, nb, hooks.idx,
                                          ps.counts, co)
     except Exception as exc:
         hooks._kernels_failed(exc)
@@ -591,7 +595,8 @@ def grad(hooks: Any, ps: Replay, gi: int, g: Any) -> None:
         return
     if hp is not None and not counted:
         _fallback_hist(ps.counts, co, hp[1], flat, hstep, scale)
-    _check_exact(ps, mi, s, sq, rows * chans, flat, view, mid)
+    if cancel:
+        _exact(ps, mi, flat, view, mid)
     ps.done[gi] = p_
 
 
@@ -725,7 +730,7 @@ def materialize(hooks: Any, ps: Replay) -> Any:
     """The general path's :class:`_Pending` after the hook calls replayed so far (and the
     gradient hooks run): rows, members and histograms as that path would hold them."""
     from initlab.diagnostics._result import LayerStats
-    from initlab.diagnostics._watch import _FastHist, _Pending, _Row
+    from initlab.diagnostics._watch import _FastHist, _HostSums, _Pending, _Row
 
     pl = ps.plan
     mems = _members(hooks, ps)
@@ -734,9 +739,10 @@ def materialize(hooks: Any, ps: Replay) -> Any:
     p.batch = ps.batch
     if pl.input is not None:
         p.input = mems[pl.input[1]]
-    for w, key, mi, gi, _ in pl.weights:
+    for w, key, mi, gi, _, o in pl.weights:
         p.snapshots[key] = (w, hooks._snap_buffer(w))
-        p.weights[key] = mems[mi]
+        p.weights[key] = mems[mi] if mi is not None else _HostSums(
+            int(w.numel()), float(ps.vals[o]), float(ps.vals[o + 1]), (ps.exact or {}).get(("w", key)))
         if gi is not None and key in ps.wdone:
             p.weight_grads[key] = mems[gi]
     p.grad_handles = list(ps.handles)
