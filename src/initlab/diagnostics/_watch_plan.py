@@ -686,7 +686,10 @@ def kept(ps: Replay, plan_index: int, upd: dict[int, float]) -> tuple[Any, ...]:
     """A replayed step as kept until the Watch is read: its numbers, with the plan by its index
     (a tuple the garbage collector stops tracking; :func:`frozen` makes the template's form)."""
     tupd = ps.plan.template[8]
-    ex = None if not ps.exact else tuple((i, tuple(float(v) for v in e)) for i, e in ps.exact.items())
+    ex = None  # [member index, mean, var, sq_mean, chan_var] rows (template members only): one array
+    if ps.exact:
+        rows = [(i, *e) for i, e in ps.exact.items() if type(i) is int]
+        ex = np.array(rows, dtype=np.float64).reshape(-1, 5) if rows else None
     return ("replay", plan_index, ps.step, ps.loss, ps.vals, ps.counts, ex,
             np.array([upd.get(k, math.nan) for k, _ in tupd], dtype=np.float64))
 
@@ -695,7 +698,7 @@ def frozen(pl: Plan, kept_step: tuple[Any, ...]) -> tuple[Any, ...]:
     """A kept replayed step in the form of :meth:`_TorchHooks._freeze` (for :meth:`_TorchHooks._thaw`)."""
     _, _, step, loss, vals, counts, exact, updv = kept_step
     _, _, _, _, mrecs, rows, wg, inp, tupd = pl.template
-    ex = dict(exact) if exact else {}
+    ex = {} if exact is None else {int(r[0]): tuple(float(v) for v in r[1:]) for r in exact}
     mems = []
     for i, (rec, lay) in enumerate(zip(mrecs, pl.mem_slot)):
         kind, o, chans, hr = lay
