@@ -134,12 +134,14 @@ def diff_sq(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
 @jit
 def diff_snap_all(ws: Any, ss: Any, out: Any) -> None:  # pragma: no cover - compiled
     """:func:`diff_snap_sums` of each (ws[i], ss[i]) (tuples of 1-D arrays of one dtype):
-    out[i] = (Σ(w − s)², Σw, Σw²); one call for all the watched weights."""
+    out[i] = (Σ(w − s)², Σw, Σw², whether the variance cancels); one call for all the watched
+    weights."""
     for i in range(len(ws)):
         d2, s, q = diff_snap_sums(ws[i], ss[i])
         out[i, 0] = d2
         out[i, 1] = s
         out[i, 2] = q
+        out[i, 3] = 1.0 if cancels_w(s, q, ws[i].shape[0]) else 0.0
 
 
 @jit
@@ -395,6 +397,17 @@ def cancels(s: float, sq: float, n: int) -> bool:  # pragma: no cover - compiled
     return not np.isfinite(var) or var < 1e-3 * sq / n
 
 
+@jit
+def cancels_w(s: float, q: float, n: int) -> bool:  # pragma: no cover - compiled
+    """The same rule for a weight's sums, as _HostSums.of writes it: E[w²] − E[w]² is not finite
+    or under 1e-3·E[w²]."""
+    n = max(n, 1)
+    mean = s / n
+    ex2 = q / n
+    var = ex2 - mean * mean
+    return not np.isfinite(var) or var < 1e-3 * ex2
+
+
 # the replayed steps' kernels (initlab.diagnostics._watch_plan): the same numbers written into the
 # step's one array of numbers at fixed offsets --------------------------------------------------
 # fw: vals[o : o+5C] the [5, C] channel numbers of fw_stats, then Σx², near-zero count, q, and the
@@ -403,8 +416,8 @@ def cancels(s: float, sq: float, n: int) -> bool:  # pragma: no cover - compiled
 
 
 @jit
-def fw_slot(flat: Any, r: int, c: int, near_t: Any, vals: Any, o: int, hrows: int, feats: int, fstep: int,
-            hstep: int, lo: float, kk: float, nb: int, idx: Any, counts: Any, co: int) -> Any:  # pragma: no cover
+def fw_slot(flat: Any, vals: Any, counts: Any, idx: Any, r: int, c: int, near_t: Any, o: int, hrows: int, feats: int,
+            fstep: int, hstep: int, lo: float, kk: float, nb: int, co: int) -> Any:  # pragma: no cover - compiled
     """:func:`fw_all` of flat viewed [r, c] into ``vals`` at ``o``; returns (whether the variance
     cancels (:func:`cancels`), whether the histogram was counted)."""
     out = vals[o:o + 5 * c].reshape((5, c))
@@ -419,9 +432,9 @@ def fw_slot(flat: Any, r: int, c: int, near_t: Any, vals: Any, o: int, hrows: in
 
 
 @jit
-def fw_slot_mid(flat: Any, n: int, c: int, p: int, near_t: Any, vals: Any, o: int, hrows: int, feats: int,
-                fstep: int, hstep: int, lo: float, kk: float, nb: int, idx: Any, counts: Any,
-                co: int) -> Any:  # pragma: no cover
+def fw_slot_mid(flat: Any, vals: Any, counts: Any, idx: Any, n: int, c: int, p: int, near_t: Any, o: int, hrows: int,
+                feats: int, fstep: int, hstep: int, lo: float, kk: float, nb: int,
+                co: int) -> Any:  # pragma: no cover - compiled
     """:func:`fw_slot` of flat viewed [n, c, p] (channels on axis 1)."""
     out = vals[o:o + 5 * c].reshape((5, c))
     b = o + 5 * c
@@ -435,8 +448,8 @@ def fw_slot_mid(flat: Any, n: int, c: int, p: int, near_t: Any, vals: Any, o: in
 
 
 @jit
-def grad_slot(flat: Any, r: int, c: int, vals: Any, o: int, hstep: int, scale: float, lo: float, kk: float, nb: int,
-              idx: Any, counts: Any, co: int) -> Any:  # pragma: no cover - compiled
+def grad_slot(flat: Any, vals: Any, counts: Any, idx: Any, r: int, c: int, o: int, hstep: int, scale: float, lo: float,
+              kk: float, nb: int, co: int) -> Any:  # pragma: no cover - compiled
     """:func:`grad_all` of flat viewed [r, c] into ``vals`` at ``o``; returns (whether the variance
     cancels, counted)."""
     s, sq, counted = grad_all(flat.reshape((r, c)), vals[o:o + 2 * c].reshape((2, c)), flat, hstep, scale, lo, kk, nb,
@@ -446,8 +459,8 @@ def grad_slot(flat: Any, r: int, c: int, vals: Any, o: int, hstep: int, scale: f
 
 
 @jit
-def grad_slot_mid(flat: Any, n: int, c: int, p: int, vals: Any, o: int, hstep: int, scale: float, lo: float, kk: float,
-                  nb: int, idx: Any, counts: Any, co: int) -> Any:  # pragma: no cover - compiled
+def grad_slot_mid(flat: Any, vals: Any, counts: Any, idx: Any, n: int, c: int, p: int, o: int, hstep: int,
+                  scale: float, lo: float, kk: float, nb: int, co: int) -> Any:  # pragma: no cover - compiled
     """:func:`grad_slot` of flat viewed [n, c, p]."""
     s, sq, counted = grad_all_mid(flat.reshape((n, c, p)), vals[o:o + 2 * c].reshape((2, c)), flat, hstep, scale, lo,
                                   kk, nb, idx, counts[co:co + nb])

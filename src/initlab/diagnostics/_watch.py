@@ -2031,7 +2031,7 @@ class _TorchHooks:
                     or any(a.size != b.size for a, b in zip(ws, ss)):
                 pl.wbatch = False
                 return None
-            wb = pl.wbatch = (ptrs, ws, ss, bufs, np.empty((len(ws), 3)))
+            wb = pl.wbatch = (ptrs, ws, ss, bufs, np.empty((len(ws), 4)))
         out = wb[4]
         try:
             k.diff_snap_all(wb[1], wb[2], out)
@@ -2039,9 +2039,9 @@ class _TorchHooks:
             self._kernels_failed(exc)
             return None
         upd = {}
-        for (w, key, *_), (d2, s_, q) in zip(pl.weights, out.tolist()):
+        for (w, key, *_), (d2, s_, q, cancel) in zip(pl.weights, out.tolist()):
             upd[key] = math.sqrt(max(d2, 0.0))
-            self.presnap[key] = (w, s_, q)
+            self.presnap[key] = (w, s_, q, cancel != 0.0)  # (the next step's copy, its sums, the variance rule)
         return upd
 
     def _fast_update_norms(self, snapshots: dict[int, tuple[Any, Any]], fuse: bool) -> dict[int, float]:

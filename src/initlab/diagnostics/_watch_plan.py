@@ -67,8 +67,10 @@ class Trace:
         self.cur: dict[str, Any] | None = None
         self.ok = True
         self.why = ""
-        self.tensor_of: dict[int, Any] = {}  # id(member) -> the tensor it was taken of
+        self.tensor_of: dict[int, Any] = {}  # id(member) -> the tensor it was taken of (forward)
         self.geo_of: dict[int, tuple[Any, ...]] = {}  # id(member) -> its geometry
+        self.shape_of: dict[int, Any] = {}  # id(member) -> its tensor's shape and dtype
+        self.dtype_of: dict[int, Any] = {}
         self.input_sig: tuple[Any, ...] = ()
         self.input: tuple[Any, ...] | None = None  # (member, geometry)
         self.last: tuple[Any, float] = (None, math.nan)
@@ -113,13 +115,14 @@ class Trace:
         return None
 
     def member(self, t: Any, m: Any, role: str, geo: tuple[Any, ...], ek: Any, scale: float) -> None:
-        self.tensor_of[id(m)] = t
         self.geo_of[id(m)] = geo
+        self.shape_of[id(m)], self.dtype_of[id(m)] = t.shape, t.dtype
         if role == "in":
             self.input = (m, geo)
             return
         if role == "grad":
             return
+        self.tensor_of[id(m)] = t
         s = self.sel(t)
         if s is None:
             self.fail("a statistic of a tensor that is neither the hook's input nor its output")
@@ -271,9 +274,9 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
             pl.wgi[key] = gmem[key]
     if trace.input is not None:
         m, geo = trace.input
-        if id(m) not in ids:
+        if id(m) not in ids or geo is None or geo[0]:
             return None
-        pl.input = (geo, ids[id(m)])
+        pl.input = (geo, ids[id(m)], _grad_args(hooks, pl, ids[id(m)], geo, None, 1.0))
     elif inp >= 0:
         return None
     # the hook calls
@@ -285,7 +288,9 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
                 _, s, m, geo, ek, scale, dtype = op
                 if geo is None or id(m) not in ids or not isinstance(m, _Fast):
                     return None
-                ops.append(("m", s, ids[id(m)], geo, _hist_of(hooks, pl, m, ek), dtype))
+                mi = ids[id(m)]
+                hp = _hist_of(hooks, pl, m, ek)
+                ops.append(("m", s, mi, _fw_args(hooks, pl, mi, geo, hp, dtype), geo, hp))
             elif op[0] == "h":
                 _, s, m, ek, h = op
                 if id(m) not in ids or id(h) not in pl.hist_index:
@@ -304,8 +309,14 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
                 if gm is not None and id(gm) not in ids:
                     return None
                 h = row.hist.get("grad") if (key == "preact" or (key == "act" and row.kind == "norm")) else None
-                pl.grads.append((ri, key, None if gm is None else ids[id(gm)], row.axis,
-                                 None if h is None else _hist_params(hooks, pl, h.key, h), row))
+                gmi = None if gm is None else ids[id(gm)]
+                ghp = None if h is None else _hist_params(hooks, pl, h.key, h)
+                ggeo = None if gm is None else trace.geo_of.get(id(gm))
+                if gm is not None and ggeo is None:
+                    return None
+                pl.grads.append((ri, key, gmi, row.axis, ghp, row,
+                                 None if gm is None else _grad_args(hooks, pl, gmi, ggeo, ghp, gm.scale),
+                                 ggeo, trace.shape_of.get(id(gm)), trace.dtype_of.get(id(gm))))
                 ops.append(("r", s, gi))
                 gi += 1
             else:
@@ -317,6 +328,33 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
         pl.events.append((ev["kind"], ev["mod"], ev["sig"], tuple(ops), ev["post"]))
         pl.states.append(ev["state"])
     return pl
+
+
+def _need(hooks: Any, need: int) -> None:
+    """The histogram kernel's scratch large enough for ``need`` values (it only grows)."""
+    if hooks.idx.size < need:
+        hooks.idx = np.empty(need, dtype=np.int32)
+
+
+def _fw_args(hooks: Any, pl: Plan, mi: int, geo: tuple[Any, ...], hp: Any, dtype: Any) -> tuple[Any, ...]:
+    """The fixed arguments of a forward member's kernel (after flat, vals, counts, idx)."""
+    import torch
+
+    mid, view, chans, rows, hrows, feats, fstep, hstep, need, batch = geo
+    o = pl.mem_slot[mi][1]
+    co, nb, lo, kk = (0, 0, 0.0, 0.0) if hp is None else (hp[0], hp[2], hp[3], hp[4])
+    _need(hooks, need)
+    near_t = (np.float32 if dtype == torch.float32 else np.float64)(hooks.near_zero)
+    return (*view, near_t, o, hrows, feats, fstep, hstep, lo, kk, nb, co)
+
+
+def _grad_args(hooks: Any, pl: Plan, mi: int, geo: tuple[Any, ...], hp: Any, scale: float) -> tuple[Any, ...]:
+    """The fixed arguments of a gradient member's kernel (after flat, vals, counts, idx)."""
+    mid, view, chans, rows, hrows, feats, fstep, hstep, need, batch = geo
+    o = pl.mem_slot[mi][1]
+    co, nb, lo, kk = (0, 0, 0.0, 0.0) if hp is None else (hp[0], hp[2], hp[3], hp[4])
+    _need(hooks, need)
+    return (*view, o, hstep, scale, lo, kk, nb, co)
 
 
 def _hist_params(hooks: Any, pl: Plan, ek: Any, h: Any) -> tuple[Any, ...] | None:
@@ -367,17 +405,25 @@ class Replay:
         self.gregs: list[int] = []
 
 
+def _weight_of(m: Any) -> Any:
+    """``m.weight`` (a parameter straight from the module's dict: Module.__getattr__ is slow)."""
+    d = m._parameters
+    w = d.get("weight")
+    return w if w is not None or "weight" in d else getattr(m, "weight", None)
+
+
 def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Replay | None:
     """The root's pre-hook of a recorded step with a plan: the input and the weights' sums; None
     (the general path) when the step does not start as the plan's."""
     import torch
 
     pl: Plan = hooks.plan
-    x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else \
+        next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
     if x is None or _input_sig(x) != pl.input_sig:
         return None
     for m_, w in pl.wcheck:
-        if getattr(m_, "weight", None) is not w:
+        if _weight_of(m_) is not w:
             return None
     for w, shape in pl.wshapes:
         if w.shape != shape:
@@ -386,40 +432,38 @@ def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     k = hooks.kernels
     vals = ps.vals
     if pl.input is not None:
-        geo, mi = pl.input
-        xv = x.reshape(ps.batch, -1) if x.ndim >= 2 else x
-        flat = xv.detach().numpy().reshape(-1)
+        geo, mi, iargs = pl.input
+        flat = x.detach().numpy().reshape(-1)  # (the input as [batch, features]: the same memory order)
         _, o, chans, hr = pl.mem_slot[mi]
-        mid, view, _, rows, hrows, feats, fstep, hstep, need, batch = geo
-        cancel, _ = k.grad_slot(flat, view[0], view[1], vals, o, hstep, 1.0, 0.0, 0.0, 0, hooks.idx, ps.counts, 0)
+        hrows, feats, fstep, batch = geo[4], geo[5], geo[6], geo[9]
+        cancel, _ = k.grad_slot(flat, vals, ps.counts, hooks.idx, *iargs)
         if hrows:
             n2 = vals[o + 2 * chans + 2:o + 2 * chans + 2 + hrows]
             vals[o + 2 * chans + 1] = k.cos_sums(flat.reshape(batch, feats)[:hrows], fstep, n2)
         else:
             vals[o + 2 * chans + 1] = math.nan
         if cancel:
-            _exact(ps, mi, flat, view, False)
-    with torch.no_grad():
-        for w, key, mi, gi, us, o in pl.weights:
+            _exact(ps, mi, flat, geo[1], False)
+    presnap = hooks.presnap
+    every = hooks.watch.every
+    for w, key, mi, gi, us, o in pl.weights:
+        pre = presnap.pop(key, None)
+        if pre is None or pre[0] is not w or len(pre) < 4:
             buf = hooks._snap_buffer(w)
-            pre = hooks.presnap.pop(key, None)
-            if pre is None or pre[0] is not w:
-                s, q = k.snap_sums(hooks._view(w), hooks._view(buf))
-            else:
-                s, q = pre[1], pre[2]
-            vals[o], vals[o + 1] = s, q
-            n = w.numel()
-            mean, ex2 = s / max(n, 1), q / max(n, 1)
-            var = ex2 - mean * mean
-            if not math.isfinite(var) or var < 1e-3 * ex2:
-                from initlab.diagnostics._watch import _centered_flat
+            s, q = k.snap_sums(hooks._view(w), hooks._view(buf))
+            cancel = k.cancels_w(s, q, w.numel())
+        else:
+            _, s, q, cancel = pre
+        vals[o], vals[o + 1] = s, q
+        if cancel:
+            from initlab.diagnostics._watch import _centered_flat
 
-                if ps.exact is None:
-                    ps.exact = {}
-                ps.exact[mi if mi is not None else ("w", key)] = _centered_flat(buf)
-            if w.requires_grad and hooks.watch.every > 1:
-                ps.handles.append(w.register_hook(partial(wgrad, hooks, ps, key, gi)))
-    hooks.presnap.clear()
+            if ps.exact is None:
+                ps.exact = {}
+            ps.exact[mi if mi is not None else ("w", key)] = _centered_flat(hooks._snap_buffer(w))
+        if every > 1 and w.requires_grad:
+            ps.handles.append(w.register_hook(partial(wgrad, hooks, ps, key, gi)))
+    presnap.clear()
     return ps
 
 
@@ -467,55 +511,34 @@ def forward(hooks: Any, ps: Replay, kind: str, mod: Any, inp: tuple[Any, ...], o
 
 def _ops(hooks: Any, ps: Replay, ops: tuple[Any, ...], out: Any, xin: Any) -> list[tuple[str, int]]:
     """A replayed hook call's statistics; returns its gradient hooks to register."""
-    pl = ps.plan
     k = hooks.kernels
-    vals, counts = ps.vals, ps.counts
+    vals, counts, idx = ps.vals, ps.counts, hooks.idx
     fo = fx = None
     regs = []
     for op in ops:
         c = op[0]
         if c == "m":
-            _, s, mi, geo, hp, dtype = op
-            t = out if s == "out" else xin
-            flat = t.detach().numpy().reshape(-1)
+            _, s, mi, args, geo, hp = op
             if s == "out":
-                fo = flat
+                flat = fo = out.detach().numpy().reshape(-1)
             else:
-                fx = flat
-            _, o, chans, hr = pl.mem_slot[mi]
-            mid, view, _, rows, hrows, feats, fstep, hstep, need, batch = geo
-            near_t = hooks.near_t[flat.dtype]
-            if hp is None:
-                co, nb, lo, kk = 0, 0, 0.0, 0.0
-            else:
-                co, _, nb, lo, kk = hp
-                if hooks.idx.size < need:
-                    hooks.idx = np.empty(need, dtype=np.int32)
-            if mid:
-                cancel, counted = k.fw_slot_mid(flat, view[0], view[1], view[2], near_t, vals, o, hrows, feats, fstep,
-                                               hstep, lo, kk, nb, hooks.idx, counts, co)
-            else:
-                cancel, counted = k.fw_slot(flat, view[0], view[1], near_t, vals, o, hrows, feats, fstep, hstep, lo,
-                                           kk, nb, hooks.idx, counts, co)
+                flat = fx = xin.detach().numpy().reshape(-1)
+            cancel, counted = (k.fw_slot_mid if geo[0] else k.fw_slot)(flat, vals, counts, idx, *args)
             if hp is not None and not counted:
-                _fallback_hist(counts, co, hp[1], flat, hstep, 1.0)
+                _fallback_hist(counts, hp[0], hp[1], flat, geo[7], 1.0)
             if cancel:
-                _exact(ps, mi, flat, view, mid)
+                _exact(ps, mi, flat, geo[1], geo[0])
         elif c == "h":
             _, s, mi, geo, hp = op
             flat = fo if s == "out" else fx
             if flat is None:
-                t = out if s == "out" else xin
-                flat = t.detach().numpy().reshape(-1)
+                flat = (out if s == "out" else xin).detach().numpy().reshape(-1)
             co, edges, nb, lo, kk = hp
-            hstep, need = geo[7], geo[8]
-            _, o, chans, _ = pl.mem_slot[mi]
+            o, chans = ps.plan.mem_slot[mi][1], ps.plan.mem_slot[mi][2]
             if math.isfinite(vals[o + 5 * chans]):
-                if hooks.idx.size < need:
-                    hooks.idx = np.empty(need, dtype=np.int32)
-                k.hist_counts(flat, hstep, 1.0, lo, kk, nb, hooks.idx, counts[co:co + nb])
+                k.hist_counts(flat, geo[7], 1.0, lo, kk, nb, idx, counts[co:co + nb])
             else:
-                _fallback_hist(counts, co, edges, flat, hstep, 1.0)
+                _fallback_hist(counts, co, edges, flat, geo[7], 1.0)
         elif c == "r":
             regs.append((op[1], op[2]))
         else:
@@ -560,44 +583,30 @@ def grad(hooks: Any, ps: Replay, gi: int, g: Any) -> None:
         return
     if hooks.rp is not ps or gi in ps.done:
         return
-    ri, key, mi, axis, hp, _ = ps.plan.grads[gi]
-    p_ = hooks._geometry_for(ps.batch, g, axis)
-    flat = None if p_ is None else hooks._flat(g)
-    if mi is None or flat is None:
+    ri, key, mi, axis, hp, _, args, geo, shape, dtype = ps.plan.grads[gi]
+    flat = None
+    if mi is not None and g.dtype is dtype and g.shape == shape and g.is_cpu:
+        try:
+            flat = g.detach().numpy().reshape(-1)
+        except (RuntimeError, TypeError):
+            flat = None
+    if flat is None:  # (a gradient the traced step did not have, or not of its kind)
         _depart(hooks, ps)
         hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
         return
-    mid, view, chans, rows, hrows, feats, fstep, hstep, need, batch = p_
-    _, o, mchans, _ = ps.plan.mem_slot[mi]
-    if mchans != chans:
-        _depart(hooks, ps)
-        hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
-        return
-    scale = float(ps.batch) if hooks.loss_reduction == "mean" else 1.0
-    if hp is None:
-        co, nb, lo, kk = 0, 0, 0.0, 0.0
-    else:
-        co, _, nb, lo, kk = hp
-        if hooks.idx.size < need:
-            hooks.idx = np.empty(need, dtype=np.int32)
-    k = hooks.kernels
     try:
-        if mid:
-            cancel, counted = k.grad_slot_mid(flat, view[0], view[1], view[2], ps.vals, o, hstep, scale, lo, kk, nb,
-                                             hooks.idx, ps.counts, co)
-        else:
-            cancel, counted = k.grad_slot(flat, view[0], view[1], ps.vals, o, hstep, scale, lo, kk, nb, hooks.idx,
-                                         ps.counts, co)
+        cancel, counted = (hooks.kernels.grad_slot_mid if geo[0] else hooks.kernels.grad_slot)(
+            flat, ps.vals, ps.counts, hooks.idx, *args)
     except Exception as exc:
         hooks._kernels_failed(exc)
         _depart(hooks, ps)
         hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
         return
     if hp is not None and not counted:
-        _fallback_hist(ps.counts, co, hp[1], flat, hstep, scale)
+        _fallback_hist(ps.counts, hp[0], hp[1], flat, geo[7], args[-5])
     if cancel:
-        _exact(ps, mi, flat, view, mid)
-    ps.done[gi] = p_
+        _exact(ps, mi, flat, geo[1], geo[0])
+    ps.done[gi] = True
 
 
 def wgrad(hooks: Any, ps: Replay | None, key: int, gi: int | None, g: Any) -> None:
@@ -779,7 +788,7 @@ def materialize(hooks: Any, ps: Replay) -> Any:
         if p.rows:
             p.rows[-1].out, p.rows[-1].version = ps.last
     for gi in ps.gregs:  # the gradients their hooks took already
-        ri, key, mi, _, _, _ = pl.grads[gi]
+        ri, key, mi = pl.grads[gi][:3]
         if gi in ps.done and ri in rows_by_index and mi is not None:
             rows_by_index[ri].grads[key] = mems[mi]
     p.rows_by_index = rows_by_index  # type: ignore[attr-defined]
