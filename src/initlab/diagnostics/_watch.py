@@ -59,7 +59,14 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
     change what was recorded. Each
     weight is copied and summed in one pass; when the step ends, one pass forms ‖ΔW‖ and (with
     ``every=1``) the copy and sums for the next step. The probe's centered float64 fallback
-    (a variance below 1e-3 of E[x²], or not finite) is applied at once.
+    (a variance below 1e-3 of E[x²], or not finite) is applied at once. From the second
+    recorded step on, the hooks' Python work is traced once and later recorded steps replay it
+    (:mod:`initlab.diagnostics._watch_plan`): each hook checks that the step is the traced one
+    (modules, shapes, dtypes, which tensor feeds which, in-place writes) and runs the same
+    kernels into one array of numbers per step; a step that departs from the trace (another
+    batch size, a branch taken on some steps, a backward not run) goes on by the general path
+    from where it departed, with the same rows. The step is kept as that array until the Watch
+    is read (numbers the garbage collector does not visit).
   - *Torch operations* (other tensors: CUDA, float16/bfloat16, channels on another axis; or
     numba missing): the hook copies the tensor into its slot of a buffer
     that stacks the step's tensors of the same shape and role, kept between steps; when the
