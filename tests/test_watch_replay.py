@@ -221,3 +221,41 @@ def test_kept_steps_are_not_visited_by_the_garbage_collector():
     assert w._hooks.replayed >= 50
     assert grown < 50, grown  # (the general path keeps about 100 tracked objects a step: 5000)
     assert len(w.steps) == 60
+
+
+def test_alternating_batch_sizes_keep_the_plan():
+    """Batches of 32 and 20 in turn: a step of the other size is recorded by the general path and
+    the plan is kept for the next one (it is not traced anew at every step)."""
+    sizes = [32, 20] * 7
+    xs, ys = _batches((5, 6), sizes)
+    wr, _ = _train(_Mixed, xs, ys, 1, replay=True)
+    wg, _ = _train(_Mixed, xs, ys, 1, replay=False)
+    _same(wr, wg)
+    assert wr._hooks.replayed >= 4 and wr._hooks.traces <= 2
+
+
+def test_a_second_backward_through_the_graph():
+    """backward(retain_graph=True) twice on a recorded step: the general path keeps the second
+    backward's deltas; a replayed step hands itself back to it and keeps the same."""
+    xs, ys = _batches((5, 6), [32] * 8)
+
+    def run(replay):
+        torch.manual_seed(0)
+        model = _Mixed()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        w = watch(model, every=1)
+        w._hooks.replay = replay
+        with w:
+            for s, (xb, yb) in enumerate(zip(xs, ys)):
+                opt.zero_grad()
+                loss = ((model(xb) - yb) ** 2).mean()
+                loss.backward(retain_graph=True)
+                if s in (4, 6):
+                    (2 * loss).backward()
+                opt.step()
+                w.log_loss(loss)
+        return w
+
+    wr, wg = run(True), run(False)
+    _same(wr, wg)
+    assert wr._hooks.departures >= 1

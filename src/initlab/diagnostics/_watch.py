@@ -1084,6 +1084,8 @@ class _TorchHooks:
         self.plan: Any = None  # the plan the recorded steps replay (_watch_plan.Plan)
         self.rp: Any = None  # the recorded step being replayed (_watch_plan.Replay)
         self.departures = 0  # replayed steps handed back to the general path
+        self.misses = 0  # recorded steps in a row the plan did not take to the end
+        self.traces = 0  # recorded steps traced
         self.replayed = 0  # recorded steps replayed to the end
         self.plans: list[Any] = []  # the plans of the kept replayed steps (by index)
         self.replay = os.environ.get("INITLAB_WATCH_REPLAY", "1") != "0"  # (off: every step by the general path)
@@ -1163,15 +1165,16 @@ class _TorchHooks:
                     self._register_module_hooks(mod)
                 self.recording = True
                 return
-            self.plan = None
+            _watch_plan().missed(self)  # (this step by the general path; the plan kept unless it keeps missing)
         p = _Pending(self.step)
         if self.capture == "ops":
             self._ops_begin(p, mod, args, kwargs)
             return
         x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
         self.trace = None
-        if self.kernels is not None and self.guessed and self.departures < _watch_plan().MAX_DEPARTURES \
-                and x is not None and self.replay:
+        if self.kernels is not None and self.guessed and self.plan is None \
+                and self.traces < _watch_plan().MAX_TRACES and x is not None and self.replay:
+            self.traces += 1
             self.trace = _watch_plan().Trace()
             self.trace.input_sig = _watch_plan()._input_sig(x)
         if x is not None:
@@ -1907,6 +1910,7 @@ class _TorchHooks:
         self.watch._lazy.append(wp.kept(rp, len(self.plans) - 1, upd))
         self.watch._verdicts = None
         self.replayed += 1
+        self.misses = 0
 
     def _intern(self, obj: Any) -> int:
         """The index of a parameter or activation in :attr:`interned` (kept for the watch's life)."""

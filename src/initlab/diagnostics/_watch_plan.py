@@ -19,7 +19,9 @@ A hook call whose signature differs (a different module, shape, batch size, a te
 place, a branch of the model's forward taken on some steps only) hands the step back to the
 general path where it is: the objects the general path would hold at that point are made from
 the numbers taken so far (:func:`materialize`) and the general path goes on from there. The
-plan is then traced anew; after three departures the watch stops replaying.
+plan is kept: a plan that misses two recorded steps in a row (at their start or in their middle) is
+dropped and the next recorded step traced anew, and after eight traces the watch stops tracing
+(a model whose forward changes from step to step is recorded by the general path).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import numpy as np
 from initlab.diagnostics._stats import Histogram, histogram
 
 FW_MEMBERS = ("pre", "act", "cos", "weight", "gain")  # the keys of a row's fw dict that hold members
-MAX_DEPARTURES = 3
+MISSES = 2  # recorded steps in a row a plan may miss before it is traced anew
+MAX_TRACES = 8
 
 
 def _version(t: Any) -> float:
@@ -581,9 +584,13 @@ def grad(hooks: Any, ps: Replay, gi: int, g: Any) -> None:
             ri, key = ps.plan.grads[gi][0], ps.plan.grads[gi][1]
             hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
         return
-    if hooks.rp is not ps or gi in ps.done:
+    if hooks.rp is not ps:
         return
     ri, key, mi, axis, hp, _, args, geo, shape, dtype = ps.plan.grads[gi]
+    if gi in ps.done:  # a second backward through the step's graph (retain_graph): the general path keeps the last
+        _depart(hooks, ps)
+        hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
+        return
     flat = None
     if mi is not None and g.dtype is dtype and g.shape == shape and g.is_cpu:
         try:
@@ -620,10 +627,10 @@ def wgrad(hooks: Any, ps: Replay | None, key: int, gi: int | None, g: Any) -> No
         if hooks.pending is ps.mat:
             hooks._weight_grad(ps.mat, key)(g)
         return
-    if hooks.rp is not ps or gi is None:
+    if hooks.rp is not ps:
         return
-    flat = hooks._flat(g)
-    if flat is None:
+    flat = hooks._flat(g) if gi is not None else None
+    if flat is None:  # (also a weight whose gradient the traced step did not have)
         _depart(hooks, ps)
         hooks._weight_grad(ps.mat, key)(g)
         return
@@ -655,8 +662,16 @@ def _depart(hooks: Any, ps: Replay) -> None:
     ps.mat = materialize(hooks, ps)
     hooks.rp = None
     hooks.pending = ps.mat
-    hooks.plan = None
     hooks.departures += 1
+    missed(hooks)
+
+
+def missed(hooks: Any) -> None:
+    """A recorded step the plan did not take to its end (it did not start as the plan's, or it
+    departed): after :data:`MISSES` in a row the plan is dropped (the next step is traced)."""
+    hooks.misses += 1
+    if hooks.misses >= MISSES:
+        hooks.plan, hooks.misses = None, 0
 
 
 def _members(hooks: Any, ps: Replay) -> list[Any]:
