@@ -486,3 +486,65 @@ def test_a_lazy_module_is_watched_from_its_first_step(monkeypatch, capture):
     for w in out.values():
         assert w.steps[0].layers[0].weight_std is None and w.steps[1].layers[0].weight_std > 0
     _compare(out["kernels"], out["torch"], 1e-5)
+
+
+@pytest.mark.parametrize("mid", [False, True])
+def test_fused_and_slot_kernels_equal_their_parts(mid):
+    """fw_all/grad_all (one call per tensor) and the replay's fw_slot/grad_slot (the same numbers
+    at fixed offsets of one array) equal fw_stats, cos_sums, hist_counts and grad_sums called one
+    by one; the variance flag is the probe's rule."""
+    rng = np.random.default_rng(12)
+    shape = (24, 6, 10) if mid else (24, 60)
+    x = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)
+    flat = x.reshape(-1)
+    near = np.float32(0.05)
+    hstep, nb, lo, kk = 7, 40, -3.0, 40 / 6.0
+    idx = np.empty(flat.size, dtype=np.int32)
+    out_ref, c_ref = np.empty((5, shape[1])), np.zeros(nb, dtype=np.int64)
+    s, sq, nz = (K.fw_stats_mid if mid else K.fw_stats)(x, near, out_ref)
+    h = flat.reshape(shape[0], -1)[:16]
+    n2_ref = np.empty(16)
+    q_ref = K.cos_sums(h, 1, n2_ref)
+    K.hist_counts(flat, hstep, 1.0, lo, kk, nb, idx, c_ref)
+    out, n2, c = np.empty((5, shape[1])), np.empty(16), np.zeros(nb, dtype=np.int64)
+    r = (K.fw_all_mid if mid else K.fw_all)(x, near, out, h, 1, n2, flat, hstep, 1.0, lo, kk, nb, idx, c)
+    assert r[:4] == (s, sq, nz, q_ref) and r[4]
+    np.testing.assert_array_equal(out, out_ref)
+    np.testing.assert_array_equal(n2, n2_ref)
+    np.testing.assert_array_equal(c, c_ref)
+    c_ref[:] = 0  # the histogram again, for the slot kernel
+    K.hist_counts(flat, hstep, 1.0, lo, kk, nb, idx, c_ref)
+    vals, counts = np.full(5 * shape[1] + 3 + 16 + 4, np.nan), np.zeros(nb + 3, dtype=np.int64)
+    feats = flat.size // shape[0]
+    view = shape if mid else (shape[0], shape[1])
+    cancel, counted = (K.fw_slot_mid if mid else K.fw_slot)(flat, vals, counts, idx, *view, near, 2, 16, feats, 1,
+                                                             hstep, lo, kk, nb, 3)
+    assert counted and not cancel
+    np.testing.assert_array_equal(vals[2:2 + 5 * shape[1]].reshape(5, -1), out_ref)
+    b = 2 + 5 * shape[1]
+    assert (vals[b], vals[b + 1], vals[b + 2]) == (sq, nz, q_ref)
+    np.testing.assert_array_equal(vals[b + 3:b + 19], n2_ref)
+    np.testing.assert_array_equal(counts[3:], c_ref)
+    g_ref = np.empty((2, shape[1]))
+    gs, gq = (K.grad_sums_mid if mid else K.grad_sums)(x, g_ref)
+    gv, gc = np.zeros(2 * shape[1] + 1), np.zeros(nb, dtype=np.int64)
+    cancel, counted = (K.grad_slot_mid if mid else K.grad_slot)(flat, gv, gc, idx, *view, 0, hstep, 1.0, lo, kk, nb, 0)
+    np.testing.assert_array_equal(gv[:-1].reshape(2, -1), g_ref)
+    assert gv[-1] == gq and counted and not cancel
+    np.testing.assert_array_equal(gc, c_ref)
+
+
+def test_variance_rules_and_the_weights_update_kernel():
+    # the probe's rule: Σx²/n − mean² below 1e-3·E[x²] (or not finite)
+    assert K.cancels(100.0, 100.0, 100) and not K.cancels(0.0, 100.0, 100)
+    assert K.cancels(math.nan, 1.0, 4) and K.cancels_w(10.0, 10.0, 10) and not K.cancels_w(0.0, 10.0, 10)
+    rng = np.random.default_rng(13)
+    ws = tuple(rng.standard_normal(n).astype(np.float32) for n in (100, 7, 64))
+    ss = tuple((w + rng.standard_normal(w.size).astype(np.float32) * 0.01) for w in ws)
+    ref = [K.diff_snap_sums(w, s.copy()) for w, s in zip(ws, ss)]
+    out = np.empty((3, 4))
+    K.diff_snap_all(ws, ss, out)
+    for i, (w, s) in enumerate(zip(ws, ss)):
+        assert tuple(out[i, :3]) == ref[i]
+        np.testing.assert_array_equal(s, w)  # the next step's copy
+        assert out[i, 3] == 0.0

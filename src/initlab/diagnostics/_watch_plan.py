@@ -31,8 +31,11 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import torch  # (this module is imported by a torch watch only: torch is already loaded)
 
 from initlab.diagnostics._stats import Histogram, histogram
+
+_Tensor = torch.Tensor
 
 FW_MEMBERS = ("pre", "act", "cos", "weight", "gain")  # the keys of a row's fw dict that hold members
 MISSES = 2  # recorded steps in a row a plan may miss before it is traced anew
@@ -52,10 +55,8 @@ def signature(out: Any, xin: Any, last: tuple[Any, float]) -> tuple[Any, ...]:
     depends on beyond the plan's fixed structure: the output's and input's shape, dtype, device
     and whether they need a gradient, whether the input is the last row's output (and unchanged
     since), or the output itself (in place)."""
-    import torch
-
-    o = (out.shape, out.dtype, out.is_cpu, out.requires_grad) if isinstance(out, torch.Tensor) else None
-    if not isinstance(xin, torch.Tensor):
+    o = (out.shape, out.dtype, out.is_cpu, out.requires_grad) if isinstance(out, _Tensor) else None
+    if not isinstance(xin, _Tensor):
         return o, None
     prev = xin is last[0]
     return o, (xin.shape, xin.dtype, xin.is_cpu, xin.requires_grad, prev, prev and _version(xin) == last[1],
@@ -489,13 +490,11 @@ def _exact(ps: Replay, mi: int, flat: np.ndarray, view: tuple[int, ...], mid: bo
 def forward(hooks: Any, ps: Replay, kind: str, mod: Any, inp: tuple[Any, ...], out: Any) -> bool:
     """One forward hook call (``kind`` "fw") or in-place pre-hook call ("pre") replayed; False
     when it departs from the plan (nothing done: the caller hands the step to the general path)."""
-    import torch
-
     pl = ps.plan
     if ps.i >= len(pl.events):
         return False
     ev_kind, ev_mod, ev_sig, ops, post = pl.events[ps.i]
-    xin = inp[0] if inp and isinstance(inp[0], torch.Tensor) else None
+    xin = inp[0] if inp and isinstance(inp[0], _Tensor) else None
     if ev_kind != kind or ev_mod is not mod or signature(out, xin, ps.last) != ev_sig:
         return False
     try:
