@@ -1001,6 +1001,11 @@ class _Row:
     grads: dict[str, Any] = field(default_factory=dict)  # "preact"/"act": members of a "grad" group
     hist: dict[str, Any] = field(default_factory=dict)  # key -> (group, index of the group's histogram)
     weight: Any = None  # the parameter whose gradient and update the row reports
+    wkey: int | None = None  # its id, for a row made again from a kept step (the weight itself not kept)
+
+    def wid(self) -> int | None:
+        """The key of the row's weight in the step's dicts (its id when the step was taken)."""
+        return self.wkey if self.wkey is not None else (None if self.weight is None else id(self.weight))
 
 
 class _Unfrozen(Exception):
@@ -1187,8 +1192,12 @@ class _TorchHooks:
                     self._settle_groups(p)  # now, while the input is in cache
         is_lazy = self.is_lazy  # (a LazyLinear's weight before its first forward: no copy yet)
         with torch.no_grad():
+            tr = self.trace
             for m_ in self.wmods:
                 w = getattr(m_, "weight", None)
+                if tr is not None:  # (the weights the plan expects to find at each step)
+                    tr.wcheck.append((m_, w, w.shape if isinstance(w, torch.Tensor) else None,
+                                      bool(getattr(w, "requires_grad", False))))
                 if isinstance(w, torch.Tensor) and not is_lazy(w) and w.is_floating_point() and id(w) not in p.snapshots:
                     snap, sums = self._fast_snapshot(w)  # W before this step's update
                     if snap is None:
@@ -1905,9 +1914,10 @@ class _TorchHooks:
                 upd = self._fast_update_norms(snaps, fuse)
                 rest = {key: v for key, v in snaps.items() if key not in upd}
                 upd.update(_update_norms_in_place(rest))
-        if not self.plans or self.plans[-1] is not pl:
-            self.plans.append(pl)
-        self.watch._lazy.append(wp.kept(rp, len(self.plans) - 1, upd))
+        if pl.kept_index is None:  # (what reading its steps needs, without the trace's objects)
+            pl.kept_index = len(self.plans)
+            self.plans.append(wp.KeptPlan(pl))
+        self.watch._lazy.append(wp.kept(rp, pl.kept_index, upd))
         self.watch._verdicts = None
         self.replayed += 1
         self.misses = 0
@@ -1971,7 +1981,7 @@ class _TorchHooks:
                         return None
                     hist.append((k, h.key, h.hist.edges, h.hist.counts, int(h.hist.n_sampled)))
                 rows.append((st, r.kind, -1 if r.activation is None else self._intern(r.activation), r.axis,
-                             bool(r.paired), -1 if r.weight is None else self._intern(r.weight), tuple(fw),
+                             bool(r.paired), -1 if r.weight is None else id(r.weight), tuple(fw),
                              tuple((k, mem(v)) for k, v in r.grads.items()), tuple(hist)))
             wg = tuple((k, mem(v)) for k, v in p.weight_grads.items())
             inp = -1 if p.input is None else mem(p.input)
@@ -2002,7 +2012,7 @@ class _TorchHooks:
             st = LayerStats.__new__(LayerStats)
             st.__dict__.update(st_items)
             r = _Row(st, None, kind, None if act < 0 else self.interned[act], axis, paired=paired)
-            r.weight = None if weight < 0 else self.interned[weight]
+            r.wkey = None if weight < 0 else weight  # (the weight's id in the step's dicts; the weight is not kept)
             for k, v in fw:
                 r.fw[k] = (None if v < 0 else mems[v]) if k in ("pre", "act", "cos", "weight", "gain") else v
             for k, v in grads:
@@ -2253,6 +2263,7 @@ class _TorchHooks:
         layers, near, upd = [], {}, {}
         for r in p.rows:
             st = r.st
+            wid = r.wid()
             self._fill_forward(p, d, r)
             w_norm = None
             wm = r.fw.get("weight") or r.fw.get("gain")
@@ -2275,18 +2286,18 @@ class _TorchHooks:
                     st.grad_rms = math.sqrt(max(gm.std * gm.std + gm.mean * gm.mean, 0.0)) * scale
                 if gact is not None:
                     st.grad_act_std = st.grad_std if gact is gpre else self._moments(p, d, gact).std * scale
-                gw = p.weight_grads.get(id(r.weight)) if r.weight is not None else None
+                gw = p.weight_grads.get(wid) if wid is not None else None
                 if gw is not None:
                     gs = self._moments(p, d, gw)
                     st.grad_weight_std = gs.std * wscale
                     if w_norm is not None:
                         gn = math.sqrt(max(gs.n * (gs.std * gs.std + gs.mean * gs.mean), 0.0)) * wscale
                         st.grad_weight_ratio = gn / w_norm if w_norm > 0 else math.inf
-            guess = p.init_guess.get(id(r.weight)) if r.weight is not None and r.kind != "norm" else None
+            guess = p.init_guess.get(wid) if wid is not None and r.kind != "norm" else None
             if guess is not None:
                 st.weight_init, st.weight_kurtosis = guess
-            if r.weight is not None and id(r.weight) in upd_norms and w_norm is not None:
-                dn = upd_norms[id(r.weight)]
+            if wid is not None and wid in upd_norms and w_norm is not None:
+                dn = upd_norms[wid]
                 upd[st.name] = dn / w_norm if w_norm > 0 else math.inf
             m = r.fw["act"]
             if isinstance(m, _Fast):

@@ -78,6 +78,7 @@ class Trace:
         self.input_sig: tuple[Any, ...] = ()
         self.input: tuple[Any, ...] | None = None  # (member, geometry)
         self.last: tuple[Any, float] = (None, math.nan)
+        self.wcheck: list[tuple[Any, Any, Any, bool]] = []  # (module, its weight, shape, requires_grad) at the step
 
     def fail(self, why: str) -> None:
         if self.ok:
@@ -103,9 +104,11 @@ class Trace:
             self.last = (out, last.version)
         ev["post"] = post
         ev["out"] = ev["xin"] = None
-        # the general path's objects after this hook call (to hand a departing step back to it)
-        ev["state"] = ([_row_state(r) for r in p.rows], [(k, _row_state(r)) for k, r in p.inplace.items()],
-                       dict(p.names), set(p.pair_inplace))
+        # the general path's objects after this hook call (to hand a departing step back to it): the
+        # rows in order, and the state of those a hook call can change (the last row, the one it
+        # appends, the in-place rows begun by pre-hooks); earlier rows keep their last state
+        ev["state"] = (tuple(p.rows), tuple(p.inplace.items()), dict(p.names), set(p.pair_inplace),
+                       [_row_state(r) for r in (*p.rows[-2:], *p.inplace.values())])
         self.events.append(ev)
 
     def sel(self, t: Any) -> str | None:
@@ -184,14 +187,27 @@ class Plan:
         self.batch = 0
         self.input_sig: tuple[Any, ...] = ()
         self.wcheck: list[tuple[Any, Any]] = []  # (module, its weight): the same objects at each step
-        self.wshapes: list[tuple[Any, Any]] = []  # (weight, its shape)
+        self.wshapes: list[tuple[Any, Any, bool]] = []  # (weight, its shape, requires_grad)
         self.wgi: dict[int, int] = {}  # id(weight) -> its gradient's member
         self.wbatch: Any = None  # the weights' views for one update-size kernel call (_replay_update_norms)
+        self.kept_index: int | None = None  # its KeptPlan's index in _TorchHooks.plans
+
 
     def alloc(self, n: int) -> int:
         o = self.nvals
         self.nvals += n
         return o
+
+
+class KeptPlan:
+    """What reading a plan's kept steps needs (:func:`frozen`): its template and layout, not
+    the traced step's objects."""
+
+    __slots__ = ("template", "mem_slot", "hist_slot", "sat_slot", "batch")
+
+    def __init__(self, pl: Plan) -> None:
+        self.template, self.mem_slot, self.hist_slot = pl.template, pl.mem_slot, pl.hist_slot
+        self.sat_slot, self.batch = pl.sat_slot, pl.batch
 
 
 def build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[int, int],
@@ -220,8 +236,8 @@ def build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[i
     covered.update(g[2] for g in pl.grads if g[2] is not None)
     if covered != set(range(len(frozen[4]))):
         return None
-    for rows_state, inplace_state, _, _ in pl.states:
-        for st in (*rows_state, *(s for _, s in inplace_state)):
+    for _, _, _, _, changed in pl.states:
+        for st in changed:
             fw, hist = st[8], st[9]
             if any(k in FW_MEMBERS and v is not None and id(v) not in ids for k, v in fw.items()):
                 return None
@@ -236,8 +252,10 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
 
     pl = Plan()
     pl.template, pl.mem_index, pl.batch, pl.input_sig = frozen, ids, p.batch, trace.input_sig
-    pl.wcheck = [(m_, getattr(m_, "weight", None)) for m_ in hooks.wmods]
-    pl.wshapes = [(w, w.shape) for _, w in pl.wcheck if w is not None]
+    if not trace.wcheck:
+        return None
+    pl.wcheck = [(m_, w) for m_, w, _, _ in trace.wcheck]
+    pl.wshapes = [(w, shape, rg) for _, w, shape, rg in trace.wcheck if w is not None]
     _, _, _, _, mrecs, rows, wg, inp, upd = frozen
     for rec in mrecs:
         if rec[0] == "F":
@@ -391,7 +409,7 @@ class Replay:
     """One recorded step being replayed."""
 
     __slots__ = ("plan", "step", "batch", "vals", "counts", "i", "last", "exact", "loss", "handles", "mat", "flats",
-                 "done", "wdone", "gregs")
+                 "done", "wdone", "gregs", "hist_n")
 
     def __init__(self, plan: Plan, step: int) -> None:
         self.plan, self.step, self.batch = plan, step, plan.batch
@@ -407,6 +425,7 @@ class Replay:
         self.done: dict[int, Any] = {}  # gradient hooks run: index -> the tensor's geometry
         self.wdone: set[int] = set()
         self.gregs: list[int] = []
+        self.hist_n: dict[int, int] | None = None  # counts offset -> values binned, where not all finite
 
 
 def _weight_of(m: Any) -> Any:
@@ -429,8 +448,8 @@ def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     for m_, w in pl.wcheck:
         if _weight_of(m_) is not w:
             return None
-    for w, shape in pl.wshapes:
-        if w.shape != shape:
+    for w, shape, rg in pl.wshapes:
+        if w.shape != shape or w.requires_grad != rg:
             return None
     ps = Replay(pl, hooks.step)
     k = hooks.kernels
@@ -448,6 +467,19 @@ def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
             vals[o + 2 * chans + 1] = math.nan
         if cancel:
             _exact(ps, mi, flat, geo[1], False)
+    try:
+        _weights(hooks, ps, k, vals)
+    except BaseException:
+        for h in ps.handles:  # (a kernel failing: no hook of this step left behind)
+            h.remove()
+        raise
+    return ps
+
+
+def _weights(hooks: Any, ps: Replay, k: Any, vals: np.ndarray) -> None:
+    """A replayed step's weights: their sums (left by the last step's update kernel, or taken now
+    with their copy), the centered fallback, and (every > 1) their gradients' hooks."""
+    pl = ps.plan
     presnap = hooks.presnap
     every = hooks.watch.every
     for w, key, mi, gi, us, o in pl.weights:
@@ -468,7 +500,6 @@ def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
         if every > 1 and w.requires_grad:
             ps.handles.append(w.register_hook(partial(wgrad, hooks, ps, key, gi)))
     presnap.clear()
-    return ps
 
 
 def _input_sig(x: Any) -> tuple[Any, ...]:
@@ -527,7 +558,7 @@ def _ops(hooks: Any, ps: Replay, ops: tuple[Any, ...], out: Any, xin: Any) -> li
                 flat = fx = xin.detach().numpy().reshape(-1)
             cancel, counted = (k.fw_slot_mid if geo[0] else k.fw_slot)(flat, vals, counts, idx, *args)
             if hp is not None and not counted:
-                _fallback_hist(counts, hp[0], hp[1], flat, geo[7], 1.0)
+                _fallback_hist(ps, hp[0], hp[1], flat, geo[7], 1.0)
             if cancel:
                 _exact(ps, mi, flat, geo[1], geo[0])
         elif c == "h":
@@ -540,7 +571,7 @@ def _ops(hooks: Any, ps: Replay, ops: tuple[Any, ...], out: Any, xin: Any) -> li
             if math.isfinite(vals[o + 5 * chans]):
                 k.hist_counts(flat, geo[7], 1.0, lo, kk, nb, idx, counts[co:co + nb])
             else:
-                _fallback_hist(counts, co, edges, flat, geo[7], 1.0)
+                _fallback_hist(ps, co, edges, flat, geo[7], 1.0)
         elif c == "r":
             regs.append((op[1], op[2]))
         else:
@@ -570,10 +601,15 @@ def _fast_marker() -> Any:
     return _MARK[0]
 
 
-def _fallback_hist(counts: np.ndarray, co: int, edges: np.ndarray, flat: np.ndarray, hstep: int, scale: float) -> None:
+def _fallback_hist(ps: Replay, co: int, edges: np.ndarray, flat: np.ndarray, hstep: int, scale: float) -> None:
+    """A histogram of values not all finite, by the probe's own function (it bins the finite
+    ones: their number is kept beside the counts)."""
     with np.errstate(all="ignore"):
         h = histogram(flat[::hstep].astype(np.float64) * scale, edges)
-    counts[co:co + h.counts.size] = h.counts
+    ps.counts[co:co + h.counts.size] = h.counts
+    if ps.hist_n is None:
+        ps.hist_n = {}
+    ps.hist_n[co] = int(h.n_sampled)
 
 
 def grad(hooks: Any, ps: Replay, gi: int, g: Any) -> None:
@@ -609,7 +645,7 @@ def grad(hooks: Any, ps: Replay, gi: int, g: Any) -> None:
         hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
         return
     if hp is not None and not counted:
-        _fallback_hist(ps.counts, hp[0], hp[1], flat, geo[7], args[-5])
+        _fallback_hist(ps, hp[0], hp[1], flat, geo[7], args[-5])
     if cancel:
         _exact(ps, mi, flat, geo[1], geo[0])
     ps.done[gi] = True
@@ -642,6 +678,12 @@ def wgrad(hooks: Any, ps: Replay | None, key: int, gi: int | None, g: Any) -> No
         return
     o = ps.plan.mem_slot[gi][1]
     ps.vals[o], ps.vals[o + 1] = s, q
+    if hooks.kernels.cancels_w(s, q, flat.size):  # the probe's centered fallback (as _HostSums.of)
+        from initlab.diagnostics._watch import _centered_flat
+
+        if ps.exact is None:
+            ps.exact = {}
+        ps.exact[gi] = _centered_flat(g)
     ps.wdone.add(key)
 
 
@@ -713,13 +755,15 @@ def kept(ps: Replay, plan_index: int, upd: dict[int, float]) -> tuple[Any, ...]:
     if ps.exact:
         rows = [(i, *e) for i, e in ps.exact.items() if type(i) is int]
         ex = np.array(rows, dtype=np.float64).reshape(-1, 5) if rows else None
+    hn = None if not ps.hist_n else np.array(sorted(ps.hist_n.items()), dtype=np.int64).reshape(-1, 2)
     return ("replay", plan_index, ps.step, ps.loss, ps.vals, ps.counts, ex,
-            np.array([upd.get(k, math.nan) for k, _ in tupd], dtype=np.float64))
+            np.array([upd.get(k, math.nan) for k, _ in tupd], dtype=np.float64), hn)
 
 
-def frozen(pl: Plan, kept_step: tuple[Any, ...]) -> tuple[Any, ...]:
+def frozen(pl: Plan | KeptPlan, kept_step: tuple[Any, ...]) -> tuple[Any, ...]:
     """A kept replayed step in the form of :meth:`_TorchHooks._freeze` (for :meth:`_TorchHooks._thaw`)."""
-    _, _, step, loss, vals, counts, exact, updv = kept_step
+    _, _, step, loss, vals, counts, exact, updv, hn = kept_step
+    hist_n = {} if hn is None else {int(a): int(b) for a, b in hn}
     _, _, _, _, mrecs, rows, wg, inp, tupd = pl.template
     ex = {} if exact is None else {int(r[0]): tuple(float(v) for v in r[1:]) for r in exact}
     mems = []
@@ -745,8 +789,8 @@ def frozen(pl: Plan, kept_step: tuple[Any, ...]) -> tuple[Any, ...]:
     for i, (st, kind, act, axis, paired, weight, fw, grads, hist) in enumerate(rows):
         if i in pl.sat_slot:
             fw = tuple((k, float(vals[pl.sat_slot[i]]) if k == "sat_host" else v) for k, v in fw)
-        hist = tuple((k, key, edges, counts[pl.hist_slot[(i, k)]:pl.hist_slot[(i, k)] + c.size], n)
-                     for k, key, edges, c, n in hist)
+        hist = tuple((k, key, edges, counts[pl.hist_slot[(i, k)]:pl.hist_slot[(i, k)] + c.size],
+                      hist_n.get(pl.hist_slot[(i, k)], n)) for k, key, edges, c, n in hist)
         out_rows.append((st, kind, act, axis, paired, weight, fw, grads, hist))
     return ("step", step, pl.batch, loss, tuple(mems), tuple(out_rows), wg, inp,
             tuple((k, float(u)) for (k, _), u in zip(tupd, updv)))
@@ -756,7 +800,7 @@ def materialize(hooks: Any, ps: Replay) -> Any:
     """The general path's :class:`_Pending` after the hook calls replayed so far (and the
     gradient hooks run): rows, members and histograms as that path would hold them."""
     from initlab.diagnostics._result import LayerStats
-    from initlab.diagnostics._watch import _FastHist, _HostSums, _Pending, _Row
+    from initlab.diagnostics._watch import _Fast, _FastHist, _HostSums, _Pending, _Row
 
     pl = ps.plan
     mems = _members(hooks, ps)
@@ -786,7 +830,7 @@ def materialize(hooks: Any, ps: Replay) -> Any:
             ri, hk = pl.hist_index[id(h)]
             co = pl.hist_slot[(ri, hk)]
             c = ps.counts[co:co + h.hist.counts.size].copy()
-            r.hist[k] = _FastHist(h.key, hist=Histogram(h.hist.edges, c, h.hist.n_sampled))
+            r.hist[k] = _FastHist(h.key, hist=Histogram(h.hist.edges, c, (ps.hist_n or {}).get(co, h.hist.n_sampled)))
         ri = pl.row_index.get(id(traced_row))
         if ri is not None:
             rows_by_index[ri] = r
@@ -795,16 +839,32 @@ def materialize(hooks: Any, ps: Replay) -> Any:
         return r
 
     if ps.i:
-        rows_state, inplace_state, names, pair_inplace = pl.states[ps.i - 1]
-        p.rows = [make(s) for s in rows_state]
-        p.inplace = {k: make(s) for k, s in inplace_state}
+        latest: dict[int, tuple[Any, ...]] = {}  # id(traced row) -> its state after the hook calls so far
+        for ev_state in pl.states[:ps.i]:
+            for st in ev_state[4]:
+                latest[id(st[0])] = st
+        rows, inplace, names, pair_inplace, _ = pl.states[ps.i - 1]
+        made = {id(r): make(latest[id(r)]) for r in (*rows, *(r for _, r in inplace))}
+        p.rows = [made[id(r)] for r in rows]
+        p.inplace = {k: made[id(r)] for k, r in inplace}
         p.names, p.pair_inplace = dict(names), set(pair_inplace)
         if p.rows:
-            p.rows[-1].out, p.rows[-1].version = ps.last
+            last = p.rows[-1]
+            last.out, last.version = ps.last
+            m = last.fw.get("act")
+            if ps.last[0] is not None and isinstance(m, _Fast):  # its values, for a histogram the general path takes of it
+                m.t = hooks._flat(ps.last[0])
+                p.fast.append(m)
     for gi in ps.gregs:  # the gradients their hooks took already
         ri, key, mi = pl.grads[gi][:3]
         if gi in ps.done and ri in rows_by_index and mi is not None:
-            rows_by_index[ri].grads[key] = mems[mi]
+            r = rows_by_index[ri]
+            r.grads[key] = mems[mi]
+            hp, ggeo = pl.grads[gi][4], pl.grads[gi][7]
+            if hp is not None:
+                co = hp[0]
+                r.hist["grad"] = _FastHist((r.st.name, "grad"), hist=Histogram(
+                    hp[1], ps.counts[co:co + hp[2]].copy(), (ps.hist_n or {}).get(co, ggeo[8])))
     p.rows_by_index = rows_by_index  # type: ignore[attr-defined]
     p.loss = ps.loss
     return p
