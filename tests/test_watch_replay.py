@@ -259,3 +259,71 @@ def test_a_second_backward_through_the_graph():
     wr, wg = run(True), run(False)
     _same(wr, wg)
     assert wr._hooks.departures >= 1
+
+
+class _NormSkip(torch.nn.Module):
+    """LayerNorm → [Linear, on some steps] → GELU: a step departing at the activation whose input
+    is the norm row's output (the general path then bins that output's histogram again)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(6, 16)
+        self.norm = torch.nn.LayerNorm(16)
+        self.extra = torch.nn.Linear(16, 16)
+        self.gelu = torch.nn.GELU()
+        self.out = torch.nn.Linear(16 * 5, 3)
+        self.branch = False
+
+    def forward(self, x):
+        h = self.norm(self.fc(x))
+        if self.branch:
+            h = self.extra(h)
+        h = self.gelu(h)
+        return self.out(h.reshape(h.shape[0], -1))
+
+
+def test_a_departure_at_an_activation_after_a_norm():
+    xs, ys = _batches((5, 6), [32] * 10)
+    wr, pr = _train(_NormSkip, xs, ys, 1, replay=True, branch_at=(4, 7))
+    wg, pg = _train(_NormSkip, xs, ys, 1, replay=False, branch_at=(4, 7))
+    assert wr._hooks.departures >= 1
+    _same(wr, wg)
+    for s_r, s_g in zip(wr.steps, wg.steps):  # (to_dict has no histograms)
+        for a, b in zip(s_r.layers, s_g.layers):
+            for key in ("hist", "preact_hist", "grad_hist"):
+                ha, hb = getattr(a, key), getattr(b, key)
+                assert (ha is None) == (hb is None), (s_r.step, a.name, key)
+                if ha is not None:
+                    np.testing.assert_array_equal(ha.counts, hb.counts)
+                    assert ha.n_sampled == hb.n_sampled
+
+
+def test_a_parametrized_weight_is_not_evaluated():
+    """spectral_norm's power iteration runs when its weight is read in training mode (it updates
+    the module's buffers): the watch does not read it, so the training is bitwise the same."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    x = torch.randn(32, 10, generator=torch.Generator().manual_seed(1))
+
+    def run(watched, replay=True):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(spectral_norm(torch.nn.Linear(10, 16)), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        w = watch(model, every=1) if watched else None
+        if w is not None:
+            w._hooks.replay = replay
+            w.__enter__()
+        for _ in range(6):
+            opt.zero_grad()
+            loss = model(x).pow(2).mean()
+            loss.backward()
+            opt.step()
+        if w is not None:
+            w.__exit__(None, None, None)
+        return {k: v.clone() for k, v in model.state_dict().items()}, w
+
+    plain, _ = run(False)
+    for replay in (True, False):
+        watched, w = run(True, replay)
+        assert all(torch.equal(plain[k], watched[k]) for k in plain)
+        assert w.steps[-1].layers[0].weight_std is None and w.steps[-1].layers[-1].weight_std is not None

@@ -1116,7 +1116,7 @@ class _TorchHooks:
         from torch.nn.parameter import is_lazy
 
         self.is_lazy = is_lazy
-        self.wmods = [m for m in self.kinds if isinstance(getattr(m, "weight", None), torch.Tensor)]
+        self.wmods = [m for m in self.kinds if isinstance(_plain_weight(m), torch.Tensor)]
         if not self.names and self.capture == "modules":
             raise ValueError(f"The 'model' argument has no module to watch (Linear, ConvNd, activation or norm "
                              f"modules); got {type(self.model).__name__}.")
@@ -1194,7 +1194,7 @@ class _TorchHooks:
         with torch.no_grad():
             tr = self.trace
             for m_ in self.wmods:
-                w = getattr(m_, "weight", None)
+                w = _plain_weight(m_)
                 if tr is not None:  # (the weights the plan expects to find at each step)
                     tr.wcheck.append((m_, w, w.shape if isinstance(w, torch.Tensor) else None,
                                       bool(getattr(w, "requires_grad", False))))
@@ -1681,13 +1681,14 @@ class _TorchHooks:
                                                                                ek=(name, "preact"))
             row.fw["width"] = _width(tuple(out.shape), axis)
             self._hist(row, "preact", m)
-            w = mod.weight
-            row.fw["weight"] = p.weights.get(id(w))
-            fan = self.fans.get(mod)
-            if fan is None or fan[0] != w.shape:  # computed once per module (and weight shape)
-                fan = self.fans[mod] = (w.shape, _fan_in(mod), _fan_out(w))
-            row.st.fan_in, row.st.fan_out = fan[1], fan[2]
-            row.weight = w
+            w = _plain_weight(mod)
+            if isinstance(w, torch.Tensor):  # (not a parametrized weight: see _plain_weight)
+                row.fw["weight"] = p.weights.get(id(w))
+                fan = self.fans.get(mod)
+                if fan is None or fan[0] != w.shape:  # computed once per module (and weight shape)
+                    fan = self.fans[mod] = (w.shape, _fan_in(w, mod), _fan_out(w))
+                row.st.fan_in, row.st.fan_out = fan[1], fan[2]
+                row.weight = w
             if out.requires_grad:
                 self._reg(p, row, "preact", out)
         elif kind == "activation":
@@ -1716,7 +1717,7 @@ class _TorchHooks:
             m = row.fw["act"] = row.fw["cos"] = self._member(p, "fw", out, axis, cos=True, ek=(name, "act"))
             row.fw["width"] = _width(tuple(out.shape), axis)
             self._hist(row, "act", m)
-            w = getattr(mod, "weight", None)
+            w = _plain_weight(mod)
             if isinstance(w, torch.Tensor):
                 row.fw["gain"] = p.weights.get(id(w))
                 row.weight = w
@@ -2540,11 +2541,23 @@ def _fan_out(w: Any) -> int | None:
     return int(compute_fans(tuple(w.shape))[1]) if w.ndim >= 2 else None
 
 
-def _fan_in(module: Any) -> int | None:
-    """The probe's fan-in of a linear/conv weight (a transposed conv: per output unit)."""
+def _plain_weight(module: Any) -> Any:
+    """``module.weight``, unless a parametrization computes it (``torch.nn.utils.parametrize``:
+    weight_norm, spectral_norm, orthogonal): reading that runs the parametrization, and
+    spectral_norm's power iteration then updates the module's buffers in training mode, so the
+    watch would change the training. Such a weight is not read (None): its row reports no
+    weight statistics, fans or update size."""
+    mods = module.__dict__.get("_modules")
+    pz = mods.get("parametrizations") if mods else None
+    if pz is not None and "weight" in pz:
+        return None
+    return getattr(module, "weight", None)
+
+
+def _fan_in(w: Any, module: Any) -> int | None:
+    """The probe's fan-in of a linear/conv weight ``w`` of ``module`` (a transposed conv: per output unit)."""
     from initlab.init import compute_fans
 
-    w = module.weight
     if w.ndim < 2:
         return None
     if getattr(module, "transposed", False):

@@ -429,10 +429,15 @@ class Replay:
 
 
 def _weight_of(m: Any) -> Any:
-    """``m.weight`` (a parameter straight from the module's dict: Module.__getattr__ is slow)."""
+    """``m.weight`` as the watch reads it (:func:`_watch._plain_weight`; a parameter straight from
+    the module's dict: Module.__getattr__ is slow)."""
     d = m._parameters
     w = d.get("weight")
-    return w if w is not None or "weight" in d else getattr(m, "weight", None)
+    if w is not None or "weight" in d:
+        return w
+    from initlab.diagnostics._watch import _plain_weight
+
+    return _plain_weight(m)
 
 
 def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Replay | None:
