@@ -337,18 +337,28 @@ def grad_sums_mid(x: Any, out: Any) -> Any:  # pragma: no cover - compiled
 
 
 @jit
+def _hist_if_finite(sq: float, flat: Any, hstep: int, scale: float, lo: float, kk: float, nb: int, idx: Any,
+                    counts: Any) -> bool:  # pragma: no cover - compiled
+    """:func:`hist_counts` of flat when there are bins (nb > 0) and Σx² is finite; whether it counted."""
+    counted = nb > 0 and np.isfinite(sq)
+    if counted:
+        hist_counts(flat, hstep, scale, lo, kk, nb, idx, counts)
+    return counted
+
+
+@jit
+def _cos_if_rows(h: Any, fstep: int, n2: Any) -> float:  # pragma: no cover - compiled
+    """:func:`cos_sums` of h when it has two rows or more, else NaN."""
+    return cos_sums(h, fstep, n2) if h.shape[0] >= 2 else np.nan
+
+
+@jit
 def fw_all(x: Any, near_t: Any, out: Any, h: Any, fstep: int, n2: Any, flat: Any, hstep: int, scale: float,
            lo: float, kk: float, nb: int, idx: Any, counts: Any) -> Any:  # pragma: no cover - compiled
     """:func:`fw_stats` of x [rows, C], :func:`cos_sums` of h, :func:`hist_counts` of flat.
     Returns (Σx, Σx², near-zero count, q (NaN without cosine), whether the histogram was counted)."""
     s, sq, near = fw_stats(x, near_t, out)
-    q = np.nan
-    if h.shape[0] >= 2:
-        q = cos_sums(h, fstep, n2)
-    counted = nb > 0 and np.isfinite(sq)
-    if counted:
-        hist_counts(flat, hstep, scale, lo, kk, nb, idx, counts)
-    return s, sq, near, q, counted
+    return s, sq, near, _cos_if_rows(h, fstep, n2), _hist_if_finite(sq, flat, hstep, scale, lo, kk, nb, idx, counts)
 
 
 @jit
@@ -356,13 +366,7 @@ def fw_all_mid(x: Any, near_t: Any, out: Any, h: Any, fstep: int, n2: Any, flat:
                lo: float, kk: float, nb: int, idx: Any, counts: Any) -> Any:  # pragma: no cover - compiled
     """:func:`fw_all` with :func:`fw_stats_mid` (x [batch, C, positions])."""
     s, sq, near = fw_stats_mid(x, near_t, out)
-    q = np.nan
-    if h.shape[0] >= 2:
-        q = cos_sums(h, fstep, n2)
-    counted = nb > 0 and np.isfinite(sq)
-    if counted:
-        hist_counts(flat, hstep, scale, lo, kk, nb, idx, counts)
-    return s, sq, near, q, counted
+    return s, sq, near, _cos_if_rows(h, fstep, n2), _hist_if_finite(sq, flat, hstep, scale, lo, kk, nb, idx, counts)
 
 
 @jit
@@ -370,10 +374,7 @@ def grad_all(x: Any, out: Any, flat: Any, hstep: int, scale: float, lo: float, k
              counts: Any) -> Any:  # pragma: no cover - compiled
     """:func:`grad_sums` of x [rows, C] and :func:`hist_counts` of flat. Returns (Σx, Σx², counted)."""
     s, sq = grad_sums(x, out)
-    counted = nb > 0 and np.isfinite(sq)
-    if counted:
-        hist_counts(flat, hstep, scale, lo, kk, nb, idx, counts)
-    return s, sq, counted
+    return s, sq, _hist_if_finite(sq, flat, hstep, scale, lo, kk, nb, idx, counts)
 
 
 @jit
@@ -381,10 +382,7 @@ def grad_all_mid(x: Any, out: Any, flat: Any, hstep: int, scale: float, lo: floa
                  counts: Any) -> Any:  # pragma: no cover - compiled
     """:func:`grad_all` with :func:`grad_sums_mid` (x [batch, C, positions])."""
     s, sq = grad_sums_mid(x, out)
-    counted = nb > 0 and np.isfinite(sq)
-    if counted:
-        hist_counts(flat, hstep, scale, lo, kk, nb, idx, counts)
-    return s, sq, counted
+    return s, sq, _hist_if_finite(sq, flat, hstep, scale, lo, kk, nb, idx, counts)
 
 
 @jit
@@ -420,14 +418,11 @@ def fw_slot(flat: Any, vals: Any, counts: Any, idx: Any, r: int, c: int, near_t:
             fstep: int, hstep: int, lo: float, kk: float, nb: int, co: int) -> Any:  # pragma: no cover - compiled
     """:func:`fw_all` of flat viewed [r, c] into ``vals`` at ``o``; returns (whether the variance
     cancels (:func:`cancels`), whether the histogram was counted)."""
-    out = vals[o:o + 5 * c].reshape((5, c))
     b = o + 5 * c
-    h = flat[:hrows * feats].reshape((hrows, feats))
-    s, sq, near, q, counted = fw_all(flat.reshape((r, c)), near_t, out, h, fstep, vals[b + 3:b + 3 + hrows], flat,
-                                     hstep, 1.0, lo, kk, nb, idx, counts[co:co + nb])
-    vals[b] = sq
-    vals[b + 1] = near
-    vals[b + 2] = q
+    s, sq, near, q, counted = fw_all(flat.reshape((r, c)), near_t, vals[o:b].reshape((5, c)),
+                                     flat[:hrows * feats].reshape((hrows, feats)), fstep, vals[b + 3:b + 3 + hrows],
+                                     flat, hstep, 1.0, lo, kk, nb, idx, counts[co:co + nb])
+    vals[b:b + 3] = (sq, near, q)
     return cancels(s, sq, r * c), counted
 
 
@@ -436,14 +431,11 @@ def fw_slot_mid(flat: Any, vals: Any, counts: Any, idx: Any, n: int, c: int, p: 
                 feats: int, fstep: int, hstep: int, lo: float, kk: float, nb: int,
                 co: int) -> Any:  # pragma: no cover - compiled
     """:func:`fw_slot` of flat viewed [n, c, p] (channels on axis 1)."""
-    out = vals[o:o + 5 * c].reshape((5, c))
     b = o + 5 * c
-    h = flat[:hrows * feats].reshape((hrows, feats))
-    s, sq, near, q, counted = fw_all_mid(flat.reshape((n, c, p)), near_t, out, h, fstep, vals[b + 3:b + 3 + hrows],
-                                         flat, hstep, 1.0, lo, kk, nb, idx, counts[co:co + nb])
-    vals[b] = sq
-    vals[b + 1] = near
-    vals[b + 2] = q
+    s, sq, near, q, counted = fw_all_mid(flat.reshape((n, c, p)), near_t, vals[o:b].reshape((5, c)),
+                                         flat[:hrows * feats].reshape((hrows, feats)), fstep,
+                                         vals[b + 3:b + 3 + hrows], flat, hstep, 1.0, lo, kk, nb, idx, counts[co:co + nb])
+    vals[b:b + 3] = (sq, near, q)
     return cancels(s, sq, n * c * p), counted
 
 
