@@ -408,8 +408,8 @@ class _NoPlan(Exception):
 class Replay:
     """One recorded step being replayed."""
 
-    __slots__ = ("plan", "step", "batch", "vals", "counts", "i", "last", "exact", "loss", "handles", "mat", "flats",
-                 "done", "wdone", "gregs", "hist_n")
+    __slots__ = ("plan", "step", "batch", "vals", "counts", "i", "last", "exact", "loss", "handles", "mat", "done",
+                 "wdone", "gregs", "hist_n")
 
     def __init__(self, plan: Plan, step: int) -> None:
         self.plan, self.step, self.batch = plan, step, plan.batch
@@ -421,8 +421,7 @@ class Replay:
         self.loss: Any = None
         self.handles: list[Any] = []
         self.mat: Any = None  # the general path's _Pending once the step departed from the plan
-        self.flats: list[Any] = []
-        self.done: dict[int, Any] = {}  # gradient hooks run: index -> the tensor's geometry
+        self.done: dict[int, bool] = {}  # the gradient hooks that ran (by index)
         self.wdone: set[int] = set()
         self.gregs: list[int] = []
         self.hist_n: dict[int, int] | None = None  # counts offset -> values binned, where not all finite
