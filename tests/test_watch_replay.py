@@ -327,3 +327,48 @@ def test_a_parametrized_weight_is_not_evaluated():
         watched, w = run(True, replay)
         assert all(torch.equal(plain[k], watched[k]) for k in plain)
         assert w.steps[-1].layers[0].weight_std is None and w.steps[-1].layers[-1].weight_std is not None
+
+
+class _TanhFirst(torch.nn.Module):
+    """Tanh on the input (an infinite input value stays finite after it: tanh(inf) = 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t, self.fc, self.r, self.o = torch.nn.Tanh(), torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.o(self.r(self.fc(self.t(x)))).sum(1)
+
+
+def test_a_replayed_histogram_counts_its_own_finite_values():
+    """The traced step had an infinite input value (the Tanh row's pre-activation histogram binned
+    the finite ones); the later, finite steps' histograms count their whole sample, not the
+    traced step's count."""
+    xs, ys = _batches((5, 6), [32] * 6)
+    xs[1] = xs[1].clone()
+    xs[1][0, 0, 0] = float("inf")
+    wr, _ = _train(_TanhFirst, xs, ys, 1, replay=True)
+    wg, _ = _train(_TanhFirst, xs, ys, 1, replay=False)
+    assert wr._hooks.replayed > 0
+    ns = [[(r.name, None if r.preact_hist is None else r.preact_hist.n_sampled) for r in s.layers] for s in wr.steps]
+    assert ns == [[(r.name, None if r.preact_hist is None else r.preact_hist.n_sampled) for r in s.layers]
+                  for s in wg.steps]
+    assert ns[1][0][1] == ns[2][0][1] - 1  # (the traced step binned one value fewer)
+
+
+class _Reweight(_Mixed):
+    """A model whose forward() replaces the output layer's weight on some steps."""
+
+    def forward(self, x):
+        if self.branch:
+            self.out.weight = torch.nn.Parameter(self.out.weight.detach() * 0.5)
+        return super().forward(x)
+
+
+def test_a_weight_replaced_inside_forward():
+    xs, ys = _batches((5, 6), [32] * 8)
+    wr, _ = _train(_Reweight, xs, ys, 1, replay=True, branch_at=(4,))
+    wg, _ = _train(_Reweight, xs, ys, 1, replay=False, branch_at=(4,))
+    _same(wr, wg)
+    out4 = [r for r in wr.steps[4].layers if r.name == "out"][0]
+    assert out4.weight_std is None and wr.steps[4].update_ratio.get("out") is None

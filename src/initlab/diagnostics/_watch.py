@@ -1117,6 +1117,7 @@ class _TorchHooks:
 
         self.is_lazy = is_lazy
         self.wmods = [m for m in self.kinds if isinstance(_plain_weight(m), torch.Tensor)]
+        self.wmods_set = set(self.wmods)
         if not self.names and self.capture == "modules":
             raise ValueError(f"The 'model' argument has no module to watch (Linear, ConvNd, activation or norm "
                              f"modules); got {type(self.model).__name__}.")
@@ -1639,7 +1640,7 @@ class _TorchHooks:
             if tr is None:
                 self._record(p, mod, inp, out)
                 return
-            tr.begin("fw", mod, out, inp[0] if inp else None)
+            tr.begin("fw", mod, out, inp[0] if inp else None, self.wmods_set)
             try:
                 self._record(p, mod, inp, out)
             finally:
@@ -1761,7 +1762,7 @@ class _TorchHooks:
             _watch_plan()._depart(self, rp)
         tr = self.trace
         if tr is not None and self.pending is not None and self.recording:
-            tr.begin("pre", mod, None, inp[0] if inp else None)
+            tr.begin("pre", mod, None, inp[0] if inp else None, self.wmods_set)
             try:
                 self._inplace_pre_general(mod, inp)
             finally:

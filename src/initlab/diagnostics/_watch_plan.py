@@ -39,6 +39,7 @@ _Tensor = torch.Tensor
 
 FW_MEMBERS = ("pre", "act", "cos", "weight", "gain")  # the keys of a row's fw dict that hold members
 MISSES = 2  # recorded steps in a row a plan may miss before it is traced anew
+_NO_WEIGHT = object()  # an event of a module without a weight
 MAX_TRACES = 8
 
 
@@ -84,12 +85,12 @@ class Trace:
         if self.ok:
             self.ok, self.why = False, why
 
-    def begin(self, kind: str, mod: Any, out: Any, xin: Any) -> None:
+    def begin(self, kind: str, mod: Any, out: Any, xin: Any, weighted: Any = ()) -> None:
         import torch
 
         xin = xin if isinstance(xin, torch.Tensor) else None
         self.cur = {"kind": kind, "mod": mod, "out": out, "xin": xin, "sig": signature(out, xin, self.last),
-                    "ops": []}
+                    "ops": [], "w": _weight_of(mod) if mod in weighted else _NO_WEIGHT}
 
     def end(self, p: Any) -> None:
         ev, self.cur = self.cur, None
@@ -191,6 +192,7 @@ class Plan:
         self.wgi: dict[int, int] = {}  # id(weight) -> its gradient's member
         self.wbatch: Any = None  # the weights' views for one update-size kernel call (_replay_update_norms)
         self.kept_index: int | None = None  # its KeptPlan's index in _TorchHooks.plans
+        self.hist_need: dict[int, int] = {}  # counts offset -> the values a histogram bins when all are finite
 
 
     def alloc(self, n: int) -> int:
@@ -203,11 +205,11 @@ class KeptPlan:
     """What reading a plan's kept steps needs (:func:`frozen`): its template and layout, not
     the traced step's objects."""
 
-    __slots__ = ("template", "mem_slot", "hist_slot", "sat_slot", "batch")
+    __slots__ = ("template", "mem_slot", "hist_slot", "sat_slot", "batch", "hist_need")
 
     def __init__(self, pl: Plan) -> None:
         self.template, self.mem_slot, self.hist_slot = pl.template, pl.mem_slot, pl.hist_slot
-        self.sat_slot, self.batch = pl.sat_slot, pl.batch
+        self.sat_slot, self.batch, self.hist_need = pl.sat_slot, pl.batch, pl.hist_need
 
 
 def build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[int, int],
@@ -231,7 +233,7 @@ def build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[i
             covered.add(mi)
         if gi is not None:
             covered.add(gi)
-    for _, _, _, ops, _ in pl.events:
+    for _, _, _, ops, _, _ in pl.events:
         covered.update(op[2] for op in ops if op[0] == "m")
     covered.update(g[2] for g in pl.grads if g[2] is not None)
     if covered != set(range(len(frozen[4]))):
@@ -312,6 +314,8 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
                     return None
                 mi = ids[id(m)]
                 hp = _hist_of(hooks, pl, m, ek)
+                if hp is not None:
+                    pl.hist_need[hp[0]] = geo[8]
                 ops.append(("m", s, mi, _fw_args(hooks, pl, mi, geo, hp, dtype), geo, hp))
             elif op[0] == "h":
                 _, s, m, ek, h = op
@@ -321,6 +325,7 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
                 hp = _hist_params(hooks, pl, ek, h)
                 if geo is None or hp is None:
                     return None
+                pl.hist_need[hp[0]] = geo[8]
                 ops.append(("h", s, ids[id(m)], geo, hp))
             elif op[0] == "r":
                 _, s, row, key = op
@@ -336,6 +341,8 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
                 ggeo = None if gm is None else trace.geo_of.get(id(gm))
                 if gm is not None and ggeo is None:
                     return None
+                if ghp is not None and ggeo is not None:
+                    pl.hist_need[ghp[0]] = ggeo[8]
                 pl.grads.append((ri, key, gmi, row.axis, ghp, row,
                                  None if gm is None else _grad_args(hooks, pl, gmi, ggeo, ghp, gm.scale),
                                  ggeo, trace.shape_of.get(id(gm)), trace.dtype_of.get(id(gm))))
@@ -347,7 +354,7 @@ def _build(hooks: Any, trace: Trace, p: Any, frozen: tuple[Any, ...], ids: dict[
                 if ri is None or ri not in pl.sat_slot:
                     return None
                 ops.append(("s", pl.sat_slot[ri], act))
-        pl.events.append((ev["kind"], ev["mod"], ev["sig"], tuple(ops), ev["post"]))
+        pl.events.append((ev["kind"], ev["mod"], ev["sig"], tuple(ops), ev["post"], ev["w"]))
         pl.states.append(ev["state"])
     return pl
 
@@ -528,9 +535,11 @@ def forward(hooks: Any, ps: Replay, kind: str, mod: Any, inp: tuple[Any, ...], o
     pl = ps.plan
     if ps.i >= len(pl.events):
         return False
-    ev_kind, ev_mod, ev_sig, ops, post = pl.events[ps.i]
+    ev_kind, ev_mod, ev_sig, ops, post, ev_w = pl.events[ps.i]
     xin = inp[0] if inp and isinstance(inp[0], _Tensor) else None
     if ev_kind != kind or ev_mod is not mod or signature(out, xin, ps.last) != ev_sig:
+        return False
+    if ev_w is not _NO_WEIGHT and _weight_of(mod) is not ev_w:  # (a weight replaced inside forward())
         return False
     try:
         regs = _ops(hooks, ps, ops, out, xin)
@@ -751,6 +760,14 @@ def _members(hooks: Any, ps: Replay) -> list[Any]:
     return out
 
 
+def _hist_count(pl: Any, hist_n: dict[int, int] | None, co: int, traced: int) -> int:
+    """The values a replayed step's histogram at ``co`` binned: the finite ones where some were
+    not (kept by :func:`_fallback_hist`), else all of its sample (not the traced step's count)."""
+    if hist_n and co in hist_n:
+        return hist_n[co]
+    return pl.hist_need.get(co, traced)
+
+
 def kept(ps: Replay, plan_index: int, upd: dict[int, float]) -> tuple[Any, ...]:
     """A replayed step as kept until the Watch is read: its numbers, with the plan by its index
     (a tuple the garbage collector stops tracking; :func:`frozen` makes the template's form)."""
@@ -794,7 +811,7 @@ def frozen(pl: Plan | KeptPlan, kept_step: tuple[Any, ...]) -> tuple[Any, ...]:
         if i in pl.sat_slot:
             fw = tuple((k, float(vals[pl.sat_slot[i]]) if k == "sat_host" else v) for k, v in fw)
         hist = tuple((k, key, edges, counts[pl.hist_slot[(i, k)]:pl.hist_slot[(i, k)] + c.size],
-                      hist_n.get(pl.hist_slot[(i, k)], n)) for k, key, edges, c, n in hist)
+                      _hist_count(pl, hist_n, pl.hist_slot[(i, k)], n)) for k, key, edges, c, n in hist)
         out_rows.append((st, kind, act, axis, paired, weight, fw, grads, hist))
     return ("step", step, pl.batch, loss, tuple(mems), tuple(out_rows), wg, inp,
             tuple((k, float(u)) for (k, _), u in zip(tupd, updv)))
@@ -834,7 +851,8 @@ def materialize(hooks: Any, ps: Replay) -> Any:
             ri, hk = pl.hist_index[id(h)]
             co = pl.hist_slot[(ri, hk)]
             c = ps.counts[co:co + h.hist.counts.size].copy()
-            r.hist[k] = _FastHist(h.key, hist=Histogram(h.hist.edges, c, (ps.hist_n or {}).get(co, h.hist.n_sampled)))
+            r.hist[k] = _FastHist(h.key, hist=Histogram(h.hist.edges, c, _hist_count(pl, ps.hist_n, co,
+                                                                                    h.hist.n_sampled)))
         ri = pl.row_index.get(id(traced_row))
         if ri is not None:
             rows_by_index[ri] = r
