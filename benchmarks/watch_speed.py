@@ -12,14 +12,21 @@ A fifth, ``every_1_torch_ops``, watches every step with the kernels turned off (
 numba, and the one off the CPU). ``--model cnn`` times a small CNN instead (conv outputs take the
 kernels' [batch, channels, positions] path).
 The same ratios in this process's CPU time are printed and saved too (steadier when other processes
-share the machine). Writes benchmarks/results/watch_speed.json (watch_speed_cnn.json for --model cnn).
-Run: .venv/bin/python benchmarks/watch_speed.py [--repeats N] [--steps N] [--model mlp|cnn]
+share the machine). A second design, ``paired`` (``--paired N`` rounds, 2 by default), cancels the
+machine's drift: two copies of the model from the same state train side by side on the same
+batches, one watched and one plain, ten steps of one then ten of the other (which goes first
+alternates); the ratio is the watched copy's total time over the plain copy's, with a 95% interval
+from the spread of the blocks (the ratio estimator's); both copies' parameters must end bitwise
+equal (the watch changed nothing). Writes benchmarks/results/watch_speed.json
+(watch_speed_cnn.json for --model cnn).
+Run: .venv/bin/python benchmarks/watch_speed.py [--repeats N] [--steps N] [--paired N] [--model mlp|cnn]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import time
@@ -34,6 +41,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--paired", type=int, default=2, help="rounds of the paired design (0: none)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     ap.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
                     help="mlp: the issue's 784-256x4-10 ReLU MLP; cnn: Conv2d(3,32)-BN-ReLU, Conv2d(32,32)-BN-ReLU on "
@@ -138,6 +146,48 @@ def main() -> None:
 
     replayed: dict[Any, int] = {}
 
+    def run_paired(every: int) -> dict[str, Any]:
+        """The paired design: a watched and a plain copy, 10 steps of each in turn (which goes first
+        alternates), for ``args.paired`` rounds of ``args.steps`` steps, each round a new watch."""
+        import copy
+
+        tw: list[float] = []
+        tp: list[float] = []
+        for r in range(args.paired):
+            model.load_state_dict(state)
+            mw, mp = copy.deepcopy(model), copy.deepcopy(model)
+            ow = torch.optim.SGD(mw.parameters(), lr=0.01, momentum=0.9)
+            op = torch.optim.SGD(mp.parameters(), lr=0.01, momentum=0.9)
+
+            def step(m: Any, o: Any, xb: Any, yb: Any, w: Any) -> None:
+                o.zero_grad()
+                loss = torch.nn.functional.cross_entropy(m(xb), yb)
+                loss.backward()
+                o.step()
+                if w is not None:
+                    w.log_loss(loss)
+
+            with initlab.watch(mw, every=every) as w:
+                for b0 in range(0, args.steps, 10):  # blocks of 10 steps, a block of each copy in turn
+                    order = ((mw, ow, w, tw), (mp, op, None, tp)) if (b0 // 10 + r) % 2 else \
+                        ((mp, op, None, tp), (mw, ow, w, tw))
+                    for m, o, w_, ts in order:
+                        t0 = time.perf_counter()
+                        for s in range(b0, min(b0 + 10, args.steps)):
+                            step(m, o, x[s * args.batch:(s + 1) * args.batch], y[s * args.batch:(s + 1) * args.batch], w_)
+                        ts.append(time.perf_counter() - t0)
+            same = all(torch.equal(a, b) for a, b in zip(mw.state_dict().values(), mp.state_dict().values()))
+            if not same:
+                raise SystemExit(f"paired every={every}: the watched copy's parameters differ from the plain copy's")
+        a, b = np.array(tw), np.array(tp)  # per 10-step block
+        ratio = float(a.sum() / b.sum())
+        # the ratio estimator's 95% interval: var(R) ≈ var(a_i − R·b_i) / (n·mean(b)²) over the n blocks
+        half = 1.96 * float((a - ratio * b).std(ddof=1)) / (math.sqrt(a.size) * float(b.mean()))
+        return {"ratio": ratio, "ci95": [ratio - half, ratio + half], "steps": args.steps * args.paired,
+                "ms_per_step_watched": 1e3 * float(a.sum()) / (args.steps * args.paired),
+                "ms_per_step_plain": 1e3 * float(b.sum()) / (args.steps * args.paired),
+                "bitwise_equal_parameters": True}
+
     variants: dict[str, int | str | None] = {"plain": None, "every_1": 1, "every_10": 10, "read_once": "read_once",
                                              "every_1_torch_ops": "torch_ops"}
     for v in variants.values():
@@ -149,6 +199,7 @@ def main() -> None:
             wall, c = run(v)
             times[k].append(wall)
             cpu[k].append(c)
+    paired = {f"every_{e}": run_paired(e) for e in (1, 10)} if args.paired > 0 else {}
     med = {k: statistics.median(v) for k, v in times.items()}
     cmed = {k: statistics.median(v) for k, v in cpu.items()}
     res = {
@@ -165,6 +216,7 @@ def main() -> None:
         "cpu_seconds": cmed, "cpu_ratio_every_1": cmed["every_1"] / cmed["plain"],
         "cpu_ratio_every_10": cmed["every_10"] / cmed["plain"], "cpu_ratio_read_once": cmed["read_once"] / cmed["plain"],
         "cpu_ratio_every_1_torch_ops": cmed["every_1_torch_ops"] / cmed["plain"],
+        "paired": paired,
         "targets": {"every_1": 1.3, "every_10": 1.05},
     }
     tgt = args.model == "mlp"  # the issue's targets are for the MLP
@@ -175,6 +227,11 @@ def main() -> None:
           f"{res['ratio_every_1_torch_ops']:.2f}x")
     print(f"  in CPU time: every step {res['cpu_ratio_every_1']:.2f}x; every 10 steps {res['cpu_ratio_every_10']:.3f}x; "
           f"floor {res['cpu_ratio_read_once']:.2f}x; torch operations {res['cpu_ratio_every_1_torch_ops']:.2f}x")
+    if paired:
+        pe1, pe10 = paired["every_1"], paired["every_10"]
+        print(f"  paired (a watched and a plain copy, 10 steps of each in turn, {pe1['steps']} steps each): every step "
+              f"{pe1['ratio']:.3f}x (95% {pe1['ci95'][0]:.3f}-{pe1['ci95'][1]:.3f}); every 10 steps {pe10['ratio']:.3f}x "
+              f"(95% {pe10['ci95'][0]:.3f}-{pe10['ci95'][1]:.3f}); parameters bitwise equal")
     out = Path(__file__).parent / "results" / ("watch_speed.json" if args.model == "mlp" else "watch_speed_cnn.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
