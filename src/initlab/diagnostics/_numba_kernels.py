@@ -14,7 +14,10 @@ jit = numba.njit(nogil=True, boundscheck=False, error_model="numpy", cache=True)
 # sums that may be reassociated (vectorised): float64 accumulators of float32/float64 values; NaN and
 # inf still propagate (no "nnan"/"ninf")
 jit_sum = numba.njit(nogil=True, boundscheck=False, error_model="numpy", cache=True, fastmath={"reassoc"})
-LANES = 64  # independent accumulators of a flat sum (vectorised; summed at the end)
+
+
+ROWS = 4  # rows of a [rows, C] tensor read together by fw_stats/grad_sums (their sums added first)
+_NZ_CHUNK = 1 << 30  # rows counted in int32 before the counts are added up in float64
 
 
 @jit
@@ -22,113 +25,147 @@ def fw_stats(x: Any, near_t: Any, out: Any) -> Any:  # pragma: no cover - compil
     """x [rows, C]; out [5, C] float64: per channel Σx, max, Σx², min, count(|x| ≤ near_t)
     (compared in x's dtype). A NaN is never a maximum or minimum here (the caller marks the
     channels whose Σx² is NaN). Returns the totals (Σx, Σx², near-zero count).
-    (Accumulators local to the kernel, maxima and minima in x's dtype, which is exact: the
-    loop over channels vectorises.)"""
+    (The loop over channels vectorises; ROWS = 4 rows are read together, their four values
+    added before they join the channel's float64 sums (a reassociation of the sum) and folded
+    one by one into the maxima and minima, which stay in x's dtype (exact): a quarter of the
+    accumulator traffic. Near-zero counts in int32 per chunk of 2^30 rows, summed in float64.)"""
     r_, c_ = x.shape
-    s = np.zeros(c_)
-    q = np.zeros(c_)
-    nz = np.zeros(c_, dtype=np.int64)
+    s = out[0]
+    q = out[2]
     mx = np.empty(c_, dtype=x.dtype)
     mn = np.empty(c_, dtype=x.dtype)
+    nz = np.empty(c_, dtype=np.int32)
     for c in range(c_):
+        s[c] = 0.0
+        q[c] = 0.0
         mx[c] = -np.inf
         mn[c] = np.inf
-    for r in range(r_):
+        out[4, c] = 0.0
+    for r0 in range(0, r_, _NZ_CHUNK):
+        r1 = min(r_, r0 + _NZ_CHUNK)
         for c in range(c_):
-            v = x[r, c]
-            w = np.float64(v)
-            s[c] += w
-            q[c] += w * w
-            mx[c] = v if v > mx[c] else mx[c]
-            mn[c] = v if v < mn[c] else mn[c]
-            nz[c] += abs(v) <= near_t
+            nz[c] = 0
+        rb = r0 + (r1 - r0) // ROWS * ROWS
+        for r in range(r0, rb, ROWS):
+            for c in range(c_):
+                a = x[r, c]
+                b = x[r + 1, c]
+                d = x[r + 2, c]
+                e = x[r + 3, c]
+                fa = np.float64(a)
+                fb = np.float64(b)
+                fd = np.float64(d)
+                fe = np.float64(e)
+                s[c] += (fa + fb) + (fd + fe)
+                q[c] += (fa * fa + fb * fb) + (fd * fd + fe * fe)
+                m = mx[c]
+                m = a if a > m else m
+                m = b if b > m else m
+                m = d if d > m else m
+                m = e if e > m else m
+                mx[c] = m
+                m = mn[c]
+                m = a if a < m else m
+                m = b if b < m else m
+                m = d if d < m else m
+                m = e if e < m else m
+                mn[c] = m
+                nz[c] += ((np.int32(abs(a) <= near_t) + np.int32(abs(b) <= near_t))
+                          + (np.int32(abs(d) <= near_t) + np.int32(abs(e) <= near_t)))
+        for r in range(rb, r1):
+            for c in range(c_):
+                v = x[r, c]
+                w = np.float64(v)
+                s[c] += w
+                q[c] += w * w
+                mx[c] = v if v > mx[c] else mx[c]
+                mn[c] = v if v < mn[c] else mn[c]
+                nz[c] += np.int32(abs(v) <= near_t)
+        for c in range(c_):
+            out[4, c] += nz[c]
     ts = 0.0
     tq = 0.0
-    tn = 0
+    tn = 0.0
     for c in range(c_):
-        out[0, c] = s[c]
         out[1, c] = mx[c]
-        out[2, c] = q[c]
         out[3, c] = mn[c]
-        out[4, c] = nz[c]
         ts += s[c]
         tq += q[c]
-        tn += nz[c]
-    return ts, tq, np.float64(tn)
+        tn += out[4, c]
+    return ts, tq, tn
 
 
 @jit
 def grad_sums(x: Any, out: Any) -> Any:  # pragma: no cover - compiled
-    """x [rows, C]; out [2, C] float64: per channel Σx, Σx². Returns the totals (Σx, Σx²)."""
+    """x [rows, C]; out [2, C] float64: per channel Σx, Σx². Returns the totals (Σx, Σx²).
+    (ROWS rows read together, as :func:`fw_stats`.)"""
     r_, c_ = x.shape
+    s = out[0]
+    q = out[1]
     for c in range(c_):
-        out[0, c] = 0.0
-        out[1, c] = 0.0
-    for r in range(r_):
+        s[c] = 0.0
+        q[c] = 0.0
+    rb = r_ // ROWS * ROWS
+    for r in range(0, rb, ROWS):
+        for c in range(c_):
+            fa = np.float64(x[r, c])
+            fb = np.float64(x[r + 1, c])
+            fd = np.float64(x[r + 2, c])
+            fe = np.float64(x[r + 3, c])
+            s[c] += (fa + fb) + (fd + fe)
+            q[c] += (fa * fa + fb * fb) + (fd * fd + fe * fe)
+    for r in range(rb, r_):
         for c in range(c_):
             w = np.float64(x[r, c])
-            out[0, c] += w
-            out[1, c] += w * w
-    return out[0].sum(), out[1].sum()
+            s[c] += w
+            q[c] += w * w
+    ts = 0.0
+    tq = 0.0
+    for c in range(c_):
+        ts += s[c]
+        tq += q[c]
+    return ts, tq
 
 
-@jit
+# the flat sums: scalar float64 accumulators in loops that may be reassociated (jit_sum), which LLVM
+# vectorises with accumulators in registers (an accumulator array in memory is reloaded and stored
+# at each element, as a store to the snapshot may alias it)
+
+
+@jit_sum
 def flat_sums(x: Any) -> Any:  # pragma: no cover - compiled
     """x 1-D: (Σx, Σx²)."""
-    acc = np.zeros((2, LANES))
-    n = x.shape[0]
-    m = n // LANES
-    for r in range(m):
-        b = r * LANES
-        for c in range(LANES):
-            w = np.float64(x[b + c])
-            acc[0, c] += w
-            acc[1, c] += w * w
-    for i in range(m * LANES, n):
+    a = 0.0
+    b = 0.0
+    for i in range(x.shape[0]):
         w = np.float64(x[i])
-        acc[0, 0] += w
-        acc[1, 0] += w * w
-    return acc[0].sum(), acc[1].sum()
+        a += w
+        b += w * w
+    return a, b
 
 
-@jit
+@jit_sum
 def snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
     """s[:] = w (1-D); returns (Σw, Σw²)."""
-    acc = np.zeros((2, LANES))
-    n = w_.shape[0]
-    m = n // LANES
-    for r in range(m):
-        b = r * LANES
-        for c in range(LANES):
-            v = w_[b + c]
-            s[b + c] = v
-            f = np.float64(v)
-            acc[0, c] += f
-            acc[1, c] += f * f
-    for i in range(m * LANES, n):
+    a = 0.0
+    b = 0.0
+    for i in range(w_.shape[0]):
         v = w_[i]
         s[i] = v
         f = np.float64(v)
-        acc[0, 0] += f
-        acc[1, 0] += f * f
-    return acc[0].sum(), acc[1].sum()
+        a += f
+        b += f * f
+    return a, b
 
 
-@jit
+@jit_sum
 def diff_sq(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
     """Σ(w − s)² (1-D), the difference formed in float64 (exact for float32)."""
-    acc = np.zeros(LANES)
-    n = w_.shape[0]
-    m = n // LANES
-    for r in range(m):
-        b = r * LANES
-        for c in range(LANES):
-            d = np.float64(w_[b + c]) - np.float64(s[b + c])
-            acc[c] += d * d
-    for i in range(m * LANES, n):
+    a = 0.0
+    for i in range(w_.shape[0]):
         d = np.float64(w_[i]) - np.float64(s[i])
-        acc[0] += d * d
-    return acc.sum()
+        a += d * d
+    return a
 
 
 @jit
@@ -144,32 +181,22 @@ def diff_snap_all(ws: Any, ss: Any, out: Any) -> None:  # pragma: no cover - com
         out[i, 3] = 1.0 if cancels_w(s, q, ws[i].shape[0]) else 0.0
 
 
-@jit
+@jit_sum
 def diff_snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
     """Σ(w − s)², then s[:] = w; returns (Σ(w − s)², Σw, Σw²): the update of one step and the
     snapshot (with its sums) of the next, in one pass."""
-    acc = np.zeros((3, LANES))
-    n = w_.shape[0]
-    m = n // LANES
-    for r in range(m):
-        b = r * LANES
-        for c in range(LANES):
-            v = w_[b + c]
-            f = np.float64(v)
-            d = f - np.float64(s[b + c])
-            s[b + c] = v
-            acc[0, c] += d * d
-            acc[1, c] += f
-            acc[2, c] += f * f
-    for i in range(m * LANES, n):
+    a = 0.0
+    b = 0.0
+    c = 0.0
+    for i in range(w_.shape[0]):
         v = w_[i]
         f = np.float64(v)
         d = f - np.float64(s[i])
         s[i] = v
-        acc[0, 0] += d * d
-        acc[1, 0] += f
-        acc[2, 0] += f * f
-    return acc[0].sum(), acc[1].sum(), acc[2].sum()
+        a += d * d
+        b += f
+        c += f * f
+    return a, b, c
 
 
 @jit_sum
@@ -201,7 +228,10 @@ def cos_sums(h: Any, fstep: int, n2: Any) -> float:  # pragma: no cover - compil
 
 @jit_sum
 def _cos_sums_dense(h: Any, n2: Any) -> float:  # pragma: no cover - compiled
-    """:func:`cos_sums` over all features (unit stride: vectorised)."""
+    """:func:`cos_sums` over all features (unit stride: vectorised): the row norms first, then
+    the normalised rows added into the sum four at a time (a row of zero norm adds 0·h_i = 0:
+    its values are all 0, or float64 values whose squares underflow; a non-finite norm still
+    makes q NaN)."""
     k, f_ = h.shape
     su = np.zeros(f_)
     for i in range(k):
@@ -210,9 +240,17 @@ def _cos_sums_dense(h: Any, n2: Any) -> float:  # pragma: no cover - compiled
             v = np.float64(h[i, j])
             s += v * v
         n2[i] = s
-        if s == 0.0:
-            continue
-        inv = 1.0 / math.sqrt(s)
+    kb = k // 4 * 4
+    for i in range(0, kb, 4):
+        i0 = _inv_norm(n2[i])
+        i1 = _inv_norm(n2[i + 1])
+        i2 = _inv_norm(n2[i + 2])
+        i3 = _inv_norm(n2[i + 3])
+        for j in range(f_):
+            su[j] += ((np.float64(h[i, j]) * i0 + np.float64(h[i + 1, j]) * i1)
+                      + (np.float64(h[i + 2, j]) * i2 + np.float64(h[i + 3, j]) * i3))
+    for i in range(kb, k):
+        inv = _inv_norm(n2[i])
         for j in range(f_):
             su[j] += np.float64(h[i, j]) * inv
     q = 0.0
@@ -222,41 +260,65 @@ def _cos_sums_dense(h: Any, n2: Any) -> float:  # pragma: no cover - compiled
 
 
 @jit
+def _inv_norm(s: float) -> float:  # pragma: no cover - compiled
+    """1/√s, and 0 for s = 0 (a row left out of the cosine)."""
+    return 0.0 if s == 0.0 else 1.0 / math.sqrt(s)
+
+
+HIST_CHUNK = 256  # samples gathered into a float64 buffer, then binned (vectorised) and counted
+
+
+@jit
 def hist_counts(flat: Any, step: int, scale: float, lo: float, k: float, nb: int,
                 idx: Any, counts: Any) -> None:  # pragma: no cover - compiled
     """counts[b] += #{values flat[0], flat[step], ... in bin b}, b = ⌊(scale·v − lo)·k⌋ in
     float64 clipped into [0, nb − 1] (the rule of :func:`~initlab.diagnostics._stats.histogram`).
     The values must be finite (the caller checks: Σx² is finite). ``idx`` int32 scratch of at
-    least ⌈len/step⌉; eight interleaved partial counts break the store-to-load chain of
-    repeated bins."""
+    least min(⌈len/step⌉, HIST_CHUNK). By chunks of HIST_CHUNK samples: the strided samples
+    copied into a float64 buffer, their bins computed in a loop that vectorises (unsigned
+    indices: no negative-index wraparound test), then counted in four interleaved int32 partial
+    counts (which break the store-to-load chain of repeated bins)."""
     m = (flat.shape[0] + step - 1) // step
+    if m <= 0 or nb <= 0:
+        return
     top = np.float64(nb - 1)
-    for j in range(m):
-        p = (np.float64(flat[j * step]) * scale - lo) * k
-        p = p if p > 0.0 else 0.0
-        p = p if p < top else top
-        idx[j] = np.int32(p)
-    part = np.zeros((8, nb), dtype=np.int64)
-    j = 0
-    while j + 8 <= m:
-        part[0, idx[j]] += 1
-        part[1, idx[j + 1]] += 1
-        part[2, idx[j + 2]] += 1
-        part[3, idx[j + 3]] += 1
-        part[4, idx[j + 4]] += 1
-        part[5, idx[j + 5]] += 1
-        part[6, idx[j + 6]] += 1
-        part[7, idx[j + 7]] += 1
-        j += 8
-    while j < m:
-        part[0, idx[j]] += 1
-        j += 1
-    for b in range(nb):
+    us = np.uintp(step)
+    buf = np.empty(min(m, HIST_CHUNK))
+    part = np.zeros((4, nb), dtype=np.int32)
+    for j0 in range(0, m, HIST_CHUNK):
+        n = min(HIST_CHUNK, m - j0)
+        base = np.uintp(j0) * us
+        for t in range(n):
+            buf[np.uintp(t)] = np.float64(flat[base + np.uintp(t) * us])
+        for t in range(n):
+            p = (buf[np.uintp(t)] * scale - lo) * k
+            p = p if p > 0.0 else 0.0
+            p = p if p < top else top
+            idx[np.uintp(t)] = np.int32(p)
         t = 0
-        for r in range(8):
-            t += part[r, b]
-        counts[b] += t
+        while t + 4 <= n:
+            part[0, idx[t]] += 1
+            part[1, idx[t + 1]] += 1
+            part[2, idx[t + 2]] += 1
+            part[3, idx[t + 3]] += 1
+            t += 4
+        while t < n:
+            part[0, idx[t]] += 1
+            t += 1
+        if j0 + HIST_CHUNK < m and (j0 // HIST_CHUNK) % 4096 == 4095:
+            _flush_counts(part, counts)  # (int32 partial counts: flushed every 2^20 samples)
+    _flush_counts(part, counts)
 
+
+@jit
+def _flush_counts(part: Any, counts: Any) -> None:  # pragma: no cover - compiled
+    """counts += the partial counts' sum; the partial counts zeroed."""
+    for b in range(part.shape[1]):
+        counts[b] += (np.int64(part[0, b]) + np.int64(part[1, b])) + (np.int64(part[2, b]) + np.int64(part[3, b]))
+        part[0, b] = 0
+        part[1, b] = 0
+        part[2, b] = 0
+        part[3, b] = 0
 
 
 MID_LANES = 16
