@@ -9,11 +9,45 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 jit = numba.njit(nogil=True, boundscheck=False, error_model="numpy", cache=True)
 # sums that may be reassociated (vectorised): float64 accumulators of float32/float64 values; NaN and
 # inf still propagate (no "nnan"/"ninf")
 jit_sum = numba.njit(nogil=True, boundscheck=False, error_model="numpy", cache=True, fastmath={"reassoc"})
+
+
+def add_sq(acc: float, f: float, x: Any) -> float:
+    """acc + f·f, f a float64 value read from the array x. Compiled (numba overloads below) with
+    fused multiply-add allowed ("contract") when x is float32, without otherwise: the square of a
+    float32 value is exact in float64 (24 + 24 significant bits ≤ 53, exponents in range), so
+    round(acc + f·f) computed as one fma is bitwise the rounded sum of the same exact product,
+    and the fma only frees the adder ports. For float64 values (whose square is rounded) the
+    product and the sum are rounded separately, as written."""
+    return acc + f * f
+
+
+def _f32(x: Any) -> bool:
+    return isinstance(x, types.Array) and x.dtype == types.float32
+
+
+@overload(add_sq, jit_options={"fastmath": {"reassoc", "contract"}})
+def _add_sq_f32(acc: Any, f: Any, x: Any) -> Any:
+    if _f32(x):
+        def impl(acc: Any, f: Any, x: Any) -> Any:  # pragma: no cover - compiled
+            return acc + f * f
+        return impl
+    return None
+
+
+@overload(add_sq, jit_options={"fastmath": {"reassoc"}})
+def _add_sq_other(acc: Any, f: Any, x: Any) -> Any:
+    if not _f32(x):
+        def impl(acc: Any, f: Any, x: Any) -> Any:  # pragma: no cover - compiled
+            return acc + f * f
+        return impl
+    return None
 
 
 ROWS = 4  # rows of a [rows, C] tensor read together by fw_stats/grad_sums (their sums added first)
@@ -57,7 +91,7 @@ def fw_stats(x: Any, near_t: Any, out: Any) -> Any:  # pragma: no cover - compil
                 fd = np.float64(d)
                 fe = np.float64(e)
                 s[c] += (fa + fb) + (fd + fe)
-                q[c] += (fa * fa + fb * fb) + (fd * fd + fe * fe)
+                q[c] += add_sq(fb * fb, fa, x) + add_sq(fe * fe, fd, x)
                 m = mx[c]
                 m = a if a > m else m
                 m = b if b > m else m
@@ -77,7 +111,7 @@ def fw_stats(x: Any, near_t: Any, out: Any) -> Any:  # pragma: no cover - compil
                 v = x[r, c]
                 w = np.float64(v)
                 s[c] += w
-                q[c] += w * w
+                q[c] = add_sq(q[c], w, x)
                 mx[c] = v if v > mx[c] else mx[c]
                 mn[c] = v if v < mn[c] else mn[c]
                 nz[c] += np.int32(abs(v) <= near_t)
@@ -113,12 +147,12 @@ def grad_sums(x: Any, out: Any) -> Any:  # pragma: no cover - compiled
             fd = np.float64(x[r + 2, c])
             fe = np.float64(x[r + 3, c])
             s[c] += (fa + fb) + (fd + fe)
-            q[c] += (fa * fa + fb * fb) + (fd * fd + fe * fe)
+            q[c] += add_sq(fb * fb, fa, x) + add_sq(fe * fe, fd, x)
     for r in range(rb, r_):
         for c in range(c_):
             w = np.float64(x[r, c])
             s[c] += w
-            q[c] += w * w
+            q[c] = add_sq(q[c], w, x)
     ts = 0.0
     tq = 0.0
     for c in range(c_):
@@ -140,7 +174,7 @@ def flat_sums(x: Any) -> Any:  # pragma: no cover - compiled
     for i in range(x.shape[0]):
         w = np.float64(x[i])
         a += w
-        b += w * w
+        b = add_sq(b, w, x)
     return a, b
 
 
@@ -154,7 +188,7 @@ def snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
         s[i] = v
         f = np.float64(v)
         a += f
-        b += f * f
+        b = add_sq(b, f, w_)
     return a, b
 
 
@@ -195,7 +229,7 @@ def diff_snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
         s[i] = v
         a += d * d
         b += f
-        c += f * f
+        c = add_sq(c, f, w_)
     return a, b, c
 
 
@@ -237,8 +271,7 @@ def _cos_sums_dense(h: Any, n2: Any) -> float:  # pragma: no cover - compiled
     for i in range(k):
         s = 0.0
         for j in range(f_):
-            v = np.float64(h[i, j])
-            s += v * v
+            s = add_sq(s, np.float64(h[i, j]), h)
         n2[i] = s
     kb = k // 4 * 4
     for i in range(0, kb, 4):
