@@ -777,3 +777,36 @@ def test_slot_kernels_on_the_mlp_shapes(hstep, chans):
     cancel, counted = K.grad_slot(flat, gv, gc, idx, 128, chans, 0, hstep, 128.0, lo * 128, kk / 128, nb, 0)
     _sums_close(gv[:-1].reshape(2, chans), np.stack([ref[0], ref[2]]))
     np.testing.assert_array_equal(gc, _ref_hist(flat, hstep, 128.0, lo * 128, kk / 128, nb))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(0, 3, 4), (1, 2, 1), (3, 5, 7), (4, 3, 16), (9, 4, 33), (13, 2, 100), (8, 3, 0)])
+def test_channel_mid_kernels_on_every_tail(dtype, shape):
+    """[batch, C, positions]: batch sizes below, at and past the four-sample blocks, positions
+    shorter than a vector, none at all; non-finite values in a block and in the tail; the
+    reference is fw_stats' reference over batch and positions."""
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 0.1).astype(dtype)
+    if x.size:
+        x.reshape(-1)[rng.integers(0, x.size, size=max(1, x.size // 10))] = 0
+    if shape[0] >= 9 and shape[2]:
+        x[1, 0, 0] = np.nan  # in a block
+        x[8, 1, shape[2] - 1] = np.nan  # in the tail
+        x[5, 1, 0] = np.inf
+        x[:, 2 % shape[1], :] = np.nan if shape[1] > 2 else x[:, 2 % shape[1], :]
+    near = dtype(0.05)
+    out, g = np.full((5, shape[1]), 7.0), np.full((2, shape[1]), 7.0)
+    s, sq, nz = K.fw_stats_mid(x, near, out)
+    gs, gq = K.grad_sums_mid(x, g)
+    flat = x.transpose(0, 2, 1).reshape(-1, shape[1])  # [batch·positions, C]
+    ref = _ref_stats(flat, near)
+    _sums_close(out[0], ref[0], 1e-11)
+    np.testing.assert_array_equal(out[1], ref[1])
+    _sums_close(out[2], ref[2], 1e-11)
+    np.testing.assert_array_equal(out[3], ref[3])
+    np.testing.assert_array_equal(out[4], ref[4])
+    assert nz == ref[4].sum()
+    _sums_close(g, np.stack([ref[0], ref[2]]), 1e-11)
+    tot = [ref[0].sum(), ref[2].sum()]
+    _sums_close([s, sq], tot, 1e-11)
+    _sums_close([gs, gq], tot, 1e-11)

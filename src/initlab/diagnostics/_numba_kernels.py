@@ -354,74 +354,130 @@ def _flush_counts(part: Any, counts: Any) -> None:  # pragma: no cover - compile
         part[3, b] = 0
 
 
-MID_LANES = 16
-
-
 @jit
 def fw_stats_mid(x: Any, near_t: Any, out: Any) -> Any:  # pragma: no cover - compiled
     """:func:`fw_stats` of a tensor whose channels are its middle axis, x [batch, C, positions]
-    (a conv's output): per channel Σx, max, Σx², min, near-zero count over batch and positions,
-    in 16 lanes along the positions (vectorised), then summed."""
+    (a conv's output): per channel Σx, max, Σx², min, near-zero count over batch and positions.
+    For each channel, :func:`fw_stats`'s loop with the positions in place of the channels
+    (contiguous: vectorised; ROWS samples at a time), then the positions' numbers reduced."""
     n_, c_, p_ = x.shape
-    main = p_ - p_ % MID_LANES
-    acc = np.empty((5, MID_LANES))
+    s = np.empty(p_)
+    q = np.empty(p_)
+    mx = np.empty(p_, dtype=x.dtype)
+    mn = np.empty(p_, dtype=x.dtype)
+    nz = np.empty(p_, dtype=np.int32)
+    ts = 0.0
+    tq = 0.0
+    tn = 0.0
     for c in range(c_):
-        for j in range(MID_LANES):
-            acc[0, j] = 0.0
-            acc[1, j] = -np.inf
-            acc[2, j] = 0.0
-            acc[3, j] = np.inf
-            acc[4, j] = 0.0
-        for n in range(n_):
-            for p0 in range(0, main, MID_LANES):
-                for j in range(MID_LANES):
-                    v = x[n, c, p0 + j]
+        for p in range(p_):
+            s[p] = 0.0
+            q[p] = 0.0
+            mx[p] = -np.inf
+            mn[p] = np.inf
+        cnt = 0.0
+        for n0 in range(0, n_, _NZ_CHUNK):
+            n1 = min(n_, n0 + _NZ_CHUNK)
+            for p in range(p_):
+                nz[p] = 0
+            nb_ = n0 + (n1 - n0) // ROWS * ROWS
+            for n in range(n0, nb_, ROWS):
+                for p in range(p_):
+                    a = x[n, c, p]
+                    b = x[n + 1, c, p]
+                    d = x[n + 2, c, p]
+                    e = x[n + 3, c, p]
+                    fa = np.float64(a)
+                    fb = np.float64(b)
+                    fd = np.float64(d)
+                    fe = np.float64(e)
+                    s[p] += (fa + fb) + (fd + fe)
+                    q[p] += add_sq(fb * fb, fa, x) + add_sq(fe * fe, fd, x)
+                    m = mx[p]
+                    m = a if a > m else m
+                    m = b if b > m else m
+                    m = d if d > m else m
+                    m = e if e > m else m
+                    mx[p] = m
+                    m = mn[p]
+                    m = a if a < m else m
+                    m = b if b < m else m
+                    m = d if d < m else m
+                    m = e if e < m else m
+                    mn[p] = m
+                    nz[p] += ((np.int32(abs(a) <= near_t) + np.int32(abs(b) <= near_t))
+                              + (np.int32(abs(d) <= near_t) + np.int32(abs(e) <= near_t)))
+            for n in range(nb_, n1):
+                for p in range(p_):
+                    v = x[n, c, p]
                     w = np.float64(v)
-                    acc[0, j] += w
-                    acc[1, j] = w if w > acc[1, j] else acc[1, j]
-                    acc[2, j] += w * w
-                    acc[3, j] = w if w < acc[3, j] else acc[3, j]
-                    acc[4, j] += 1.0 if abs(v) <= near_t else 0.0
-            for p in range(main, p_):
-                v = x[n, c, p]
-                w = np.float64(v)
-                acc[0, 0] += w
-                acc[1, 0] = w if w > acc[1, 0] else acc[1, 0]
-                acc[2, 0] += w * w
-                acc[3, 0] = w if w < acc[3, 0] else acc[3, 0]
-                acc[4, 0] += 1.0 if abs(v) <= near_t else 0.0
-        out[0, c] = acc[0].sum()
-        out[1, c] = acc[1].max()
-        out[2, c] = acc[2].sum()
-        out[3, c] = acc[3].min()
-        out[4, c] = acc[4].sum()
-    return out[0].sum(), out[2].sum(), out[4].sum()
+                    s[p] += w
+                    q[p] = add_sq(q[p], w, x)
+                    mx[p] = v if v > mx[p] else mx[p]
+                    mn[p] = v if v < mn[p] else mn[p]
+                    nz[p] += np.int32(abs(v) <= near_t)
+            for p in range(p_):
+                cnt += nz[p]
+        cs = 0.0
+        cq = 0.0
+        m1 = -np.inf
+        m3 = np.inf
+        for p in range(p_):
+            cs += s[p]
+            cq += q[p]
+            v1 = np.float64(mx[p])
+            v3 = np.float64(mn[p])
+            m1 = v1 if v1 > m1 else m1
+            m3 = v3 if v3 < m3 else m3
+        out[0, c] = cs
+        out[1, c] = m1
+        out[2, c] = cq
+        out[3, c] = m3
+        out[4, c] = cnt
+        ts += cs
+        tq += cq
+        tn += cnt
+    return ts, tq, tn
 
 
 @jit
 def grad_sums_mid(x: Any, out: Any) -> Any:  # pragma: no cover - compiled
-    """:func:`grad_sums` of x [batch, C, positions]: per channel Σx, Σx² (16 lanes along the
-    positions); returns the totals."""
+    """:func:`grad_sums` of x [batch, C, positions]: per channel Σx, Σx² (per position over the
+    batch, ROWS samples at a time, vectorised along the positions; then summed); returns the
+    totals."""
     n_, c_, p_ = x.shape
-    main = p_ - p_ % MID_LANES
-    acc = np.empty((2, MID_LANES))
+    s = np.empty(p_)
+    q = np.empty(p_)
+    ts = 0.0
+    tq = 0.0
+    nb_ = n_ // ROWS * ROWS
     for c in range(c_):
-        for j in range(MID_LANES):
-            acc[0, j] = 0.0
-            acc[1, j] = 0.0
-        for n in range(n_):
-            for p0 in range(0, main, MID_LANES):
-                for j in range(MID_LANES):
-                    w = np.float64(x[n, c, p0 + j])
-                    acc[0, j] += w
-                    acc[1, j] += w * w
-            for p in range(main, p_):
+        for p in range(p_):
+            s[p] = 0.0
+            q[p] = 0.0
+        for n in range(0, nb_, ROWS):
+            for p in range(p_):
+                fa = np.float64(x[n, c, p])
+                fb = np.float64(x[n + 1, c, p])
+                fd = np.float64(x[n + 2, c, p])
+                fe = np.float64(x[n + 3, c, p])
+                s[p] += (fa + fb) + (fd + fe)
+                q[p] += add_sq(fb * fb, fa, x) + add_sq(fe * fe, fd, x)
+        for n in range(nb_, n_):
+            for p in range(p_):
                 w = np.float64(x[n, c, p])
-                acc[0, 0] += w
-                acc[1, 0] += w * w
-        out[0, c] = acc[0].sum()
-        out[1, c] = acc[1].sum()
-    return out[0].sum(), out[1].sum()
+                s[p] += w
+                q[p] = add_sq(q[p], w, x)
+        cs = 0.0
+        cq = 0.0
+        for p in range(p_):
+            cs += s[p]
+            cq += q[p]
+        out[0, c] = cs
+        out[1, c] = cq
+        ts += cs
+        tq += cq
+    return ts, tq
 
 
 # one call per recorded tensor -------------------------------------------------------------------
