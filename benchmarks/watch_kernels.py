@@ -9,6 +9,9 @@ A recorded step of ``initlab.watch(model, every=k)`` on the 784-256-256-256-256-
 - ``cos_sums`` of the input's first 64 rows (128×784);
 - ``flat_sums`` ×5: the weight gradients (256×784, 256×256 ×3, 10×256);
 - ``diff_snap_all`` ×1: the five weights' update and the next snapshot.
+Below the MLP's table, the [batch, channels, positions] kernels on the shapes of watch_speed.py's
+``--model cnn`` (Conv2d(3,32)-BN-ReLU, Conv2d(32,32)-BN-ReLU on 16×16 images: [128, 32, 256]),
+not counted in the MLP's total.
 Each kernel is timed in this thread's CPU time, min over ``--repeats`` batches of ``--calls``
 calls (after a warm-up call that compiles); the table gives µs per call and the total per
 recorded step. ``--kernels FILE`` times another copy of the kernels module (e.g. main's, for a
@@ -131,18 +134,48 @@ def main() -> None:
         ("flat_sums 10x256", flat_case(OUT * HIDDEN), 1),
         ("diff_snap_all 5 weights", lambda: k.diff_snap_all(ws, ss, dout), 1),
     ]
+    def fw_mid_case(c: int, p: int) -> Callable[[], Any]:
+        x = np.maximum(rng.standard_normal((BATCH, c, p)), 0).astype(np.float32)
+        flat = x.reshape(-1)
+        hs = _hstep(flat.size, c)
+        hrows, feats = min(BATCH, COS_ROWS), c * p
+        fstep = -(-feats // 4096) if feats > 4096 else 1
+        vals = np.zeros(5 * c + 3 + hrows)
+        counts = np.zeros(BINS, dtype=np.int64)
+        idx = np.empty(-(-flat.size // hs), dtype=np.int32)
+        return lambda: k.fw_slot_mid(flat, vals, counts, idx, BATCH, c, p, near_t, 0, hrows, feats, fstep, hs, lo, kk,
+                                     BINS, 0)
+
+    def grad_mid_case(c: int, p: int) -> Callable[[], Any]:
+        x = (rng.standard_normal((BATCH, c, p)) * 1e-3).astype(np.float32)
+        flat = x.reshape(-1)
+        hs = _hstep(flat.size, c)
+        vals = np.zeros(2 * c + 1)
+        counts = np.zeros(BINS, dtype=np.int64)
+        idx = np.empty(-(-flat.size // hs), dtype=np.int32)
+        return lambda: k.grad_slot_mid(flat, vals, counts, idx, BATCH, c, p, 0, hs, float(BATCH), lo, kk, BINS, 0)
+
+    conv: list[tuple[str, Callable[[], Any], int]] = [
+        ("fw_slot_mid 128x32x256", fw_mid_case(32, 256), 0),
+        ("grad_slot_mid 128x32x256", grad_mid_case(32, 256), 0),
+    ]
     rows = []
     total = 0.0
     print(f"kernels: {args.label} ({getattr(k, '__file__', '?')})")
     print(f"{'kernel':30s} {'us/call':>9s} {'calls/step':>10s} {'us/step':>9s}")
     for name, fn, per in cases:
-        us = _time(fn, max(1, args.calls // (20 if "diff" in name or "784" in name and "flat" in name else 1)),
-                   args.repeats)
+        slow = "diff" in name or name.startswith("flat_sums 256x784")
+        us = _time(fn, max(1, args.calls // 20 if slow else args.calls), args.repeats)
         total += us * per
         rows.append({"kernel": name, "us_per_call": round(us, 3), "calls_per_step": per,
                      "us_per_step": round(us * per, 3)})
         print(f"{name:30s} {us:9.2f} {per:10d} {us * per:9.2f}")
     print(f"{'total per recorded step':30s} {'':9s} {'':10s} {total:9.2f}")
+    print("conv shapes (watch_speed.py --model cnn; not in the total):")
+    for name, fn, per in conv:
+        us = _time(fn, max(1, args.calls // 20), args.repeats)
+        rows.append({"kernel": name, "us_per_call": round(us, 3), "calls_per_step": per, "us_per_step": 0.0})
+        print(f"{name:30s} {us:9.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     prev = json.loads(out.read_text()) if out.exists() else {}

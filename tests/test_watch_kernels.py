@@ -639,13 +639,16 @@ def _ref_cos(h):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 7, 8, 64])
-def test_cos_sums_in_blocks_of_four_rows(dtype, k):
+@pytest.mark.parametrize("fstep", [1, 3, 40])
+def test_cos_sums_in_blocks_of_four_rows(dtype, k, fstep):
+    """Dense (fstep 1) and strided features (copied per block of four rows into a buffer; 40:
+    one feature of 37), row counts below, at and past the blocks."""
     rng = np.random.default_rng(k)
     h = (rng.standard_normal((k, 37)) + 0.5).astype(dtype)
     h[k // 2] = 0.0  # a zero row inside a block or in the tail: left out
     n2 = np.empty(k)
-    q = K.cos_sums(h, 1, n2)
-    n2_ref, q_ref = _ref_cos(h)
+    q = K.cos_sums(h, fstep, n2)
+    n2_ref, q_ref = _ref_cos(h[:, ::fstep])
     _sums_close(n2, n2_ref)
     assert q == pytest.approx(q_ref, rel=1e-12)
 
@@ -666,6 +669,7 @@ def test_cos_sums_rows_whose_squares_underflow_and_non_finite_rows():
             g = h.copy()
             g[r, 3] = bad
             assert math.isnan(K.cos_sums(g, 1, np.empty(6)))
+            assert math.isnan(K.cos_sums(g, 3, np.empty(6)))  # feature 3 is read with fstep 3
 
 
 def _ref_hist(flat, step, scale, lo, k, nb):

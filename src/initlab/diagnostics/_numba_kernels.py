@@ -237,23 +237,24 @@ def diff_snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
 def cos_sums(h: Any, fstep: int, n2: Any) -> float:  # pragma: no cover - compiled
     """h [k, F] (the first k samples, flattened): n2[i] = ‖h_i‖² over features 0, fstep,
     2·fstep...; returns q = ‖Σ_i h_i/‖h_i‖‖² over the rows of non-zero norm (a row of
-    non-finite norm makes q NaN) — :func:`~initlab.diagnostics._stats.cosine_from_sums`."""
+    non-finite norm makes q NaN) — :func:`~initlab.diagnostics._stats.cosine_from_sums`.
+    By blocks of four rows (:func:`_cos_block`); with fstep > 1 each block's features are first
+    copied into a contiguous float64 buffer, so that the sums vectorise."""
     k, f_ = h.shape
-    if fstep == 1:
-        return _cos_sums_dense(h, n2)
     nf = (f_ + fstep - 1) // fstep
     su = np.zeros(nf)
-    for i in range(k):
-        s = 0.0
-        for j in range(nf):
-            v = np.float64(h[i, j * fstep])
-            s += v * v
-        n2[i] = s
-        if s == 0.0:
-            continue
-        inv = 1.0 / math.sqrt(s)
-        for j in range(nf):
-            su[j] += np.float64(h[i, j * fstep]) * inv
+    if fstep == 1:
+        for i0 in range(0, k, 4):
+            _cos_block(h, i0, min(4, k - i0), h, n2, i0, su)
+    else:
+        buf = np.empty((4, nf))
+        us = np.uintp(fstep)
+        for i0 in range(0, k, 4):
+            r = min(4, k - i0)
+            for i in range(r):
+                for j in range(nf):
+                    buf[i, j] = np.float64(h[i0 + i, np.uintp(j) * us])
+            _cos_block(buf, 0, r, h, n2, i0, su)
     q = 0.0
     for j in range(nf):
         q += su[j] * su[j]
@@ -261,35 +262,30 @@ def cos_sums(h: Any, fstep: int, n2: Any) -> float:  # pragma: no cover - compil
 
 
 @jit_sum
-def _cos_sums_dense(h: Any, n2: Any) -> float:  # pragma: no cover - compiled
-    """:func:`cos_sums` over all features (unit stride: vectorised): the row norms first, then
-    the normalised rows added into the sum four at a time (a row of zero norm adds 0·h_i = 0:
-    its values are all 0, or float64 values whose squares underflow; a non-finite norm still
-    makes q NaN)."""
-    k, f_ = h.shape
-    su = np.zeros(f_)
-    for i in range(k):
+def _cos_block(g: Any, g0: int, r: int, wit: Any, n2: Any, i0: int, su: Any) -> None:  # pragma: no cover - compiled
+    """Rows g0 … g0 + r − 1 of g (r ≤ 4; values read from the array ``wit``, whose dtype decides
+    :func:`add_sq`): n2[i0 + i] = ‖g_i‖², then su += Σ_i g_i/‖g_i‖, four rows added together
+    before they join su (a row of zero norm adds 0·g_i = 0: its values are all 0, or float64
+    values whose squares underflow; a non-finite norm still makes the sum NaN)."""
+    nf = su.shape[0]
+    for i in range(r):
         s = 0.0
-        for j in range(f_):
-            s = add_sq(s, np.float64(h[i, j]), h)
-        n2[i] = s
-    kb = k // 4 * 4
-    for i in range(0, kb, 4):
-        i0 = _inv_norm(n2[i])
-        i1 = _inv_norm(n2[i + 1])
-        i2 = _inv_norm(n2[i + 2])
-        i3 = _inv_norm(n2[i + 3])
-        for j in range(f_):
-            su[j] += ((np.float64(h[i, j]) * i0 + np.float64(h[i + 1, j]) * i1)
-                      + (np.float64(h[i + 2, j]) * i2 + np.float64(h[i + 3, j]) * i3))
-    for i in range(kb, k):
-        inv = _inv_norm(n2[i])
-        for j in range(f_):
-            su[j] += np.float64(h[i, j]) * inv
-    q = 0.0
-    for j in range(f_):
-        q += su[j] * su[j]
-    return q
+        for j in range(nf):
+            s = add_sq(s, np.float64(g[g0 + i, j]), wit)
+        n2[i0 + i] = s
+    if r == 4:
+        a0 = _inv_norm(n2[i0])
+        a1 = _inv_norm(n2[i0 + 1])
+        a2 = _inv_norm(n2[i0 + 2])
+        a3 = _inv_norm(n2[i0 + 3])
+        for j in range(nf):
+            su[j] += ((np.float64(g[g0, j]) * a0 + np.float64(g[g0 + 1, j]) * a1)
+                      + (np.float64(g[g0 + 2, j]) * a2 + np.float64(g[g0 + 3, j]) * a3))
+    else:
+        for i in range(r):
+            inv = _inv_norm(n2[i0 + i])
+            for j in range(nf):
+                su[j] += np.float64(g[g0 + i, j]) * inv
 
 
 @jit
