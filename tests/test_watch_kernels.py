@@ -548,3 +548,269 @@ def test_variance_rules_and_the_weights_update_kernel():
         assert tuple(out[i, :3]) == ref[i]
         np.testing.assert_array_equal(s, w)  # the next step's copy
         assert out[i, 3] == 0.0
+
+
+# -- the kernels' blocked / vectorised paths: tails, non-finite values, float64 ---------------------
+# fw_stats and grad_sums read four rows at a time, cos_sums adds four normalised rows at a time,
+# hist_counts bins by chunks of 256 samples, the flat sums keep their accumulators in registers;
+# every tail (rows, channels, samples not a multiple of the block or of a vector) is checked
+# against a plain NumPy reference: extremes and counts bitwise, sums to 1e-12 relative.
+
+
+def _ref_stats(x, near_t):
+    """NumPy reference of fw_stats: Σx (NaN propagates), max/min ignoring NaN (±inf when a
+    channel has no number), Σx², near-zero count compared in x's dtype."""
+    x64 = x.astype(np.float64)
+    num = ~np.isnan(x64)
+    mx = np.where(num, x64, -np.inf).max(0) if x.shape[0] else np.full(x.shape[1], -np.inf)
+    mn = np.where(num, x64, np.inf).min(0) if x.shape[0] else np.full(x.shape[1], np.inf)
+    return x64.sum(0), mx, (x64 * x64).sum(0), mn, (np.abs(x) <= near_t).sum(0)
+
+
+def _sums_close(got, want, rel=1e-12):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    fin = np.isfinite(want)
+    np.testing.assert_array_equal(got[~fin & ~np.isnan(want)], want[~fin & ~np.isnan(want)])
+    np.testing.assert_allclose(got[fin], want[fin], rtol=rel, atol=rel * 1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows,chans", [(0, 5), (1, 1), (3, 7), (4, 8), (5, 9), (7, 17), (9, 33), (130, 256), (13, 100)])
+def test_blocked_row_kernels_on_every_tail(dtype, rows, chans):
+    rng = np.random.default_rng(rows * 1000 + chans)
+    x = (rng.standard_normal((rows, chans)) * 0.1).astype(dtype)
+    if rows:
+        x[rng.integers(0, rows, size=chans // 2 + 1), rng.integers(0, chans, size=chans // 2 + 1)] = 0
+    near = dtype(0.05)
+    out = np.full((5, chans), 7.0)  # stale values: overwritten
+    s, sq, nz = K.fw_stats(x, near, out)
+    ref = _ref_stats(x, near)
+    _sums_close(out[0], ref[0])
+    np.testing.assert_array_equal(out[1], ref[1])
+    _sums_close(out[2], ref[2])
+    np.testing.assert_array_equal(out[3], ref[3])
+    np.testing.assert_array_equal(out[4], ref[4])
+    assert nz == ref[4].sum()
+    _sums_close([s, sq], [ref[0].sum(), ref[2].sum()])
+    g = np.full((2, chans), 7.0)
+    gs, gq = K.grad_sums(x, g)
+    _sums_close(g[0], ref[0])
+    _sums_close(g[1], ref[2])
+    _sums_close([gs, gq], [ref[0].sum(), ref[2].sum()])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocked_row_kernels_with_non_finite_values(dtype):
+    """NaN in any of the four rows of a block, or in a tail row: Σx and Σx² NaN for its channel,
+    the maxima and minima those of the numbers (±inf for a channel of NaN only); inf counts as a
+    maximum and makes the sums inf."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((11, 12)).astype(dtype)
+    for r in range(11):
+        x[r, r] = np.nan  # rows 0..3, 4..7 (blocks) and 8..10 (tail)
+    x[:, 11] = np.nan
+    x[5, 0] = np.inf
+    x[9, 1] = -np.inf
+    out = np.empty((5, 12))
+    s, sq, nz = K.fw_stats(x, dtype(0.05), out)
+    ref = _ref_stats(x, dtype(0.05))
+    _sums_close(out[0], ref[0])
+    np.testing.assert_array_equal(out[1], ref[1])
+    _sums_close(out[2], ref[2])
+    np.testing.assert_array_equal(out[3], ref[3])
+    np.testing.assert_array_equal(out[4], ref[4])
+    assert out[1, 11] == -np.inf and out[3, 11] == np.inf and out[1, 0] == np.inf and out[3, 1] == -np.inf
+    assert math.isnan(s) and math.isnan(sq) and nz == ref[4].sum()
+    g = np.empty((2, 12))
+    gs, gq = K.grad_sums(x, g)
+    _sums_close(g, np.stack([ref[0], ref[2]]))
+    assert math.isnan(gs) and math.isnan(gq)
+
+
+def _ref_cos(h):
+    """cos_sums by definition: row norms² n2, q = ‖Σ_i h_i/‖h_i‖‖² over the rows of non-zero norm."""
+    h64 = h.astype(np.float64)
+    n2 = (h64 * h64).sum(1)
+    keep = n2 != 0
+    su = (h64[keep] / np.sqrt(n2[keep])[:, None]).sum(0)
+    return n2, float((su * su).sum())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 7, 8, 64])
+@pytest.mark.parametrize("fstep", [1, 3, 40])
+def test_cos_sums_in_blocks_of_four_rows(dtype, k, fstep):
+    """Dense (fstep 1) and strided features (copied per block of four rows into a buffer; 40:
+    one feature of 37), row counts below, at and past the blocks."""
+    rng = np.random.default_rng(k)
+    h = (rng.standard_normal((k, 37)) + 0.5).astype(dtype)
+    h[k // 2] = 0.0  # a zero row inside a block or in the tail: left out
+    n2 = np.empty(k)
+    q = K.cos_sums(h, fstep, n2)
+    n2_ref, q_ref = _ref_cos(h[:, ::fstep])
+    _sums_close(n2, n2_ref)
+    assert q == pytest.approx(q_ref, rel=1e-12)
+
+
+def test_cos_sums_rows_whose_squares_underflow_and_non_finite_rows():
+    """float64 values whose squares underflow to 0: a row of norm 0, left out (not inf·0); a
+    row holding inf or NaN makes q NaN wherever it sits."""
+    rng = np.random.default_rng(22)
+    h = rng.standard_normal((6, 20))
+    h[2] = 1e-170  # squares underflow: n2 = 0, the row is left out
+    n2 = np.empty(6)
+    q = K.cos_sums(h, 1, n2)
+    assert n2[2] == 0.0
+    n2_ref, q_ref = _ref_cos(h)
+    assert q == pytest.approx(q_ref, rel=1e-12)
+    for r in (1, 5):  # in the first block of four rows, in the tail
+        for bad in (np.inf, np.nan):
+            g = h.copy()
+            g[r, 3] = bad
+            assert math.isnan(K.cos_sums(g, 1, np.empty(6)))
+            assert math.isnan(K.cos_sums(g, 3, np.empty(6)))  # feature 3 is read with fstep 3
+
+
+def _ref_hist(flat, step, scale, lo, k, nb):
+    v = flat[::step].astype(np.float64)
+    p = np.clip((v * scale - lo) * k, 0.0, nb - 1)
+    return np.bincount(p.astype(np.int64), minlength=nb)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,step", [(1, 1), (3, 1), (255, 1), (256, 1), (257, 1), (4096, 9), (32768, 9),
+                                    (100352, 25), (1000, 7), (777, 256), (513, 2)])
+def test_hist_counts_chunks_and_strides(dtype, n, step):
+    """Sample counts below, at and across the 256-sample chunks; strides that do (2, 256) and do
+    not (7, 9, 25) divide a channel count of 256; counts added to what is there."""
+    rng = np.random.default_rng(n + step)
+    flat = (rng.standard_normal(n) * 1.5).astype(dtype)
+    flat[: min(n, 4)] = dtype(-3.0)  # on the low edge and outside
+    nb, lo, k = 40, -3.0, 40 / 6.0
+    counts = np.arange(nb, dtype=np.int64)
+    m = -(-n // step)
+    idx = np.empty(m, dtype=np.int32)  # the smallest scratch callers give
+    K.hist_counts(flat, step, 1.0, lo, k, nb, idx, counts)
+    np.testing.assert_array_equal(counts - np.arange(nb), _ref_hist(flat, step, 1.0, lo, k, nb))
+    counts[:] = 0
+    K.hist_counts(flat, step, 128.0, lo * 128, k / 128, nb, idx, counts)  # a delta's scale
+    np.testing.assert_array_equal(counts, _ref_hist(flat, step, 128.0, lo * 128, k / 128, nb))
+
+
+def test_hist_counts_of_a_strided_view_and_infinite_values():
+    """A 1-D view with a stride (no copy), and ±inf values (not counted by the watch, which checks
+    Σx² first, but binned into the end bins by the kernel, never out of range)."""
+    rng = np.random.default_rng(23)
+    base = rng.standard_normal(3000).astype(np.float32)
+    view = base[1::3]
+    counts = np.zeros(16, dtype=np.int64)
+    K.hist_counts(view, 5, 1.0, -2.0, 4.0, 16, np.empty(1000, dtype=np.int32), counts)
+    np.testing.assert_array_equal(counts, _ref_hist(view, 5, 1.0, -2.0, 4.0, 16))
+    x = np.array([np.inf, -np.inf, 0.0, 1.0], dtype=np.float32)
+    counts = np.zeros(16, dtype=np.int64)
+    K.hist_counts(x, 1, 1.0, -2.0, 4.0, 16, np.empty(4, dtype=np.int32), counts)
+    assert counts[0] == 1 and counts[15] == 1 and counts.sum() == 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 5, 15, 16, 17, 31, 33, 1000, 65537])
+def test_flat_kernels_on_tails_and_dtypes(dtype, n):
+    """The flat sums (register accumulators; for float32 Σx² by fma, the squares being exact):
+    Σx and Σx² within 1e-12 of the exactly rounded sums (math.fsum of the exact squares), the
+    snapshot copied bitwise."""
+    rng = np.random.default_rng(n)
+    w = (rng.standard_normal(n) * 3).astype(dtype)
+    s = (w + rng.standard_normal(n) * 1e-3).astype(dtype)
+    w64, s64 = w.astype(np.float64), s.astype(np.float64)
+    want = (math.fsum(w64), math.fsum(w64 * w64))
+    if dtype == np.float32:
+        assert all(float(v) * float(v) == float(v * v) for v in w64[:50])  # the squares are exact
+    assert K.flat_sums(w) == pytest.approx(want, rel=1e-12, abs=1e-300)
+    snap = s.copy()
+    d2, a, b = K.diff_snap_sums(w, snap)
+    assert d2 == pytest.approx(math.fsum((w64 - s64) ** 2), rel=1e-12, abs=1e-300)
+    assert (a, b) == pytest.approx(want, rel=1e-12, abs=1e-300)
+    np.testing.assert_array_equal(snap, w)
+    assert K.diff_sq(w, s) == pytest.approx(d2, rel=1e-12, abs=1e-300)
+    snap2 = np.zeros_like(w)
+    assert K.snap_sums(w, snap2) == pytest.approx(want, rel=1e-12, abs=1e-300)
+    np.testing.assert_array_equal(snap2, w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flat_kernels_propagate_non_finite_values(dtype):
+    w = np.ones(100, dtype=dtype)
+    w[37] = np.nan
+    assert all(math.isnan(v) for v in K.flat_sums(w))
+    w[37] = np.inf
+    assert K.flat_sums(w) == (np.inf, np.inf)
+    snap = np.ones(100, dtype=dtype)
+    d2, a, b = K.diff_snap_sums(w, snap)
+    assert (d2, a, b) == (np.inf, np.inf, np.inf) and snap[37] == np.inf
+    out = np.empty((2, 4))
+    K.diff_snap_all((w, np.ones(10, dtype=dtype)), (np.ones(100, dtype=dtype), np.ones(10, dtype=dtype)), out)
+    assert out[0, 3] == 1.0 and tuple(out[1]) == (0.0, 10.0, 10.0, 1.0)  # inf variance, then constant weights
+
+
+@pytest.mark.parametrize("hstep,chans", [(9, 256), (8, 256), (1, 10), (25, 784)])
+def test_slot_kernels_on_the_mlp_shapes(hstep, chans):
+    """fw_slot/grad_slot on the benchmark's shapes (a stride coprime or not with the channels)
+    equal the references: statistics, cosine and histogram."""
+    rng = np.random.default_rng(hstep + chans)
+    x = np.maximum(rng.standard_normal((128, chans)), -0.5).astype(np.float32)
+    flat = x.reshape(-1)
+    nb, lo, kk = 40, -3.0, 40 / 6.0
+    idx = np.empty(-(-flat.size // hstep), dtype=np.int32)
+    vals, counts = np.zeros(5 * chans + 3 + 64), np.zeros(nb, dtype=np.int64)
+    near = np.float32(1e-3)
+    cancel, counted = K.fw_slot(flat, vals, counts, idx, 128, chans, near, 0, 64, chans, 1, hstep, lo, kk, nb, 0)
+    ref = _ref_stats(x, near)
+    got = vals[:5 * chans].reshape(5, chans)
+    _sums_close(got[0], ref[0])
+    np.testing.assert_array_equal(got[[1, 3, 4]], np.stack([ref[1], ref[3], ref[4]]))
+    _sums_close(got[2], ref[2])
+    n2_ref, q_ref = _ref_cos(x[:64])
+    b = 5 * chans
+    assert vals[b] == pytest.approx(ref[2].sum(), rel=1e-12) and vals[b + 1] == ref[4].sum()
+    assert vals[b + 2] == pytest.approx(q_ref, rel=1e-12)
+    _sums_close(vals[b + 3:], n2_ref)
+    assert counted and not cancel
+    np.testing.assert_array_equal(counts, _ref_hist(flat, hstep, 1.0, lo, kk, nb))
+    gv, gc = np.zeros(2 * chans + 1), np.zeros(nb, dtype=np.int64)
+    cancel, counted = K.grad_slot(flat, gv, gc, idx, 128, chans, 0, hstep, 128.0, lo * 128, kk / 128, nb, 0)
+    _sums_close(gv[:-1].reshape(2, chans), np.stack([ref[0], ref[2]]))
+    np.testing.assert_array_equal(gc, _ref_hist(flat, hstep, 128.0, lo * 128, kk / 128, nb))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(0, 3, 4), (1, 2, 1), (3, 5, 7), (4, 3, 16), (9, 4, 33), (13, 2, 100), (8, 3, 0)])
+def test_channel_mid_kernels_on_every_tail(dtype, shape):
+    """[batch, C, positions]: batch sizes below, at and past the four-sample blocks, positions
+    shorter than a vector, none at all; non-finite values in a block and in the tail; the
+    reference is fw_stats' reference over batch and positions."""
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 0.1).astype(dtype)
+    if x.size:
+        x.reshape(-1)[rng.integers(0, x.size, size=max(1, x.size // 10))] = 0
+    if shape[0] >= 9 and shape[2]:
+        x[1, 0, 0] = np.nan  # in a block
+        x[8, 1, shape[2] - 1] = np.nan  # in the tail
+        x[5, 1, 0] = np.inf
+        x[:, 2 % shape[1], :] = np.nan if shape[1] > 2 else x[:, 2 % shape[1], :]
+    near = dtype(0.05)
+    out, g = np.full((5, shape[1]), 7.0), np.full((2, shape[1]), 7.0)
+    s, sq, nz = K.fw_stats_mid(x, near, out)
+    gs, gq = K.grad_sums_mid(x, g)
+    flat = x.transpose(0, 2, 1).reshape(-1, shape[1])  # [batch·positions, C]
+    ref = _ref_stats(flat, near)
+    _sums_close(out[0], ref[0], 1e-11)
+    np.testing.assert_array_equal(out[1], ref[1])
+    _sums_close(out[2], ref[2], 1e-11)
+    np.testing.assert_array_equal(out[3], ref[3])
+    np.testing.assert_array_equal(out[4], ref[4])
+    assert nz == ref[4].sum()
+    _sums_close(g, np.stack([ref[0], ref[2]]), 1e-11)
+    tot = [ref[0].sum(), ref[2].sum()]
+    _sums_close([s, sq], tot, 1e-11)
+    _sums_close([gs, gq], tot, 1e-11)
