@@ -1838,6 +1838,11 @@ class _TorchHooks:
         """Fill the backward statistics and update sizes of the pending step and record it.
         ``fuse``: the next forward (in the same call of the root's pre-hook) is recorded, so the
         kernels leave the weights' copies for it (:meth:`_fast_snapshot`)."""
+        rp = self.rp
+        if rp is not None:  # (a replayed step: kernels and Python floats, no NumPy arithmetic outside errstate)
+            self.rp = None
+            self._replay_finish(rp, fuse)
+            return
         with np.errstate(all="ignore"):  # a diverging run gives inf/nan statistics, reported as diverged
             self._finish(fuse)
 
@@ -1899,13 +1904,18 @@ class _TorchHooks:
         for h in rp.handles:
             h.remove()
         rp.handles = []
-        complete = rp.mat is None and len(rp.done) == sum(1 for gi in rp.gregs if pl.grads[gi][2] is not None) \
-            and len(rp.gregs) == len(pl.grads) and rp.wdone == set(pl.wgi)
+        ends = pl.ends
+        if ends is None:  # (the gradient hooks that take a member, the weights' gradients: fixed by the plan)
+            ends = pl.ends = (sum(1 for g in pl.grads if g[2] is not None), frozenset(pl.wgi))
+        # (all the plan's gradient hooks registered, each once: those that take a member all ran)
+        complete = rp.mat is None and len(rp.gregs) == len(pl.grads) and len(rp.done) == ends[0] \
+            and rp.wdone == ends[1]
         if not complete:
-            if rp.mat is None:
-                wp._depart(self, rp)
-            self.rp, self.pending = None, rp.mat
-            self._finish(fuse)
+            with np.errstate(all="ignore"):
+                if rp.mat is None:
+                    wp._depart(self, rp)
+                self.rp, self.pending = None, rp.mat
+                self._finish(fuse)
             return
         if isinstance(rp.loss, self.torch.Tensor):
             rp.loss = float(rp.loss.item()) if rp.loss.is_cpu else float(rp.loss.detach().cpu().item())

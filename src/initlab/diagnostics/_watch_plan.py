@@ -233,6 +233,7 @@ class Plan:
         self.wbatch: Any = None  # the weights' views for one update-size kernel call (_replay_update_norms)
         self.kept_index: int | None = None  # its KeptPlan's index in _TorchHooks.plans
         self.hist_need: dict[int, int] = {}  # counts offset -> the values a histogram bins when all are finite
+        self.ends: tuple[int, frozenset[int]] | None = None  # what a complete step ran (_replay_finish)
 
 
     def alloc(self, n: int) -> int:
@@ -489,11 +490,9 @@ def _weight_of(m: Any) -> Any:
 def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Replay | None:
     """The root's pre-hook of a recorded step with a plan: the input and the weights' sums; None
     (the general path) when the step does not start as the plan's."""
-    import torch
-
     pl: Plan = hooks.plan
-    x = args[0] if args and isinstance(args[0], torch.Tensor) else \
-        next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+    x = args[0] if args and isinstance(args[0], _Tensor) else \
+        next((a for a in (*args, *kwargs.values()) if isinstance(a, _Tensor)), None)
     if x is None or _input_sig(x) != pl.input_sig:
         return None
     for m_, w in pl.wcheck:
