@@ -2053,10 +2053,19 @@ class _TorchHooks:
         k = self.kernels
         if k is None or pl.wbatch is False:
             return None
-        weights = [w for w, *_ in pl.weights]
-        ptrs = tuple(w.data_ptr() for w in weights)
+        weights = pl.wlist
+        if weights is None:
+            weights = pl.wlist = [w for w, *_ in pl.weights]
+        ptrs = tuple([w.data_ptr() for w in weights])
         wb = pl.wbatch
-        if wb is None or wb[0] != ptrs or any(self.buffers.get(id(w)) is not b for w, b in zip(weights, wb[3])):
+        same = wb is not None and wb[0] == ptrs
+        if same:
+            buffers = self.buffers
+            for w, b in zip(weights, wb[3]):
+                if buffers.get(id(w)) is not b:
+                    same = False
+                    break
+        if not same:
             bufs = [self._snap_buffer(w) for w in weights]
             ws = tuple(self._view(w) for w in weights)
             ss = tuple(self._view(b) for b in bufs)
@@ -2072,9 +2081,11 @@ class _TorchHooks:
             self._kernels_failed(exc)
             return None
         upd = {}
+        presnap = self.presnap
+        sqrt = math.sqrt
         for (w, key, *_), (d2, s_, q, cancel) in zip(pl.weights, out.tolist()):
-            upd[key] = math.sqrt(max(d2, 0.0))
-            self.presnap[key] = (w, s_, q, cancel != 0.0)  # (the next step's copy, its sums, the variance rule)
+            upd[key] = sqrt(max(d2, 0.0))
+            presnap[key] = (w, s_, q, cancel != 0.0)  # (the next step's copy, its sums, the variance rule)
         return upd
 
     def _fast_update_norms(self, snapshots: dict[int, tuple[Any, Any]], fuse: bool) -> dict[int, float]:

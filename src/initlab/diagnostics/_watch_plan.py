@@ -234,6 +234,7 @@ class Plan:
         self.kept_index: int | None = None  # its KeptPlan's index in _TorchHooks.plans
         self.hist_need: dict[int, int] = {}  # counts offset -> the values a histogram bins when all are finite
         self.ends: tuple[int, frozenset[int]] | None = None  # what a complete step ran (_replay_finish)
+        self.wlist: list[Any] | None = None  # the weights of ``weights``, in order (_replay_update_norms)
 
 
     def alloc(self, n: int) -> int:
