@@ -186,3 +186,49 @@ def test_the_signature_check_is_the_signature_comparison():
     with torch.no_grad():
         b.mul_(1.0)
     assert not wp._same_signature(sig, c, b, last)
+
+
+def _diverging_run(replay: bool, every: int):
+    """A ReLU MLP trained with a learning rate that sends its weights to inf and NaN within a
+    few steps, under a watch (replayed or by the general path)."""
+    import numpy as np
+
+    from initlab.diagnostics import watch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=1e6)
+    rng = np.random.default_rng(0)
+    w = watch(model, every=every)
+    w._hooks.replay = replay
+    with w:
+        for _ in range(12):
+            x = torch.from_numpy(rng.standard_normal((8, 6)).astype(np.float32)) * 100.0
+            opt.zero_grad()
+            loss = (model(x) ** 2).mean()
+            loss.backward()
+            opt.step()
+            w.log_loss(loss)
+    return w, [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_a_diverging_replayed_run_finishes_as_the_general_path(every):
+    """The replayed steps' finish runs outside NumPy's errstate: with weights, statistics and
+    update sizes gone to inf/NaN it warns of nothing (warnings are errors here) and records what
+    the general path records."""
+    import json
+
+    from initlab.diagnostics import _kernels
+
+    wr, pr = _diverging_run(True, every)
+    wg, pg = _diverging_run(False, every)
+    if _kernels.load() is not None:  # (without numba there is no replay: both runs are the general path)
+        assert wr._hooks.replayed >= 2 and wg._hooks.replayed == 0
+    assert json.dumps(wr.to_dict(), sort_keys=True, default=str) == json.dumps(wg.to_dict(), sort_keys=True,
+                                                                              default=str)
+    assert [str(v) for v in wr.verdicts] == [str(v) for v in wg.verdicts]
+    assert all(torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(pr, pg))
+    updates = [r.get("update_ratio") for r in wr.rows()]
+    assert any(u is not None and not math.isfinite(u) for u in updates)
