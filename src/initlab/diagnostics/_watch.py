@@ -1838,6 +1838,11 @@ class _TorchHooks:
         """Fill the backward statistics and update sizes of the pending step and record it.
         ``fuse``: the next forward (in the same call of the root's pre-hook) is recorded, so the
         kernels leave the weights' copies for it (:meth:`_fast_snapshot`)."""
+        rp = self.rp
+        if rp is not None:  # (a replayed step: kernels and Python floats, no NumPy arithmetic outside errstate)
+            self.rp = None
+            self._replay_finish(rp, fuse)
+            return
         with np.errstate(all="ignore"):  # a diverging run gives inf/nan statistics, reported as diverged
             self._finish(fuse)
 
@@ -1899,13 +1904,18 @@ class _TorchHooks:
         for h in rp.handles:
             h.remove()
         rp.handles = []
-        complete = rp.mat is None and len(rp.done) == sum(1 for gi in rp.gregs if pl.grads[gi][2] is not None) \
-            and len(rp.gregs) == len(pl.grads) and rp.wdone == set(pl.wgi)
+        ends = pl.ends
+        if ends is None:  # (the gradient hooks that take a member, the weights' gradients: fixed by the plan)
+            ends = pl.ends = (sum(1 for g in pl.grads if g[2] is not None), frozenset(pl.wgi))
+        # (all the plan's gradient hooks registered, each once: those that take a member all ran)
+        complete = rp.mat is None and len(rp.gregs) == len(pl.grads) and len(rp.done) == ends[0] \
+            and rp.wdone == ends[1]
         if not complete:
-            if rp.mat is None:
-                wp._depart(self, rp)
-            self.rp, self.pending = None, rp.mat
-            self._finish(fuse)
+            with np.errstate(all="ignore"):
+                if rp.mat is None:
+                    wp._depart(self, rp)
+                self.rp, self.pending = None, rp.mat
+                self._finish(fuse)
             return
         if isinstance(rp.loss, self.torch.Tensor):
             rp.loss = float(rp.loss.item()) if rp.loss.is_cpu else float(rp.loss.detach().cpu().item())
@@ -2043,10 +2053,19 @@ class _TorchHooks:
         k = self.kernels
         if k is None or pl.wbatch is False:
             return None
-        weights = [w for w, *_ in pl.weights]
-        ptrs = tuple(w.data_ptr() for w in weights)
+        weights = pl.wlist
+        if weights is None:
+            weights = pl.wlist = [w for w, *_ in pl.weights]
+        ptrs = tuple([w.data_ptr() for w in weights])
         wb = pl.wbatch
-        if wb is None or wb[0] != ptrs or any(self.buffers.get(id(w)) is not b for w, b in zip(weights, wb[3])):
+        same = wb is not None and wb[0] == ptrs
+        if same:
+            buffers = self.buffers
+            for w, b in zip(weights, wb[3]):
+                if buffers.get(id(w)) is not b:
+                    same = False
+                    break
+        if not same:
             bufs = [self._snap_buffer(w) for w in weights]
             ws = tuple(self._view(w) for w in weights)
             ss = tuple(self._view(b) for b in bufs)
@@ -2062,9 +2081,11 @@ class _TorchHooks:
             self._kernels_failed(exc)
             return None
         upd = {}
+        presnap = self.presnap
+        sqrt = math.sqrt
         for (w, key, *_), (d2, s_, q, cancel) in zip(pl.weights, out.tolist()):
-            upd[key] = math.sqrt(max(d2, 0.0))
-            self.presnap[key] = (w, s_, q, cancel != 0.0)  # (the next step's copy, its sums, the variance rule)
+            upd[key] = sqrt(max(d2, 0.0))
+            presnap[key] = (w, s_, q, cancel != 0.0)  # (the next step's copy, its sums, the variance rule)
         return upd
 
     def _fast_update_norms(self, snapshots: dict[int, tuple[Any, Any]], fuse: bool) -> dict[int, float]:

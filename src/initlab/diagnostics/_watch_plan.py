@@ -27,15 +27,18 @@ dropped and the next recorded step traced anew, and after eight traces the watch
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from functools import partial
 from typing import Any
 
 import numpy as np
 import torch  # (this module is imported by a torch watch only: torch is already loaded)
+from torch.utils.hooks import RemovableHandle as _Handle
 
 from initlab.diagnostics._stats import Histogram, histogram
 
 _Tensor = torch.Tensor
+_has_torch_function = torch._C._has_torch_function_unary  # (what Tensor.register_hook checks first)
 
 FW_MEMBERS = ("pre", "act", "cos", "weight", "gain")  # the keys of a row's fw dict that hold members
 MISSES = 2  # recorded steps in a row a plan may miss before it is traced anew
@@ -62,6 +65,43 @@ def signature(out: Any, xin: Any, last: tuple[Any, float]) -> tuple[Any, ...]:
     prev = xin is last[0]
     return o, (xin.shape, xin.dtype, xin.is_cpu, xin.requires_grad, prev, prev and _version(xin) == last[1],
                xin is out)
+
+
+def _same_signature(sig: tuple[Any, ...], out: Any, xin: Any, last: tuple[Any, float]) -> bool:
+    """``signature(out, xin, last) == sig``, field by field (a replayed hook call's check:
+    no tuples built, the first difference ends it). ``xin`` is a tensor or None."""
+    o, x = sig
+    if isinstance(out, _Tensor):
+        if o is None or out.shape != o[0] or out.dtype != o[1] or out.is_cpu != o[2] or out.requires_grad != o[3]:
+            return False
+    elif o is not None:
+        return False
+    if xin is None:
+        return x is None
+    if x is None:
+        return False
+    prev = xin is last[0]
+    return (xin.shape == x[0] and xin.dtype == x[1] and xin.is_cpu == x[2] and xin.requires_grad == x[3]
+            and prev == x[4] and (prev and _version(xin) == last[1]) == x[5] and (xin is out) == x[6])
+
+
+def _add_grad_hook(t: Any, fn: Any) -> None:
+    """``t.register_hook(fn)``, its handle not kept (a replayed step's gradient hook lives as long
+    as the step's graph): for a plain tensor, the same steps as :meth:`torch.Tensor.register_hook`
+    (torch 2.x) without its handle object; a tensor subclass, a tensor under a torch function mode
+    or one not requiring a gradient by that method."""
+    if type(t) is not _Tensor or _has_torch_function(t) or not t.requires_grad:
+        t.register_hook(fn)
+        return
+    bh = t._backward_hooks
+    if bh is None:
+        bh = t._backward_hooks = OrderedDict()
+        gf = t.grad_fn
+        if gf is not None:
+            gf._register_hook_dict(t)
+    i = _Handle.next_id  # (the key torch's handle would take)
+    _Handle.next_id = i + 1
+    bh[i] = fn
 
 
 class Trace:
@@ -193,6 +233,8 @@ class Plan:
         self.wbatch: Any = None  # the weights' views for one update-size kernel call (_replay_update_norms)
         self.kept_index: int | None = None  # its KeptPlan's index in _TorchHooks.plans
         self.hist_need: dict[int, int] = {}  # counts offset -> the values a histogram bins when all are finite
+        self.ends: tuple[int, frozenset[int]] | None = None  # what a complete step ran (_replay_finish)
+        self.wlist: list[Any] | None = None  # the weights of ``weights``, in order (_replay_update_norms)
 
 
     def alloc(self, n: int) -> int:
@@ -449,11 +491,9 @@ def _weight_of(m: Any) -> Any:
 def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Replay | None:
     """The root's pre-hook of a recorded step with a plan: the input and the weights' sums; None
     (the general path) when the step does not start as the plan's."""
-    import torch
-
     pl: Plan = hooks.plan
-    x = args[0] if args and isinstance(args[0], torch.Tensor) else \
-        next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+    x = args[0] if args and isinstance(args[0], _Tensor) else \
+        next((a for a in (*args, *kwargs.values()) if isinstance(a, _Tensor)), None)
     if x is None or _input_sig(x) != pl.input_sig:
         return None
     for m_, w in pl.wcheck:
@@ -532,12 +572,13 @@ def _exact(ps: Replay, mi: int, flat: np.ndarray, view: tuple[int, ...], mid: bo
 def forward(hooks: Any, ps: Replay, kind: str, mod: Any, inp: tuple[Any, ...], out: Any) -> bool:
     """One forward hook call (``kind`` "fw") or in-place pre-hook call ("pre") replayed; False
     when it departs from the plan (nothing done: the caller hands the step to the general path)."""
-    pl = ps.plan
-    if ps.i >= len(pl.events):
+    i = ps.i
+    events = ps.plan.events
+    if i >= len(events):
         return False
-    ev_kind, ev_mod, ev_sig, ops, post, ev_w = pl.events[ps.i]
+    ev_kind, ev_mod, ev_sig, ops, post, ev_w = events[i]
     xin = inp[0] if inp and isinstance(inp[0], _Tensor) else None
-    if ev_kind != kind or ev_mod is not mod or signature(out, xin, ps.last) != ev_sig:
+    if ev_kind != kind or ev_mod is not mod or not _same_signature(ev_sig, out, xin, ps.last):
         return False
     if ev_w is not _NO_WEIGHT and _weight_of(mod) is not ev_w:  # (a weight replaced inside forward())
         return False
@@ -546,10 +587,12 @@ def forward(hooks: Any, ps: Replay, kind: str, mod: Any, inp: tuple[Any, ...], o
     except Exception as exc:  # a kernel failing: the general path (by torch operations) takes this hook call
         hooks._kernels_failed(exc)
         return False
-    ps.i += 1
-    for s, gi in regs:
-        ps.gregs.append(gi)
-        (out if s == "out" else xin).register_hook(partial(grad, hooks, ps, gi))
+    ps.i = i + 1
+    if regs:
+        gregs = ps.gregs
+        for s, gi in regs:
+            gregs.append(gi)
+            _add_grad_hook(out if s == "out" else xin, partial(grad, hooks, ps, gi))
     if post:
         ps.last = (out, _version(out))
     return True

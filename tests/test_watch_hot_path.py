@@ -1,0 +1,234 @@
+"""The replayed steps' hot path (initlab.diagnostics._watch_plan): the gradient hook a replayed
+hook call registers (``_add_grad_hook``) behaves as ``Tensor.register_hook`` in every case the
+autograd engine distinguishes (an in-place write after the registration, one output of a
+multi-output node, a second backward through a kept graph, a leaf, a tensor not requiring a
+gradient, a tensor subclass, a torch function mode), and the field-by-field signature check
+(``_same_signature``) agrees with comparing ``signature()`` tuples."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from initlab.diagnostics import _watch_plan as wp  # noqa: E402
+
+
+def _run(scenario, register):
+    """Run ``scenario`` with gradient hooks registered by ``register``; returns what the hooks
+    saw (in call order) and the leaves' gradients."""
+    seen = []
+
+    def hook(name):
+        def fn(g):
+            seen.append((name, None if g is None else g.detach().clone()))
+        return fn
+
+    grads = scenario(lambda t, name: register(t, hook(name)))
+    return seen, grads
+
+
+def _in_place_after(reg):
+    torch.manual_seed(0)
+    a = torch.randn(4, 3, requires_grad=True)
+    y = a * 2.0
+    reg(y, "y")
+    y.mul_(3.0)  # written in place after the registration: the hook sees the gradient of y before the write
+    reg(y, "y_after")
+    (y.sin() * torch.arange(3.0)).sum().backward()
+    return [a.grad.clone()]
+
+
+def _multi_output(reg):
+    torch.manual_seed(1)
+    a = torch.randn(6, 4, requires_grad=True)
+    p, q, r = (a * 1.5).split(2)  # one node, three outputs (output_nr 0, 1, 2)
+    reg(q, "q")
+    reg(r, "r")
+    (p.sum() + (q ** 2).sum() * 3.0 + r.exp().sum()).backward()
+    return [a.grad.clone()]
+
+
+def _multi_output_unused(reg):
+    torch.manual_seed(2)
+    a = torch.randn(6, 4, requires_grad=True)
+    p, q = (a * 1.5).split(3)
+    reg(q, "q")  # q does not reach the loss: its hook is called with None
+    p.sum().backward()
+    return [a.grad.clone()]
+
+
+def _retain_graph(reg):
+    torch.manual_seed(3)
+    a = torch.randn(5, requires_grad=True)
+    y = a.tanh()
+    reg(y, "y")
+    loss = (y * y).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    return [a.grad.clone()]
+
+
+def _leaf(reg):
+    torch.manual_seed(4)
+    a = torch.randn(5, requires_grad=True)
+    reg(a, "a")
+    (a * a).sum().backward()
+    return [a.grad.clone()]
+
+
+def _two_hooks_one_tensor(reg):
+    torch.manual_seed(5)
+    a = torch.randn(3, 2, requires_grad=True)
+    y = a @ torch.ones(2, 2)
+    reg(y, "first")
+    y.register_hook(lambda g: g * 2.0)  # a user's hook after ours: it changes what flows on
+    reg(y, "second")
+    y.pow(2).sum().backward()
+    return [a.grad.clone()]
+
+
+@pytest.mark.parametrize("scenario", [_in_place_after, _multi_output, _multi_output_unused, _retain_graph, _leaf,
+                                      _two_hooks_one_tensor])
+def test_the_fast_registration_is_register_hook(scenario):
+    seen_std, grads_std = _run(scenario, lambda t, fn: t.register_hook(fn))
+    seen_fast, grads_fast = _run(scenario, wp._add_grad_hook)
+    assert [n for n, _ in seen_fast] == [n for n, _ in seen_std]
+    assert all((a is None and b is None) or torch.equal(a, b) for (_, a), (_, b) in zip(seen_fast, seen_std))
+    assert all(torch.equal(a, b) for a, b in zip(grads_fast, grads_std))
+    assert seen_std
+
+
+def test_a_tensor_not_requiring_grad_raises_as_register_hook():
+    t = torch.ones(3)
+    with pytest.raises(RuntimeError, match="doesn't require gradient"):
+        t.register_hook(lambda g: None)
+    with pytest.raises(RuntimeError, match="doesn't require gradient"):
+        wp._add_grad_hook(t, lambda g: None)
+
+
+def test_a_subclass_and_a_function_mode_go_through_register_hook():
+    from torch.overrides import TorchFunctionMode
+
+    calls = []
+
+    class Sub(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.register_hook:
+                calls.append("sub")
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    class Mode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.register_hook:
+                calls.append("mode")
+            return func(*args, **(kwargs or {}))
+
+    a = torch.randn(3, requires_grad=True)
+    s = (a * 2.0).as_subclass(Sub)
+    wp._add_grad_hook(s, lambda g: None)
+    y = a * 3.0
+    with Mode():
+        wp._add_grad_hook(y, lambda g: None)
+    assert calls == ["sub", "mode"]
+
+
+def test_the_hook_goes_with_the_graph():
+    """The registration keeps no handle: the hook is freed with the tensor (a replayed step's hook
+    lives as long as its graph)."""
+    import weakref
+
+    class Fn:
+        def __call__(self, g):
+            pass
+
+    a = torch.randn(3, requires_grad=True)
+    y = a * 2.0
+    fn = Fn()
+    ref = weakref.ref(fn)
+    wp._add_grad_hook(y, fn)
+    del fn, y
+    assert ref() is None
+
+
+def _tensors():
+    a = torch.randn(4, 3, requires_grad=True)
+    b = a * 2.0
+    c = b.relu()
+    d = torch.randn(4, 3)
+    e = torch.randn(4, 3, dtype=torch.float64)
+    f = torch.randn(2, 3)
+    return a, b, c, d, e, f
+
+
+def test_the_signature_check_is_the_signature_comparison():
+    a, b, c, d, e, f = _tensors()
+    outs = [None, 1.5, a, b, c, d, e, f]
+    ins = [None, a, b, c, d, e, f]
+    lasts = [(None, math.nan), (b, wp._version(b)), (b, wp._version(b) + 1), (c, math.nan), (d, wp._version(d))]
+    sigs = {wp.signature(o, x, last) for o in outs for x in ins for last in lasts}
+    sigs |= {(wp.signature(b, b, (b, wp._version(b)))[0], wp.signature(c, b, (b, wp._version(b)))[1])}
+    n = 0
+    for sig in sigs:
+        for o in outs:
+            for x in ins:
+                for last in lasts:
+                    assert wp._same_signature(sig, o, x, last) == (wp.signature(o, x, last) == sig)
+                    n += 1
+    assert n > 1000
+    # an in-place write since: the input is no longer the last row's output as it was
+    last = (b, wp._version(b))
+    sig = wp.signature(c, b, last)
+    assert wp._same_signature(sig, c, b, last)
+    with torch.no_grad():
+        b.mul_(1.0)
+    assert not wp._same_signature(sig, c, b, last)
+
+
+def _diverging_run(replay: bool, every: int):
+    """A ReLU MLP trained with a learning rate that sends its weights to inf and NaN within a
+    few steps, under a watch (replayed or by the general path)."""
+    import numpy as np
+
+    from initlab.diagnostics import watch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=1e6)
+    rng = np.random.default_rng(0)
+    w = watch(model, every=every)
+    w._hooks.replay = replay
+    with w:
+        for _ in range(12):
+            x = torch.from_numpy(rng.standard_normal((8, 6)).astype(np.float32)) * 100.0
+            opt.zero_grad()
+            loss = (model(x) ** 2).mean()
+            loss.backward()
+            opt.step()
+            w.log_loss(loss)
+    return w, [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_a_diverging_replayed_run_finishes_as_the_general_path(every):
+    """The replayed steps' finish runs outside NumPy's errstate: with weights, statistics and
+    update sizes gone to inf/NaN it warns of nothing (warnings are errors here) and records what
+    the general path records."""
+    import json
+
+    from initlab.diagnostics import _kernels
+
+    wr, pr = _diverging_run(True, every)
+    wg, pg = _diverging_run(False, every)
+    if _kernels.load() is not None:  # (without numba there is no replay: both runs are the general path)
+        assert wr._hooks.replayed >= 2 and wg._hooks.replayed == 0
+    assert json.dumps(wr.to_dict(), sort_keys=True, default=str) == json.dumps(wg.to_dict(), sort_keys=True,
+                                                                              default=str)
+    assert [str(v) for v in wr.verdicts] == [str(v) for v in wg.verdicts]
+    assert all(torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(pr, pg))
+    updates = [r.get("update_ratio") for r in wr.rows()]
+    assert any(u is not None and not math.isfinite(u) for u in updates)
