@@ -106,3 +106,30 @@ def test_probe_leaves_param_grads_untouched() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 2))
     initlab.probe(model, np.ones((4, 5), dtype=np.float32), rng=0)
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_probe_of_an_output_on_no_path_to_the_loss():
+    """A Linear's output chunked in two, one half through a ReLU whose output is left unused:
+    torch calls that half's gradient hook with None. The probe measures the ReLU's forward and
+    gives it no delta, instead of raising from inside backward."""
+
+    class Chunked(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(6, 8)
+            self.act = torch.nn.ReLU()
+            self.out = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            a, b = self.fc(x).chunk(2, dim=1)
+            self.act(a)
+            return self.out(b)
+
+    torch.manual_seed(0)
+    model = Chunked()
+    x = torch.randn(32, 6)
+    res = initlab.probe(model, x)
+    rows = {layer.name: layer for layer in res.layers}
+    assert rows["act"].std > 0
+    assert rows["act"].grad_std is None or np.isnan(rows["act"].grad_std)
+    assert rows["out"].grad_std > 0

@@ -398,6 +398,8 @@ class _Capture:
         axis = row.axis
 
         def fn(g: Any) -> None:
+            if g is None:  # (an output of a multi-output node, a chunk or a split, on no path to the loss)
+                return
             row.grads[key] = self._fview(g, axis)
             if row.time_axis is not None and key == "preact" and g.ndim == 3:
                 gd = g.detach().double()
@@ -760,6 +762,8 @@ class _Capture:
         act_stats(row.st, flat, None, None, row.samples, self.hist_sample, per_sample=self._per_sample(ctx))
         if self.backward and ctx.requires_grad:
             def fn(g: Any, row: _Row = row) -> None:
+                if g is None:
+                    return
                 gv = g.transpose(-3, -2) if g.ndim == 4 else g
                 row.grads["act"] = to_numpy(gv).reshape(flat.shape)
             ctx.register_hook(fn)

@@ -1368,6 +1368,8 @@ class _TorchHooks:
         torch = self.torch
 
         def fn(g: Any) -> None:
+            if g is None:  # (torch passes None for an output of a multi-output node that reached no loss)
+                return
             if pending is None and self.rp is not None:  # (a replayed step: _watch_plan.wgrad)
                 _watch_plan().wgrad(self, None, key, None, g)
                 return
@@ -1396,8 +1398,8 @@ class _TorchHooks:
         torch = self.torch
 
         def fn(g: Any) -> None:
-            if self.pending is not p:  # a later backward through a kept graph: not this step's
-                return
+            if self.pending is not p or g is None:  # a later backward through a kept graph: not this step's;
+                return  # None: an output of a multi-output node (a chunk, a split) on no path to the loss
             if self.kernels is not None:  # (NumPy and detached tensors: nothing to keep out of the graph)
                 hist = key == "preact" or (key == "act" and row.kind == "norm")
                 m = row.grads[key] = self._member(p, "grad", g, row.axis, ek=(row.st.name, "grad") if hist else None)
@@ -2424,7 +2426,8 @@ class _TorchHooks:
 
     def _param_grad(self, p: _Pending, key: int) -> Any:
         def fn(g: Any) -> None:
-            p.param_grads[key] = g.detach().clone()
+            if g is not None:
+                p.param_grads[key] = g.detach().clone()
         return fn
 
     def _ops_finish(self, p: _Pending) -> None:

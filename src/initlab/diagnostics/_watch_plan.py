@@ -89,19 +89,28 @@ def _add_grad_hook(t: Any, fn: Any) -> None:
     """``t.register_hook(fn)``, its handle not kept (a replayed step's gradient hook lives as long
     as the step's graph): for a plain tensor, the same steps as :meth:`torch.Tensor.register_hook`
     (torch 2.x) without its handle object; a tensor subclass, a tensor under a torch function mode
-    or one not requiring a gradient by that method."""
-    if type(t) is not _Tensor or _has_torch_function(t) or not t.requires_grad:
-        t.register_hook(fn)
-        return
-    bh = t._backward_hooks
-    if bh is None:
-        bh = t._backward_hooks = OrderedDict()
-        gf = t.grad_fn
-        if gf is not None:
-            gf._register_hook_dict(t)
-    i = _Handle.next_id  # (the key torch's handle would take)
-    _Handle.next_id = i + 1
-    bh[i] = fn
+    or one not requiring a gradient by that method, as is any tensor on a torch whose internals
+    differ from these."""
+    if _FAST_HOOKS[0] and type(t) is _Tensor and not _has_torch_function(t) and t.requires_grad:
+        try:
+            bh = t._backward_hooks
+            if bh is None:
+                gf = t.grad_fn
+                if gf is not None and not hasattr(gf, "_register_hook_dict"):
+                    raise AttributeError("_register_hook_dict")
+                bh = t._backward_hooks = OrderedDict()
+                if gf is not None:
+                    gf._register_hook_dict(t)
+            i = _Handle.next_id  # (the key torch's handle would take)
+            _Handle.next_id = i + 1
+            bh[i] = fn
+            return
+        except AttributeError:  # (a torch whose internals differ: its own method from now on)
+            _FAST_HOOKS[0] = False
+    t.register_hook(fn)
+
+
+_FAST_HOOKS = [hasattr(_Handle, "next_id")]
 
 
 class Trace:
@@ -678,6 +687,9 @@ def grad(hooks: Any, ps: Replay, gi: int, g: Any) -> None:
     if hooks.rp is not ps:
         return
     ri, key, mi, axis, hp, _, args, geo, shape, dtype = ps.plan.grads[gi]
+    if g is None:  # (an output of a multi-output node on no path to the loss: no delta, as the general path)
+        _depart(hooks, ps)
+        return
     if gi in ps.done:  # a second backward through the step's graph (retain_graph): the general path keeps the last
         _depart(hooks, ps)
         hooks._grad(ps.mat, ps.mat.rows_by_index[ri], key)(g)
@@ -709,6 +721,8 @@ def grad(hooks: Any, ps: Replay, gi: int, g: Any) -> None:
 
 def wgrad(hooks: Any, ps: Replay | None, key: int, gi: int | None, g: Any) -> None:
     """A replayed step's weight-gradient hook (``ps`` None: the hook kept between steps)."""
+    if g is None:  # (as the general path: no gradient, no statistic)
+        return
     if ps is None:
         ps = hooks.rp
         if ps is None:
