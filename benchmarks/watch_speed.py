@@ -112,6 +112,16 @@ def main() -> None:
         def log_loss(self, loss: Any) -> None:
             pass
 
+    def step(m: Any, o: Any, s: int, w: Any) -> None:
+        """Training step ``s`` of model ``m`` with optimizer ``o`` (``w``: the watch, given the loss)."""
+        o.zero_grad()
+        loss = torch.nn.functional.cross_entropy(m(x[s * args.batch:(s + 1) * args.batch]),
+                                                 y[s * args.batch:(s + 1) * args.batch])
+        loss.backward()
+        o.step()
+        if w is not None:
+            w.log_loss(loss)
+
     def run(every: int | str | None) -> tuple[float, float]:
         model.load_state_dict(state)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -120,13 +130,7 @@ def main() -> None:
 
         def loop(w: Any = None) -> None:
             for s in range(args.steps):
-                xb, yb = x[s * args.batch:(s + 1) * args.batch], y[s * args.batch:(s + 1) * args.batch]
-                opt.zero_grad()
-                loss = torch.nn.functional.cross_entropy(model(xb), yb)
-                loss.backward()
-                opt.step()
-                if w is not None:
-                    w.log_loss(loss)
+                step(model, opt, s, w)
 
         if every is None:
             loop()
@@ -159,14 +163,6 @@ def main() -> None:
             ow = torch.optim.SGD(mw.parameters(), lr=0.01, momentum=0.9)
             op = torch.optim.SGD(mp.parameters(), lr=0.01, momentum=0.9)
 
-            def step(m: Any, o: Any, xb: Any, yb: Any, w: Any) -> None:
-                o.zero_grad()
-                loss = torch.nn.functional.cross_entropy(m(xb), yb)
-                loss.backward()
-                o.step()
-                if w is not None:
-                    w.log_loss(loss)
-
             with initlab.watch(mw, every=every) as w:
                 for b0 in range(0, args.steps, 10):  # blocks of 10 steps, a block of each copy in turn
                     order = ((mw, ow, w, tw), (mp, op, None, tp)) if (b0 // 10 + r) % 2 else \
@@ -174,7 +170,7 @@ def main() -> None:
                     for m, o, w_, ts in order:
                         t0 = time.perf_counter()
                         for s in range(b0, min(b0 + 10, args.steps)):
-                            step(m, o, x[s * args.batch:(s + 1) * args.batch], y[s * args.batch:(s + 1) * args.batch], w_)
+                            step(m, o, s, w_)
                         ts.append(time.perf_counter() - t0)
             same = all(torch.equal(a, b) for a, b in zip(mw.state_dict().values(), mp.state_dict().values()))
             if not same:
