@@ -133,3 +133,28 @@ def test_probe_of_an_output_on_no_path_to_the_loss():
     assert rows["act"].std > 0
     assert rows["act"].grad_std is None or np.isnan(rows["act"].grad_std)
     assert rows["out"].grad_std > 0
+
+
+@pytest.mark.parametrize("kind", ["requires_grad", "bfloat16", "ce_labels"])
+def test_targets_given_as_a_tensor_are_read_as_the_input_is(kind):
+    """``y`` as a torch tensor — on the model's device (a GPU: NumPy cannot read it), requiring
+    grad, or bfloat16 — gives the same statistics as the same targets as a NumPy array."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.Tanh(), torch.nn.Linear(10, 4))
+    x = torch.randn(32, 6)
+    if kind == "ce_labels":
+        y_np = np.arange(32) % 4
+        y = torch.from_numpy(y_np)
+        loss = "ce"
+    else:
+        y = torch.randn(32, 4)
+        if kind == "bfloat16":
+            y = y.to(torch.bfloat16)
+        y_np = y.float().numpy().copy()
+        if kind == "requires_grad":
+            y.requires_grad_(True)
+        loss = "mse"
+    ref = initlab.probe(model, x, y=y_np, loss=loss, rng=0)
+    got = initlab.probe(model, x, y=y, loss=loss, rng=0)
+    assert [r.grad_std for r in got.layers] == [r.grad_std for r in ref.layers]
+    assert [r.grad_weight_ratio for r in got.layers] == [r.grad_weight_ratio for r in ref.layers]

@@ -1063,6 +1063,8 @@ def probe_torch(
         if y is not None and len(outs) > 1:
             raise ValueError(f"The 'y' argument gives targets for one output, but the model returns "
                              f"{len(outs)} floating outputs ({', '.join(p for p, _ in outs)}); name one with 'output'.")
+        if isinstance(y, torch.Tensor):  # (on any device, requiring grad or not, any float dtype: as x)
+            y = to_numpy(y)
         if backward:
             outs = [(p, t) for p, t in outs if t.requires_grad]
             if not outs:
