@@ -3,8 +3,10 @@
 For a zoo of models on ``cuda``: the probe runs, its statistics equal the same probe on a CPU copy
 of the model (rel 1e-3: different kernels), parameters, buffers, training flags and the CUDA and
 CPU RNG states are bitwise unchanged; ``initlab.fix`` and ``initlab.apply`` change only the
-weights; ``initlab.watch`` leaves a CUDA training bitwise the same. Prints one line per check and
-exits 1 if any fails. Run: python benchmarks/gpu_check.py
+weights; ``initlab.watch`` leaves a CUDA training bitwise the same; targets ``y`` on the device
+are read as NumPy ones; and, when timm or transformers are installed, a ResNet-18, a ViT-tiny and a
+small BERT (random init) are probed and watched the same way. Prints one line per check and exits
+1 if any fails. Run: python benchmarks/gpu_check.py [--device cpu]
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ def main() -> int:
 
     import initlab
 
-    if not torch.cuda.is_available():
-        print("no CUDA device")
+    # --device cpu: the same checks on the CPU (a dry run of this script where no GPU is)
+    dev = torch.device(sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv else "cuda")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device (--device cpu runs the same checks on the CPU)")
         return 2
-    dev = torch.device("cuda")
-    print("device:", torch.cuda.get_device_name(0), "torch", torch.__version__)
+    print("device:", torch.cuda.get_device_name(0) if dev.type == "cuda" else dev, "torch", torch.__version__)
     torch.manual_seed(0)
     nn = torch.nn
     zoo = {
@@ -64,7 +67,7 @@ def main() -> int:
         t0 = time.perf_counter()
         res = initlab.probe(model, x, rng=0)
         dt = time.perf_counter() - t0
-        check(f"{name}: probe on cuda leaves the model and RNG bitwise unchanged", same(s0, state(model)),
+        check(f"{name}: probe on {dev.type} leaves the model and RNG bitwise unchanged", same(s0, state(model)),
               f"{len(res.layers)} rows in {dt:.2f} s, unexamined {len(res.unexamined)}")
         ref = initlab.probe(cpu_model, x, rng=0)
         rel = max((abs(a.std - b.std) / max(abs(b.std), 1e-12) for a, b in zip(res.layers, ref.layers)), default=0.0)
@@ -81,7 +84,7 @@ def main() -> int:
             check(f"{name}: fix (LSUV) on cuda keeps buffers, flags and RNG", bufs_same and s1[1] == s2[1]
                   and torch.equal(s1[2], s2[2]) and all(torch.equal(a, b) for a, b in zip(s1[3], s2[3])))
             initlab.apply(model, "kaiming_normal(nonlinearity=relu)", rng=0)
-            check(f"{name}: apply on cuda writes on the device", all(p.device.type == "cuda" for p in model.parameters()))
+            check(f"{name}: apply on cuda writes on the device", all(p.device.type == dev.type for p in model.parameters()))
 
     # watch: a CUDA training loop with and without it
     def train(watched: bool) -> dict[str, torch.Tensor]:
@@ -111,6 +114,57 @@ def main() -> int:
     a, b = train(False), train(True)
     check("watch on cuda: training bitwise the same with and without it", all(torch.equal(a[k], b[k]) for k in a))
 
+    # targets on the device: the probe reads y as it reads x
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 3)).to(dev)
+    xn = np.random.default_rng(1).standard_normal((64, 16)).astype(np.float32)
+    for loss, yn in (("mse", np.random.default_rng(2).standard_normal((64, 3)).astype(np.float32)),
+                     ("ce", np.arange(64) % 3)):
+        r_np = initlab.probe(m, xn, y=yn, loss=loss, rng=0)
+        r_dev = initlab.probe(m, torch.from_numpy(xn).to(dev), y=torch.from_numpy(yn).to(dev), loss=loss, rng=0)
+        check(f"probe with {loss} targets on cuda = the same targets in NumPy",
+              [r.grad_std for r in r_np.layers] == [r.grad_std for r in r_dev.layers])
+
+    # models nobody wrote for these checks (timm, transformers: random init, nothing downloaded),
+    # when installed. cuDNN's and SDPA's default backward kernels are not deterministic (two plain
+    # runs differ), so the with/without comparison runs with torch's deterministic algorithms.
+    for name, make, shape, kind in _real_models():
+        torch.manual_seed(0)
+        mm = make().to(dev).train()
+        g = torch.Generator().manual_seed(1)
+        xb = (torch.randn(*shape, generator=g) if kind == "image" else torch.randint(0, 1000, shape, generator=g)).to(dev)
+        yb = torch.randint(0, 10, (shape[0],), generator=g).to(dev)
+        s0 = state(mm)
+        res = initlab.probe(mm, xb, y=yb if kind == "image" else None, loss="ce" if kind == "image" else "sum", rng=0)
+        check(f"{name}: probe on {dev.type} leaves the model and RNG bitwise unchanged", same(s0, state(mm)),
+              f"{len(res.layers)} rows, all finite {all(np.isfinite(r.std) for r in res.layers)}")
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        torch.use_deterministic_algorithms(True)
+        try:
+            runs = []
+            for every in (None, None, 1, 2):
+                torch.manual_seed(0)
+                torch.cuda.manual_seed(0)
+                mm = make().to(dev).train()
+                opt = torch.optim.AdamW(mm.parameters(), lr=1e-3)
+                w = initlab.watch(mm, every=every) if every else None
+                with w if w is not None else _nothing():
+                    for _ in range(4):
+                        opt.zero_grad()
+                        out = mm(xb) if kind == "image" else mm(input_ids=xb).logits
+                        lo = torch.nn.functional.cross_entropy(out, yb % out.shape[-1])
+                        lo.backward()
+                        opt.step()
+                        if w is not None:
+                            w.log_loss(lo)
+                runs.append(state(mm))
+            check(f"{name}: watch every=1 and every=2 on {dev.type} leave the training bitwise the same "
+                  "(deterministic algorithms)", same(runs[0], runs[1]) and same(runs[0], runs[2]) and same(runs[0], runs[3]),
+                  f"{len(w.steps)} recorded steps, {len(w.steps[0].layers)} rows")
+        finally:
+            torch.use_deterministic_algorithms(False)
+            torch.backends.cudnn.deterministic = False
+
     # watch statistics on cuda (torch ops on the device, one transfer per step) = the CPU probe's
     torch.manual_seed(2)
     m = nn.Sequential(nn.Linear(32, 128), nn.Tanh(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 4))
@@ -139,6 +193,41 @@ def main() -> int:
           [s.name for s in w.steps[0].layers] == [s.name for s in ref.layers] and worst <= 1e-3)
     print(f"{failures} failed")
     return 1 if failures else 0
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _real_models() -> list[tuple[str, Any, tuple[int, ...], str]]:
+    """(name, factory, input shape, "image" | "tokens") of the timm and transformers models that
+    are installed; none is required."""
+    out: list[tuple[str, Any, tuple[int, ...], str]] = []
+    try:
+        import timm
+
+        out.append(("timm resnet18", lambda: timm.create_model("resnet18", pretrained=False, num_classes=10),
+                    (8, 3, 64, 64), "image"))
+        out.append(("timm vit_tiny", lambda: timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10,
+                                                              img_size=64), (8, 3, 64, 64), "image"))
+    except ImportError:
+        print("timm not installed: its models not checked")
+    try:
+        import transformers
+
+        def bert() -> Any:
+            cfg = transformers.BertConfig(vocab_size=1000, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                          intermediate_size=256)
+            return transformers.BertForSequenceClassification(cfg)
+
+        out.append(("transformers BERT 2x128", bert, (8, 32), "tokens"))
+    except ImportError:
+        print("transformers not installed: its models not checked")
+    return out
 
 
 if __name__ == "__main__":
