@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -743,3 +744,88 @@ def test_stacked_copies_are_released_when_the_block_ends(monkeypatch):
     gc.collect()
     assert all(b() is None for b in bufs)
     assert [r.step for r in w.steps] == [0, 1, 2] and w.steps[2].layers[0].std > 0
+
+
+def _encoder(seed: int = 0, layers: int = 2):
+    """A Linear, a TransformerEncoder (nn.MultiheadAttention inside; dropout off, so the probe's
+    "init" mode runs the same forward) and a linear readout."""
+    torch.manual_seed(seed)
+    enc = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True),
+                                      layers, enable_nested_tensor=False)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), enc, torch.nn.Flatten(), torch.nn.Linear(16 * 5, 3))
+
+
+def test_attention_out_proj_row_equals_the_probes():
+    """nn.MultiheadAttention never calls its out_proj module (it uses the weight): the watch records
+    the attention's output as the probe's ``<path>.out_proj`` row, with out_proj's weight, fans,
+    gradients and update size; the probe's rows inside the attention are named in the note."""
+    model = _encoder()
+    rng = np.random.default_rng(3)
+    xb = rng.standard_normal((12, 5, 8)).astype(np.float32)
+    yb = rng.standard_normal((12, 3)).astype(np.float32)
+    ref = {r.name: r for r in initlab.probe(model, xb, y=yb, loss="mse", rng=0).layers}
+    w = _one_step(model, xb, yb)
+    got = {r.name: r for r in w.steps[0].layers}
+    names = [f"1.layers.{i}.self_attn.out_proj" for i in range(2)]
+    for n in names:
+        a, b = got[n], ref[n]
+        assert a.module == b.module == "MultiheadAttention" and a.kind == "linear"
+        for k in ("mean", "std", "min", "max", "weight_std", "grad_std", "grad_rms", "grad_weight_std",
+                  "grad_weight_ratio", "fan_in", "fan_out"):
+            assert getattr(a, k) == pytest.approx(getattr(b, k), rel=1e-5, abs=1e-9), (n, k)
+        # plain SGD: ‖ΔW‖/‖W‖ = lr·‖∇W‖/‖W‖ of out_proj's weight
+        assert w.steps[0].update_ratio[n] == pytest.approx(0.01 * a.grad_weight_ratio, rel=1e-4)
+    assert [n for n in got if "out_proj" in n] == names  # one row each, in forward order
+    assert any("q/k/v projections and attention" in note for note in w.notes)
+
+
+def test_attention_as_the_whole_model():
+    """The watched model is itself an nn.MultiheadAttention: its output (a tuple) gives its row."""
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    x = torch.randn(6, 4, 8)
+    opt = torch.optim.SGD(mha.parameters(), lr=0.01)
+    with watch(mha, every=1) as w:
+        for _ in range(2):
+            opt.zero_grad()
+            out, _ = mha(x, x, x)
+            loss = (out ** 2).mean()
+            loss.backward()
+            opt.step()
+            w.log_loss(loss)
+    assert [[r.name for r in s.layers] for s in w.steps] == [["out_proj"], ["out_proj"]]
+    row = w.steps[0].layers[0]
+    assert row.std == pytest.approx(float(mha(x, x, x)[0].detach().std(unbiased=False)), rel=0.2)  # (weights moved)
+    assert row.grad_weight_ratio > 0 and w.steps[0].update_ratio["out_proj"] > 0
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_attention_training_is_bitwise_the_same(every):
+    rng = np.random.default_rng(4)
+    xs = torch.from_numpy(rng.standard_normal((6, 8, 5, 8)).astype(np.float32))
+    ys = torch.from_numpy(rng.standard_normal((6, 8, 3)).astype(np.float32))
+    states = []
+    for watched in (False, True):
+        model = _encoder(seed=5)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        w = watch(model, every=every) if watched else None
+        with (w if w is not None else contextlib.nullcontext()):
+            for s in range(6):
+                opt.zero_grad()
+                loss = ((model(xs[s]) - ys[s]) ** 2).mean()
+                loss.backward()
+                opt.step()
+                if w is not None:
+                    w.log_loss(loss)
+        states.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*states))
+    assert len(w.steps) == len(range(0, 6, every))
+
+
+def test_ops_capture_notes_the_attention_it_runs_as_one_operation():
+    rng = np.random.default_rng(3)
+    w = _one_step(_encoder(layers=1), rng.standard_normal((12, 5, 8)).astype(np.float32),
+                  rng.standard_normal((12, 3)).astype(np.float32), capture="ops")
+    assert len(w.notes) == 1
+    assert "in_proj_weight" in w.notes[0] and "runs as one operation" in w.notes[0]
+    assert "1.layers.0.self_attn.out_proj" not in w.layer_names

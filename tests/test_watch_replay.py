@@ -115,6 +115,27 @@ def test_replayed_cnn_equals_the_general_path():
     _same(wr, wg)
 
 
+def _encoder():
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(6, 16), nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True), 2, enable_nested_tensor=False),
+        nn.Flatten(), nn.Linear(16 * 5, 3))
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_replayed_attention_equals_the_general_path(every):
+    """nn.MultiheadAttention's row (its out_proj's, from a hook on the attention, which returns a
+    tuple) is replayed like a Linear's."""
+    xs, ys = _batches((5, 6), [16] * 9, seed=2)
+    wr, pr = _train(_encoder, xs, ys, every, replay=True)
+    wg, pg = _train(_encoder, xs, ys, every, replay=False)
+    assert wr._hooks.replayed == len(range(0, 9, every)) - 2 and wr._hooks.departures == 0
+    assert "1.layers.1.self_attn.out_proj" in wr.layer_names
+    _same(wr, wg)
+    for a, b in zip(pr, pg):
+        assert torch.equal(a, b)
+
+
 def test_training_is_bitwise_the_same_with_a_replaying_watch():
     xs, ys = _batches((5, 6), [32] * 8)
     _, pw = _train(_Mixed, xs, ys, 1, replay=True)

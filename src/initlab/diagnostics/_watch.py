@@ -105,6 +105,7 @@ definitions, so a row recorded at step 0 is the row :func:`initlab.probe` gives 
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import math
 from dataclasses import dataclass, field
@@ -1106,10 +1107,15 @@ class _TorchHooks:
     def install(self) -> None:
         if self.handles:
             raise RuntimeError("This watch is already active; a Watch can be entered once.")
+        mha = _mha_class()
+        inner = {id(m.out_proj) for m in self.model.modules() if isinstance(m, mha)}
         for name, mod in self.model.named_modules():
+            if id(mod) in inner:  # (never called: its attention module has its row, by a hook on the attention)
+                continue
             kind = _module_kind(mod)
             if kind is not None:
-                self.names[mod] = name or type(mod).__name__
+                self.names[mod] = (f"{name}.out_proj" if name else "out_proj") if isinstance(mod, mha) \
+                    else (name or type(mod).__name__)
                 self.kinds[mod] = kind
                 self.acts[mod] = _activations.from_torch(mod) if kind == "activation" else None
         import torch
@@ -1119,8 +1125,8 @@ class _TorchHooks:
         self.wmods = [m for m in self.kinds if isinstance(_plain_weight(m), torch.Tensor)]
         self.wmods_set = set(self.wmods)
         if not self.names and self.capture == "modules":
-            raise ValueError(f"The 'model' argument has no module to watch (Linear, ConvNd, activation or norm "
-                             f"modules); got {type(self.model).__name__}.")
+            raise ValueError(f"The 'model' argument has no module to watch (Linear, ConvNd, MultiheadAttention, "
+                             f"activation or norm modules); got {type(self.model).__name__}.")
         self.handles.append(self.model.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self.handles.append(self.model.register_forward_hook(self._root_post, always_call=True))
 
@@ -1237,7 +1243,9 @@ class _TorchHooks:
             self._observe_begin(mod)
 
     def _register_module_hooks(self, root: Any) -> None:
-        self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not root]
+        mha = _mha_class()
+        self.module_handles = [m_.register_forward_hook(self._attention_hook if isinstance(m_, mha) else self._module_hook)
+                               for m_ in self.kinds if m_ is not root]
         self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
                                 if k == "activation" and getattr(m_, "inplace", False) and m_ is not root]
 
@@ -1263,8 +1271,12 @@ class _TorchHooks:
                     hooks._note_op(getattr(func, "__name__", ""), args, rowful, _ADDS)
                 return func(*args, **kwargs)
 
+        mha = _mha_class()
+
         def inc(mod: Any, inp: Any) -> None:
             self.depth += 1
+            if isinstance(mod, mha):  # (its row is out_proj's: the probe has rows for what comes before)
+                self.unseen.add("multi_head_attention_forward's q/k/v projections and attention")
 
         def dec(mod: Any, inp: Any, out: Any) -> None:
             self.depth -= 1
@@ -1299,10 +1311,16 @@ class _TorchHooks:
         self.observer_handles = []
         self.observed = True
         if self.unseen:
+            from initlab.diagnostics._probe_torch import _RNNS
+
+            whole = sorted(u for u in self.unseen if u in _RNNS or u.startswith("multi_head_attention_forward"))
+            ops = "watch(model, capture=\"ops\") records the probe's rows" + (
+                f" except those of {', '.join(whole)}, which a watch runs as one operation either way (step by step, "
+                "as the probe runs them, the training would not be bitwise the same)" if whole else "")
             self.watch.notes.append(
                 f"forward() runs {', '.join(sorted(self.unseen))} outside the watched modules: the probe has rows "
                 "for these that capture=\"modules\" does not record (a Linear/Conv whose activation is functional "
-                "is recorded as its pre-activation); watch(model, capture=\"ops\") records the probe's rows")
+                f"is recorded as its pre-activation); {ops}")
 
     def _snap_buffer(self, w: Any) -> Any:
         """The buffer of ``w``'s copy, kept for the watch's lifetime (one copy of the watched
@@ -1343,8 +1361,8 @@ class _TorchHooks:
             self._ops_end(self.pending)
         if self.in_forward == 0 and self.observer is not None:
             self._observe_end()
-        if self.in_forward == 0 and self.recording and mod in self.kinds:
-            self._module_hook(mod, args, out)  # the model is itself one watched module
+        if self.in_forward == 0 and self.recording and mod in self.kinds:  # the model is itself one watched module
+            (self._attention_hook if isinstance(mod, _mha_class()) else self._module_hook)(mod, args, out)
         if self.in_forward == 0 and self.recording:
             if self.rp is not None:
                 _watch_plan().post(self, self.rp)
@@ -1652,6 +1670,11 @@ class _TorchHooks:
 
         with torch.no_grad():  # the statistics are not part of the model's graph
             self._record(p, mod, inp, out)
+
+    def _attention_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
+        """The forward hook of an ``nn.MultiheadAttention``: its first output (the attention's
+        output, ``out_proj``'s) is recorded as the output of a Linear with ``out_proj``'s weight."""
+        self._module_hook(mod, inp, out[0] if isinstance(out, tuple) and out else out)
 
     def _record(self, p: _Pending, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         torch = self.torch
@@ -2452,6 +2475,13 @@ class _TorchHooks:
                 now, before = (prm, snap) if sl is None else (prm[sl], snap[sl])
                 n0 = float(torch.linalg.vector_norm(before))
                 upd[r.st.name] = float(torch.dist(now.detach(), before)) / n0 if n0 > 0 else math.inf
+        if not self.observed:  # (the first recorded step: what got no row, as the probe lists it)
+            self.observed = True
+            missed = [m.replace("which the probe does not measure", "which a watch runs as one operation (step by "
+                                "step, as the probe runs it, the training would not be bitwise the same)")
+                      for m in cap.unexamined()]
+            if missed:
+                self.watch.notes.append("parameters that feed no row: " + "; ".join(missed))
         layers = [r.st for r in rows]
         self.edges.apply(layers, [r.samples for r in rows], [r.activation for r in rows])
         loss = p.loss
@@ -2531,7 +2561,9 @@ def _watch_capture(model: Any, hist_sample: int | None, batch: int) -> Any:
 
 
 def _module_kind(module: Any) -> str | None:
-    """The probe's row kind for a module the watch records: "linear" (nn.Linear), "conv" (ConvNd,
+    """The probe's row kind for a module the watch records: "linear" (nn.Linear; and
+    nn.MultiheadAttention, whose output is its ``out_proj``'s, a Linear it uses through its weight
+    and never calls: the row is the probe's ``<path>.out_proj``), "conv" (ConvNd,
     ConvTransposeNd), "activation" (a leaf activation module
     :func:`initlab.activations.from_torch` knows), "norm" (BatchNorm, InstanceNorm, LayerNorm,
     GroupNorm, RMSNorm), else None. The watch's hooks run on modules; the probe's op-level
@@ -2541,7 +2573,7 @@ def _module_kind(module: Any) -> str | None:
     from torch.nn.modules.batchnorm import _NormBase
     from torch.nn.modules.conv import _ConvNd
 
-    if isinstance(module, nn.Linear):
+    if isinstance(module, (nn.Linear, nn.MultiheadAttention)):  # (attention: its out_proj's row)
         return "linear"
     if isinstance(module, _ConvNd):
         return "conv"
@@ -2571,12 +2603,23 @@ def _plain_weight(module: Any) -> Any:
     weight_norm, spectral_norm, orthogonal): reading that runs the parametrization, and
     spectral_norm's power iteration then updates the module's buffers in training mode, so the
     watch would change the training. Such a weight is not read (None): its row reports no
-    weight statistics, fans or update size."""
+    weight statistics, fans or update size. An ``nn.MultiheadAttention``'s weight is its
+    ``out_proj``'s (the attention's row is that projection's)."""
     mods = module.__dict__.get("_modules")
+    if mods and "out_proj" in mods and isinstance(module, _mha_class()):  # (attention: its out_proj's weight)
+        module = mods["out_proj"]
+        mods = module.__dict__.get("_modules")
     pz = mods.get("parametrizations") if mods else None
     if pz is not None and "weight" in pz:
         return None
     return getattr(module, "weight", None)
+
+
+@functools.lru_cache(maxsize=1)
+def _mha_class() -> Any:
+    import torch
+
+    return torch.nn.MultiheadAttention
 
 
 def _fan_in(w: Any, module: Any) -> int | None:
@@ -2646,14 +2689,17 @@ def watch(
             training step (the probe bins 65 536).
         capture: which rows are recorded. ``"modules"`` (default, fast): one row per
             ``nn.Linear``/``ConvNd`` (with the activation module that takes its output directly
-            merged in, as the probe merges it), activation module and norm module, from module
-            hooks; functional calls in ``forward()`` (``F.relu(x)``, ``x + y``, attention) are
-            not seen, and the first recorded step lists them in :attr:`Watch.notes`. ``"ops"``: the probe's op-level capture (a TorchFunctionMode) on each
+            merged in, as the probe merges it), activation module and norm module, and one per
+            ``nn.MultiheadAttention`` (the probe's ``<path>.out_proj`` row: the attention's output
+            is its out_proj's), from module hooks; functional calls in ``forward()``
+            (``F.relu(x)``, ``x + y``, attention logits) are not seen, and the first recorded step
+            lists them in :attr:`Watch.notes`. ``"ops"``: the probe's op-level capture (a TorchFunctionMode) on each
             recorded step, so the rows and their names are exactly :func:`initlab.probe`'s
             (functional activations, residual adds, pooling, attention logits...), computed by
             the probe's NumPy statistics (slower per recorded step; on CUDA through CPU copies).
             Multi-head attention and LSTM/GRU/RNN layers then run as one operation (no rows
-            for them), so the training stays bitwise the same.
+            for them, their parameters listed in :attr:`Watch.notes`), so the training stays
+            bitwise the same.
 
     >>> import torch
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
