@@ -256,8 +256,13 @@ class Watch:
         """Record the training loss of the current step (a float or a 0-d tensor; read, not kept).
 
         Call it once per step, after the forward pass; steps that are not recorded ignore it."""
-        if self._hooks is not None:
-            self._hooks.log_loss(loss)
+        h = self._hooks
+        if h is not None:
+            # an unrecorded step given a one-element tensor: nothing to keep (anything else is checked by
+            # _loss_value, which raises for a bad argument on any step)
+            if h.rp is None and h.pending is None and type(loss) is h.tensor_t and loss.numel() == 1:
+                return
+            h.log_loss(loss)
         elif self.steps:
             self.steps[-1].loss = _as_float(loss)
 
@@ -1054,6 +1059,7 @@ class _TorchHooks:
         self.hist_sample = hist_sample
         self.handles: list[Any] = []
         self.module_handles: list[Any] = []
+        self.mod_hooks: tuple[Any, ...] | None = None  # (root, modules, activations, key, hooks) (_register_module_hooks)
         self.recording = False  # inside the forward pass of a recorded step (capture="modules")
         self.buffers: dict[int, Any] = {}  # id(weight) -> the buffer of its snapshot
         self.observed = False  # the first recorded forward was looked at for unseen functional ops
@@ -1085,6 +1091,7 @@ class _TorchHooks:
         import torch
 
         self.torch = torch
+        self.tensor_t = torch.Tensor
         self.trace: Any = None  # the recorded step being traced (_watch_plan.Trace)
         self.plan: Any = None  # the plan the recorded steps replay (_watch_plan.Plan)
         self.rp: Any = None  # the recorded step being replayed (_watch_plan.Replay)
@@ -1237,9 +1244,31 @@ class _TorchHooks:
             self._observe_begin(mod)
 
     def _register_module_hooks(self, root: Any) -> None:
-        self.module_handles = [m_.register_forward_hook(self._module_hook) for m_ in self.kinds if m_ is not root]
-        self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
-                                if k == "activation" and getattr(m_, "inplace", False) and m_ is not root]
+        """The forward hooks of the watched modules (and the pre-hooks of in-place activations)
+        for one recorded forward pass (every > 1; every = 1: kept): put straight into the modules'
+        hook dicts under one key (:class:`_watch_plan.ModuleHooks`, one handle of all, a few
+        µs less than a handle per hook), or by torch's methods where its internals differ."""
+        mh = self.mod_hooks
+        if mh is None or mh[0] is not root:
+            mods = [m_ for m_ in self.kinds if m_ is not root]
+            acts = [m_ for m_ in mods if self.kinds[m_] == "activation"]
+            key = _watch_plan().reserve_key()
+            if key is not None and not all(isinstance(getattr(m_, "_forward_hooks", None), dict)
+                                           and isinstance(getattr(m_, "_forward_pre_hooks", None), dict) for m_ in mods):
+                key = None
+            mh = self.mod_hooks = (root, mods, acts, key, self._module_hook, self._inplace_pre)
+        _, mods, acts, key, fwd, pre = mh
+        if key is None:
+            self.module_handles = [m_.register_forward_hook(fwd) for m_ in mods]
+            self.module_handles += [m_.register_forward_pre_hook(pre) for m_ in acts if getattr(m_, "inplace", False)]
+            return
+        hs = _watch_plan().ModuleHooks(key)
+        self.module_handles = [hs]
+        for m_ in mods:
+            hs.put(m_._forward_hooks, fwd)
+        for m_ in acts:
+            if getattr(m_, "inplace", False):
+                hs.put(m_._forward_pre_hooks, pre)
 
     # capture="modules": what the module hooks cannot see ----------------------------------------
     def _observe_begin(self, root: Any) -> None:

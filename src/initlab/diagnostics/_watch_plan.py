@@ -85,12 +85,11 @@ def _same_signature(sig: tuple[Any, ...], out: Any, xin: Any, last: tuple[Any, f
             and prev == x[4] and (prev and _version(xin) == last[1]) == x[5] and (xin is out) == x[6])
 
 
-def _add_grad_hook(t: Any, fn: Any) -> None:
-    """``t.register_hook(fn)``, its handle not kept (a replayed step's gradient hook lives as long
-    as the step's graph): for a plain tensor, the same steps as :meth:`torch.Tensor.register_hook`
-    (torch 2.x) without its handle object; a tensor subclass, a tensor under a torch function mode
-    or one not requiring a gradient by that method, as is any tensor on a torch whose internals
-    differ from these."""
+def _put_grad_hook(t: Any, fn: Any) -> Any:
+    """For a plain tensor requiring a gradient, ``fn`` put in its hooks' dict by the same steps as
+    :meth:`torch.Tensor.register_hook` (torch 2.x) without its handle object: returns (the dict,
+    the key); None where that method must do it (a tensor subclass, a tensor under a torch
+    function mode, one not requiring a gradient, a torch whose internals differ from these)."""
     if _FAST_HOOKS[0] and type(t) is _Tensor and not _has_torch_function(t) and t.requires_grad:
         try:
             bh = t._backward_hooks
@@ -104,10 +103,72 @@ def _add_grad_hook(t: Any, fn: Any) -> None:
             i = _Handle.next_id  # (the key torch's handle would take)
             _Handle.next_id = i + 1
             bh[i] = fn
-            return
+            return bh, i
         except AttributeError:  # (a torch whose internals differ: its own method from now on)
             _FAST_HOOKS[0] = False
-    t.register_hook(fn)
+    return None
+
+
+def _add_grad_hook(t: Any, fn: Any) -> None:
+    """``t.register_hook(fn)``, its handle not kept (a replayed step's gradient hook lives as long
+    as the step's graph): :func:`_put_grad_hook`, else by that method."""
+    if _put_grad_hook(t, fn) is None:
+        t.register_hook(fn)
+
+
+def _grad_hook_handle(t: Any, fn: Any) -> Any:
+    """``t.register_hook(fn)`` (a weight's gradient hook, removed when its step ends): put by
+    :func:`_put_grad_hook`, with an :class:`Entry` as its handle, else by that method."""
+    put = _put_grad_hook(t, fn)
+    if put is None:
+        return t.register_hook(fn)
+    return Entry(put[0], put[1])
+
+
+class Entry:
+    """The handle of a hook put straight into a hooks dict: :meth:`remove` takes it out, as
+    :meth:`torch.utils.hooks.RemovableHandle.remove` does (once; again does nothing)."""
+
+    __slots__ = ("d", "key")
+
+    def __init__(self, d: Any, key: int) -> None:
+        self.d, self.key = d, key
+
+    def remove(self) -> None:
+        self.d.pop(self.key, None)
+
+
+class ModuleHooks:
+    """The watch's hooks of one recorded forward pass put straight into the modules' hook dicts
+    (``module._forward_hooks`` / ``_forward_pre_hooks``) under one key reserved from torch's
+    handle counter, as :meth:`torch.nn.Module.register_forward_hook` (no kwargs, not always
+    called, not prepended) puts them; :meth:`remove` takes out all of them (the handle of all)."""
+
+    __slots__ = ("dicts", "key")
+
+    def __init__(self, key: int) -> None:
+        self.dicts: list[Any] = []
+        self.key = key
+
+    def put(self, d: Any, fn: Any) -> None:
+        d[self.key] = fn
+        self.dicts.append(d)
+
+    def remove(self) -> None:
+        key = self.key
+        for d in self.dicts:
+            d.pop(key, None)
+        self.dicts = []
+
+
+def reserve_key() -> int | None:
+    """A key from torch's handle counter (no handle of torch's takes it), or None where the
+    counter is not there (a torch whose internals differ: its own registration methods)."""
+    if not _FAST_HOOKS[0]:
+        return None
+    i = _Handle.next_id
+    _Handle.next_id = i + 1
+    return i
 
 
 _FAST_HOOKS = [hasattr(_Handle, "next_id")]
@@ -558,7 +619,7 @@ def _weights(hooks: Any, ps: Replay, k: Any, vals: np.ndarray) -> None:
                 ps.exact = {}
             ps.exact[mi if mi is not None else ("w", key)] = _centered_flat(hooks._snap_buffer(w))
         if every > 1 and w.requires_grad:
-            ps.handles.append(w.register_hook(partial(wgrad, hooks, ps, key, gi)))
+            ps.handles.append(_grad_hook_handle(w, partial(wgrad, hooks, ps, key, gi)))
     presnap.clear()
 
 
