@@ -339,16 +339,45 @@ def test_the_module_hooks_are_seen_by_torch_as_registered_ones():
     assert len(lin._forward_hooks) == 1 and not lin._forward_pre_hooks
 
 
-def test_a_weight_hook_entry_is_register_hook_on_a_leaf():
+@pytest.mark.parametrize("param", [False, True])
+def test_a_weight_hook_entry_is_register_hook_on_a_leaf(param):
     a = torch.randn(5, requires_grad=True)
+    if param:  # (a module's weight: torch's Parameter goes the same way)
+        a = torch.nn.Parameter(a.detach())
     seen = []
     h = wp._grad_hook_handle(a, lambda g: seen.append(g.clone()))
     (a * a).sum().backward()
     assert len(seen) == 1 and torch.equal(seen[0], 2 * a.detach())
+    assert type(h) is wp.Entry
     h.remove()
     h.remove()
     (a * a).sum().backward()
     assert len(seen) == 1 and not a._backward_hooks
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_the_weights_hook_dicts_are_left_as_they_were(every):
+    """A weight with no hooks' dict before the watch has none on the steps not recorded (an empty
+    dict is still called by the autograd engine at each backward) and none after the block; a
+    weight whose dict the user made keeps it, and the user's hook on it runs on every step."""
+    model = _watched_mlp()
+    calls = []
+    h = model[2].weight.register_hook(lambda g: calls.append(1))
+    seen = []
+
+    class Look:
+        def __call__(self, mod, inp, out):
+            seen.append([m.weight._backward_hooks is None for m in (model[0], model[4])])
+
+    look = model[4].register_forward_hook(Look())
+    with initlab_watch(model, every=every) as w:
+        _steps(model, w, 7)
+    look.remove()
+    if every > 1:  # (in a recorded forward the watch's hooks are in: steps 0, 3, 6)
+        assert seen == [[i % 3 != 0] * 2 for i in range(7)]
+    assert model[0].weight._backward_hooks is None and model[4].weight._backward_hooks is None
+    assert len(model[2].weight._backward_hooks) == 1 and len(calls) == 7
+    h.remove()
 
 
 @pytest.mark.parametrize("every", [1, 4])

@@ -215,6 +215,26 @@ def diff_snap_all(ws: Any, ss: Any, out: Any) -> None:  # pragma: no cover - com
         out[i, 3] = 1.0 if cancels_w(s, q, ws[i].shape[0]) else 0.0
 
 
+@jit
+def snap_all(ws: Any, ss: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """:func:`snap_sums` of each (ws[i], ss[i]) (tuples of 1-D arrays of one dtype): ss[i][:] = ws[i],
+    out[i] = (Σw, Σw², whether the variance cancels (:func:`cancels_w`)); one call for all the
+    watched weights."""
+    for i in range(len(ws)):
+        s, q = snap_sums(ws[i], ss[i])
+        out[i, 0] = s
+        out[i, 1] = q
+        out[i, 2] = 1.0 if cancels_w(s, q, ws[i].shape[0]) else 0.0
+
+
+@jit
+def diff_all(ws: Any, ss: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """out[i] = :func:`diff_sq` (ws[i], ss[i]) (tuples of 1-D arrays of one dtype): one call for
+    all the watched weights."""
+    for i in range(len(ws)):
+        out[i] = diff_sq(ws[i], ss[i])
+
+
 @jit_sum
 def diff_snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
     """Σ(w − s)², then s[:] = w; returns (Σ(w − s)², Σw, Σw²): the update of one step and the

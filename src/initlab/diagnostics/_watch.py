@@ -1084,6 +1084,7 @@ class _TorchHooks:
         self.kernels = _kernels.load() if capture == "modules" else None  # None: torch operations only
         self.presnap: dict[int, tuple[Any, float, float]] = {}  # id(weight) -> (it, the sums of the copy finish() left)
         self.weight_handles: dict[int, Any] = {}  # every=1: the weights' gradient hooks, kept between steps
+        self.made: dict[int, Any] = {}  # id -> a weight whose hooks' dict the watch made (_reset_hook_dicts)
         self.idx: np.ndarray = np.empty(0, dtype=np.int32)  # the histogram kernel's scratch
         self.hist_params: dict[tuple[str, str], tuple[np.ndarray, int, float, float]] = {}  # edges, bins, lo, k
         self.strides: dict[tuple[int, int], int] = {}  # (values, channels) -> the histogram sample's stride
@@ -1154,6 +1155,17 @@ class _TorchHooks:
             for h in self.pending.grad_handles:
                 h.remove()
             self.pending.grad_handles = []
+        self._reset_hook_dicts()
+        self.made = {}
+
+    def _reset_hook_dicts(self) -> None:
+        """The hooks' dict a weight had none of before the watch registered a gradient hook on it,
+        set back to None once its hooks are out: an empty dict is still called by the autograd
+        engine at each backward (into Python for every weight, on the steps not recorded too)."""
+        for w in self.made.values():
+            bh = w._backward_hooks
+            if bh is not None and not bh:
+                w._backward_hooks = None
 
     def _root_pre(self, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.in_forward += 1
@@ -1224,6 +1236,8 @@ class _TorchHooks:
                             p.init_guess[id(w)] = (structure(wn), excess_kurtosis(wn))
                     if not w.requires_grad:
                         continue
+                    if w._backward_hooks is None:  # (the dict the watch makes goes with its hooks)
+                        self.made[id(w)] = w
                     if self.watch.every > 1:
                         p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
                     elif id(w) not in self.weight_handles:  # every=1: every step is recorded, the hook stays
@@ -1889,6 +1903,8 @@ class _TorchHooks:
 
         for h in p.grad_handles:
             h.remove()
+        if self.made:
+            self._reset_hook_dicts()
         if p.cap is not None:
             self._ops_finish(p)
             return
@@ -1935,6 +1951,8 @@ class _TorchHooks:
         for h in rp.handles:
             h.remove()
         rp.handles = []
+        if self.made:
+            self._reset_hook_dicts()
         ends = pl.ends
         if ends is None:  # (the gradient hooks that take a member, the weights' gradients: fixed by the plan)
             ends = pl.ends = (sum(1 for g in pl.grads if g[2] is not None), frozenset(pl.wgi))
@@ -1950,7 +1968,7 @@ class _TorchHooks:
             return
         if isinstance(rp.loss, self.torch.Tensor):
             rp.loss = float(rp.loss.item()) if rp.loss.is_cpu else float(rp.loss.detach().cpu().item())
-        upd = self._replay_update_norms(pl) if fuse else None
+        upd = self._replay_update_norms(pl, fuse)
         if upd is None:
             snaps = {key: (w, self._snap_buffer(w)) for w, key, *_ in pl.weights}
             with np.errstate(all="ignore"):
@@ -2077,12 +2095,12 @@ class _TorchHooks:
         self.views[id(t)] = (t, t.data_ptr(), t.shape, flat)
         return flat
 
-    def _replay_update_norms(self, pl: Any) -> dict[int, float] | None:
-        """:meth:`_fast_update_norms` (fused) of a replayed step's weights in one kernel call
-        (their views and buffers kept with the plan while the weights' memory is the same); None
-        where that does not apply (weights of several dtypes, memory moved, a kernel failing)."""
-        k = self.kernels
-        if k is None or pl.wbatch is False:
+    def _weight_batch(self, pl: Any) -> tuple[Any, ...] | None:
+        """A replayed plan's weights for one kernel call over all of them: (their data pointers,
+        their views, their snapshot buffers' views, the buffers, and the kernels' output arrays),
+        kept with the plan while the weights' memory and buffers are the same; None where that
+        does not apply (no kernels, weights of several dtypes or not viewable)."""
+        if self.kernels is None or pl.wbatch is False:
             return None
         weights = pl.wlist
         if weights is None:
@@ -2104,16 +2122,36 @@ class _TorchHooks:
                     or any(a.size != b.size for a, b in zip(ws, ss)):
                 pl.wbatch = False
                 return None
-            wb = pl.wbatch = (ptrs, ws, ss, bufs, np.empty((len(ws), 4)))
+            n = len(ws)
+            wb = pl.wbatch = (ptrs, ws, ss, bufs, np.empty((n, 4)), np.empty((n, 3)), np.empty(n))
+        return wb
+
+    def _replay_update_norms(self, pl: Any, fuse: bool = True) -> dict[int, float] | None:
+        """:meth:`_fast_update_norms` of a replayed step's weights in one kernel call over all of
+        them (:meth:`_weight_batch`; ``fuse``: with the next step's copies and sums, left in
+        :attr:`presnap`); None where that does not apply (then weight by weight)."""
+        wb = self._weight_batch(pl)
+        if wb is None:
+            return None
+        k = self.kernels
+        sqrt = math.sqrt
+        upd = {}
+        if not fuse:
+            try:
+                k.diff_all(wb[1], wb[2], wb[6])
+            except Exception as exc:
+                self._kernels_failed(exc)
+                return None
+            for (w, key, *_), d2 in zip(pl.weights, wb[6].tolist()):
+                upd[key] = sqrt(max(d2, 0.0))
+            return upd
         out = wb[4]
         try:
             k.diff_snap_all(wb[1], wb[2], out)
         except Exception as exc:
             self._kernels_failed(exc)
             return None
-        upd = {}
         presnap = self.presnap
-        sqrt = math.sqrt
         for (w, key, *_), (d2, s_, q, cancel) in zip(pl.weights, out.tolist()):
             upd[key] = sqrt(max(d2, 0.0))
             presnap[key] = (w, s_, q, cancel != 0.0)  # (the next step's copy, its sums, the variance rule)
@@ -2418,6 +2456,8 @@ class _TorchHooks:
                 if not is_lazy(prm) and prm.is_floating_point() and id(prm) not in p.snapshots:
                     p.snapshots[id(prm)] = (prm, self._snapshot(prm))
                     if prm.requires_grad:
+                        if prm._backward_hooks is None:  # (the dict the watch makes goes with its hooks)
+                            self.made[id(prm)] = prm
                         p.grad_handles.append(prm.register_hook(self._param_grad(p, id(prm))))
         cap = _watch_capture(self.model, self.hist_sample, p.batch)
         for t in tensors:

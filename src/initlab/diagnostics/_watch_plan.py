@@ -38,6 +38,7 @@ from torch.utils.hooks import RemovableHandle as _Handle
 from initlab.diagnostics._stats import Histogram, histogram
 
 _Tensor = torch.Tensor
+_Parameter = torch.nn.Parameter  # (torch's own: its torch function is the tensor's, disabled)
 _has_torch_function = torch._C._has_torch_function_unary  # (what Tensor.register_hook checks first)
 
 FW_MEMBERS = ("pre", "act", "cos", "weight", "gain")  # the keys of a row's fw dict that hold members
@@ -90,7 +91,8 @@ def _put_grad_hook(t: Any, fn: Any) -> Any:
     :meth:`torch.Tensor.register_hook` (torch 2.x) without its handle object: returns (the dict,
     the key); None where that method must do it (a tensor subclass, a tensor under a torch
     function mode, one not requiring a gradient, a torch whose internals differ from these)."""
-    if _FAST_HOOKS[0] and type(t) is _Tensor and not _has_torch_function(t) and t.requires_grad:
+    tt = type(t)
+    if _FAST_HOOKS[0] and (tt is _Tensor or tt is _Parameter) and not _has_torch_function(t) and t.requires_grad:
         try:
             bh = t._backward_hooks
             if bh is None:
@@ -603,9 +605,17 @@ def _weights(hooks: Any, ps: Replay, k: Any, vals: np.ndarray) -> None:
     pl = ps.plan
     presnap = hooks.presnap
     every = hooks.watch.every
-    for w, key, mi, gi, us, o in pl.weights:
-        pre = presnap.pop(key, None)
-        if pre is None or pre[0] is not w or len(pre) < 4:
+    rows = None
+    if not presnap:  # (no copies left by the last step's update: all the weights copied and summed in one call)
+        wb = hooks._weight_batch(pl)
+        if wb is not None:
+            k.snap_all(wb[1], wb[2], wb[5])
+            rows = wb[5].tolist()
+    for i, (w, key, mi, gi, us, o) in enumerate(pl.weights):
+        if rows is not None:
+            s, q, c = rows[i]
+            cancel = c != 0.0
+        elif (pre := presnap.pop(key, None)) is None or pre[0] is not w or len(pre) < 4:
             buf = hooks._snap_buffer(w)
             s, q = k.snap_sums(hooks._view(w), hooks._view(buf))
             cancel = k.cancels_w(s, q, w.numel())
@@ -619,6 +629,8 @@ def _weights(hooks: Any, ps: Replay, k: Any, vals: np.ndarray) -> None:
                 ps.exact = {}
             ps.exact[mi if mi is not None else ("w", key)] = _centered_flat(hooks._snap_buffer(w))
         if every > 1 and w.requires_grad:
+            if w._backward_hooks is None:  # (the dict the watch makes is taken out with its hooks: _reset_hook_dicts)
+                hooks.made[key] = w
             ps.handles.append(_grad_hook_handle(w, partial(wgrad, hooks, ps, key, gi)))
     presnap.clear()
 
