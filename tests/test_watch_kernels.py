@@ -571,6 +571,13 @@ def test_the_all_weights_kernels_are_the_per_weight_kernels(dtype):
         assert (out[i, 0], out[i, 1]) == (a, q) or (math.isnan(a) and math.isnan(out[i, 0]))
         assert out[i, 2] == (1.0 if K.cancels_w(a, q, w.size) else 0.0)
     assert out[4, 2] == 1.0 and out[5, 2] == 1.0 and out[0, 2] == 0.0
+    vals = np.full(2 * len(ws) + 1, -1.0)
+    for i, w in enumerate(ws):  # flat_slot: flat_sums into a step's numbers, and the variance rule
+        a, q = K.flat_sums(w)
+        cancel = K.flat_slot(w, vals, 2 * i + 1)
+        assert (vals[2 * i + 1], vals[2 * i + 2]) == (a, q) or (math.isnan(a) and math.isnan(vals[2 * i + 1]))
+        assert cancel == K.cancels_w(a, q, w.size)
+    assert vals[0] == -1.0
     news = tuple(w + (rng.standard_normal(w.size) * 0.01).astype(dtype) for w in ws)
     d = np.full(len(ws), -1.0)
     K.diff_all(news, ss, d)

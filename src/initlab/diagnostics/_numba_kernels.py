@@ -178,6 +178,16 @@ def flat_sums(x: Any) -> Any:  # pragma: no cover - compiled
     return a, b
 
 
+@jit
+def flat_slot(x: Any, vals: Any, o: int) -> bool:  # pragma: no cover - compiled
+    """:func:`flat_sums` of x (1-D) into vals[o], vals[o + 1]; returns whether the variance
+    cancels (:func:`cancels_w`): a replayed step's weight gradient in one call."""
+    a, b = flat_sums(x)
+    vals[o] = a
+    vals[o + 1] = b
+    return cancels_w(a, b, x.shape[0])
+
+
 @jit_sum
 def snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
     """s[:] = w (1-D); returns (Σw, Σw²)."""

@@ -1381,7 +1381,10 @@ class _TorchHooks:
         return buf, _HostSums.of(int(wn.size), float(s), float(q), ref=buf)
 
     def _root_post(self, mod: Any, args: Any, out: Any) -> None:
-        self.in_forward = max(self.in_forward - 1, 0)
+        n = self.in_forward - 1
+        self.in_forward = n if n > 0 else 0
+        if n > 0 or not self.recording and self.observer is None and self.pending is None:
+            return  # (nested, or a forward that records nothing: the steps not recorded)
         if self.in_forward == 0 and self.pending is not None and self.pending.mode is not None:
             self._ops_end(self.pending)
         if self.in_forward == 0 and self.observer is not None:
@@ -1674,7 +1677,7 @@ class _TorchHooks:
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         rp = self.rp
         if rp is not None:
-            if not self.recording or _watch_plan().forward(self, rp, "fw", mod, inp, out):
+            if not self.recording or _WP[0].forward(self, rp, "fw", mod, inp, out):  # (a replay: _WP is loaded)
                 return
             _watch_plan()._depart(self, rp)  # (this hook call by the general path, from where the replay got)
         p = self.pending

@@ -662,7 +662,8 @@ def forward(hooks: Any, ps: Replay, kind: str, mod: Any, inp: tuple[Any, ...], o
     xin = inp[0] if inp and isinstance(inp[0], _Tensor) else None
     if ev_kind != kind or ev_mod is not mod or not _same_signature(ev_sig, out, xin, ps.last):
         return False
-    if ev_w is not _NO_WEIGHT and _weight_of(mod) is not ev_w:  # (a weight replaced inside forward())
+    if ev_w is not _NO_WEIGHT and mod._parameters.get("weight", _NO_WEIGHT) is not ev_w \
+            and _weight_of(mod) is not ev_w:  # (a weight replaced inside forward())
         return False
     try:
         regs = _ops(hooks, ps, ops, out, xin)
@@ -812,16 +813,14 @@ def wgrad(hooks: Any, ps: Replay | None, key: int, gi: int | None, g: Any) -> No
         _depart(hooks, ps)
         hooks._weight_grad(ps.mat, key)(g)
         return
-    try:
-        s, q = hooks.kernels.flat_sums(flat)
+    try:  # (Σg, Σg² into the step's numbers; whether the variance cancels)
+        cancel = hooks.kernels.flat_slot(flat, ps.vals, ps.plan.mem_slot[gi][1])
     except Exception as exc:
         hooks._kernels_failed(exc)
         _depart(hooks, ps)
         hooks._weight_grad(ps.mat, key)(g)
         return
-    o = ps.plan.mem_slot[gi][1]
-    ps.vals[o], ps.vals[o + 1] = s, q
-    if hooks.kernels.cancels_w(s, q, flat.size):  # the probe's centered fallback (as _HostSums.of)
+    if cancel:  # the probe's centered fallback (as _HostSums.of)
         from initlab.diagnostics._watch import _centered_flat
 
         if ps.exact is None:
