@@ -569,7 +569,7 @@ def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     if x is None or _input_sig(x) != pl.input_sig:
         return None
     for m_, w in pl.wcheck:
-        if _weight_of(m_) is not w:
+        if m_._parameters.get("weight", _NO_WEIGHT) is not w and _weight_of(m_) is not w:
             return None
     for w, shape, rg in pl.wshapes:
         if w.shape != shape or w.requires_grad != rg:
