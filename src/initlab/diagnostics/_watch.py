@@ -1162,10 +1162,14 @@ class _TorchHooks:
         """The hooks' dict a weight had none of before the watch registered a gradient hook on it,
         set back to None once its hooks are out: an empty dict is still called by the autograd
         engine at each backward (into Python for every weight, on the steps not recorded too)."""
-        for w in self.made.values():
+        keep = {}
+        for key, w in self.made.items():
             bh = w._backward_hooks
             if bh is not None and not bh:
                 w._backward_hooks = None
+            elif bh:  # (hooks still in it: every = 1's, kept between steps, or the user's)
+                keep[key] = w
+        self.made = keep  # (a weight no longer in the model is not kept alive)
 
     def _root_pre(self, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.in_forward += 1
