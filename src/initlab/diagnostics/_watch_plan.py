@@ -307,6 +307,8 @@ class Plan:
         self.hist_need: dict[int, int] = {}  # counts offset -> the values a histogram bins when all are finite
         self.ends: tuple[int, frozenset[int]] | None = None  # what a complete step ran (_replay_finish)
         self.wlist: list[Any] | None = None  # the weights of ``weights``, in order (_replay_update_norms)
+        self.arena: tuple[np.ndarray, np.ndarray] | None = None  # the next replayed steps' arrays (Replay)
+        self.arena_next = 0
 
 
     def alloc(self, n: int) -> int:
@@ -526,6 +528,10 @@ class _NoPlan(Exception):
     """Something in the traced step the replay does not do."""
 
 
+ARENA = 16  # replayed steps' arrays made at a time (Replay)
+ARENA_BYTES = (1 << 22) - (1 << 16)
+
+
 class Replay:
     """One recorded step being replayed."""
 
@@ -534,8 +540,17 @@ class Replay:
 
     def __init__(self, plan: Plan, step: int) -> None:
         self.plan, self.step, self.batch = plan, step, plan.batch
-        self.vals = np.empty(plan.nvals)
-        self.counts = np.zeros(plan.ncounts, dtype=np.int64)
+        # its numbers: a row of arrays made for several steps at a time (one allocation, a system call on the
+        # CPU, per ARENA steps; each step keeps its row), under numpy's huge-page size (4 MiB: a huge page's
+        # first write costs more than the steps' pages together)
+        a, i = plan.arena, plan.arena_next
+        if a is None or i >= a[0].shape[0]:
+            k = max(1, min(ARENA, ARENA_BYTES // max(8 * plan.nvals, 8 * plan.ncounts, 1)))
+            a = plan.arena = (np.empty((k, plan.nvals)), np.zeros((k, plan.ncounts), dtype=np.int64))
+            i = 0
+        plan.arena_next = i + 1
+        self.vals = a[0][i]
+        self.counts = a[1][i]
         self.i = 0
         self.last: tuple[Any, float] = (None, math.nan)
         self.exact: dict[int, tuple[float, float, float, float]] | None = None
