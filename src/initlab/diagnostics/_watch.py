@@ -1910,7 +1910,7 @@ class _TorchHooks:
 
         for h in p.grad_handles:
             h.remove()
-        if self.made:
+        if self.made and self.watch.every > 1:  # (every = 1: the next step registers them again; reset on exit)
             self._reset_hook_dicts()
         if p.cap is not None:
             self._ops_finish(p)
@@ -1958,7 +1958,7 @@ class _TorchHooks:
         for h in rp.handles:
             h.remove()
         rp.handles = []
-        if self.made:
+        if self.made and self.watch.every > 1:
             self._reset_hook_dicts()
         ends = pl.ends
         if ends is None:  # (the gradient hooks that take a member, the weights' gradients: fixed by the plan)
