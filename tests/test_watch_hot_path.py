@@ -232,3 +232,174 @@ def test_a_diverging_replayed_run_finishes_as_the_general_path(every):
     assert all(torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(pr, pg))
     updates = [r.get("update_ratio") for r in wr.rows()]
     assert any(u is not None and not math.isfinite(u) for u in updates)
+
+
+# -- the cheap registrations of a recorded step and the unrecorded steps' log_loss ---------------
+
+def _watched_mlp(seed: int = 0):
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(inplace=True), nn.Linear(16, 2))
+
+
+def _hooks_in(model) -> int:
+    n = 0
+    for m in model.modules():
+        n += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+    for p in model.parameters():
+        n += len(p._backward_hooks or {})
+    return n
+
+
+def _steps(model, w, n, seen=None, rng_seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(rng_seed)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(n):
+        x = torch.from_numpy(rng.standard_normal((8, 6)).astype(np.float32))
+        opt.zero_grad()
+        out = model(x)
+        if seen is not None:  # the hooks in the model between the forward and the backward
+            seen.append(_hooks_in(model))
+        loss = (out ** 2).mean()
+        loss.backward()
+        opt.step()
+        w.log_loss(loss)
+        if seen is not None:
+            seen.append(_hooks_in(model))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_module_and_weight_hooks_of_a_recorded_step_are_taken_out(fast, monkeypatch):
+    """every > 1: the watched modules' forward hooks (and the in-place ReLU's pre-hook) are in
+    the model during a recorded forward only, the weights' gradient hooks until the step ends;
+    put straight into torch's hook dicts (``fast``) or by torch's methods, the same hooks in the
+    same order, and nothing left after the block, also after an exception in a recorded forward."""
+    import json
+
+    monkeypatch.setattr(wp, "_FAST_HOOKS", [fast])
+    model = _watched_mlp()
+    plain = _hooks_in(model)
+    w = initlab_watch(model, every=3)
+    seen: list[int] = []
+    with w:
+        _steps(model, w, 10, seen)
+    assert _hooks_in(model) == plain
+    root = 2  # the root's pre-hook and forward hook, in every step
+    # recorded steps 0, 3, 6, 9: the modules' hooks are out when the forward ends; the three weights'
+    # gradient hooks stay until the step ends (the next forward)
+    after_fwd, after_step = seen[0::2], seen[1::2]
+    for i, (a, b) in enumerate(zip(after_fwd, after_step)):
+        assert a == b == (root + 3 if i % 3 == 0 else root), (i, a, b)
+    # registered by torch's methods the record is the same
+    monkeypatch.setattr(wp, "_FAST_HOOKS", [not fast])
+    model2 = _watched_mlp()
+    w2 = initlab_watch(model2, every=3)
+    with w2:
+        _steps(model2, w2, 10)
+    assert json.dumps(w.to_dict(), sort_keys=True, default=str) == json.dumps(w2.to_dict(), sort_keys=True,
+                                                                              default=str)
+    # an exception inside a recorded forward (after the module hooks went in): none left
+    model3 = _watched_mlp()
+
+    def boom(mod, inp, out):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with initlab_watch(model3, every=3) as w3:
+            _steps(model3, w3, 3)  # steps 0-2; step 3 is recorded
+            h = model3[4].register_forward_hook(boom)
+            try:
+                _steps(model3, w3, 1)
+            finally:
+                h.remove()
+    assert _hooks_in(model3) == plain
+
+
+def test_the_module_hooks_are_seen_by_torch_as_registered_ones():
+    """A hook put in ``module._forward_hooks`` under the reserved key is called by
+    ``Module.__call__`` as one registered by ``register_forward_hook`` (after the hooks registered
+    before it), and removed by its handle."""
+    calls = []
+    lin = torch.nn.Linear(3, 2)
+    lin.register_forward_hook(lambda m, i, o: calls.append("user"))
+    key = wp.reserve_key()
+    assert key is not None
+    hs = wp.ModuleHooks(key)
+    hs.put(lin._forward_hooks, lambda m, i, o: calls.append(("watch", o.shape)))
+    hs.put(lin._forward_pre_hooks, lambda m, i: calls.append("pre"))
+    lin(torch.ones(4, 3))
+    assert calls == ["pre", "user", ("watch", torch.Size([4, 2]))]
+    hs.remove()
+    hs.remove()  # (again: nothing)
+    calls.clear()
+    lin(torch.ones(4, 3))
+    assert calls == ["user"]
+    assert len(lin._forward_hooks) == 1 and not lin._forward_pre_hooks
+
+
+@pytest.mark.parametrize("param", [False, True])
+def test_a_weight_hook_entry_is_register_hook_on_a_leaf(param):
+    a = torch.randn(5, requires_grad=True)
+    if param:  # (a module's weight: torch's Parameter goes the same way)
+        a = torch.nn.Parameter(a.detach())
+    seen = []
+    h = wp._grad_hook_handle(a, lambda g: seen.append(g.clone()))
+    (a * a).sum().backward()
+    assert len(seen) == 1 and torch.equal(seen[0], 2 * a.detach())
+    assert type(h) is wp.Entry
+    h.remove()
+    h.remove()
+    (a * a).sum().backward()
+    assert len(seen) == 1 and not a._backward_hooks
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_the_weights_hook_dicts_are_left_as_they_were(every):
+    """A weight with no hooks' dict before the watch has none on the steps not recorded (an empty
+    dict is still called by the autograd engine at each backward) and none after the block; a
+    weight whose dict the user made keeps it, and the user's hook on it runs on every step."""
+    model = _watched_mlp()
+    calls = []
+    h = model[2].weight.register_hook(lambda g: calls.append(1))
+    seen = []
+
+    class Look:
+        def __call__(self, mod, inp, out):
+            seen.append([m.weight._backward_hooks is None for m in (model[0], model[4])])
+
+    look = model[4].register_forward_hook(Look())
+    with initlab_watch(model, every=every) as w:
+        _steps(model, w, 7)
+    look.remove()
+    if every > 1:  # (in a recorded forward the watch's hooks are in: steps 0, 3, 6)
+        assert seen == [[i % 3 != 0] * 2 for i in range(7)]
+    assert model[0].weight._backward_hooks is None and model[4].weight._backward_hooks is None
+    assert len(model[2].weight._backward_hooks) == 1 and len(calls) == 7
+    h.remove()
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_log_loss_checks_its_argument_on_every_step(every):
+    """An unrecorded step keeps nothing (the fast path) but a bad loss raises there as on a
+    recorded step: a string (TypeError), a tensor of more than one element (ValueError)."""
+    model = _watched_mlp()
+    with initlab_watch(model, every=every) as w:
+        _steps(model, w, 2)  # step 1: recorded only when every = 1
+        with pytest.raises(TypeError, match="'loss'"):
+            w.log_loss("high")
+        with pytest.raises(ValueError, match="'loss'.*scalar"):
+            w.log_loss(torch.ones(3))
+        with pytest.raises(TypeError, match="'loss'"):
+            w.log_loss(None)
+        w.log_loss(torch.tensor([0.5]))  # (one element: accepted)
+        w.log_loss(1.25)
+    assert [s.step for s in w.steps] == list(range(0, 2, every))
+    assert w.steps[0].loss is not None
+
+
+def initlab_watch(model, every):
+    from initlab.diagnostics import watch
+
+    return watch(model, every=every)

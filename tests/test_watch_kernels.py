@@ -550,6 +550,43 @@ def test_variance_rules_and_the_weights_update_kernel():
         assert out[i, 3] == 0.0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_all_weights_kernels_are_the_per_weight_kernels(dtype):
+    """snap_all / diff_all (one call for all the watched weights) give bitwise what snap_sums /
+    cancels_w / diff_sq give weight by weight, on the benchmark MLP's sizes, tails, a constant
+    weight (the variance cancels) and non-finite values."""
+    rng = np.random.default_rng(21)
+    sizes = (784 * 256, 256 * 256, 7, 2560, 33, 100)
+    ws = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    ws[4][:] = 3.0
+    ws[5][11] = np.nan if dtype == np.float64 else np.inf
+    ws = tuple(ws)
+    ss = tuple(np.zeros_like(w) for w in ws)
+    out = np.full((len(ws), 3), -1.0)
+    K.snap_all(ws, ss, out)
+    for i, (w, s) in enumerate(zip(ws, ss)):
+        ref_s = np.zeros_like(w)
+        a, q = K.snap_sums(w, ref_s)
+        np.testing.assert_array_equal(s, w)
+        assert (out[i, 0], out[i, 1]) == (a, q) or (math.isnan(a) and math.isnan(out[i, 0]))
+        assert out[i, 2] == (1.0 if K.cancels_w(a, q, w.size) else 0.0)
+    assert out[4, 2] == 1.0 and out[5, 2] == 1.0 and out[0, 2] == 0.0
+    vals = np.full(2 * len(ws) + 1, -1.0)
+    for i, w in enumerate(ws):  # flat_slot: flat_sums into a step's numbers, and the variance rule
+        a, q = K.flat_sums(w)
+        cancel = K.flat_slot(w, vals, 2 * i + 1)
+        assert (vals[2 * i + 1], vals[2 * i + 2]) == (a, q) or (math.isnan(a) and math.isnan(vals[2 * i + 1]))
+        assert cancel == K.cancels_w(a, q, w.size)
+    assert vals[0] == -1.0
+    news = tuple(w + (rng.standard_normal(w.size) * 0.01).astype(dtype) for w in ws)
+    d = np.full(len(ws), -1.0)
+    K.diff_all(news, ss, d)
+    for i, (w, s) in enumerate(zip(news, ss)):
+        ref = K.diff_sq(w, s)
+        assert d[i] == ref or (math.isnan(ref) and math.isnan(d[i]))
+    assert d[0] > 0.0
+
+
 # -- the kernels' blocked / vectorised paths: tails, non-finite values, float64 ---------------------
 # fw_stats and grad_sums read four rows at a time, cos_sums adds four normalised rows at a time,
 # hist_counts bins by chunks of 256 samples, the flat sums keep their accumulators in registers;

@@ -432,3 +432,21 @@ def test_a_gradient_that_is_none_records_no_delta(every):
         opt.step()
     for a, b, c in zip(pr, pg, model.parameters()):
         assert torch.equal(a, c.detach()) and torch.equal(b, c.detach())
+
+
+def test_replayed_steps_across_several_arenas(monkeypatch):
+    """The replayed steps' numbers are rows of arrays made a few steps at a time: with three rows
+    an array, ten replayed steps take four arrays and each keeps its own numbers (the record is
+    the general path's)."""
+    from initlab.diagnostics import _watch_plan as wp
+
+    monkeypatch.setattr(wp, "ARENA", 3)
+    xs, ys = _batches((5, 6), [32] * 12, seed=3)
+    wr, pr = _train(_Mixed, xs, ys, 1, replay=True)
+    wg, pg = _train(_Mixed, xs, ys, 1, replay=False)
+    assert wr._hooks.replayed == 10
+    kept = [k for k in wr._lazy if isinstance(k, tuple) and k and k[0] == "replay"]
+    assert len(kept) == 10 and len({id(k[4].base) for k in kept}) == 4
+    _same(wr, wg)
+    for a, b in zip(pr, pg):
+        assert torch.equal(a, b)

@@ -178,6 +178,16 @@ def flat_sums(x: Any) -> Any:  # pragma: no cover - compiled
     return a, b
 
 
+@jit
+def flat_slot(x: Any, vals: Any, o: int) -> bool:  # pragma: no cover - compiled
+    """:func:`flat_sums` of x (1-D) into vals[o], vals[o + 1]; returns whether the variance
+    cancels (:func:`cancels_w`): a replayed step's weight gradient in one call."""
+    a, b = flat_sums(x)
+    vals[o] = a
+    vals[o + 1] = b
+    return cancels_w(a, b, x.shape[0])
+
+
 @jit_sum
 def snap_sums(w_: Any, s: Any) -> Any:  # pragma: no cover - compiled
     """s[:] = w (1-D); returns (Σw, Σw²)."""
@@ -213,6 +223,26 @@ def diff_snap_all(ws: Any, ss: Any, out: Any) -> None:  # pragma: no cover - com
         out[i, 1] = s
         out[i, 2] = q
         out[i, 3] = 1.0 if cancels_w(s, q, ws[i].shape[0]) else 0.0
+
+
+@jit
+def snap_all(ws: Any, ss: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """:func:`snap_sums` of each (ws[i], ss[i]) (tuples of 1-D arrays of one dtype): ss[i][:] = ws[i],
+    out[i] = (Σw, Σw², whether the variance cancels (:func:`cancels_w`)); one call for all the
+    watched weights."""
+    for i in range(len(ws)):
+        s, q = snap_sums(ws[i], ss[i])
+        out[i, 0] = s
+        out[i, 1] = q
+        out[i, 2] = 1.0 if cancels_w(s, q, ws[i].shape[0]) else 0.0
+
+
+@jit
+def diff_all(ws: Any, ss: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """out[i] = :func:`diff_sq` (ws[i], ss[i]) (tuples of 1-D arrays of one dtype): one call for
+    all the watched weights."""
+    for i in range(len(ws)):
+        out[i] = diff_sq(ws[i], ss[i])
 
 
 @jit_sum

@@ -257,8 +257,13 @@ class Watch:
         """Record the training loss of the current step (a float or a 0-d tensor; read, not kept).
 
         Call it once per step, after the forward pass; steps that are not recorded ignore it."""
-        if self._hooks is not None:
-            self._hooks.log_loss(loss)
+        h = self._hooks
+        if h is not None:
+            # an unrecorded step given a one-element tensor: nothing to keep (anything else is checked by
+            # _loss_value, which raises for a bad argument on any step)
+            if h.rp is None and h.pending is None and type(loss) is h.tensor_t and loss.numel() == 1:
+                return
+            h.log_loss(loss)
         elif self.steps:
             self.steps[-1].loss = _as_float(loss)
 
@@ -1055,6 +1060,7 @@ class _TorchHooks:
         self.hist_sample = hist_sample
         self.handles: list[Any] = []
         self.module_handles: list[Any] = []
+        self.mod_hooks: tuple[Any, ...] | None = None  # (root, (module, its hook) pairs, in-place activations, key, pre-hook) (_register_module_hooks)
         self.recording = False  # inside the forward pass of a recorded step (capture="modules")
         self.buffers: dict[int, Any] = {}  # id(weight) -> the buffer of its snapshot
         self.observed = False  # the first recorded forward was looked at for unseen functional ops
@@ -1079,6 +1085,7 @@ class _TorchHooks:
         self.kernels = _kernels.load() if capture == "modules" else None  # None: torch operations only
         self.presnap: dict[int, tuple[Any, float, float]] = {}  # id(weight) -> (it, the sums of the copy finish() left)
         self.weight_handles: dict[int, Any] = {}  # every=1: the weights' gradient hooks, kept between steps
+        self.made: dict[int, Any] = {}  # id -> a weight whose hooks' dict the watch made (_reset_hook_dicts)
         self.idx: np.ndarray = np.empty(0, dtype=np.int32)  # the histogram kernel's scratch
         self.hist_params: dict[tuple[str, str], tuple[np.ndarray, int, float, float]] = {}  # edges, bins, lo, k
         self.strides: dict[tuple[int, int], int] = {}  # (values, channels) -> the histogram sample's stride
@@ -1086,6 +1093,7 @@ class _TorchHooks:
         import torch
 
         self.torch = torch
+        self.tensor_t = torch.Tensor
         self.trace: Any = None  # the recorded step being traced (_watch_plan.Trace)
         self.plan: Any = None  # the plan the recorded steps replay (_watch_plan.Plan)
         self.rp: Any = None  # the recorded step being replayed (_watch_plan.Replay)
@@ -1153,6 +1161,21 @@ class _TorchHooks:
             for h in self.pending.grad_handles:
                 h.remove()
             self.pending.grad_handles = []
+        self._reset_hook_dicts()
+        self.made = {}
+
+    def _reset_hook_dicts(self) -> None:
+        """The hooks' dict a weight had none of before the watch registered a gradient hook on it,
+        set back to None once its hooks are out: an empty dict is still called by the autograd
+        engine at each backward (into Python for every weight, on the steps not recorded too)."""
+        keep = {}
+        for key, w in self.made.items():
+            bh = w._backward_hooks
+            if bh is not None and not bh:
+                w._backward_hooks = None
+            elif bh:  # (hooks still in it: every = 1's, kept between steps, or the user's)
+                keep[key] = w
+        self.made = keep  # (a weight no longer in the model is not kept alive)
 
     def _root_pre(self, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.in_forward += 1
@@ -1223,6 +1246,8 @@ class _TorchHooks:
                             p.init_guess[id(w)] = (structure(wn), excess_kurtosis(wn))
                     if not w.requires_grad:
                         continue
+                    if w._backward_hooks is None:  # (the dict the watch makes goes with its hooks)
+                        self.made[id(w)] = w
                     if self.watch.every > 1:
                         p.grad_handles.append(w.register_hook(self._weight_grad(p, id(w))))
                     elif id(w) not in self.weight_handles:  # every=1: every step is recorded, the hook stays
@@ -1243,11 +1268,33 @@ class _TorchHooks:
             self._observe_begin(mod)
 
     def _register_module_hooks(self, root: Any) -> None:
-        mha = _mha_class()
-        self.module_handles = [m_.register_forward_hook(self._attention_hook if isinstance(m_, mha) else self._module_hook)
-                               for m_ in self.kinds if m_ is not root]
-        self.module_handles += [m_.register_forward_pre_hook(self._inplace_pre) for m_, k in self.kinds.items()
-                                if k == "activation" and getattr(m_, "inplace", False) and m_ is not root]
+        """The forward hooks of the watched modules (and the pre-hooks of in-place activations)
+        for one recorded forward pass (every > 1; every = 1: kept): put straight into the modules'
+        hook dicts under one key (:class:`_watch_plan.ModuleHooks`, one handle of all, a few
+        µs less than a handle per hook), or by torch's methods where its internals differ."""
+        mh = self.mod_hooks
+        if mh is None or mh[0] is not root:
+            mods = [m_ for m_ in self.kinds if m_ is not root]
+            acts = [m_ for m_ in mods if self.kinds[m_] == "activation"]
+            key = _watch_plan().reserve_key()
+            if key is not None and not all(isinstance(getattr(m_, "_forward_hooks", None), dict)
+                                           and isinstance(getattr(m_, "_forward_pre_hooks", None), dict) for m_ in mods):
+                key = None
+            mha = _mha_class()  # (an attention's hook records its first output)
+            fwds = [(m_, self._attention_hook if isinstance(m_, mha) else self._module_hook) for m_ in mods]
+            mh = self.mod_hooks = (root, fwds, acts, key, self._inplace_pre)
+        _, fwds, acts, key, pre = mh
+        if key is None:
+            self.module_handles = [m_.register_forward_hook(fwd) for m_, fwd in fwds]
+            self.module_handles += [m_.register_forward_pre_hook(pre) for m_ in acts if getattr(m_, "inplace", False)]
+            return
+        hs = _watch_plan().ModuleHooks(key)
+        self.module_handles = [hs]
+        for m_, fwd in fwds:
+            hs.put(m_._forward_hooks, fwd)
+        for m_ in acts:
+            if getattr(m_, "inplace", False):
+                hs.put(m_._forward_pre_hooks, pre)
 
     # capture="modules": what the module hooks cannot see ----------------------------------------
     def _observe_begin(self, root: Any) -> None:
@@ -1356,7 +1403,10 @@ class _TorchHooks:
         return buf, _HostSums.of(int(wn.size), float(s), float(q), ref=buf)
 
     def _root_post(self, mod: Any, args: Any, out: Any) -> None:
-        self.in_forward = max(self.in_forward - 1, 0)
+        n = self.in_forward - 1
+        self.in_forward = n if n > 0 else 0
+        if n > 0 or not self.recording and self.observer is None and self.pending is None:
+            return  # (nested, or a forward that records nothing: the steps not recorded)
         if self.in_forward == 0 and self.pending is not None and self.pending.mode is not None:
             self._ops_end(self.pending)
         if self.in_forward == 0 and self.observer is not None:
@@ -1649,7 +1699,7 @@ class _TorchHooks:
     def _module_hook(self, mod: Any, inp: tuple[Any, ...], out: Any) -> None:
         rp = self.rp
         if rp is not None:
-            if not self.recording or _watch_plan().forward(self, rp, "fw", mod, inp, out):
+            if not self.recording or _WP[0].forward(self, rp, "fw", mod, inp, out):  # (a replay: _WP is loaded)
                 return
             _watch_plan()._depart(self, rp)  # (this hook call by the general path, from where the replay got)
         p = self.pending
@@ -1883,6 +1933,8 @@ class _TorchHooks:
 
         for h in p.grad_handles:
             h.remove()
+        if self.made and self.watch.every > 1:  # (every = 1: the next step registers them again; reset on exit)
+            self._reset_hook_dicts()
         if p.cap is not None:
             self._ops_finish(p)
             return
@@ -1929,6 +1981,8 @@ class _TorchHooks:
         for h in rp.handles:
             h.remove()
         rp.handles = []
+        if self.made and self.watch.every > 1:
+            self._reset_hook_dicts()
         ends = pl.ends
         if ends is None:  # (the gradient hooks that take a member, the weights' gradients: fixed by the plan)
             ends = pl.ends = (sum(1 for g in pl.grads if g[2] is not None), frozenset(pl.wgi))
@@ -1944,7 +1998,7 @@ class _TorchHooks:
             return
         if isinstance(rp.loss, self.torch.Tensor):
             rp.loss = float(rp.loss.item()) if rp.loss.is_cpu else float(rp.loss.detach().cpu().item())
-        upd = self._replay_update_norms(pl) if fuse else None
+        upd = self._replay_update_norms(pl, fuse)
         if upd is None:
             snaps = {key: (w, self._snap_buffer(w)) for w, key, *_ in pl.weights}
             with np.errstate(all="ignore"):
@@ -2071,12 +2125,12 @@ class _TorchHooks:
         self.views[id(t)] = (t, t.data_ptr(), t.shape, flat)
         return flat
 
-    def _replay_update_norms(self, pl: Any) -> dict[int, float] | None:
-        """:meth:`_fast_update_norms` (fused) of a replayed step's weights in one kernel call
-        (their views and buffers kept with the plan while the weights' memory is the same); None
-        where that does not apply (weights of several dtypes, memory moved, a kernel failing)."""
-        k = self.kernels
-        if k is None or pl.wbatch is False:
+    def _weight_batch(self, pl: Any) -> tuple[Any, ...] | None:
+        """A replayed plan's weights for one kernel call over all of them: (their data pointers,
+        their views, their snapshot buffers' views, the buffers, and the kernels' output arrays),
+        kept with the plan while the weights' memory and buffers are the same; None where that
+        does not apply (no kernels, weights of several dtypes or not viewable)."""
+        if self.kernels is None or pl.wbatch is False:
             return None
         weights = pl.wlist
         if weights is None:
@@ -2098,16 +2152,36 @@ class _TorchHooks:
                     or any(a.size != b.size for a, b in zip(ws, ss)):
                 pl.wbatch = False
                 return None
-            wb = pl.wbatch = (ptrs, ws, ss, bufs, np.empty((len(ws), 4)))
+            n = len(ws)
+            wb = pl.wbatch = (ptrs, ws, ss, bufs, np.empty((n, 4)), np.empty((n, 3)), np.empty(n))
+        return wb
+
+    def _replay_update_norms(self, pl: Any, fuse: bool = True) -> dict[int, float] | None:
+        """:meth:`_fast_update_norms` of a replayed step's weights in one kernel call over all of
+        them (:meth:`_weight_batch`; ``fuse``: with the next step's copies and sums, left in
+        :attr:`presnap`); None where that does not apply (then weight by weight)."""
+        wb = self._weight_batch(pl)
+        if wb is None:
+            return None
+        k = self.kernels
+        sqrt = math.sqrt
+        upd = {}
+        if not fuse:
+            try:
+                k.diff_all(wb[1], wb[2], wb[6])
+            except Exception as exc:
+                self._kernels_failed(exc)
+                return None
+            for (w, key, *_), d2 in zip(pl.weights, wb[6].tolist()):
+                upd[key] = sqrt(max(d2, 0.0))
+            return upd
         out = wb[4]
         try:
             k.diff_snap_all(wb[1], wb[2], out)
         except Exception as exc:
             self._kernels_failed(exc)
             return None
-        upd = {}
         presnap = self.presnap
-        sqrt = math.sqrt
         for (w, key, *_), (d2, s_, q, cancel) in zip(pl.weights, out.tolist()):
             upd[key] = sqrt(max(d2, 0.0))
             presnap[key] = (w, s_, q, cancel != 0.0)  # (the next step's copy, its sums, the variance rule)
@@ -2412,6 +2486,8 @@ class _TorchHooks:
                 if not is_lazy(prm) and prm.is_floating_point() and id(prm) not in p.snapshots:
                     p.snapshots[id(prm)] = (prm, self._snapshot(prm))
                     if prm.requires_grad:
+                        if prm._backward_hooks is None:  # (the dict the watch makes goes with its hooks)
+                            self.made[id(prm)] = prm
                         p.grad_handles.append(prm.register_hook(self._param_grad(p, id(prm))))
         cap = _watch_capture(self.model, self.hist_sample, p.batch)
         for t in tensors:

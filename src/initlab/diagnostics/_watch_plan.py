@@ -38,6 +38,7 @@ from torch.utils.hooks import RemovableHandle as _Handle
 from initlab.diagnostics._stats import Histogram, histogram
 
 _Tensor = torch.Tensor
+_Parameter = torch.nn.Parameter  # (torch's own: its torch function is the tensor's, disabled)
 _has_torch_function = torch._C._has_torch_function_unary  # (what Tensor.register_hook checks first)
 
 FW_MEMBERS = ("pre", "act", "cos", "weight", "gain")  # the keys of a row's fw dict that hold members
@@ -85,13 +86,13 @@ def _same_signature(sig: tuple[Any, ...], out: Any, xin: Any, last: tuple[Any, f
             and prev == x[4] and (prev and _version(xin) == last[1]) == x[5] and (xin is out) == x[6])
 
 
-def _add_grad_hook(t: Any, fn: Any) -> None:
-    """``t.register_hook(fn)``, its handle not kept (a replayed step's gradient hook lives as long
-    as the step's graph): for a plain tensor, the same steps as :meth:`torch.Tensor.register_hook`
-    (torch 2.x) without its handle object; a tensor subclass, a tensor under a torch function mode
-    or one not requiring a gradient by that method, as is any tensor on a torch whose internals
-    differ from these."""
-    if _FAST_HOOKS[0] and type(t) is _Tensor and not _has_torch_function(t) and t.requires_grad:
+def _put_grad_hook(t: Any, fn: Any) -> Any:
+    """For a plain tensor requiring a gradient, ``fn`` put in its hooks' dict by the same steps as
+    :meth:`torch.Tensor.register_hook` (torch 2.x) without its handle object: returns (the dict,
+    the key); None where that method must do it (a tensor subclass, a tensor under a torch
+    function mode, one not requiring a gradient, a torch whose internals differ from these)."""
+    tt = type(t)
+    if _FAST_HOOKS[0] and (tt is _Tensor or tt is _Parameter) and not _has_torch_function(t) and t.requires_grad:
         try:
             bh = t._backward_hooks
             if bh is None:
@@ -104,10 +105,72 @@ def _add_grad_hook(t: Any, fn: Any) -> None:
             i = _Handle.next_id  # (the key torch's handle would take)
             _Handle.next_id = i + 1
             bh[i] = fn
-            return
+            return bh, i
         except AttributeError:  # (a torch whose internals differ: its own method from now on)
             _FAST_HOOKS[0] = False
-    t.register_hook(fn)
+    return None
+
+
+def _add_grad_hook(t: Any, fn: Any) -> None:
+    """``t.register_hook(fn)``, its handle not kept (a replayed step's gradient hook lives as long
+    as the step's graph): :func:`_put_grad_hook`, else by that method."""
+    if _put_grad_hook(t, fn) is None:
+        t.register_hook(fn)
+
+
+def _grad_hook_handle(t: Any, fn: Any) -> Any:
+    """``t.register_hook(fn)`` (a weight's gradient hook, removed when its step ends): put by
+    :func:`_put_grad_hook`, with an :class:`Entry` as its handle, else by that method."""
+    put = _put_grad_hook(t, fn)
+    if put is None:
+        return t.register_hook(fn)
+    return Entry(put[0], put[1])
+
+
+class Entry:
+    """The handle of a hook put straight into a hooks dict: :meth:`remove` takes it out, as
+    :meth:`torch.utils.hooks.RemovableHandle.remove` does (once; again does nothing)."""
+
+    __slots__ = ("d", "key")
+
+    def __init__(self, d: Any, key: int) -> None:
+        self.d, self.key = d, key
+
+    def remove(self) -> None:
+        self.d.pop(self.key, None)
+
+
+class ModuleHooks:
+    """The watch's hooks of one recorded forward pass put straight into the modules' hook dicts
+    (``module._forward_hooks`` / ``_forward_pre_hooks``) under one key reserved from torch's
+    handle counter, as :meth:`torch.nn.Module.register_forward_hook` (no kwargs, not always
+    called, not prepended) puts them; :meth:`remove` takes out all of them (the handle of all)."""
+
+    __slots__ = ("dicts", "key")
+
+    def __init__(self, key: int) -> None:
+        self.dicts: list[Any] = []
+        self.key = key
+
+    def put(self, d: Any, fn: Any) -> None:
+        d[self.key] = fn
+        self.dicts.append(d)
+
+    def remove(self) -> None:
+        key = self.key
+        for d in self.dicts:
+            d.pop(key, None)
+        self.dicts = []
+
+
+def reserve_key() -> int | None:
+    """A key from torch's handle counter (no handle of torch's takes it), or None where the
+    counter is not there (a torch whose internals differ: its own registration methods)."""
+    if not _FAST_HOOKS[0]:
+        return None
+    i = _Handle.next_id
+    _Handle.next_id = i + 1
+    return i
 
 
 _FAST_HOOKS = [hasattr(_Handle, "next_id")]
@@ -244,6 +307,8 @@ class Plan:
         self.hist_need: dict[int, int] = {}  # counts offset -> the values a histogram bins when all are finite
         self.ends: tuple[int, frozenset[int]] | None = None  # what a complete step ran (_replay_finish)
         self.wlist: list[Any] | None = None  # the weights of ``weights``, in order (_replay_update_norms)
+        self.arena: tuple[np.ndarray, np.ndarray] | None = None  # the next replayed steps' arrays (Replay)
+        self.arena_next = 0
 
 
     def alloc(self, n: int) -> int:
@@ -463,6 +528,10 @@ class _NoPlan(Exception):
     """Something in the traced step the replay does not do."""
 
 
+ARENA = 16  # replayed steps' arrays made at a time (Replay)
+ARENA_BYTES = (1 << 22) - (1 << 16)
+
+
 class Replay:
     """One recorded step being replayed."""
 
@@ -471,8 +540,17 @@ class Replay:
 
     def __init__(self, plan: Plan, step: int) -> None:
         self.plan, self.step, self.batch = plan, step, plan.batch
-        self.vals = np.empty(plan.nvals)
-        self.counts = np.zeros(plan.ncounts, dtype=np.int64)
+        # its numbers: a row of arrays made for several steps at a time (one allocation, a system call on the
+        # CPU, per ARENA steps; each step keeps its row), under numpy's huge-page size (4 MiB: a huge page's
+        # first write costs more than the steps' pages together)
+        a, i = plan.arena, plan.arena_next
+        if a is None or i >= a[0].shape[0]:
+            k = max(1, min(ARENA, ARENA_BYTES // max(8 * plan.nvals, 8 * plan.ncounts, 1)))
+            a = plan.arena = (np.empty((k, plan.nvals)), np.zeros((k, plan.ncounts), dtype=np.int64))
+            i = 0
+        plan.arena_next = i + 1
+        self.vals = a[0][i]
+        self.counts = a[1][i]
         self.i = 0
         self.last: tuple[Any, float] = (None, math.nan)
         self.exact: dict[int, tuple[float, float, float, float]] | None = None
@@ -506,7 +584,7 @@ def begin(hooks: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     if x is None or _input_sig(x) != pl.input_sig:
         return None
     for m_, w in pl.wcheck:
-        if _weight_of(m_) is not w:
+        if m_._parameters.get("weight", _NO_WEIGHT) is not w and _weight_of(m_) is not w:
             return None
     for w, shape, rg in pl.wshapes:
         if w.shape != shape or w.requires_grad != rg:
@@ -542,9 +620,17 @@ def _weights(hooks: Any, ps: Replay, k: Any, vals: np.ndarray) -> None:
     pl = ps.plan
     presnap = hooks.presnap
     every = hooks.watch.every
-    for w, key, mi, gi, us, o in pl.weights:
-        pre = presnap.pop(key, None)
-        if pre is None or pre[0] is not w or len(pre) < 4:
+    rows = None
+    if not presnap:  # (no copies left by the last step's update: all the weights copied and summed in one call)
+        wb = hooks._weight_batch(pl)
+        if wb is not None:
+            k.snap_all(wb[1], wb[2], wb[5])
+            rows = wb[5].tolist()
+    for i, (w, key, mi, gi, us, o) in enumerate(pl.weights):
+        if rows is not None:
+            s, q, c = rows[i]
+            cancel = c != 0.0
+        elif (pre := presnap.pop(key, None)) is None or pre[0] is not w or len(pre) < 4:
             buf = hooks._snap_buffer(w)
             s, q = k.snap_sums(hooks._view(w), hooks._view(buf))
             cancel = k.cancels_w(s, q, w.numel())
@@ -558,7 +644,9 @@ def _weights(hooks: Any, ps: Replay, k: Any, vals: np.ndarray) -> None:
                 ps.exact = {}
             ps.exact[mi if mi is not None else ("w", key)] = _centered_flat(hooks._snap_buffer(w))
         if every > 1 and w.requires_grad:
-            ps.handles.append(w.register_hook(partial(wgrad, hooks, ps, key, gi)))
+            if w._backward_hooks is None:  # (the dict the watch makes is taken out with its hooks: _reset_hook_dicts)
+                hooks.made[key] = w
+            ps.handles.append(_grad_hook_handle(w, partial(wgrad, hooks, ps, key, gi)))
     presnap.clear()
 
 
@@ -589,7 +677,8 @@ def forward(hooks: Any, ps: Replay, kind: str, mod: Any, inp: tuple[Any, ...], o
     xin = inp[0] if inp and isinstance(inp[0], _Tensor) else None
     if ev_kind != kind or ev_mod is not mod or not _same_signature(ev_sig, out, xin, ps.last):
         return False
-    if ev_w is not _NO_WEIGHT and _weight_of(mod) is not ev_w:  # (a weight replaced inside forward())
+    if ev_w is not _NO_WEIGHT and mod._parameters.get("weight", _NO_WEIGHT) is not ev_w \
+            and _weight_of(mod) is not ev_w:  # (a weight replaced inside forward())
         return False
     try:
         regs = _ops(hooks, ps, ops, out, xin)
@@ -739,16 +828,14 @@ def wgrad(hooks: Any, ps: Replay | None, key: int, gi: int | None, g: Any) -> No
         _depart(hooks, ps)
         hooks._weight_grad(ps.mat, key)(g)
         return
-    try:
-        s, q = hooks.kernels.flat_sums(flat)
+    try:  # (Σg, Σg² into the step's numbers; whether the variance cancels)
+        cancel = hooks.kernels.flat_slot(flat, ps.vals, ps.plan.mem_slot[gi][1])
     except Exception as exc:
         hooks._kernels_failed(exc)
         _depart(hooks, ps)
         hooks._weight_grad(ps.mat, key)(g)
         return
-    o = ps.plan.mem_slot[gi][1]
-    ps.vals[o], ps.vals[o + 1] = s, q
-    if hooks.kernels.cancels_w(s, q, flat.size):  # the probe's centered fallback (as _HostSums.of)
+    if cancel:  # the probe's centered fallback (as _HostSums.of)
         from initlab.diagnostics._watch import _centered_flat
 
         if ps.exact is None:
