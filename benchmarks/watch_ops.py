@@ -20,13 +20,14 @@ as in normal use. Writes benchmarks/results/watch_ops.json.
 
 ``--as-device`` (on the CPU) also counts the path the watch takes off the CPU, emulated on the CPU.
 
-Run: .venv/bin/python benchmarks/watch_ops.py [--device cpu|cuda] [--steps N] [--time] [--wide] [--as-device]
+``--check`` compares step 0's rows on the device with a CPU watch of the same steps and checks that\ntraining is bitwise unchanged there.\n\nRun: .venv/bin/python benchmarks/watch_ops.py [--device cpu|cuda] [--steps N] [--time] [--wide] [--as-device] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -120,7 +121,7 @@ def count_ops(kind: str, device: str, steps: int, warm: int = 3, as_device: bool
     plain = measure(None)
     w = initlab.watch(model, every=1)
     w._hooks.kernels = None  # the torch-operations path (the path of every tensor off the CPU)
-    bound = _watch._launch_bound
+    bound = getattr(_watch, "_launch_bound", None)
     if as_device:
         _watch._launch_bound = lambda t: True
     try:
@@ -186,6 +187,96 @@ def time_device(kind: str, device: str, steps: int, repeats: int, wide: bool) ->
             "ratio_every_1": med["every_1"] / med["plain"], "ratio_every_10": med["every_10"] / med["plain"]}
 
 
+def check(device: str, steps: int = 6) -> dict[str, Any]:
+    """On ``device``: training watched every step equals plain training bitwise (parameters and
+    momentum buffers), and the recorded rows equal those of the same steps watched on the CPU (the
+    kernels as installed), within ``rel`` (the devices' matmuls round differently)."""
+    import copy
+    import math
+
+    import torch
+
+    import initlab
+
+    out: dict[str, Any] = {}
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False  # (plain vs plain: bitwise)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # (the CPU computes in float32)
+    for kind in ("mlp", "cnn"):
+        model, x, y = build(kind, device)
+        twins = [copy.deepcopy(model) for _ in range(2)]
+        cpu_model = copy.deepcopy(model).cpu()
+        res = []
+        for i, m in enumerate([*twins, cpu_model]):
+            opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+            xi, yi = (x, y) if i < 2 else (x.cpu(), y.cpu())
+            w = initlab.watch(m, every=1) if i != 0 else None
+            if w is not None and i == 2:
+                w._hooks.kernels = None  # (the CPU's torch path, tested equal to the kernels': no compilation here)
+            if w is not None:
+                w.__enter__()
+            try:
+                for _ in range(steps):
+                    opt.zero_grad()
+                    loss = torch.nn.functional.cross_entropy(m(xi), yi)
+                    loss.backward()
+                    opt.step()
+                    if w is not None:
+                        w.log_loss(loss)
+            finally:
+                if w is not None:
+                    w.__exit__(None, None, None)
+            res.append((m, opt, w))
+        (m0, o0, _), (m1, o1, w1), (_, _, wc) = res
+        bitwise = all(torch.equal(a, b) for a, b in zip(m0.state_dict().values(), m1.state_dict().values())) and all(
+            torch.equal(o0.state[a]["momentum_buffer"], o1.state[b]["momentum_buffer"])
+            for a, b in zip(m0.parameters(), m1.parameters()))
+        worst = 0.0
+        keys = ("mean", "std", "sq_mean", "chan_var", "min", "max", "preact_mean", "preact_std", "cosine",
+                "weight_std", "grad_std", "grad_rms", "grad_weight_std", "dead")
+        for a, b in zip(w1.steps[0].layers, wc.steps[0].layers):
+            for k in keys:
+                va, vb = getattr(a, k), getattr(b, k)
+                if isinstance(va, float) and isinstance(vb, float) and math.isfinite(vb):
+                    worst = max(worst, abs(va - vb) / max(abs(vb), 1e-3))
+        hist = max(int(abs(a.hist.counts - b.hist.counts).sum()) for a, b in zip(w1.steps[0].layers, wc.steps[0].layers)
+                   if a.hist is not None and b.hist is not None)
+        upd = max(abs(w1.steps[0].update_ratio[k] - wc.steps[0].update_ratio[k]) / abs(wc.steps[0].update_ratio[k])
+                  for k in wc.steps[0].update_ratio)
+        out[kind] = {"bitwise_training": bitwise, "rows": len(w1.steps[0].layers), "steps": len(w1.steps),
+                     "step0_worst_rel_vs_cpu": worst, "step0_hist_count_diff": hist, "step0_update_rel": upd}
+        print(f"check {kind} on {device}: training bitwise unchanged {bitwise}; step 0 vs the CPU watch: worst rel "
+              f"{worst:.2e}, histogram counts differ by {hist}, update ratio rel {upd:.2e}", flush=True)
+    return out
+
+
+def profile(device: str, path: str, steps: int = 20) -> None:
+    """A torch.profiler table (self CPU time) of ``steps`` training steps of the MLP watched every
+    step on ``device``, written to ``path``."""
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as prof
+
+    import initlab
+
+    model, x, y = build("mlp", device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with initlab.watch(model, every=1) as w:
+        for i in range(steps + 5):
+            if i == 5:
+                p = prof(activities=acts)
+                p.__enter__()
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            w.log_loss(loss)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        p.__exit__(None, None, None)
+    Path(path).write_text(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=40))
+
+
 def main() -> None:
     import torch
 
@@ -198,6 +289,8 @@ def main() -> None:
     ap.add_argument("--wide", action="store_true", help="also time the wide MLP 1024-4096x4-10, batch 1024")
     ap.add_argument("--models", default="mlp,cnn")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--profile", default=None, help="write a profiler table of the watched MLP to this file")
+    ap.add_argument("--check", action="store_true", help="check rows and bitwise training against the CPU")
     ap.add_argument("--as-device", action="store_true",
                     help="on the CPU, also count the device path (the watch's choices off the CPU)")
     args = ap.parse_args()
@@ -214,6 +307,10 @@ def main() -> None:
               f"recorded step, {c['compute_per_recorded_step']:.0f} of them not views (about one launch each); "
               f"plain step {c['plain_ops_per_step']:.0f} ops, {c['plain_compute_per_step']:.0f} not views", flush=True)
         print("   top:", ", ".join(f"{k} {v:g}" for k, v in list(c["top_compute"].items())[:14]), flush=True)
+    if args.check:
+        res["check"] = check(args.device)
+    if args.profile:
+        profile(args.device, args.profile)
     if do_time:
         for kind, wide in [(k, False) for k in args.models.split(",")] + ([("mlp", True)] if args.wide else []):
             r = time_device(kind, args.device, args.time_steps, args.repeats, wide)
@@ -221,7 +318,7 @@ def main() -> None:
             ms = r["ms_per_step"]
             print(f"{r['model']} on {args.device}: plain {ms['plain']:.3f} ms/step; every=1 {r['ratio_every_1']:.2f}x; "
                   f"every=10 {r['ratio_every_10']:.3f}x", flush=True)
-    out = Path(__file__).parent / "results" / "watch_ops.json"
+    out = Path(os.environ.get("WATCH_OPS_OUT", Path(__file__).parent / "results" / "watch_ops.json"))
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
 

@@ -502,9 +502,10 @@ class _Deferred:
         self.parts: dict[Any, list[Any]] = {}
         self.sizes: dict[Any, int] = {}
         self.host: dict[Any, np.ndarray] = {}
+        self.lazy: list[tuple[Any, Any]] = []  # (_Sums, flat tensor): the device path's weights, done at the end
 
     def put(self, t: Any) -> tuple[Any, slice]:
-        flat = t.reshape(-1)
+        flat = t if t.ndim == 1 else t.reshape(-1)
         key = flat.dtype
         self.parts.setdefault(key, []).append(flat)
         start = self.sizes.get(key, 0)
@@ -615,6 +616,9 @@ def _launch_bound(t: Any) -> bool:
     return t.device.type != "cpu"
 
 
+_STACK_MAX = 1 << 24  # values in one stack of same-size weight copies (Sums.lazy_moments)
+
+
 def _acc_dtype(t: Any) -> Any:
     """The dtype the device path accumulates its sums of squares and cosine sums in: float64,
     except on MPS (no float64 there)."""
@@ -651,6 +655,10 @@ class _Sums:
         if flat.dtype in (torch.float16, torch.bfloat16):
             flat = flat.float()
         if _launch_bound(flat):  # one launch: the centered mean and variance
+            if keep:  # a weight's copy (kept until the step ends): with the step's others (_lazy_moments)
+                sums = cls(int(flat.numel()))
+                d.lazy.append((sums, flat))
+                return sums
             v, m = torch.var_mean(flat, correction=0)
             return cls(int(flat.numel()), mv=(d.put(m), d.put(v)))
         if not keep:  # a gradient, not kept: sums of x − c, c the mean of its first values (no cancellation)
@@ -658,6 +666,31 @@ class _Sums:
             dev = flat - c
             return cls(int(flat.numel()), d.put(dev.sum()), d.put(torch.dot(dev, dev)), shift=d.put(c))
         return cls(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), flat)
+
+    @staticmethod
+    def lazy_moments(d: _Deferred) -> None:
+        """The device path's weight copies of the step (``d.lazy``), their var_mean put in ``d``:
+        the copies of one size (the layers of one width...) stacked and reduced in one var_mean
+        (two launches for any number of them), up to :data:`_STACK_MAX` values a stack (larger
+        weights one var_mean each: their kernels, not their launches, take the time)."""
+        import torch
+
+        if not d.lazy:
+            return
+        same: dict[Any, list[tuple[_Sums, Any]]] = {}
+        for sums, flat in d.lazy:
+            same.setdefault((flat.numel(), flat.dtype, flat.device), []).append((sums, flat))
+        d.lazy = []
+        for (n, _, _), items in same.items():
+            if len(items) > 1 and n * len(items) <= _STACK_MAX:
+                v, m = torch.var_mean(torch.stack([f for _, f in items]), dim=1, correction=0)
+                (km, sm), (kv, sv) = d.put(m), d.put(v)
+                for j, (sums, _) in enumerate(items):
+                    sums.mv = ((km, slice(sm.start + j, sm.start + j + 1)), (kv, slice(sv.start + j, sv.start + j + 1)))
+            else:
+                for sums, flat in items:
+                    v, m = torch.var_mean(flat, correction=0)
+                    sums.mv = (d.put(m), d.put(v))
 
     def settle(self, d: _Deferred) -> None:
         """The probe's centered float64 recomputation when Σx²/n − mean² < 1e-3·E[x²] (or is not
@@ -862,7 +895,7 @@ def _bin_values(v: Any, lo: Any, k: Any, scale: Any, offsets: Any, rows: int, nb
     if scale is not None:
         pos.mul_(scale)
     idx = pos.sub_(lo).mul_(k).add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long().add_(offsets)
-    counts = _count(idx, rows * (nb + 1), scatter=idx.device.type != "cpu", ones=ones).reshape(rows, nb + 1)
+    counts = _count(idx, rows * (nb + 1), scatter=_launch_bound(idx), ones=ones).reshape(rows, nb + 1)
     return counts if full else counts[:, :nb]
 
 
@@ -912,6 +945,12 @@ def _channels(x: Any, shape: tuple[int, ...], axis: int) -> tuple[Any, Any]:
     return x.movedim(axis + 1, -1).reshape(n, -1, shape[axis]), 1
 
 
+def _spaced(idx: list[int]) -> bool:
+    """Whether the sorted indices ``idx`` are evenly spaced (a view of them is a slice)."""
+    step = idx[1] - idx[0] if len(idx) > 1 else 1
+    return step > 0 and idx == list(range(idx[0], idx[-1] + 1, step))
+
+
 def _rows(t: Any, idx: list[int], cache: dict[Any, Any] | None = None) -> Any:
     """The rows ``idx`` (sorted) of ``t``: a view when they are evenly spaced (all of them, every
     other one...), else a copy (by an index tensor kept in ``cache`` per rows and device when it
@@ -919,9 +958,8 @@ def _rows(t: Any, idx: list[int], cache: dict[Any, Any] | None = None) -> Any:
     n = int(t.shape[0])
     if idx == list(range(n)):
         return t
-    step = idx[1] - idx[0] if len(idx) > 1 else 1
-    if step > 0 and idx == list(range(idx[0], idx[-1] + 1, step)):
-        return t[idx[0]:idx[-1] + 1:step]
+    if _spaced(idx):
+        return t[idx[0]:idx[-1] + 1:idx[1] - idx[0] if len(idx) > 1 else 1]
     import torch
 
     if cache is None:
@@ -1008,7 +1046,8 @@ class _GroupOut:
     csum: Any  # [members, chans]: the channel sums
     sq: Any  # [members]: Σx² (``sq_norm``: its square root, √Σx², the device path's one norm)
     cmax: Any = None  # activations: [members, chans] the channel maxima
-    mn: Any = None  # activations: [members] the minima
+    mn: Any = None  # activations: [members] the minima (``mn_chan``: [members, chans] the channel minima)
+    mn_chan: bool = False
     sq_norm: bool = False
     scale: float = 1.0  # deltas: the factor to the probe's per-sample ∂ℓ_b/∂h
     k: int = 0  # samples read for the cosine
@@ -1037,7 +1076,8 @@ class _GroupOut:
         if self.cmax is None:
             return _host_moments(sums.reshape(1, c), np.array([sq]), self.per_chan, self.exact.get(i))
         chan = np.stack([sums, d[self.cmax].reshape(self.members, c)[i]])
-        return _host_moments(chan, np.array([sq, float(d[self.mn][i])]), self.per_chan, self.exact.get(i))
+        lo = float(d[self.mn].reshape(self.members, c)[i].min()) if self.mn_chan else float(d[self.mn][i])
+        return _host_moments(chan, np.array([sq, lo]), self.per_chan, self.exact.get(i))
 
 
 def _width(shape: tuple[int, ...], axis: int) -> int:
@@ -1928,8 +1968,9 @@ class _TorchHooks:
         d = p.d
         self._settle_groups(p, final=True)  # the deltas' (the activations' were done when the forward ended); the histograms
         with torch.no_grad():
-            on_cpu = all(w.device.type == "cpu" for w, _ in p.snapshots.values())
+            on_cpu = not any(_launch_bound(w) for w, _ in p.snapshots.values())
             upd_sl = {} if on_cpu else _update_norms(d, p.snapshots)
+            _Sums.lazy_moments(d)  # (the weights' copies are not written before the next recorded step)
         if isinstance(p.loss, torch.Tensor) and p.loss.is_cpu:  # read now: no device to wait for
             p.loss = float(p.loss.item())
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
@@ -2208,10 +2249,15 @@ class _TorchHooks:
             sq = torch.stack([torch.dot(r, r) for r in flat])
         out = _GroupOut(n, per_chan, chans, d.put(cv.sum(dims)), d.put(sq), sq_norm=device, scale=scale,
                         samples=int(sample.shape[1]))
-        if g.role == "fw":  # the channel maxima and the minimum
+        if g.role == "fw" and device and cv.ndim == 3:  # the channel minima and maxima in one reduction
+            mn, mx = torch.aminmax(cv, dim=1)
+            out.cmax, out.mn, out.mn_chan = d.put(mx), d.put(mn), True
+        elif g.role == "fw":  # the channel maxima and the minimum
             out.cmax, out.mn = d.put(cv.amax(dims)), d.put(flat.amin(1))
-        cos = list(range(n)) if cos is None else cos
-        near = list(range(n)) if near is None else near
+        every = list(range(n))
+        cos = every if cos is None or (device and cos and not _spaced(cos)) else cos
+        near = every if near is None or (device and near and not _spaced(near)) else near
+        # (off the CPU, members not evenly spaced are all read rather than copied out: a launch fewer)
         if g.role in ("fw", "in") and cos:
             h = _heads(_rows(x, cos, self.row_index), g.shape, g.seq_first)
             if h is not None:  # cosine_from_sums' ‖x_i‖ and ‖Σ_i x_i/‖x_i‖‖, in float64 (x² of a float32 may overflow)
@@ -2303,7 +2349,7 @@ class _TorchHooks:
                    for v in (lo, k, sc)]
             off = torch.repeat_interleave(torch.arange(0, len(sizes) * (self.bins + 1), self.bins + 1, device=dev),
                                           rep, output_size=total)
-            ones = torch.ones(total, dtype=torch.float64, device=dev) if dev.type != "cpu" else None
+            ones = torch.ones(total, dtype=torch.float64, device=dev) if _launch_bound(outs[0].hv) else None
             cached = (vec[0], vec[1], vec[2] if any(v != 1.0 for v in sc) else None, off, len(sizes), ones)
             if len(self.hist_cache) > 8:
                 self.hist_cache.clear()
