@@ -479,7 +479,13 @@ def _as_float(loss: Any) -> float:
 # role (:class:`_Group`; float16/bfloat16 read as float32) and computes every statistic with a
 # few torch operations per stack, on the tensors' own device and dtype (:meth:`_group_stats`),
 # never through a float64 copy of a whole tensor; all histograms of the step are binned in one
-# bincount (:meth:`_bin_step`). Each small result is kept on the device in a :class:`_Deferred`;
+# bincount when the step ends (:meth:`_bin_step`). Off the CPU (CUDA...) each torch operation is a
+# kernel launch that costs the CPU 10-100+ µs, and a small model's step is launch-bound: there
+# (:func:`_launch_bound`) the path takes no BLAS call and one reduction per quantity per stack
+# (Σx² by one float64-accumulated vector_norm; a weight's and a gradient's moments by one
+# var_mean, the weights' copies of one size stacked into one; the cosine by norms and a nansum),
+# about 85 operations for a recorded step of the issue's 784-256×4-10 MLP, where the CPU path
+# takes about 130 (benchmarks/watch_ops.py counts them). Each small result is kept on the device in a :class:`_Deferred`;
 # when the step is complete they are concatenated and copied to NumPy ONCE (one synchronisation
 # on CUDA). The final scalars (pooled mean and std, sq_mean, chan_var, cosine...) are formed in
 # float64 from those few numbers when the Watch is read (Watch.steps builds the pending steps). A
@@ -635,7 +641,8 @@ class _Sums:
     fallback (:meth:`settle`). A weight gradient is not kept (AccumulateGrad would then copy it
     instead of taking it): its sums are taken of x − c, with c the mean of its first 1,024
     values, so that a mean large beside the spread does not cancel (the probe's centered values,
-    without keeping the gradient). Off the CPU (:func:`_launch_bound`) by ONE
+    without keeping the gradient); on the CPU (nothing to wait for) its sums are read at once
+    and the fallback applied in its hook (a :class:`_HostSums`). Off the CPU (:func:`_launch_bound`) by ONE
     :func:`torch.var_mean` (Welford's centered mean and variance: the probe's centered values
     directly, no cancellation to fall back from), ``mv`` their places in the step's numbers."""
 
@@ -648,19 +655,22 @@ class _Sums:
     mv: tuple[Any, Any] | None = None  # the device path: (mean, var)'s places in the step's numbers
 
     @classmethod
-    def of(cls, d: _Deferred, x: Any, keep: bool) -> "_Sums":
+    def of(cls, d: _Deferred, x: Any, keep: bool) -> "_Sums | _HostSums":
         import torch
 
         flat = x.detach().reshape(-1)
         if flat.dtype in (torch.float16, torch.bfloat16):
             flat = flat.float()
-        if _launch_bound(flat):  # one launch: the centered mean and variance
+        if _launch_bound(flat) and flat.numel():  # one launch: the centered mean and variance
             if keep:  # a weight's copy (kept until the step ends): with the step's others (_lazy_moments)
                 sums = cls(int(flat.numel()))
                 d.lazy.append((sums, flat))
                 return sums
             v, m = torch.var_mean(flat, correction=0)
             return cls(int(flat.numel()), mv=(d.put(m), d.put(v)))
+        if not keep and flat.is_cpu:  # a gradient on the CPU: its sums read at once (no device to wait for), the
+            # probe's centered fallback then applied from it while its hook runs (as the kernels' path does)
+            return _HostSums.of(int(flat.numel()), float(flat.sum()), float(torch.dot(flat, flat)), ref=flat)
         if not keep:  # a gradient, not kept: sums of x − c, c the mean of its first values (no cancellation)
             c = flat[:1024].mean()
             dev = flat - c
