@@ -2310,6 +2310,7 @@ class _TorchHooks:
     def _group_all(self, p: _Pending, todo: list[_Group]) -> None:
         """:meth:`_group_stats` of the groups ``todo``; the saturated counts of the rows that have
         their copies."""
+        torch = self.torch
         scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
         cos: dict[_Group, set[int]] = {}  # the members whose cosine or near-zero count a row reports
         near: dict[_Group, set[int]] = {}
@@ -2329,7 +2330,8 @@ class _TorchHooks:
                 y = a[0].stacked()[a[1]]
                 x = y if pre is None else pre[0].stacked()[pre[1]]
                 dv = act.deriv_from_output(x, y)
-                r.fw["sat_ref"] = p.d.put((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
+                sat = dv.abs() < act.saturation_threshold * act.max_deriv  # counted exactly in float64, with
+                r.fw["sat_ref"] = p.d.put(sat.sum(dtype=torch.float64))  # the step's float64 numbers (one copy)
 
     def _bin_step(self, outs: list[_GroupOut], d: _Deferred) -> None:
         """The groups' histograms on known edges in one :func:`_bin_values` (one concatenation,
