@@ -485,9 +485,9 @@ def _as_float(loss: Any) -> float:
 # (Σx² by one float64-accumulated vector_norm; a weight's and a gradient's moments by one
 # var_mean, the weights' copies of one size stacked into one; the cosine by norms and a nansum),
 # about 85 operations for a recorded step of the issue's 784-256×4-10 MLP, where the CPU path
-# takes about 130 (benchmarks/watch_ops.py counts them). Each small result is kept on the device in a :class:`_Deferred`;
-# when the step is complete they are concatenated and copied to NumPy ONCE (one synchronisation
-# on CUDA). The final scalars (pooled mean and std, sq_mean, chan_var, cosine...) are formed in
+# takes about 120 (benchmarks/watch_ops.py counts them). Each small result is kept on the device
+# in a :class:`_Deferred`; when the step is complete they are concatenated and copied to NumPy
+# ONCE (one synchronisation on CUDA). The final scalars (pooled mean and std, sq_mean, chan_var, cosine...) are formed in
 # float64 from those few numbers when the Watch is read (Watch.steps builds the pending steps). A
 # step that is not recorded costs two hook calls on the root module: the per-module forward
 # hooks exist only during the forward pass of a recorded step (with every=1 they stay, every step
@@ -1976,7 +1976,7 @@ class _TorchHooks:
             self._ops_finish(p)
             return
         d = p.d
-        self._settle_groups(p, final=True)  # the deltas' (the activations' were done when the forward ended); the histograms
+        self._settle_groups(p, final=True)  # the deltas' (the activations' when the forward ended); the histograms
         with torch.no_grad():
             on_cpu = not any(_launch_bound(w) for w, _ in p.snapshots.values())
             upd_sl = {} if on_cpu else _update_norms(d, p.snapshots)
@@ -2270,7 +2270,7 @@ class _TorchHooks:
         # (off the CPU, members not evenly spaced are all read rather than copied out: a launch fewer)
         if g.role in ("fw", "in") and cos:
             h = _heads(_rows(x, cos, self.row_index), g.shape, g.seq_first)
-            if h is not None:  # cosine_from_sums' ‖x_i‖ and ‖Σ_i x_i/‖x_i‖‖, in float64 (x² of a float32 may overflow)
+            if h is not None:  # cosine_from_sums' ‖x_i‖, ‖Σ_i x_i/‖x_i‖‖ in float64 (x² of a float32 may overflow)
                 nrm = torch.linalg.vector_norm(h, dim=2, dtype=_acc_dtype(h))
                 # Σ_i x_i/‖x_i‖: a zero row gives 0/0 = NaN, which nansum leaves out (as cosine_from_sums
                 # leaves it out); any other NaN comes of a non-finite row, whose norm makes the cosine NaN
