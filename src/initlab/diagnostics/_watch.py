@@ -487,8 +487,9 @@ def _as_float(loss: Any) -> float:
 # about 85 operations for a recorded step of the 784-256×4-10 MLP, where the CPU path
 # takes about 120 (benchmarks/watch_ops.py counts them). Each small result is kept on the device
 # in a :class:`_Deferred`; when the step is complete they are concatenated and copied to NumPy
-# ONCE (one synchronisation on CUDA). The final scalars (pooled mean and std, sq_mean, chan_var, cosine...) are formed in
-# float64 from those few numbers when the Watch is read (Watch.steps builds the pending steps). A
+# ONCE (one synchronisation on CUDA). The final scalars (pooled mean and std, sq_mean, chan_var,
+# cosine...) are formed in float64 from those few numbers when the Watch is read (Watch.steps
+# builds the pending steps). A
 # step that is not recorded costs two hook calls on the root module: the per-module forward
 # hooks exist only during the forward pass of a recorded step (with every=1 they stay, every step
 # being recorded), and the gradient hooks only on its tensors.
