@@ -137,3 +137,24 @@ def test_stacked_weight_moments_equal_each_weights_own(monkeypatch):
             assert got.std == pytest.approx(want.std, rel=1e-5, abs=1e-7)
             assert got.sq_mean == pytest.approx(want.sq_mean, rel=1e-6, abs=1e-7)
             assert math.isfinite(got.chan_var)
+
+
+def test_the_device_paths_counts_equal_the_bincounts():
+    """The scatter-add of kept float64 ones (the device path's counts, in the step's float64
+    numbers) counts as bincount does, and the full [rows, nb + 1] counts hold the [rows, nb] ones
+    (their last column the dropped values)."""
+    from initlab.diagnostics._watch import _bin_params, _bin_values, _count
+
+    rng = np.random.default_rng(2)
+    idx = torch.from_numpy(rng.integers(0, 53, 4000))
+    ones = torch.ones(4000, dtype=torch.float64)
+    got = _count(idx, 53, scatter=True, ones=ones)
+    assert got.dtype == torch.float64 and got.tolist() == _count(idx, 53, scatter=False).tolist()
+    edges = np.linspace(-2.0, 2.0, 17)
+    lo, k = _bin_params(edges)
+    v = torch.from_numpy(np.concatenate([rng.standard_normal(300), [np.inf, np.nan, -np.inf, 5.0]]))
+    lo_v, k_v = torch.full((v.numel(),), lo, dtype=torch.float64), torch.full((v.numel(),), k, dtype=torch.float64)
+    part = _bin_values(v, lo_v, k_v, None, 0, 1, 16)
+    full = _bin_values(v, lo_v, k_v, None, 0, 1, 16, full=True)
+    assert full.shape == (1, 17) and torch.equal(full[:, :16], part)
+    assert int(full[0, 16]) == 3 and int(part.sum()) == v.numel() - 3  # the non-finite values dropped
