@@ -20,7 +20,10 @@ as in normal use. Writes benchmarks/results/watch_ops.json.
 
 ``--as-device`` (on the CPU) also counts the path the watch takes off the CPU, emulated on the CPU.
 
-``--check`` compares step 0's rows on the device with a CPU watch of the same steps and checks that\ntraining is bitwise unchanged there.\n\nMeasured (2026-11-30, NVIDIA H200, torch 2.11.0+cu130; before → after the device path of
+``--check`` compares step 0's rows on the device with a CPU watch of the same steps and checks that
+training is bitwise unchanged there.
+
+Measured (2026-11-30, NVIDIA H200, torch 2.11.0+cu130; before → after the device path of
 src/initlab/diagnostics/_watch.py took one reduction per quantity per stack and no BLAS call):
 operations a recorded step adds, MLP 302 aten ops / 161 not views → 195 / 85; CNN 316 / 168 →
 194 / 85 (a plain step: 88 / 39 and 54 / 30). Time, same machine, the two versions one after the
@@ -29,8 +32,10 @@ costs included): MLP every=1 5.18x → 3.56x, every=10 1.60x → 1.30x; CNN 5.09
 1.27x; the wide MLP (1024-4096x4-10, batch 1024, 7.1 ms a plain step) 1.78x → 1.87x, 1.20x → 1.11x
 (its steps are the GPU's work, not launches: within the runs' noise, 2.02x → 1.80x in an earlier
 pair of runs). --check: training bitwise unchanged on CUDA; step 0's rows within 6e-6 of a CPU
-watch of the same steps (TF32 off). On the CPU (the torch path when numba is missing): MLP
-160 → 120 operations (a weight gradient's sums read at once there), CNN 167 → 127.
+watch of the same steps (TF32 off). A last change (a stack's few cosine sums copied to the host
+as they are, their square taken there) brought the device path to 81 / 82 operations (counted
+with --as-device on the CPU; not timed on the GPU). On the CPU (the torch path when numba is
+missing): MLP 160 → 117 operations (a weight gradient's sums read at once there), CNN 167 → 124.
 
 Run: .venv/bin/python benchmarks/watch_ops.py [--device cpu|cuda] [--steps N] [--time] [--wide] [--as-device] [--check]
 """

@@ -158,3 +158,35 @@ def test_the_device_paths_counts_equal_the_bincounts():
     full = _bin_values(v, lo_v, k_v, None, 0, 1, 16, full=True)
     assert full.shape == (1, 17) and torch.equal(full[:, :16], part)
     assert int(full[0, 16]) == 3 and int(part.sum()) == v.numel() - 3  # the non-finite values dropped
+
+
+@pytest.mark.parametrize("device", [False, True])
+def test_the_cosine_sums_on_the_host_or_reduced_there_agree(monkeypatch, device):
+    """A stack's cosine sums Σ_i x_i/‖x_i‖ go to the host as they are when they are few (their
+    square taken there), else reduced to their norm first (_SU_HOST): the same cosines, and the
+    probe's mean_pairwise_cosine of the input."""
+    from initlab.diagnostics._stats import mean_pairwise_cosine
+
+    monkeypatch.setattr(_kernels, "load", lambda: None)
+    if device:
+        monkeypatch.setattr(_watch, "_launch_bound", lambda t: True)
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.standard_normal((64, 10)).astype(np.float32) + 0.5)
+    y = torch.from_numpy(rng.standard_normal((64, 1)).astype(np.float32))
+    cos = []
+    for limit in (_watch._SU_HOST, 0):
+        monkeypatch.setattr(_watch, "_SU_HOST", limit)
+        model = mlp(None, width=32, depth=3)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        with initlab.watch(model, every=1) as w:
+            for _ in range(3):
+                opt.zero_grad()
+                loss = ((model(x) - y) ** 2).mean()
+                loss.backward()
+                opt.step()
+                w.log_loss(loss)
+        cos.append([(s.input_cosine, *(r.cosine for r in s.layers)) for s in w.steps])
+    a, b = np.array(cos[0]), np.array(cos[1])
+    assert a.shape == b.shape == (3, 5) and np.isfinite(a).all()
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert cos[0][0][0] == pytest.approx(mean_pairwise_cosine(x.numpy()), rel=1e-6)

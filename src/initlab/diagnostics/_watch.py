@@ -484,7 +484,7 @@ def _as_float(loss: Any) -> float:
 # (:func:`_launch_bound`) the path takes no BLAS call and one reduction per quantity per stack
 # (Σx² by one float64-accumulated vector_norm; a weight's and a gradient's moments by one
 # var_mean, the weights' copies of one size stacked into one; the cosine by norms and a nansum),
-# about 85 operations for a recorded step of the issue's 784-256×4-10 MLP, where the CPU path
+# about 80 operations for a recorded step of the issue's 784-256×4-10 MLP, where the CPU path
 # takes about 120 (benchmarks/watch_ops.py counts them). Each small result is kept on the device
 # in a :class:`_Deferred`; when the step is complete they are concatenated and copied to NumPy
 # ONCE (one synchronisation on CUDA). The final scalars (pooled mean and std, sq_mean, chan_var,
@@ -624,6 +624,7 @@ def _launch_bound(t: Any) -> bool:
 
 
 _STACK_MAX = 1 << 24  # values in one stack of same-size weight copies (Sums.lazy_moments)
+_SU_HOST = 1 << 14  # a stack's cosine sums Σ_i x_i/‖x_i‖ up to this many values go to the host as they are
 
 
 def _acc_dtype(t: Any) -> Any:
@@ -1063,7 +1064,8 @@ class _GroupOut:
     scale: float = 1.0  # deltas: the factor to the probe's per-sample ∂ℓ_b/∂h
     k: int = 0  # samples read for the cosine
     n2: Any = None  # [members, k] their norms ‖x_i‖ (squared on the host)
-    q: Any = None  # [members] ‖Σ_i x_i/‖x_i‖‖ (squared on the host)
+    q: Any = None  # [members] ‖Σ_i x_i/‖x_i‖‖ (squared on the host), or (``q_feats``) the sums [members, q_feats]
+    q_feats: int = 0
     cos: dict[int, int] = field(default_factory=dict)  # member -> its row in n2 and q
     near: Any = None  # near-zero counts of the members in near_at
     near_at: dict[int, int] = field(default_factory=dict)  # member -> its place in near
@@ -2275,8 +2277,11 @@ class _TorchHooks:
                 nrm = torch.linalg.vector_norm(h, dim=2, dtype=_acc_dtype(h))
                 # Σ_i x_i/‖x_i‖: a zero row gives 0/0 = NaN, which nansum leaves out (as cosine_from_sums
                 # leaves it out); any other NaN comes of a non-finite row, whose norm makes the cosine NaN
-                su = torch.linalg.vector_norm((h / nrm.unsqueeze(2)).nansum(1), dim=1)
+                su = (h / nrm.unsqueeze(2)).nansum(1)
+                if su.numel() > _SU_HOST:  # ‖Σ_i x_i/‖x_i‖‖ here; a few values: the sums, squared on the host
+                    su = torch.linalg.vector_norm(su, dim=1)
                 out.k, out.n2, out.q = int(h.shape[1]), d.put(nrm), d.put(su)
+                out.q_feats = int(su.shape[1]) if su.ndim == 2 else 0
                 out.cos = {i: j for j, i in enumerate(cos)}
         if g.role == "fw" and near:  # |x| ≤ near_zero as 0/1 in place, summed exactly: float32 up to 2²⁴ values
             flags = _rows(flat, near, self.row_index).abs().le_(self.near_zero)
@@ -2410,7 +2415,11 @@ class _TorchHooks:
         j = o.cos.get(i)
         if j is None:
             return math.nan
-        nrm, q = d[o.n2].reshape(len(o.cos), o.k)[j], float(d[o.q][j])
+        nrm = d[o.n2].reshape(len(o.cos), o.k)[j]
+        if o.q_feats:  # the sums Σ_i x_i/‖x_i‖ themselves
+            su = d[o.q].reshape(len(o.cos), o.q_feats)[j]
+            return cosine_from_sums(nrm * nrm, float(np.dot(su, su)))
+        q = float(d[o.q][j])
         return cosine_from_sums(nrm * nrm, q * q)  # (the norms' squares: n2 and q)
 
     def _build(self, p: _Pending, d: _Deferred, upd_norms: dict[int, float], loss_sl: Any) -> None:
