@@ -190,3 +190,21 @@ def test_the_cosine_sums_on_the_host_or_reduced_there_agree(monkeypatch, device)
     assert a.shape == b.shape == (3, 5) and np.isfinite(a).all()
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
     assert cos[0][0][0] == pytest.approx(mean_pairwise_cosine(x.numpy()), rel=1e-6)
+
+
+def test_rows_are_a_view_when_evenly_spaced_else_a_kept_index():
+    """_rows: all rows or evenly spaced ones a view of the stack (no copy, no operation); others
+    copied by an index tensor made once per rows and device (no host-to-device copy per step)."""
+    from initlab.diagnostics._watch import _rows, _spaced
+
+    t = torch.arange(24.0).reshape(6, 4)
+    assert _rows(t, list(range(6))) is t
+    assert _spaced([1, 3, 5]) and not _spaced([0, 1, 3]) and _spaced([2])
+    v = _rows(t, [1, 3, 5])
+    assert v._base is t and torch.equal(v, t[[1, 3, 5]])
+    cache: dict = {}
+    a = _rows(t, [0, 1, 3], cache)
+    ix = cache[((0, 1, 3), t.device)]
+    b = _rows(t * 2, [0, 1, 3], cache)
+    assert len(cache) == 1 and cache[((0, 1, 3), t.device)] is ix
+    assert torch.equal(a, t[[0, 1, 3]]) and torch.equal(b, 2 * t[[0, 1, 3]])
