@@ -644,7 +644,8 @@ class _Sums:
     instead of taking it): its sums are taken of x − c, with c the mean of its first 1,024
     values, so that a mean large beside the spread does not cancel (the probe's centered values,
     without keeping the gradient); on the CPU (nothing to wait for) its sums are read at once
-    and the fallback applied in its hook (a :class:`_HostSums`). Off the CPU (:func:`_launch_bound`) by ONE
+    and the fallback applied in its hook (by :meth:`_HostSums.of`, ``host``). Off the CPU
+    (:func:`_launch_bound`) by ONE
     :func:`torch.var_mean` (Welford's centered mean and variance: the probe's centered values
     directly, no cancellation to fall back from), ``mv`` their places in the step's numbers."""
 
@@ -655,9 +656,10 @@ class _Sums:
     exact: tuple[float, float, float, float] | None = None
     shift: Any = None  # a gradient's sums are of x − c: c's place in the step's numbers
     mv: tuple[Any, Any] | None = None  # the device path: (mean, var)'s places in the step's numbers
+    host: tuple[float, float] | None = None  # a CPU gradient's (Σx, Σx²), read in its hook
 
     @classmethod
-    def of(cls, d: _Deferred, x: Any, keep: bool) -> "_Sums | _HostSums":
+    def of(cls, d: _Deferred, x: Any, keep: bool) -> "_Sums":
         import torch
 
         flat = x.detach().reshape(-1)
@@ -672,7 +674,8 @@ class _Sums:
             return cls(int(flat.numel()), mv=(d.put(m), d.put(v)))
         if not keep and flat.is_cpu:  # a gradient on the CPU: its sums read at once (no device to wait for), the
             # probe's centered fallback then applied from it while its hook runs (as the kernels' path does)
-            return _HostSums.of(int(flat.numel()), float(flat.sum()), float(torch.dot(flat, flat)), ref=flat)
+            h = _HostSums.of(int(flat.numel()), float(flat.sum()), float(torch.dot(flat, flat)), ref=flat)
+            return cls(h.n, exact=h.exact, host=(h.s, h.q))  # (a _Sums: a step holding one is not frozen)
         if not keep:  # a gradient, not kept: sums of x − c, c the mean of its first values (no cancellation)
             c = flat[:1024].mean()
             dev = flat - c
@@ -708,7 +711,10 @@ class _Sums:
         """The probe's centered float64 recomputation when Σx²/n − mean² < 1e-3·E[x²] (or is not
         finite), from the kept tensor, before its buffer is written again; then the tensor is
         let go. (A gradient's sums are shifted: its mean and variance follow from them; the
-        device path's are the centered mean and variance themselves.)"""
+        device path's are the centered mean and variance themselves; a CPU gradient's were settled
+        in its hook.)"""
+        if self.host is not None:
+            return
         if self.mv is not None:
             m, v = float(d[self.mv[0]][0]), float(d[self.mv[1]][0])
             self.exact = (m, v, m * m, v)
@@ -728,6 +734,8 @@ class _Sums:
         self.ref = None
 
     def moments(self, d: _Deferred) -> Moments:
+        if self.host is not None:
+            return _host_moments(np.array([[self.host[0]]]), np.array([self.host[1]]), self.n, self.exact)
         if (self.shift is not None or self.mv is not None) and self.exact is None:
             self.settle(d)
         if self.mv is not None:
