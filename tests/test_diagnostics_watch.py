@@ -18,13 +18,20 @@ from _torch_models import mlp  # noqa: E402
 _mlp = mlp
 
 
-@pytest.fixture(autouse=True, params=["kernels", "torch_ops"])
+@pytest.fixture(autouse=True, params=["kernels", "torch_ops", "device_ops"])
 def stats_path(request, monkeypatch):
-    """Every test runs twice: with the fused numba kernels (the CPU path when numba is installed,
-    as the test extra installs it) and with torch operations only (the path without numba, which
-    is also the path of every tensor off the CPU)."""
-    if request.param == "torch_ops":
+    """Every test runs three times: with the fused numba kernels (the CPU path when numba is
+    installed, as the test extra installs it), with torch operations only (the path without
+    numba, which is also the path of every tensor off the CPU), and with torch operations as the
+    watch chooses them off the CPU (``_launch_bound`` true: one reduction per group where the CPU
+    runs a BLAS dot per tensor, Welford's var_mean for the weights and their gradients...), run
+    here on the CPU."""
+    if request.param in ("torch_ops", "device_ops"):
         monkeypatch.setattr(_kernels, "load", lambda: None)
+        if request.param == "device_ops":
+            from initlab.diagnostics import _watch
+
+            monkeypatch.setattr(_watch, "_launch_bound", lambda t: True)
     else:
         assert _kernels.load() is not None, "numba is part of the test extra"
     return request.param

@@ -200,14 +200,19 @@ def _compare(wk, wt, rel):
 
 
 def _on_paths(monkeypatch, fn):
-    """``fn()`` run with the kernels and with torch operations only, each from torch seed 0:
-    {"kernels": ..., "torch": ...}."""
+    """``fn()`` run with the kernels, with torch operations only, and with torch operations as
+    the watch chooses them off the CPU (``_launch_bound`` true, run here on the CPU), each from
+    torch seed 0: {"kernels": ..., "torch": ..., "device": ...}."""
+    from initlab.diagnostics import _watch
+
     out = {}
-    for path in ("kernels", "torch"):
+    for path in ("kernels", "torch", "device"):
         torch.manual_seed(0)
         with monkeypatch.context() as m:
-            if path == "torch":
+            if path != "kernels":
                 m.setattr(_kernels, "load", lambda: None)
+            if path == "device":
+                m.setattr(_watch, "_launch_bound", lambda t: True)
             out[path] = fn()
     return out
 
@@ -231,9 +236,12 @@ def test_kernel_watch_equals_torch_ops_watch(monkeypatch, every, dtype):
     runs = _on_paths(monkeypatch, one)
     wk, sk = runs["kernels"]
     wt, st_ = runs["torch"]
+    wd, sd = runs["device"]
     for k in sk:
         assert torch.equal(sk[k], st_[k]), k
+        assert torch.equal(sk[k], sd[k]), k
     _compare(wk, wt, 1e-5 if dtype == torch.float32 else 1e-9)
+    _compare(wk, wd, 1e-5 if dtype == torch.float32 else 1e-9)
     assert any(r.hist is not None for r in wk.steps[-1].layers)
 
 
@@ -259,6 +267,7 @@ def test_kernel_watch_equals_torch_ops_watch_on_a_cnn(monkeypatch, every):
     y = torch.from_numpy(rng.standard_normal((128, 3)).astype(np.float32))
     runs = _on_paths(monkeypatch, lambda: _run(_Cnn(), x, y, every, 5))
     _compare(runs["kernels"], runs["torch"], 1e-5)
+    _compare(runs["kernels"], runs["device"], 1e-5)
     names = [r.name for r in runs["kernels"].steps[0].layers]
     assert names[:2] == ["body.0", "body.1"], names
 
@@ -271,8 +280,10 @@ def test_kernel_watch_equals_torch_ops_watch_when_diverging(monkeypatch):
     y = torch.from_numpy(rng.standard_normal((128, 3)).astype(np.float32))
     out = _on_paths(monkeypatch, lambda: _run(_Seq(), x, y, 1, 5, scale_at=3))
     _compare(out["kernels"], out["torch"], 1e-5)
+    _compare(out["kernels"], out["device"], 1e-5)
     verdicts = [(v.kind, v.name, v.step) for v in out["kernels"].verdicts]
     assert verdicts == [(v.kind, v.name, v.step) for v in out["torch"].verdicts]
+    assert verdicts == [(v.kind, v.name, v.step) for v in out["device"].verdicts]
     assert any(kind == "diverged" for kind, _, _ in verdicts), verdicts
     assert any(not math.isfinite(r.std) for r in out["kernels"].steps[-1].layers)
 
@@ -309,7 +320,8 @@ def test_a_failing_kernel_turns_to_torch_operations_and_says_so(monkeypatch):
 # -- regressions found in review -----------------------------------------------------------------
 
 def _both(monkeypatch, build, loop):
-    """The same loop watched by the kernels and by torch operations: {path: Watch}."""
+    """The same loop watched by the kernels, by torch operations and by torch operations as chosen
+    off the CPU: {path: Watch}."""
     def one():
         model = build()
         with watch(model, every=1) as w:
@@ -351,6 +363,7 @@ def test_an_in_place_write_between_two_rows_is_measured_anew(monkeypatch):
 
     out = _both(monkeypatch, _InPlaceSkip, loop)
     _compare(out["kernels"], out["torch"], 1e-5)
+    _compare(out["kernels"], out["device"], 1e-5)
     for w in out.values():
         rows = {s.name: s for s in w.steps[0].layers}
         assert rows["relu"].preact_mean == pytest.approx(float(seen["pre"].mean()), rel=1e-5, abs=1e-6)
@@ -404,6 +417,7 @@ def test_half_precision_models(monkeypatch, dtype):
         assert [s.step for s in w.steps] == [0, 1]
         assert all(math.isfinite(s.std) and s.weight_kurtosis is not None for s in w.steps[0].layers)
     _compare(out["kernels"], out["torch"], 1e-5)
+    _compare(out["kernels"], out["device"], 1e-5)
 
 
 def test_parametrized_weights_leave_nothing_behind(monkeypatch):
@@ -486,6 +500,7 @@ def test_a_lazy_module_is_watched_from_its_first_step(monkeypatch, capture):
     for w in out.values():
         assert w.steps[0].layers[0].weight_std is None and w.steps[1].layers[0].weight_std > 0
     _compare(out["kernels"], out["torch"], 1e-5)
+    _compare(out["kernels"], out["device"], 1e-5)
 
 
 @pytest.mark.parametrize("mid", [False, True])

@@ -485,10 +485,17 @@ def _as_float(loss: Any) -> float:
 # role (:class:`_Group`; float16/bfloat16 read as float32) and computes every statistic with a
 # few torch operations per stack, on the tensors' own device and dtype (:meth:`_group_stats`),
 # never through a float64 copy of a whole tensor; all histograms of the step are binned in one
-# bincount (:meth:`_bin_step`). Each small result is kept on the device in a :class:`_Deferred`;
-# when the step is complete they are concatenated and copied to NumPy ONCE (one synchronisation
-# on CUDA). The final scalars (pooled mean and std, sq_mean, chan_var, cosine...) are formed in
-# float64 from those few numbers when the Watch is read (Watch.steps builds the pending steps). A
+# bincount when the step ends (:meth:`_bin_step`). Off the CPU (CUDA...) each torch operation is a
+# kernel launch that costs the CPU 10-100+ µs, and a small model's step is launch-bound: there
+# (:func:`_launch_bound`) the path takes no BLAS call and one reduction per quantity per stack
+# (Σx² by one float64-accumulated vector_norm; a weight's and a gradient's moments by one
+# var_mean, the weights' copies of one size stacked into one; the cosine by norms and a nansum),
+# about 80 operations for a recorded step of the issue's 784-256×4-10 MLP, where the CPU path
+# takes about 120 (benchmarks/watch_ops.py counts them). Each small result is kept on the device
+# in a :class:`_Deferred`; when the step is complete they are concatenated and copied to NumPy
+# ONCE (one synchronisation on CUDA). The final scalars (pooled mean and std, sq_mean, chan_var,
+# cosine...) are formed in float64 from those few numbers when the Watch is read (Watch.steps
+# builds the pending steps). A
 # step that is not recorded costs two hook calls on the root module: the per-module forward
 # hooks exist only during the forward pass of a recorded step (with every=1 they stay, every step
 # being recorded), and the gradient hooks only on its tensors.
@@ -508,9 +515,10 @@ class _Deferred:
         self.parts: dict[Any, list[Any]] = {}
         self.sizes: dict[Any, int] = {}
         self.host: dict[Any, np.ndarray] = {}
+        self.lazy: list[tuple[Any, Any]] = []  # (_Sums, flat tensor): the device path's weights, done at the end
 
     def put(self, t: Any) -> tuple[Any, slice]:
-        flat = t.reshape(-1)
+        flat = t if t.ndim == 1 else t.reshape(-1)
         key = flat.dtype
         self.parts.setdefault(key, []).append(flat)
         start = self.sizes.get(key, 0)
@@ -611,22 +619,50 @@ def _host_moments(chan: np.ndarray, scal: np.ndarray, per_chan: int,
     return Moments(n, mean, math.sqrt(max(var, 0.0)), sq_mean, max(chan_var, 0.0), lo, hi, cmax)
 
 
+def _launch_bound(t: Any) -> bool:
+    """Whether each torch operation on ``t`` is a kernel launch the CPU issues (CUDA, MPS, XPU...:
+    every device but the CPU). There the watch's cost is the NUMBER of operations (each 10-100+ µs
+    of the CPU's time on CUDA), and a one-launch reduction (:func:`torch.var_mean`,
+    :func:`torch.linalg.vector_norm` with float64 accumulation) replaces a BLAS dot (cuBLAS's
+    is expensive to launch) or a chain of operations; on the CPU the dot and the sums stay (one
+    read each, no temporary: faster there)."""
+    return t.device.type != "cpu"
+
+
+_STACK_MAX = 1 << 24  # values in one stack of same-size weight copies (Sums.lazy_moments)
+_SU_HOST = 1 << 14  # a stack's cosine sums Σ_i x_i/‖x_i‖ up to this many values go to the host as they are
+
+
+def _acc_dtype(t: Any) -> Any:
+    """The dtype the device path accumulates its sums of squares and cosine sums in: float64,
+    except on MPS (no float64 there)."""
+    import torch
+
+    return torch.float32 if t.device.type == "mps" else torch.float64
+
+
 @dataclass
 class _Sums:
     """Σx and Σx² of one large tensor (a weight or its gradient), put in the step's
-    :class:`_Deferred` by one sum and one BLAS dot (a read each, no temporary), with the tensor
-    kept when it may be read again (a weight's copy) for the probe's centered fallback
-    (:meth:`settle`). A weight gradient is not kept (AccumulateGrad would then copy it instead of
-    taking it): its sums are taken of x − c, with c the mean of its first 1,024 values, so that a
-    mean large beside the spread does not cancel (the probe's centered values, without keeping
-    the gradient)."""
+    :class:`_Deferred`. On the CPU by one sum and one BLAS dot (a read each, no temporary), with
+    the tensor kept when it may be read again (a weight's copy) for the probe's centered
+    fallback (:meth:`settle`). A weight gradient is not kept (AccumulateGrad would then copy it
+    instead of taking it): its sums are taken of x − c, with c the mean of its first 1,024
+    values, so that a mean large beside the spread does not cancel (the probe's centered values,
+    without keeping the gradient); on the CPU (nothing to wait for) its sums are read at once
+    and the fallback applied in its hook (by :meth:`_HostSums.of`, ``host``). Off the CPU
+    (:func:`_launch_bound`) by ONE
+    :func:`torch.var_mean` (Welford's centered mean and variance: the probe's centered values
+    directly, no cancellation to fall back from), ``mv`` their places in the step's numbers."""
 
     n: int
-    s: Any
-    q: Any
+    s: Any = None
+    q: Any = None
     ref: Any = None
     exact: tuple[float, float, float, float] | None = None
     shift: Any = None  # a gradient's sums are of x − c: c's place in the step's numbers
+    mv: tuple[Any, Any] | None = None  # the device path: (mean, var)'s places in the step's numbers
+    host: tuple[float, float] | None = None  # a CPU gradient's (Σx, Σx²), read in its hook
 
     @classmethod
     def of(cls, d: _Deferred, x: Any, keep: bool) -> "_Sums":
@@ -635,16 +671,60 @@ class _Sums:
         flat = x.detach().reshape(-1)
         if flat.dtype in (torch.float16, torch.bfloat16):
             flat = flat.float()
+        if _launch_bound(flat) and flat.numel():  # one launch: the centered mean and variance
+            if keep:  # a weight's copy (kept until the step ends): with the step's others (_lazy_moments)
+                sums = cls(int(flat.numel()))
+                d.lazy.append((sums, flat))
+                return sums
+            v, m = torch.var_mean(flat, correction=0)
+            return cls(int(flat.numel()), mv=(d.put(m), d.put(v)))
+        if not keep and flat.is_cpu:  # a gradient on the CPU: its sums read at once (no device to wait for), the
+            # probe's centered fallback then applied from it while its hook runs (as the kernels' path does)
+            h = _HostSums.of(int(flat.numel()), float(flat.sum()), float(torch.dot(flat, flat)), ref=flat)
+            return cls(h.n, exact=h.exact, host=(h.s, h.q))  # (a _Sums: a step holding one is not frozen)
         if not keep:  # a gradient, not kept: sums of x − c, c the mean of its first values (no cancellation)
             c = flat[:1024].mean()
             dev = flat - c
             return cls(int(flat.numel()), d.put(dev.sum()), d.put(torch.dot(dev, dev)), shift=d.put(c))
         return cls(int(flat.numel()), d.put(flat.sum()), d.put(torch.dot(flat, flat)), flat)
 
+    @staticmethod
+    def lazy_moments(d: _Deferred) -> None:
+        """The device path's weight copies of the step (``d.lazy``), their var_mean put in ``d``:
+        the copies of one size (the layers of one width...) stacked and reduced in one var_mean
+        (two launches for any number of them), up to :data:`_STACK_MAX` values a stack (larger
+        weights one var_mean each: their kernels, not their launches, take the time)."""
+        import torch
+
+        if not d.lazy:
+            return
+        same: dict[Any, list[tuple[_Sums, Any]]] = {}
+        for sums, flat in d.lazy:
+            same.setdefault((flat.numel(), flat.dtype, flat.device), []).append((sums, flat))
+        d.lazy = []
+        for (n, _, _), items in same.items():
+            if len(items) > 1 and n * len(items) <= _STACK_MAX:
+                v, m = torch.var_mean(torch.stack([f for _, f in items]), dim=1, correction=0)
+                (km, sm), (kv, sv) = d.put(m), d.put(v)
+                for j, (sums, _) in enumerate(items):
+                    sums.mv = ((km, slice(sm.start + j, sm.start + j + 1)), (kv, slice(sv.start + j, sv.start + j + 1)))
+            else:
+                for sums, flat in items:
+                    v, m = torch.var_mean(flat, correction=0)
+                    sums.mv = (d.put(m), d.put(v))
+
     def settle(self, d: _Deferred) -> None:
         """The probe's centered float64 recomputation when Σx²/n − mean² < 1e-3·E[x²] (or is not
         finite), from the kept tensor, before its buffer is written again; then the tensor is
-        let go. (A gradient's sums are shifted: its mean and variance follow from them.)"""
+        let go. (A gradient's sums are shifted: its mean and variance follow from them; the
+        device path's are the centered mean and variance themselves; a CPU gradient's were settled
+        in its hook.)"""
+        if self.host is not None:
+            return
+        if self.mv is not None:
+            m, v = float(d[self.mv[0]][0]), float(d[self.mv[1]][0])
+            self.exact = (m, v, m * m, v)
+            return
         if self.shift is not None:
             n = max(self.n, 1)
             md, c = float(d[self.s][0]) / n, float(d[self.shift][0])
@@ -660,8 +740,14 @@ class _Sums:
         self.ref = None
 
     def moments(self, d: _Deferred) -> Moments:
-        if self.shift is not None and self.exact is None:
+        if self.host is not None:
+            return _host_moments(np.array([[self.host[0]]]), np.array([self.host[1]]), self.n, self.exact)
+        if (self.shift is not None or self.mv is not None) and self.exact is None:
             self.settle(d)
+        if self.mv is not None:
+            assert self.exact is not None
+            n, m, v = self.n, self.exact[0], self.exact[1]
+            return _host_moments(np.array([[m * n]]), np.array([(v + m * m) * n]), n, self.exact)
         return _host_moments(d[self.s].reshape(1, 1), d[self.q], self.n, self.exact)
 
 
@@ -818,31 +904,39 @@ def _bin_params(edges: np.ndarray) -> tuple[float, float]:
     return lo, ((int(edges.size) - 1) / (hi - lo) if hi > lo else 0.0)
 
 
-def _bin_values(v: Any, lo: Any, k: Any, scale: Any, offsets: Any, rows: int, nb: int) -> Any:
+def _bin_values(v: Any, lo: Any, k: Any, scale: Any, offsets: Any, rows: int, nb: int, *,
+                ones: Any = None, full: bool = False) -> Any:
     """Histograms of values laid end to end (``v`` 1-D), each value on its own histogram's
     equal-width edges, in one bincount on bins offset per histogram: with the per-value (or
     common) lo, k = bins/(hi − lo), multiplier ``scale`` (None: 1; the deltas' factor to the
     probe's per-sample values) and offset (histogram index × (nb + 1)), bin = ⌊(scale·v − lo)·k⌋
     in float64, clipped into the end bins, non-finite values dropped: the rule of
-    :func:`initlab.diagnostics._stats.histogram`. Returns int64 counts [rows, nb]."""
+    :func:`initlab.diagnostics._stats.histogram`. Returns counts [rows, nb]: int64, or in the
+    dtype of ``ones`` (a vector of v.numel() ones, for the scatter-add of :func:`_count`; kept by
+    the caller); ``full``: [rows, nb + 1], each row's last count the dropped values' (contiguous:
+    no copy to keep it)."""
     import torch
 
     pos = v.to(dtype=torch.float64, copy=True)
     if scale is not None:
         pos.mul_(scale)
     idx = pos.sub_(lo).mul_(k).add_(v - v).clamp_(0, nb - 1).nan_to_num_(nan=float(nb)).long().add_(offsets)
-    return _count(idx, rows * (nb + 1), scatter=idx.device.type != "cpu").reshape(rows, nb + 1)[:, :nb]
+    counts = _count(idx, rows * (nb + 1), scatter=_launch_bound(idx), ones=ones).reshape(rows, nb + 1)
+    return counts if full else counts[:, :nb]
 
 
-def _count(idx: Any, total: int, *, scatter: bool) -> Any:
+def _count(idx: Any, total: int, *, scatter: bool, ones: Any = None) -> Any:
     """How many times each of 0 … total − 1 occurs in ``idx``: one bincount on the CPU; on other
     devices a scatter-add into ``total`` zeros (bincount sizes its output from the data there,
-    a synchronisation)."""
+    a synchronisation), of ``ones`` when given (a kept vector of idx.numel() ones: the counts in
+    its dtype, one operation fewer), else of int64 ones."""
     import torch
 
     if not scatter:
         return torch.bincount(idx, minlength=total)
-    return torch.zeros(total, dtype=torch.int64, device=idx.device).scatter_add_(0, idx, torch.ones_like(idx))
+    if ones is None:
+        ones = torch.ones_like(idx)
+    return torch.zeros(total, dtype=ones.dtype, device=idx.device).scatter_add_(0, idx, ones)
 
 
 def _sample_step(n: int, chans: int, k: int | None) -> int:
@@ -877,18 +971,32 @@ def _channels(x: Any, shape: tuple[int, ...], axis: int) -> tuple[Any, Any]:
     return x.movedim(axis + 1, -1).reshape(n, -1, shape[axis]), 1
 
 
-def _rows(t: Any, idx: list[int]) -> Any:
+def _spaced(idx: list[int]) -> bool:
+    """Whether the sorted indices ``idx`` are evenly spaced (a view of them is a slice)."""
+    step = idx[1] - idx[0] if len(idx) > 1 else 1
+    return step > 0 and idx == list(range(idx[0], idx[-1] + 1, step))
+
+
+def _rows(t: Any, idx: list[int], cache: dict[Any, Any] | None = None) -> Any:
     """The rows ``idx`` (sorted) of ``t``: a view when they are evenly spaced (all of them, every
-    other one...), else a copy."""
+    other one...), else a copy (by an index tensor kept in ``cache`` per rows and device when it
+    is given: the same rows every recorded step, no host-to-device copy per step)."""
     n = int(t.shape[0])
     if idx == list(range(n)):
         return t
-    step = idx[1] - idx[0] if len(idx) > 1 else 1
-    if step > 0 and idx == list(range(idx[0], idx[-1] + 1, step)):
-        return t[idx[0]:idx[-1] + 1:step]
+    if _spaced(idx):
+        return t[idx[0]:idx[-1] + 1:idx[1] - idx[0] if len(idx) > 1 else 1]
     import torch
 
-    return t.index_select(0, torch.tensor(idx, device=t.device))
+    if cache is None:
+        return t.index_select(0, torch.tensor(idx, device=t.device))
+    key = (tuple(idx), t.device)
+    ix = cache.get(key)
+    if ix is None:
+        if len(cache) > 64:
+            cache.clear()
+        ix = cache[key] = torch.tensor(idx, device=t.device)
+    return t.index_select(0, ix)
 
 
 def _heads(x: Any, shape: tuple[int, ...], seq_first: bool) -> Any:
@@ -961,13 +1069,17 @@ class _GroupOut:
     members: int
     per_chan: int
     chans: int
-    chan: Any  # [members, rows, chans]: the channel sums (and maxima)
-    scal: Any  # [members, rows]: Σx² (and the minimum)
-    rows: int
+    csum: Any  # [members, chans]: the channel sums
+    sq: Any  # [members]: Σx² (``sq_norm``: its square root, √Σx², the device path's one norm)
+    cmax: Any = None  # activations: [members, chans] the channel maxima
+    mn: Any = None  # activations: [members] the minima (``mn_chan``: [members, chans] the channel minima)
+    mn_chan: bool = False
+    sq_norm: bool = False
     scale: float = 1.0  # deltas: the factor to the probe's per-sample ∂ℓ_b/∂h
     k: int = 0  # samples read for the cosine
-    n2: Any = None  # [members, k] their squared norms
-    q: Any = None  # [members] ‖Σ_i x_i/‖x_i‖‖²
+    n2: Any = None  # [members, k] their norms ‖x_i‖ (squared on the host)
+    q: Any = None  # [members] ‖Σ_i x_i/‖x_i‖‖ (squared on the host), or (``q_feats``) the sums [members, q_feats]
+    q_feats: int = 0
     cos: dict[int, int] = field(default_factory=dict)  # member -> its row in n2 and q
     near: Any = None  # near-zero counts of the members in near_at
     near_at: dict[int, int] = field(default_factory=dict)  # member -> its place in near
@@ -979,10 +1091,20 @@ class _GroupOut:
     first: int = 0
     exact: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)  # member -> centered moments
 
+    def sqs(self, d: _Deferred) -> np.ndarray:
+        """Σx² of every member (float64, on the host)."""
+        sq = d[self.sq]
+        return sq * sq if self.sq_norm else sq
+
     def moments(self, d: _Deferred, i: int) -> Moments:
-        chan = d[self.chan].reshape(self.members, self.rows, self.chans)[i]
-        scal = d[self.scal].reshape(self.members, self.rows)[i]
-        return _host_moments(chan, scal, self.per_chan, self.exact.get(i))
+        c = self.chans
+        sums = d[self.csum].reshape(self.members, c)[i]
+        sq = float(self.sqs(d)[i])
+        if self.cmax is None:
+            return _host_moments(sums.reshape(1, c), np.array([sq]), self.per_chan, self.exact.get(i))
+        chan = np.stack([sums, d[self.cmax].reshape(self.members, c)[i]])
+        lo = float(d[self.mn].reshape(self.members, c)[i].min()) if self.mn_chan else float(d[self.mn][i])
+        return _host_moments(chan, np.array([sq, lo]), self.per_chan, self.exact.get(i))
 
 
 def _width(shape: tuple[int, ...], axis: int) -> int:
@@ -1077,6 +1199,7 @@ class _TorchHooks:
         self.edges = _Edges(bins, hist_margin)
         self.groups: dict[Any, _Group] = {}  # the stacked buffers, by role and layout (kept between steps)
         self.hist_cache: dict[Any, Any] = {}  # _bin_step's per-value vectors
+        self.row_index: dict[Any, Any] = {}  # _rows's index tensors, per (rows, device)
         self.fans: dict[Any, tuple[Any, int | None, int | None]] = {}  # module -> (weight shape, fan-in, fan-out)
         self.guessed = False  # the weights' init was named (first recorded step)
         self.linear_act = _activations.get("linear")
@@ -1939,10 +2062,11 @@ class _TorchHooks:
             self._ops_finish(p)
             return
         d = p.d
-        self._settle_groups(p)  # the deltas' (the activations' were done when the forward ended)
+        self._settle_groups(p, final=True)  # the deltas' (the activations' when the forward ended); the histograms
         with torch.no_grad():
-            on_cpu = all(w.device.type == "cpu" for w, _ in p.snapshots.values())
+            on_cpu = not any(_launch_bound(w) for w, _ in p.snapshots.values())
             upd_sl = {} if on_cpu else _update_norms(d, p.snapshots)
+            _Sums.lazy_moments(d)  # (the weights' copies are not written before the next recorded step)
         if isinstance(p.loss, torch.Tensor) and p.loss.is_cpu:  # read now: no device to wait for
             p.loss = float(p.loss.item())
         loss_sl = d.put(p.loss) if isinstance(p.loss, torch.Tensor) else None
@@ -2219,10 +2343,13 @@ class _TorchHooks:
         activations the channel maxima and the minimum: :func:`_host_moments`); for activations
         and the input the cosine sums of :func:`~initlab.diagnostics._stats.cosine_from_sums`
         (in float64); for activations the near-zero counts; the histograms, binned on their
-        fixed edges by :meth:`_bin_step` with the step's others, or the samples themselves at
-        the first step (the edges are chosen from them). The cosine and the near-zero count are
-        computed for the members ``cos`` and ``near`` only (the rows' that report them; None:
-        all)."""
+        fixed edges by :meth:`_bin_step` with the step's others when the step ends, or the
+        samples themselves at the first step (the edges are chosen from them). The cosine and
+        the near-zero count are computed for the members ``cos`` and ``near`` only (the rows'
+        that report them; None: all). Each is one operation for the whole group, except Σx² on
+        the CPU (a BLAS dot per tensor there: one read, no temporary); off the CPU
+        (:func:`_launch_bound`) Σx² is one :func:`torch.linalg.vector_norm` accumulated in
+        float64 (its square taken on the host)."""
         import torch
 
         x = g.stacked()
@@ -2233,27 +2360,36 @@ class _TorchHooks:
         flat = cv.reshape(n, -1)
         step = _sample_step(int(flat.shape[1]), chans, self.hist_sample)
         sample = flat[:, ::step] if step > 1 else flat  # the histogram sample (a strided subsample)
-        sq = torch.stack([torch.dot(r, r) for r in flat])  # Σx²: a BLAS dot per tensor (one read, no temporary)
-        if g.role == "fw":  # the channel sums and maxima; Σx² and the minimum
-            chan = torch.stack([cv.sum(dims), cv.amax(dims)], 1)
-            scal = torch.stack([sq, flat.amin(1)], 1)
-        else:  # deltas and the input: the sums only
-            chan, scal = cv.sum(dims), sq
-        out = _GroupOut(n, per_chan, chans, d.put(chan), d.put(scal), 2 if g.role == "fw" else 1, scale=scale,
+        device = _launch_bound(x)
+        if device:  # √Σx²: one reduction for the group, accumulated in float64
+            sq = torch.linalg.vector_norm(flat, dim=1, dtype=_acc_dtype(x))
+        else:  # Σx²: a BLAS dot per tensor (one read, no temporary)
+            sq = torch.stack([torch.dot(r, r) for r in flat])
+        out = _GroupOut(n, per_chan, chans, d.put(cv.sum(dims)), d.put(sq), sq_norm=device, scale=scale,
                         samples=int(sample.shape[1]))
-        cos = list(range(n)) if cos is None else cos
-        near = list(range(n)) if near is None else near
+        if g.role == "fw" and device and cv.ndim == 3:  # the channel minima and maxima in one reduction
+            mn, mx = torch.aminmax(cv, dim=1)
+            out.cmax, out.mn, out.mn_chan = d.put(mx), d.put(mn), True
+        elif g.role == "fw":  # the channel maxima and the minimum
+            out.cmax, out.mn = d.put(cv.amax(dims)), d.put(flat.amin(1))
+        every = list(range(n))
+        cos = every if cos is None or (device and cos and not _spaced(cos)) else cos
+        near = every if near is None or (device and near and not _spaced(near)) else near
+        # (off the CPU, members not evenly spaced are all read rather than copied out: a launch fewer)
         if g.role in ("fw", "in") and cos:
-            h = _heads(_rows(x, cos), g.shape, g.seq_first)
-            if h is not None:  # cosine_from_sums' n2 and q, in float64 (the ≤ 64 heads: x² of a float32 may overflow)
-                h = h.to(torch.float64) if h.device.type != "mps" else h
-                n2 = torch.linalg.vecdot(h, h, dim=2)
-                inv = n2.rsqrt().nan_to_num_(nan=math.nan, posinf=0.0)  # a zero row is left out
-                su = torch.bmm(inv.unsqueeze(1), h.contiguous()).double()
-                out.k, out.n2, out.q = int(h.shape[1]), d.put(n2), d.put(torch.linalg.vecdot(su, su, dim=2))
+            h = _heads(_rows(x, cos, self.row_index), g.shape, g.seq_first)
+            if h is not None:  # cosine_from_sums' ‖x_i‖, ‖Σ_i x_i/‖x_i‖‖ in float64 (x² of a float32 may overflow)
+                nrm = torch.linalg.vector_norm(h, dim=2, dtype=_acc_dtype(h))
+                # Σ_i x_i/‖x_i‖: a zero row gives 0/0 = NaN, which nansum leaves out (as cosine_from_sums
+                # leaves it out); any other NaN comes of a non-finite row, whose norm makes the cosine NaN
+                su = (h / nrm.unsqueeze(2)).nansum(1)
+                if su.numel() > _SU_HOST:  # ‖Σ_i x_i/‖x_i‖‖ here; a few values: the sums, squared on the host
+                    su = torch.linalg.vector_norm(su, dim=1)
+                out.k, out.n2, out.q = int(h.shape[1]), d.put(nrm), d.put(su)
+                out.q_feats = int(su.shape[1]) if su.ndim == 2 else 0
                 out.cos = {i: j for j, i in enumerate(cos)}
         if g.role == "fw" and near:  # |x| ≤ near_zero as 0/1 in place, summed exactly: float32 up to 2²⁴ values
-            flags = _rows(flat, near).abs().le_(self.near_zero)
+            flags = _rows(flat, near, self.row_index).abs().le_(self.near_zero)
             exact = flags.shape[1] < 2 ** 24 and flags.dtype == torch.float32
             out.near = d.put(flags.sum(1) if exact else flags.sum(1, dtype=torch.float64))
             out.near_at = {i: j for j, i in enumerate(near)}
@@ -2263,21 +2399,29 @@ class _TorchHooks:
             if any(e is None for e in edges):  # a first histogram: binned on the host, edges chosen there
                 out.sample = d.put(sample)
             else:  # binned with the step's other histograms (_bin_step)
-                sel = [i for i, _ in out.pairs]
-                if sel != list(range(n)):
-                    sample = sample.index_select(0, torch.tensor(sel, device=sample.device))
-                out.hv = sample
+                out.hv = _rows(sample, [i for i, _ in out.pairs], self.row_index)
         return out
 
-    def _settle_groups(self, p: _Pending) -> None:
-        """The statistics of the step's groups not done yet (:meth:`_group_stats`), with their
-        histograms binned together (:meth:`_bin_step`): the activations' when the forward pass
-        ends, the deltas' when the step ends."""
+    def _settle_groups(self, p: _Pending, final: bool = False) -> None:
+        """The statistics of the step's groups not done yet (:meth:`_group_stats`): the input's
+        when the forward pass begins, the activations' when it ends, the deltas' when the step
+        ends; and, when the step ends (``final``), all the step's histograms on known edges
+        binned together (:meth:`_bin_step`: one binning per step)."""
         import torch
 
         todo = [g for g in p.groups if g not in p.outs]
-        if not todo:
-            return
+        with torch.no_grad():
+            if todo:
+                self._group_all(p, todo)
+            if final:
+                outs = [o for o in p.outs.values() if o.hv is not None]
+                if outs:
+                    self._bin_step(outs, p.d)
+
+    def _group_all(self, p: _Pending, todo: list[_Group]) -> None:
+        """:meth:`_group_stats` of the groups ``todo``; the saturated counts of the rows that have
+        their copies."""
+        torch = self.torch
         scale = float(p.batch) if self.loss_reduction == "mean" else 1.0
         cos: dict[_Group, set[int]] = {}  # the members whose cosine or near-zero count a row reports
         near: dict[_Group, set[int]] = {}
@@ -2288,24 +2432,24 @@ class _TorchHooks:
                     want.setdefault(m[0], set()).add(m[1])
         if p.input is not None and not isinstance(p.input, _Fast):
             cos.setdefault(p.input[0], set()).add(p.input[1])
-        with torch.no_grad():
-            for g in todo:
-                p.outs[g] = self._group_stats(g, p.d, scale if g.role == "grad" else 1.0,
-                                              sorted(cos.get(g, ())), sorted(near.get(g, ())))
-            self._bin_step([p.outs[g] for g in todo if p.outs[g].hv is not None], p.d)
-            for r in p.rows:
-                if "sat" in r.fw:  # the saturated count, from the copies of the input and output
-                    act, pre, a = r.fw.pop("sat")
-                    y = a[0].stacked()[a[1]]
-                    x = y if pre is None else pre[0].stacked()[pre[1]]
-                    dv = act.deriv_from_output(x, y)
-                    r.fw["sat_ref"] = p.d.put((dv.abs() < act.saturation_threshold * act.max_deriv).sum())
+        for g in todo:
+            p.outs[g] = self._group_stats(g, p.d, scale if g.role == "grad" else 1.0,
+                                          sorted(cos.get(g, ())), sorted(near.get(g, ())))
+        for r in p.rows:
+            if "sat" in r.fw:  # the saturated count, from the copies of the input and output
+                act, pre, a = r.fw.pop("sat")
+                y = a[0].stacked()[a[1]]
+                x = y if pre is None else pre[0].stacked()[pre[1]]
+                dv = act.deriv_from_output(x, y)
+                sat = dv.abs() < act.saturation_threshold * act.max_deriv  # counted exactly in float64, with
+                r.fw["sat_ref"] = p.d.put(sat.sum(dtype=torch.float64))  # the step's float64 numbers (one copy)
 
     def _bin_step(self, outs: list[_GroupOut], d: _Deferred) -> None:
         """The groups' histograms on known edges in one :func:`_bin_values` (one concatenation,
-        one bincount): each group's sample rows, each on its own edges, the deltas scaled to the
-        probe's per-sample values. The per-value vectors are built once per layout (the same
-        layers every recorded step) and kept."""
+        one bincount or scatter-add): each group's sample rows, each on its own edges, the
+        deltas scaled to the probe's per-sample values. The per-value vectors (and, off the
+        CPU, the scatter-add's ones: float64 counts, exact, in the step's float64 numbers) are
+        built once per layout (the same layers every recorded step) and kept."""
         import torch
 
         if not outs:
@@ -2328,7 +2472,8 @@ class _TorchHooks:
                    for v in (lo, k, sc)]
             off = torch.repeat_interleave(torch.arange(0, len(sizes) * (self.bins + 1), self.bins + 1, device=dev),
                                           rep, output_size=total)
-            cached = (vec[0], vec[1], vec[2] if any(v != 1.0 for v in sc) else None, off, len(sizes))
+            ones = torch.ones(total, dtype=torch.float64, device=dev) if _launch_bound(outs[0].hv) else None
+            cached = (vec[0], vec[1], vec[2] if any(v != 1.0 for v in sc) else None, off, len(sizes), ones)
             if len(self.hist_cache) > 8:
                 self.hist_cache.clear()
             self.hist_cache[key] = cached
@@ -2339,8 +2484,8 @@ class _TorchHooks:
         v = torch.cat([o.hv.reshape(-1) for o in outs]) if len(outs) > 1 else outs[0].hv.reshape(-1)
         for o in outs:
             o.hv = None
-        lo_v, k_v, s_v, off, rows = cached
-        ref = d.put(_bin_values(v, lo_v, k_v, s_v, off, rows, self.bins))
+        lo_v, k_v, s_v, off, rows, ones = cached
+        ref = d.put(_bin_values(v, lo_v, k_v, s_v, off, rows, self.bins, ones=ones, full=True))
         for o in outs:
             o.counts = ref
 
@@ -2351,8 +2496,8 @@ class _TorchHooks:
         variance, sq_mean and chan_var recomputed in float64 from the group's copy, now, before
         the next recorded step writes the buffer again (as :func:`~initlab.diagnostics._stats.moments`)."""
         n = max(o.per_chan, 1) * o.chans
-        mean = d[o.chan].reshape(o.members, o.rows, o.chans)[:, 0].sum(axis=1) / n
-        ex2 = d[o.scal].reshape(o.members, o.rows)[:, 0] / n
+        mean = d[o.csum].reshape(o.members, o.chans).sum(axis=1) / n
+        ex2 = o.sqs(d) / n
         var = ex2 - mean * mean
         for i in np.flatnonzero(~np.isfinite(var) | (var < 1e-3 * ex2)):
             o.exact[int(i)] = _centered_chan(*_channels(g.stacked()[int(i)].unsqueeze(0), g.shape, g.axis))
@@ -2375,7 +2520,12 @@ class _TorchHooks:
         j = o.cos.get(i)
         if j is None:
             return math.nan
-        return cosine_from_sums(d[o.n2].reshape(len(o.cos), o.k)[j], float(d[o.q][j]))
+        nrm = d[o.n2].reshape(len(o.cos), o.k)[j]
+        if o.q_feats:  # the sums Σ_i x_i/‖x_i‖ themselves
+            su = d[o.q].reshape(len(o.cos), o.q_feats)[j]
+            return cosine_from_sums(nrm * nrm, float(np.dot(su, su)))
+        q = float(d[o.q][j])
+        return cosine_from_sums(nrm * nrm, q * q)  # (the norms' squares: n2 and q)
 
     def _build(self, p: _Pending, d: _Deferred, upd_norms: dict[int, float], loss_sl: Any) -> None:
         """The step's rows (the probe's statistics) from its numbers on the host; Watch.add_step."""
@@ -2589,7 +2739,7 @@ class _TorchHooks:
                 o = p.outs[g]
                 i, ek = o.pairs[j]
                 if o.sample is None:
-                    counts = d[o.counts].reshape(-1, self.bins)[o.first + j].astype(np.int64)
+                    counts = d[o.counts].reshape(-1, self.bins + 1)[o.first + j, :self.bins].astype(np.int64)
                     setattr(r.st, attr, Histogram(self.edges.edges[ek], counts, int(counts.sum())))
                     continue
                 values = d[o.sample].reshape(o.members, o.samples)[i] * o.scale
