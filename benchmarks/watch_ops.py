@@ -89,6 +89,19 @@ def build(kind: str, device: str, wide: bool = False) -> tuple[Any, Any, Any]:
     return model.to(device), x.to(device), y.to(device)
 
 
+def train(model: Any, opt: Any, x: Any, y: Any, steps: int, w: Any = None) -> None:
+    """``steps`` SGD steps of cross-entropy on the one batch (x, y), the loss given to the watch ``w``."""
+    import torch
+
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if w is not None:
+            w.log_loss(loss)
+
+
 def count_ops(kind: str, device: str, steps: int, warm: int = 3, as_device: bool = False) -> dict[str, Any]:
     """Aten operations per recorded step (watched minus plain), the kernels off. ``as_device``:
     on the CPU, the choices the watch makes off the CPU (``_watch._launch_bound`` true: one
@@ -119,12 +132,7 @@ def count_ops(kind: str, device: str, steps: int, warm: int = 3, as_device: bool
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step(w: Any = None) -> None:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        if w is not None:
-            w.log_loss(loss)
+        train(model, opt, x, y, 1, w)
 
     def measure(w: Any) -> Count:
         for _ in range(warm):
@@ -172,22 +180,13 @@ def time_device(kind: str, device: str, steps: int, repeats: int, wide: bool) ->
         model.load_state_dict(state)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-        def loop(w: Any = None) -> None:
-            for _ in range(steps):
-                opt.zero_grad()
-                loss = torch.nn.functional.cross_entropy(model(x), y)
-                loss.backward()
-                opt.step()
-                if w is not None:
-                    w.log_loss(loss)
-
         sync()
         t0 = time.perf_counter()
         if every is None:
-            loop()
+            train(model, opt, x, y, steps)
         else:
             with initlab.watch(model, every=every) as w:
-                loop(w)
+                train(model, opt, x, y, steps, w)
         sync()
         return time.perf_counter() - t0
 
@@ -232,13 +231,7 @@ def check(device: str, steps: int = 6) -> dict[str, Any]:
             if w is not None:
                 w.__enter__()
             try:
-                for _ in range(steps):
-                    opt.zero_grad()
-                    loss = torch.nn.functional.cross_entropy(m(xi), yi)
-                    loss.backward()
-                    opt.step()
-                    if w is not None:
-                        w.log_loss(loss)
+                train(m, opt, xi, yi, steps, w)
             finally:
                 if w is not None:
                     w.__exit__(None, None, None)
@@ -279,15 +272,10 @@ def profile(device: str, path: str, steps: int = 20) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
     with initlab.watch(model, every=1) as w:
-        for i in range(steps + 5):
-            if i == 5:
-                p = prof(activities=acts)
-                p.__enter__()
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            w.log_loss(loss)
+        train(model, opt, x, y, 5, w)
+        p = prof(activities=acts)
+        p.__enter__()
+        train(model, opt, x, y, steps, w)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         p.__exit__(None, None, None)

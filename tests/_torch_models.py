@@ -31,3 +31,14 @@ def mlp(std: float | None, *, width: int = 64, depth: int = 3, d_in: int = 10, s
                 mod.weight.normal_(0, std if std is not None else math.sqrt(2 / mod.in_features), generator=g)
                 mod.bias.zero_()
     return m
+
+
+def hook_count(model: Any) -> int:
+    """The forward, forward-pre and backward hooks on ``model``'s modules and the gradient hooks on
+    its parameters (what a watch adds and must take out again)."""
+    n = 0
+    for m in model.modules():
+        n += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+    for p in model.parameters():
+        n += len(p._backward_hooks or {})
+    return n

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 import initlab  # noqa: E402
 from initlab.diagnostics import Watch, _kernels, watch  # noqa: E402
-from _torch_models import mlp  # noqa: E402
+from _torch_models import hook_count, mlp  # noqa: E402
 
 
 _mlp = mlp
@@ -53,15 +53,6 @@ def _train(model, opt, x, y, steps, w=None, batch=64):
         opt.step()
         if w is not None:
             w.log_loss(loss)
-
-
-def _hook_count(model) -> int:
-    n = 0
-    for m in model.modules():
-        n += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-    for p in model.parameters():
-        n += len(p._backward_hooks or {})
-    return n
 
 
 @pytest.mark.parametrize("every", [1, 3])
@@ -130,7 +121,7 @@ def test_step_zero_equals_probe_on_the_same_batch():
 
 def test_hooks_removed_also_after_an_exception():
     model = _mlp(None)
-    before = _hook_count(model)
+    before = hook_count(model)
     x, y = _data()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     with pytest.raises(RuntimeError, match="boom"):
@@ -138,13 +129,13 @@ def test_hooks_removed_also_after_an_exception():
             opt.zero_grad()
             loss = ((model(x[:32]) - y[:32]) ** 2).mean()  # forward of a recorded step: param hooks are live
             raise RuntimeError("boom")
-    assert _hook_count(model) == before
+    assert hook_count(model) == before
     # the graph of the failed step still backpropagates without touching the (removed) watch
     loss.backward()
     w2 = watch(model, every=1)
     with w2:
         _train(model, opt, x, y, 2, w2)
-    assert _hook_count(model) == before
+    assert hook_count(model) == before
     assert len(w2.steps) == 2
 
 
@@ -461,22 +452,22 @@ def test_ops_capture_cleans_up_after_an_exception():
     from torch.overrides import _get_current_function_mode_stack
 
     model = _Residual()
-    before = _hook_count(model)
+    before = hook_count(model)
     with pytest.raises(RuntimeError, match="boom"):
         with watch(model, every=1, capture="ops"):
             model(torch.ones(4, 12))
             raise RuntimeError("boom")
-    assert _hook_count(model) == before
+    assert hook_count(model) == before
     with pytest.raises(RuntimeError, match="mat1 and mat2"):  # the model itself fails mid-forward
         with watch(model, every=1, capture="ops"):
             model(torch.ones(4, 7))
-    assert _hook_count(model) == before
+    assert hook_count(model) == before
     assert _get_current_function_mode_stack() == []
     # the module capture, whose first recorded step also looks for functional ops
     with pytest.raises(RuntimeError, match="mat1 and mat2"):
         with watch(model, every=1):
             model(torch.ones(4, 7))
-    assert _hook_count(model) == before
+    assert hook_count(model) == before
     assert _get_current_function_mode_stack() == []
 
 
@@ -605,15 +596,15 @@ def test_cosine_from_sums_equals_the_gram_definition():
 def test_hooks_only_during_recorded_forwards():
     """Steps that are not recorded run with the root's two hooks only."""
     model = _mlp(None)
-    before = _hook_count(model)
+    before = hook_count(model)
     seen = []
     with watch(model, every=3) as w:
         for s in range(4):
             model(torch.ones(8, 10))
-            seen.append(_hook_count(model) - before)
+            seen.append(hook_count(model) - before)
     assert seen == [2 + 4, 2, 2, 2 + 4]  # step 0 and 3: weight-gradient hooks of the 4 Linear layers
     assert [r.step for r in w.steps] == [0, 3]
-    assert _hook_count(model) == before
+    assert hook_count(model) == before
 
 
 def test_bad_capture():

@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from initlab.diagnostics import _watch_plan as wp  # noqa: E402
+from _torch_models import hook_count  # noqa: E402
 
 
 def _run(scenario, register):
@@ -242,15 +243,6 @@ def _watched_mlp(seed: int = 0):
     return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(inplace=True), nn.Linear(16, 2))
 
 
-def _hooks_in(model) -> int:
-    n = 0
-    for m in model.modules():
-        n += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-    for p in model.parameters():
-        n += len(p._backward_hooks or {})
-    return n
-
-
 def _steps(model, w, n, seen=None, rng_seed=0):
     import numpy as np
 
@@ -261,13 +253,13 @@ def _steps(model, w, n, seen=None, rng_seed=0):
         opt.zero_grad()
         out = model(x)
         if seen is not None:  # the hooks in the model between the forward and the backward
-            seen.append(_hooks_in(model))
+            seen.append(hook_count(model))
         loss = (out ** 2).mean()
         loss.backward()
         opt.step()
         w.log_loss(loss)
         if seen is not None:
-            seen.append(_hooks_in(model))
+            seen.append(hook_count(model))
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -280,12 +272,12 @@ def test_module_and_weight_hooks_of_a_recorded_step_are_taken_out(fast, monkeypa
 
     monkeypatch.setattr(wp, "_FAST_HOOKS", [fast])
     model = _watched_mlp()
-    plain = _hooks_in(model)
+    plain = hook_count(model)
     w = initlab_watch(model, every=3)
     seen: list[int] = []
     with w:
         _steps(model, w, 10, seen)
-    assert _hooks_in(model) == plain
+    assert hook_count(model) == plain
     root = 2  # the root's pre-hook and forward hook, in every step
     # recorded steps 0, 3, 6, 9: the modules' hooks are out when the forward ends; the three weights'
     # gradient hooks stay until the step ends (the next forward)
@@ -314,7 +306,7 @@ def test_module_and_weight_hooks_of_a_recorded_step_are_taken_out(fast, monkeypa
                 _steps(model3, w3, 1)
             finally:
                 h.remove()
-    assert _hooks_in(model3) == plain
+    assert hook_count(model3) == plain
 
 
 def test_the_module_hooks_are_seen_by_torch_as_registered_ones():
