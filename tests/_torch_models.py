@@ -42,3 +42,37 @@ def hook_count(model: Any) -> int:
     for p in model.parameters():
         n += len(p._backward_hooks or {})
     return n
+
+
+def chunked(seed: int = 0) -> Any:
+    """A Linear's output chunked in two: one half through a ReLU whose output reaches no loss, the
+    other to the readout (Linear 4 → 3). torch calls the gradient hook of the unused half with
+    None. Its weights drawn after ``torch.manual_seed(seed)``."""
+    import torch
+
+    class Chunked(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(6, 8)
+            self.act = torch.nn.ReLU()
+            self.out = torch.nn.Linear(4, 3)
+
+        def forward(self, x: Any) -> Any:
+            a, b = self.fc(x).chunk(2, dim=1)
+            self.act(a)  # (a side branch left unused, as a gate computed and not applied would be)
+            return self.out(b)
+
+    torch.manual_seed(seed)
+    return Chunked()
+
+
+def train_mse(model: Any, opt: Any, x: Any, y: Any, steps: int, w: Any = None) -> None:
+    """``steps`` steps of the batch-mean squared error on the one batch (x, y), the loss given to
+    the watch ``w`` when there is one."""
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        if w is not None:
+            w.log_loss(loss)

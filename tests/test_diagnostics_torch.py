@@ -113,20 +113,9 @@ def test_probe_of_an_output_on_no_path_to_the_loss():
     torch calls that half's gradient hook with None. The probe measures the ReLU's forward and
     gives it no delta, instead of raising from inside backward."""
 
-    class Chunked(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = torch.nn.Linear(6, 8)
-            self.act = torch.nn.ReLU()
-            self.out = torch.nn.Linear(4, 3)
+    from _torch_models import chunked
 
-        def forward(self, x):
-            a, b = self.fc(x).chunk(2, dim=1)
-            self.act(a)
-            return self.out(b)
-
-    torch.manual_seed(0)
-    model = Chunked()
+    model = chunked()
     x = torch.randn(32, 6)
     res = initlab.probe(model, x)
     rows = {layer.name: layer for layer in res.layers}

@@ -135,6 +135,7 @@ def test_torch_watch_round_trip_and_page(tmp_path):
     """A torch watch (op/module names, BatchNorm rows) saved, reloaded and rendered: the same rows,
     and a deep model's page shows at most 16 layers, those with a verdict among them."""
     torch = pytest.importorskip("torch")
+    from _torch_models import train_mse
     from initlab.diagnostics import watch
     from initlab.report.watch import build_watch_report
     from initlab.studies._watchview import MAX_LAYERS, colordim_panels
@@ -151,12 +152,7 @@ def test_torch_watch_round_trip_and_page(tmp_path):
     x = torch.randn(64, 16, generator=g)
     y = torch.randn(64, 1, generator=g)
     with watch(model, every=1) as w:
-        for _ in range(3):
-            opt.zero_grad()
-            loss = ((model(x) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-            w.log_loss(loss)
+        train_mse(model, opt, x, y, 3, w)
     back = Watch.load(w.save(str(tmp_path / "torch.json")))
     assert len(w.layer_names) > MAX_LAYERS
     for ra, rb in zip(w.rows(), back.rows()):

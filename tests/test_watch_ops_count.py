@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 import initlab  # noqa: E402
 from initlab.diagnostics import _kernels, _watch  # noqa: E402
-from _torch_models import mlp  # noqa: E402
+from _torch_models import mlp, train_mse  # noqa: E402
 
 _VIEWS = {"detach", "alias", "empty", "empty_like", "empty_strided", "_local_scalar_dense", "lift_fresh",
           "_unsafe_view", "unsqueeze", "squeeze", "expand", "t", "transpose", "view", "as_strided", "select",
@@ -179,12 +179,7 @@ def test_the_cosine_sums_on_the_host_or_reduced_there_agree(monkeypatch, device)
         model = mlp(None, width=32, depth=3)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         with initlab.watch(model, every=1) as w:
-            for _ in range(3):
-                opt.zero_grad()
-                loss = ((model(x) - y) ** 2).mean()
-                loss.backward()
-                opt.step()
-                w.log_loss(loss)
+            train_mse(model, opt, x, y, 3, w)
         cos.append([(s.input_cosine, *(r.cosine for r in s.layers)) for s in w.steps])
     a, b = np.array(cos[0]), np.array(cos[1])
     assert a.shape == b.shape == (3, 5) and np.isfinite(a).all()

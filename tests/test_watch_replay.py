@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from initlab.diagnostics import _kernels, watch  # noqa: E402
+from _torch_models import chunked  # noqa: E402
 
 pytestmark = pytest.mark.skipif(_kernels.load() is None, reason="the replay is the numba kernels' path")
 
@@ -395,36 +396,19 @@ def test_a_weight_replaced_inside_forward():
     assert out4.weight_std is None and wr.steps[4].update_ratio.get("out") is None
 
 
-class _Chunked(torch.nn.Module):
-    """A Linear's output chunked in two: one half through a ReLU whose output reaches no loss, the
-    other to the readout. torch calls the gradient hook of the unused half with None."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = torch.nn.Linear(6, 8)
-        self.act = torch.nn.ReLU()
-        self.out = torch.nn.Linear(4, 3)
-
-    def forward(self, x):
-        a, b = self.fc(x).chunk(2, dim=1)
-        self.act(a)  # (a side branch left unused, as a gate computed and not applied would be)
-        return self.out(b)
-
-
 @pytest.mark.parametrize("every", [1, 3])
 def test_a_gradient_that_is_none_records_no_delta(every):
     """No exception escapes into the loop's backward; the unused ReLU's row has no delta at any
     step; replay on and off record the same; training is bitwise that of no watch."""
     xs, ys = _batches((6,), [16] * 7, seed=2)
-    wr, pr = _train(_Chunked, xs, ys, every, replay=True)
-    wg, pg = _train(_Chunked, xs, ys, every, replay=False)
+    wr, pr = _train(chunked, xs, ys, every, replay=True)
+    wg, pg = _train(chunked, xs, ys, every, replay=False)
     _same(wr, wg)
     rows = [r for r in wr.rows() if r["name"] == "act"]
     assert [r["step"] for r in rows] == list(range(0, 7, every))
     assert all(r["grad_std"] is None for r in rows)
     assert all(r["grad_std"] is not None for r in wr.rows() if r["name"] == "out")
-    torch.manual_seed(0)
-    model = _Chunked()
+    model = chunked()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for xb, yb in zip(xs, ys):
         opt.zero_grad()
