@@ -48,12 +48,7 @@ def _count(model, x, y, *, watched: bool, steps: int = 3) -> Counter:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step(w):
-        opt.zero_grad()
-        loss = ((model(x) - y) ** 2).mean()
-        loss.backward()
-        opt.step()
-        if w is not None:
-            w.log_loss(loss)
+        train_mse(model, opt, x, y, 1, w)
 
     w = initlab.watch(model, every=1) if watched else None
     if w is not None:
